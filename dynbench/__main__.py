@@ -1,0 +1,5 @@
+"""``python -m dynbench`` is the ``dynbench`` command."""
+
+from dynbench.cli import main
+
+main()

@@ -1,0 +1,327 @@
+"""The ``dynbench`` command line: list, run, inspect, export, report, guard.
+
+Every user error is a :class:`DynbenchError` (or a usage error from the
+parser) and ends as one line on stderr with exit code 2; nothing is written to
+the results store before the input has been validated.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import torch
+import typer
+from rich.console import Console
+
+from dynbench.errors import DynbenchError
+from dynbench.models import all_models, load_user_model, model_info
+from dynbench.models.registry import ModelInfo, parse_input_size, select_models
+from dynbench.report.tables import rich_table
+from dynbench.results.store import ResultStore, check_writable
+from dynbench.run.measures import MEASURES
+from dynbench.run.runner import Target, run_suite
+from dynbench.run.suite import available_suites, load_suite, validate_settings
+
+# typer's usage errors derive from a ClickException (vendored in newer typer, click's in older).
+ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Measure params, MAdds and speed of dynamic convolutions beside the papers' numbers.",
+)
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="results database (default ./dynbench.sqlite or $DYNBENCH_DB)"),
+]
+InputSizeOption = Annotated[
+    str | None, typer.Option("--input-size", help="C,H,W input size, e.g. 3,224,224")
+]
+
+
+def resolve_targets(
+    models: str | None,
+    user_models: list[str] | None,
+    default_patterns: list[str],
+    exclude: list[str] | None = None,
+) -> list[Target]:
+    """Registry models matching the patterns plus any ``module:factory`` user models."""
+    targets: list[Target] = []
+    patterns = [models] if models else ([] if user_models else default_patterns)
+    names: list[str] = []
+    for pattern in patterns:
+        names += [n for n in select_models(pattern) if n not in names]
+    for pattern in exclude or []:
+        names = [n for n in names if n not in select_models_quiet(pattern)]
+    targets += [Target(model_info(n)) for n in names]
+    for reference in user_models or []:
+        info, instance = load_user_model(reference)
+        targets.append(Target(info, instance))
+    return targets
+
+
+def select_models_quiet(pattern: str) -> list[str]:
+    from dynbench.models import list_models
+
+    return list_models(pattern)
+
+
+def with_input_size(targets: list[Target], size: tuple[int, int, int] | None) -> list[Target]:
+    if size is None:
+        return targets
+    from dataclasses import replace
+
+    return [Target(replace(t.info, input_size=size), t.instance) for t in targets]
+
+
+@app.command("list")
+def list_command(
+    pattern: Annotated[str, typer.Argument(help="glob, e.g. 'resnet18*'")] = "*",
+    operator: Annotated[str | None, typer.Option(help="only this operator, e.g. odconv")] = None,
+) -> None:
+    """List registered models."""
+    infos = [model_info(n) for n in select_models(pattern)]
+    if operator:
+        operators = sorted({i.operator for i in all_models()})
+        if operator not in operators:
+            raise DynbenchError(f"unknown operator {operator!r}; accepted: {', '.join(operators)}")
+        infos = [i for i in infos if i.operator == operator]
+    frame = pd.DataFrame(
+        [
+            {
+                "name": i.name,
+                "family": i.family,
+                "operator": i.operator,
+                "input": "x".join(map(str, i.input_size)),
+                "description": i.description,
+            }
+            for i in infos
+        ]
+    )
+    out.print(rich_table(frame, title=f"{len(frame)} models"))
+
+
+@app.command("suites")
+def suites_command() -> None:
+    """List the suites that --suite accepts by name."""
+    rows = []
+    for name, source in available_suites().items():
+        suite = load_suite(source)
+        rows.append(
+            {
+                "suite": name,
+                "measures": ", ".join(suite.measures),
+                "description": suite.description,
+                "file": source,
+            }
+        )
+    out.print(rich_table(pd.DataFrame(rows)))
+
+
+@app.command("run")
+def run_command(
+    suite: Annotated[
+        str, typer.Option("--suite", help="suite name or path to a .toml file")
+    ] = "default",
+    models: Annotated[
+        str | None, typer.Option("--models", help="glob over registry names, overrides the suite's")
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", help="user model as package.module:factory (repeatable)"),
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="also write the records to this JSON file")
+    ] = None,
+    db: DbOption = None,
+    input_size: InputSizeOption = None,
+    counters: Annotated[
+        str | None, typer.Option(help="comma-separated MAdds counters to run")
+    ] = None,
+) -> None:
+    """Run a suite and store every measurement."""
+    the_suite = load_suite(suite)
+    if counters is not None:
+        the_suite.settings["counters"] = [c.strip() for c in counters.split(",") if c.strip()]
+        if "madds" not in the_suite.measures:
+            raise DynbenchError(
+                f"--counters applies to MAdds, but suite {suite!r} does not measure madds"
+            )
+        validate_settings(the_suite.measures, the_suite.settings, "--counters")
+    size = parse_input_size(input_size)
+    targets = with_input_size(
+        resolve_targets(models, model, the_suite.models, the_suite.exclude), size
+    )
+    if json_path is not None:
+        check_writable(json_path, "--json path")
+    store = ResultStore(db)
+    try:
+        outcome = run_suite(the_suite, targets, store, json_path, err)
+    finally:
+        store.close()
+    print_summary(pd.DataFrame([r.as_dict() for r in outcome.records]), the_suite.name)
+    err.print(f"run {outcome.run_id}: {len(outcome.records)} measurements stored in {store.path}")
+
+
+def print_summary(frame: pd.DataFrame, title: str) -> None:
+    if frame.empty:
+        return
+    frame = frame.assign(column=frame["metric"] + " (" + frame["method"] + ")")
+    wide = frame.pivot_table(
+        index="model", columns="column", values="value", aggfunc="last", sort=False
+    )
+    wide = wide.reset_index()
+    units = ", ".join(sorted(set(frame["unit"])))
+    out.print(
+        rich_table(wide, title=f"suite {title}", caption=f"units: {units} (MAdds = multiply-adds)")
+    )
+    for _, row in frame[frame["metric"] == "madds"].drop_duplicates("model").iterrows():
+        detail = row["detail"] or {}
+        if detail.get("disagree"):
+            rows = frame[(frame["model"] == row["model"]) & (frame["metric"] == "madds")]
+            notes = "; ".join(
+                describe_counter(r["method"], r["detail"]) for _, r in rows.iterrows()
+            )
+            out.print(
+                f"[yellow]! {row['model']}: MAdds counters disagree by "
+                f"{100 * detail['spread']:.2f}% ({notes})[/]"
+            )
+
+
+def describe_counter(counter: str, detail: dict) -> str:
+    """'fvcore counts batch_norm, skips add' for a disagreement note."""
+    parts = []
+    extra = detail.get("extra_ops") or {}
+    if extra:
+        parts.append("also counts " + ", ".join(f"{op} {n:,}" for op, n in extra.items()))
+    skipped = detail.get("skipped_ops") or {}
+    parts.append("skips " + (", ".join(sorted(skipped)) or "nothing"))
+    return f"{counter} " + ", ".join(parts)
+
+
+@app.command("inspect")
+def inspect_command(
+    model: Annotated[str, typer.Argument(help="registry name or package.module:factory")],
+    depth: Annotated[int, typer.Option(min=0, help="module nesting depth to show")] = 2,
+    input_size: InputSizeOption = None,
+) -> None:
+    """Per-module params and MAdds of one model."""
+    from dynbench.measure.breakdown import module_breakdown
+    from dynbench.measure.madds import count_madds
+    from dynbench.measure.params import count_params
+
+    info, instance = _one_model(model)
+    size = parse_input_size(input_size) or info.input_size
+    x = torch.randn(1, *size)
+    frame = module_breakdown(instance, x, depth)
+    out.print(
+        rich_table(
+            frame,
+            title=f"{info.name} ({info.description}), input 1x{'x'.join(map(str, size))}",
+            caption="MAdds = multiply-adds",
+        )
+    )
+    params = count_params(instance)
+    out.print(", ".join(f"{k} {v:,}" for k, v in params.items()))
+    result = count_madds(instance, x)
+    for counter, total in result.totals.items():
+        skipped = ", ".join(f"{op} x{n}" for op, n in result.skipped[counter].items()) or "-"
+        out.print(f"madds[{counter}] {total:,} MAdds (skipped ops: {skipped})")
+    if result.disagree:
+        out.print(f"[yellow]! counters disagree by {100 * result.spread:.2f}%[/]")
+
+
+def _one_model(name: str) -> tuple[ModelInfo, torch.nn.Module]:
+    if ":" in name:
+        return load_user_model(name)
+    info = model_info(name)
+    return info, info.builder().eval()
+
+
+@app.command("export")
+def export_command(
+    format: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+    output: Annotated[
+        Path | None, typer.Option("--out", help="file to write (default: stdout)")
+    ] = None,
+    db: DbOption = None,
+    run: Annotated[str | None, typer.Option("--run", help="only this run id")] = None,
+    suite: Annotated[str | None, typer.Option("--suite", help="only this suite")] = None,
+) -> None:
+    """Export stored measurements as CSV or JSON."""
+    if format not in ("csv", "json"):
+        raise DynbenchError(f"unknown export format {format!r}; accepted: csv, json")
+    if output is not None:
+        check_writable(output, "--out path")
+    if not Path(db or "").exists() and db is not None:
+        raise DynbenchError(f"database {db!r} does not exist")
+    store = ResultStore(db)
+    try:
+        frame = store.frame(run, suite)
+    finally:
+        store.close()
+    text = (
+        frame.to_csv(index=False) if format == "csv" else frame.to_json(orient="records", indent=1)
+    )
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        err.print(f"wrote {len(frame)} measurements to {output}")
+
+
+@app.command("report")
+def report_command(
+    db: DbOption = None,
+    output: Annotated[
+        Path, typer.Option("--out", help="directory for report.md and report.html")
+    ] = Path("reports"),
+    run: Annotated[
+        str | None,
+        typer.Option("--run", help="only this run id (default: newest value of each measurement)"),
+    ] = None,
+) -> None:
+    """Write the markdown and HTML report from the stored measurements."""
+    from dynbench.report.render import build_report, write_report
+
+    if db is not None and not Path(db).exists():
+        raise DynbenchError(f"database {db!r} does not exist; run 'dynbench run' first")
+    if output.exists() and not output.is_dir():
+        raise DynbenchError(f"--out {str(output)!r} is a file; give a directory")
+    store = ResultStore(db)
+    try:
+        frame = store.frame(run)
+    finally:
+        store.close()
+    if frame.empty:
+        raise DynbenchError(f"no measurements in {store.path}; run 'dynbench run' first")
+    for path in write_report(build_report(frame), output):
+        err.print(f"wrote {path}")
+
+
+def main() -> None:
+    """Entry point: one-line errors with exit code 2 for bad input."""
+    if len(sys.argv) == 1:
+        sys.argv.append("--help")
+    try:
+        app(standalone_mode=False)
+    except DynbenchError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except ClickException as exc:
+        err.print(f"error: {exc.format_message()}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+__all__ = ["MEASURES", "app", "main"]

@@ -1,0 +1,49 @@
+"""Per-module params and MAdds, for ``dynbench inspect``."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import pandas as pd
+import torch
+from torch import nn
+
+from dynbench.measure.madds import conv_linear_by_module
+
+
+def module_breakdown(model: nn.Module, x: torch.Tensor, depth: int = 2) -> pd.DataFrame:
+    """One row per module up to ``depth`` dots deep: params, conv+linear and fvcore MAdds."""
+    from fvcore.nn import FlopCountAnalysis
+
+    model.eval()
+    leaf_madds = conv_linear_by_module(model, x)
+    logging.getLogger("fvcore").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        analysis = FlopCountAnalysis(model, x)
+        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        analysis.tracer_warnings("none")
+        fvcore_by_module = analysis.by_module()
+    rows = []
+    for name, module in model.named_modules():
+        level = 0 if not name else name.count(".") + 1
+        if level > depth:
+            continue
+        prefix = f"{name}." if name else ""
+        conv_linear = sum(
+            v for k, v in leaf_madds.items() if k == name or not name or k.startswith(prefix)
+        )
+        rows.append(
+            {
+                "module": name or "(total)",
+                "type": type(module).__name__,
+                "params": sum(p.numel() for p in module.parameters()),
+                "madds_conv_linear": conv_linear,
+                "madds_fvcore": int(fvcore_by_module.get(name, 0)),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    total = frame.loc[0, "madds_conv_linear"] or 1
+    frame["share_%"] = (100 * frame["madds_conv_linear"] / total).round(2)
+    return frame

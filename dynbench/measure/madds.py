@@ -1,0 +1,285 @@
+"""Multiply-adds (MAdds) of one forward pass at batch 1, by several counters.
+
+Each counter answers under its own name so that disagreements stay visible:
+
+* ``fvcore``: ``fvcore.nn.FlopCountAnalysis`` (counts one per multiply-add;
+  also counts batch norm and pooling, skips elementwise ops);
+* ``ptflops``: ``ptflops.get_model_complexity_info(backend='aten')`` (conv,
+  mm-family ops and their biases; the default 'pytorch' backend misses
+  functional convolutions);
+* ``torch``: ``torch.utils.flop_counter.FlopCounterMode``, whose FLOPs are 2 per
+  multiply-add and are halved here;
+* ``conv_linear``: the papers' convention, multiply-adds of convolution and
+  fully connected layers only, from each layer's shape. Dynamic operators report
+  their own conv cost through a ``conv_linear_madds`` method.
+
+Which ops each counter skipped is found by tracing the aten ops the forward
+actually calls and checking them against each counter's table of handled ops.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+COUNTERS = ("fvcore", "ptflops", "torch", "conv_linear")
+DISAGREEMENT_THRESHOLD = 0.01
+
+# aten ops that move or describe data but do no arithmetic: never "skipped".
+_FREE_OPS = {
+    "view",
+    "_unsafe_view",
+    "reshape",
+    "t",
+    "transpose",
+    "permute",
+    "expand",
+    "squeeze",
+    "unsqueeze",
+    "detach",
+    "alias",
+    "clone",
+    "contiguous",
+    "slice",
+    "select",
+    "split",
+    "split_with_sizes",
+    "unbind",
+    "as_strided",
+    "empty",
+    "empty_like",
+    "zeros",
+    "zeros_like",
+    "ones",
+    "ones_like",
+    "copy_",
+    "_to_copy",
+    "lift_fresh",
+    "flatten",
+    "cat",
+    "stack",
+    "new_empty",
+    "new_zeros",
+    "fill_",
+    "zero_",
+    "dropout",
+    "native_dropout",
+    "_reshape_alias",
+    "max_pool2d_with_indices",
+    "max_pool2d",
+    "chunk",
+    "narrow",
+    "index",
+    "repeat",
+    "unfold",
+    "pad",
+    "constant_pad_nd",
+    "movedim",
+    "view_as",
+    "expand_as",
+    "_local_scalar_dense",
+    "set_",
+    "resize_",
+    "to",
+    "_has_compatible_shallow_copy_type",
+    "sym_size",
+    "sym_stride",
+    "sym_numel",
+    "is_same_size",
+    "mean_backward",
+    "squeeze_",
+    "unsqueeze_",
+    "t_",
+}
+
+
+@dataclass
+class MaddsResult:
+    """The totals of every counter and what each one left out."""
+
+    totals: dict[str, int]
+    skipped: dict[str, dict[str, int]] = field(default_factory=dict)
+    # MAdds a counter attributes to ops other than convolution and matrix products
+    extra: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / max over the counters' totals."""
+        values = [v for v in self.totals.values() if v > 0]
+        if not values:
+            return 0.0
+        return (max(values) - min(values)) / max(values)
+
+    @property
+    def disagree(self) -> bool:
+        return self.spread > DISAGREEMENT_THRESHOLD
+
+
+class _OpTracer(TorchDispatchMode):
+    """Records every aten op (by overload packet name) one forward calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.calls[func._overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def traced_ops(model: nn.Module, x: torch.Tensor) -> Counter[str]:
+    tracer = _OpTracer()
+    with torch.no_grad(), tracer:
+        model(x)
+    return tracer.calls
+
+
+def _arith(ops: Counter[str], handled: set[str]) -> dict[str, int]:
+    return {
+        op: n
+        for op, n in sorted(ops.items())
+        if op not in handled and op.rstrip("_") not in _FREE_OPS and op not in _FREE_OPS
+    }
+
+
+_CONV_LINEAR_OPS = {"conv", "linear", "addmm", "matmul", "mm", "bmm", "einsum"}
+
+
+def fvcore_madds(model: nn.Module, x: torch.Tensor) -> tuple[int, dict[str, int], dict[str, int]]:
+    from fvcore.nn import FlopCountAnalysis
+
+    logging.getLogger("fvcore").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        analysis = FlopCountAnalysis(model, x)
+        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        analysis.tracer_warnings("none")
+        total = int(analysis.total())
+        skipped = {k.removeprefix("aten::"): int(v) for k, v in analysis.unsupported_ops().items()}
+        extra = {
+            op: int(n)
+            for op, n in sorted(analysis.by_operator().items())
+            if op not in _CONV_LINEAR_OPS and n
+        }
+    skipped = {k: v for k, v in sorted(skipped.items()) if k.rstrip("_") not in _FREE_OPS}
+    return total, skipped, extra
+
+
+def ptflops_madds(model: nn.Module, x: torch.Tensor, ops: Counter[str]) -> tuple[int, dict]:
+    from ptflops import get_model_complexity_info
+    from ptflops.aten_ops import ATEN_OPS_MAPPING
+
+    with torch.no_grad():
+        macs, _ = get_model_complexity_info(
+            model,
+            tuple(x.shape[1:]),
+            as_strings=False,
+            backend="aten",
+            print_per_layer_stat=False,
+            verbose=False,
+            input_constructor=lambda _: x,
+        )
+    if macs is None:
+        raise RuntimeError("ptflops failed on this model")
+    handled = {op.__name__ for op in ATEN_OPS_MAPPING}
+    return int(macs), _arith(ops, handled)
+
+
+def torch_madds(model: nn.Module, x: torch.Tensor, ops: Counter[str]) -> tuple[int, dict]:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(x)
+    handled = {getattr(op, "__name__", str(op)) for op in counter.flop_registry}
+    return counter.get_total_flops() // 2, _arith(ops, handled)
+
+
+def conv_linear_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
+    """Per-module conv/linear MAdds from layer shapes (the papers' convention)."""
+    counts: dict[str, int] = {}
+    handles = []
+    names = {m: n for n, m in model.named_modules()}
+    inside_custom: set[nn.Module] = set()
+    for module in model.modules():
+        if hasattr(module, "conv_linear_madds"):
+            inside_custom.update(m for m in module.modules() if m is not module)
+
+    def hook(module: nn.Module, inputs, output) -> None:
+        counts[names[module]] = counts.get(names[module], 0) + layer_madds(module, inputs, output)
+
+    for module in model.modules():
+        custom = hasattr(module, "conv_linear_madds")
+        static = isinstance(module, (nn.Conv2d, nn.Linear)) and module not in inside_custom
+        if custom or static:
+            handles.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return counts
+
+
+def layer_madds(module: nn.Module, inputs: tuple, output: torch.Tensor) -> int:
+    """MAdds of one conv or linear layer from its weight shape and output size."""
+    if hasattr(module, "conv_linear_madds"):
+        return int(module.conv_linear_madds(inputs[0], output))
+    if isinstance(module, nn.Conv2d):
+        return conv2d_madds(module.weight.shape, output.shape)
+    if isinstance(module, nn.Linear):
+        return linear_madds(
+            module.in_features, module.out_features, output.numel() // module.out_features
+        )
+    raise TypeError(f"no MAdds formula for {type(module).__name__}")
+
+
+def conv2d_madds(
+    weight_shape: torch.Size | tuple[int, ...], output_shape: torch.Size | tuple[int, ...]
+) -> int:
+    """out_elements x (in_channels / groups) x kh x kw: one MAdd per weight per output pixel."""
+    cout, cin_per_group, kh, kw = weight_shape
+    return math.prod(output_shape) * cin_per_group * kh * kw
+
+
+def linear_madds(in_features: int, out_features: int, rows: int = 1) -> int:
+    return rows * in_features * out_features
+
+
+def conv_linear_madds(model: nn.Module, x: torch.Tensor) -> int:
+    return sum(conv_linear_by_module(model, x).values())
+
+
+COUNTER_FUNCTIONS: dict[str, Callable] = {
+    "fvcore": fvcore_madds,
+    "ptflops": ptflops_madds,
+    "torch": torch_madds,
+}
+
+
+def count_madds(
+    model: nn.Module, x: torch.Tensor, counters: tuple[str, ...] = COUNTERS
+) -> MaddsResult:
+    """Run the chosen counters on one forward of ``model`` with input ``x`` (batch 1)."""
+    model.eval()
+    ops = traced_ops(model, x) if {"ptflops", "torch"} & set(counters) else Counter()
+    result = MaddsResult(totals={})
+    for name in counters:
+        if name == "conv_linear":
+            result.totals[name] = conv_linear_madds(model, x)
+            result.skipped[name] = {}
+        elif name == "fvcore":
+            total, skipped, extra = fvcore_madds(model, x)
+            result.totals[name], result.skipped[name], result.extra[name] = total, skipped, extra
+        else:
+            result.totals[name], result.skipped[name] = COUNTER_FUNCTIONS[name](model, x, ops)
+    return result

@@ -1,0 +1,68 @@
+"""Registry entries for the static baselines every variant is compared with."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from dynbench.models.layers import LayerFactory
+from dynbench.models.mobilenetv2 import MobileNetV2
+from dynbench.models.registry import register
+from dynbench.models.resnet import resnet
+
+RESNET_DEPTHS = (10, 18, 34, 50, 101)
+MOBILENET_WIDTHS = {"100": 1.0, "075": 0.75, "050": 0.5, "035": 0.35}
+
+
+def resnet_builder(
+    depth: int, v1: bool = False, layers: type[LayerFactory] | None = None, **layer_kwargs
+):
+    """A builder closing over the depth, layout and (for variants) the layer factory."""
+
+    def build(**overrides) -> nn.Module:
+        factory = layers(**layer_kwargs) if layers else LayerFactory()
+        return resnet(depth, factory, v1=v1, **overrides)
+
+    return build
+
+
+def mobilenet_builder(width: float, layers: type[LayerFactory] | None = None, **layer_kwargs):
+    def build(**overrides) -> nn.Module:
+        factory = layers(**layer_kwargs) if layers else LayerFactory()
+        return MobileNetV2(width, factory, **overrides)
+
+    return build
+
+
+def resnet_bases() -> list[tuple[str, int, bool]]:
+    """(name, depth, v1) for every ResNet baseline, v1 layouts for the bottleneck nets."""
+    bases = [(f"resnet{d}", d, False) for d in RESNET_DEPTHS]
+    bases += [(f"resnet{d}_v1", d, True) for d in RESNET_DEPTHS if d >= 50]
+    return bases
+
+
+for _name, _depth, _v1 in resnet_bases():
+    _layout = (
+        " (v1: stride on the first 1x1 of a bottleneck)"
+        if _v1
+        else " (v1.5: stride on the 3x3, as torchvision)"
+        if _depth >= 50
+        else ""
+    )
+    register(
+        _name,
+        resnet_builder(_depth, _v1),
+        family=_name,
+        operator="static",
+        description=f"ResNet-{_depth}{_layout}",
+        tags=("baseline", "resnet"),
+    )
+
+for _suffix, _width in MOBILENET_WIDTHS.items():
+    register(
+        f"mobilenetv2_{_suffix}",
+        mobilenet_builder(_width),
+        family=f"mobilenetv2_{_suffix}",
+        operator="static",
+        description=f"MobileNetV2 x{_width}",
+        tags=("baseline", "mobilenetv2"),
+    )

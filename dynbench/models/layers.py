@@ -1,0 +1,104 @@
+"""Layer specifications and the pluggable factory every backbone builds through.
+
+Backbones never instantiate ``nn.Conv2d`` or ``nn.Linear`` directly: they describe
+each layer with a :class:`ConvSpec` / :class:`LinearSpec` and ask a
+:class:`LayerFactory` for the module. The static factory returns the plain
+torch layers (so the baselines equal torchvision's exactly); a dynamic variant
+returns its operator for the layers its paper replaces and the static layer for
+the rest. The spec carries enough context (role, position in the block, block
+index) for a variant to make that choice per layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+# Roles a convolution can play in a backbone.
+STEM = "stem"
+BLOCK = "block"
+DOWNSAMPLE = "downsample"
+HEAD = "head"  # MobileNetV2's last 1x1 conv before pooling
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """Everything a factory needs to build (or decide not to replace) one conv."""
+
+    in_channels: int
+    out_channels: int
+    kernel_size: int
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+    bias: bool = False
+    role: str = BLOCK
+    position: str = ""  # e.g. "conv1", "conv2", "expand", "depthwise", "project"
+    block_index: int = -1  # global index of the residual block, -1 outside blocks
+    num_blocks: int = 0  # blocks in the whole backbone
+
+    @property
+    def is_pointwise(self) -> bool:
+        return self.kernel_size == 1
+
+    @property
+    def is_depthwise(self) -> bool:
+        return self.groups == self.in_channels == self.out_channels and self.groups > 1
+
+    @property
+    def blocks_from_end(self) -> int:
+        """1 for the last block, 2 for the one before it, ..."""
+        return self.num_blocks - self.block_index
+
+
+@dataclass(frozen=True)
+class LinearSpec:
+    """The classifier layer."""
+
+    in_features: int
+    out_features: int
+    bias: bool = True
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """A residual block, offered to the factory for wrapping (shared routing, SE, ...)."""
+
+    channels: int  # channels of the residual branch output
+    in_channels: int
+    block_index: int
+    num_blocks: int
+    expansion_channels: int = 0  # hidden width of an inverted residual
+
+
+class LayerFactory:
+    """The static layers: what torchvision's ResNet and MobileNetV2 use."""
+
+    name = "static"
+
+    def conv(self, spec: ConvSpec) -> nn.Module:
+        return static_conv(spec)
+
+    def linear(self, spec: LinearSpec) -> nn.Module:
+        return nn.Linear(spec.in_features, spec.out_features, bias=spec.bias)
+
+    def branch_attention(self, spec: BlockSpec) -> nn.Module | None:
+        """An attention module applied to a block's residual branch (SE, CBAM, ECA)."""
+        return None
+
+    def wrap_block(self, block: nn.Module, spec: BlockSpec) -> nn.Module:
+        """Give a variant the whole block, e.g. to share one routing over its convs."""
+        return block
+
+
+def static_conv(spec: ConvSpec) -> nn.Conv2d:
+    return nn.Conv2d(
+        spec.in_channels,
+        spec.out_channels,
+        spec.kernel_size,
+        stride=spec.stride,
+        padding=spec.padding,
+        groups=spec.groups,
+        bias=spec.bias,
+    )

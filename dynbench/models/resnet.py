@@ -1,0 +1,194 @@
+"""ResNet-10/18/34/50/101 built through a :class:`LayerFactory`.
+
+With the static factory the modules, parameter order and counts equal
+torchvision's ``resnet*`` (11,689,512 params for ResNet-18). Bottleneck
+networks come in two layouts with identical parameters: v1.5 (torchvision:
+stride on the 3x3 conv) and v1 (He et al. 2016: stride on the first 1x1), whose
+conv+linear MAdds differ (ResNet-50: 4.089G vs 3.858G); the ODConv paper's
+ResNet-50/101 figures are v1's.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from dynbench.models.layers import (
+    DOWNSAMPLE,
+    STEM,
+    BlockSpec,
+    ConvSpec,
+    LayerFactory,
+    LinearSpec,
+)
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(
+        self,
+        layers: LayerFactory,
+        inplanes: int,
+        planes: int,
+        stride: int,
+        downsample: nn.Module | None,
+        block_index: int,
+        num_blocks: int,
+    ) -> None:
+        super().__init__()
+        where = {"block_index": block_index, "num_blocks": num_blocks}
+        self.conv1 = layers.conv(
+            ConvSpec(inplanes, planes, 3, stride, 1, position="conv1", **where)
+        )
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = layers.conv(ConvSpec(planes, planes, 3, 1, 1, position="conv2", **where))
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.attention = layers.branch_attention(
+            BlockSpec(planes, inplanes, block_index, num_blocks)
+        )
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.attention is not None:
+            out = self.attention(out)
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(
+        self,
+        layers: LayerFactory,
+        inplanes: int,
+        planes: int,
+        stride: int,
+        downsample: nn.Module | None,
+        block_index: int,
+        num_blocks: int,
+        stride_on_3x3: bool = True,
+    ) -> None:
+        super().__init__()
+        where = {"block_index": block_index, "num_blocks": num_blocks}
+        out_planes = planes * self.expansion
+        s1, s2 = (1, stride) if stride_on_3x3 else (stride, 1)
+        self.conv1 = layers.conv(ConvSpec(inplanes, planes, 1, s1, 0, position="conv1", **where))
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = layers.conv(ConvSpec(planes, planes, 3, s2, 1, position="conv2", **where))
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = layers.conv(ConvSpec(planes, out_planes, 1, 1, 0, position="conv3", **where))
+        self.bn3 = nn.BatchNorm2d(out_planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.attention = layers.branch_attention(
+            BlockSpec(out_planes, inplanes, block_index, num_blocks)
+        )
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.attention is not None:
+            out = self.attention(out)
+        return self.relu(out + identity)
+
+
+class ResNet(nn.Module):
+    """A ResNet whose convolutions and classifier come from ``layers``."""
+
+    def __init__(
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        depths: list[int],
+        layers: LayerFactory | None = None,
+        num_classes: int = 1000,
+        stride_on_3x3: bool = True,
+    ) -> None:
+        super().__init__()
+        layers = layers or LayerFactory()
+        self.inplanes = 64
+        self.conv1 = layers.conv(ConvSpec(3, 64, 7, 2, 3, role=STEM, position="stem"))
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        num_blocks = sum(depths)
+        block_index = 0
+        stages = []
+        for stage, (planes, depth) in enumerate(zip((64, 128, 256, 512), depths, strict=True)):
+            stage_blocks = []
+            for i in range(depth):
+                stride = 2 if (stage > 0 and i == 0) else 1
+                out_planes = planes * block.expansion
+                downsample = None
+                if stride != 1 or self.inplanes != out_planes:
+                    downsample = nn.Sequential(
+                        layers.conv(
+                            ConvSpec(
+                                self.inplanes,
+                                out_planes,
+                                1,
+                                stride,
+                                0,
+                                role=DOWNSAMPLE,
+                                position="downsample",
+                                block_index=block_index,
+                                num_blocks=num_blocks,
+                            )
+                        ),
+                        nn.BatchNorm2d(out_planes),
+                    )
+                kwargs = {"stride_on_3x3": stride_on_3x3} if block is Bottleneck else {}
+                module = block(
+                    layers,
+                    self.inplanes,
+                    planes,
+                    stride,
+                    downsample,
+                    block_index,
+                    num_blocks,
+                    **kwargs,
+                )
+                spec = BlockSpec(out_planes, self.inplanes, block_index, num_blocks)
+                stage_blocks.append(layers.wrap_block(module, spec))
+                self.inplanes = out_planes
+                block_index += 1
+            stages.append(nn.Sequential(*stage_blocks))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = layers.linear(LinearSpec(512 * block.expansion, num_classes))
+        _init_static(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(self.avgpool(x).flatten(1))
+
+
+def _init_static(model: nn.Module) -> None:
+    """torchvision's initialisation of the static layers (dynamic ops init themselves)."""
+    for m in model.modules():
+        if type(m) is nn.Conv2d:
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+RESNET_DEPTHS: dict[int, tuple[type[BasicBlock] | type[Bottleneck], list[int]]] = {
+    10: (BasicBlock, [1, 1, 1, 1]),
+    18: (BasicBlock, [2, 2, 2, 2]),
+    34: (BasicBlock, [3, 4, 6, 3]),
+    50: (Bottleneck, [3, 4, 6, 3]),
+    101: (Bottleneck, [3, 4, 23, 3]),
+}
+
+
+def resnet(depth: int, layers: LayerFactory | None = None, v1: bool = False, **kwargs) -> ResNet:
+    """ResNet of the given depth; ``v1`` puts a bottleneck's stride on its first 1x1."""
+    block, depths = RESNET_DEPTHS[depth]
+    return ResNet(block, depths, layers, stride_on_3x3=not v1, **kwargs)

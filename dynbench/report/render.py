@@ -1,0 +1,90 @@
+"""Render a report as markdown and as one self-contained HTML page (jinja2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+
+from dynbench.report.data import size_table
+
+SIZE_NOTE = (
+    "params in parameters; MAdds = multiply-adds at batch 1 (fvcore's unit; torch's FLOPs "
+    "halved). madds_conv_linear counts convolution and fully connected layers only (the papers' "
+    "convention); params_x and madds_x are ratios to the family's static baseline."
+)
+
+
+@dataclass
+class Section:
+    title: str
+    note: str
+    table: pd.DataFrame
+    extra_html: str = ""
+
+
+@dataclass
+class Report:
+    title: str
+    environment: dict
+    sections: list[Section] = field(default_factory=list)
+
+
+def build_report(frame: pd.DataFrame) -> Report:
+    env = json.loads(frame["environment"].iloc[-1]) if not frame.empty else {}
+    report = Report("dynbench report", env)
+    sizes = size_table(frame)
+    if not sizes.empty:
+        report.sections.append(Section("Params and MAdds", SIZE_NOTE, sizes))
+    return report
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        if pd.isna(value):
+            return ""
+        if value.is_integer() and abs(value) >= 1000:
+            return f"{int(value):,}"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def to_markdown(report: Report) -> str:
+    lines = [f"# {report.title}", ""]
+    lines += [_environment_line(report.environment), ""]
+    for section in report.sections:
+        lines += [f"## {section.title}", "", section.note, ""]
+        lines += [section.table.map(_fmt).to_markdown(index=False), ""]
+    return "\n".join(lines)
+
+
+def _environment_line(env: dict) -> str:
+    keys = ("cpu", "gpu", "threads", "torch", "python", "git_commit", "timestamp")
+    return "Measured on: " + "; ".join(f"{k} {env[k]}" for k in keys if env.get(k) is not None)
+
+
+def to_html(report: Report) -> str:
+    loader = jinja2.PackageLoader("dynbench.report", "templates")
+    env = jinja2.Environment(loader=loader, autoescape=jinja2.select_autoescape())
+    template = env.get_template("report.html.j2")
+    return template.render(
+        report=report,
+        environment_line=_environment_line(report.environment),
+        tables=[
+            s.table.map(_fmt).to_html(index=False, classes="data", border=0)
+            for s in report.sections
+        ],
+        generated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def write_report(report: Report, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, html = out_dir / "report.md", out_dir / "report.html"
+    md.write_text(to_markdown(report))
+    html.write_text(to_html(report))
+    return [md, html]

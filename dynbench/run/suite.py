@@ -1,0 +1,136 @@
+"""Suites: TOML files naming the models to measure, what to measure, and how.
+
+A suite is found by name in ``./suites/NAME.toml`` first (a user's edits win),
+then among the suites shipped with dynbench; any path ending in ``.toml`` is
+read as is. Every key is checked so that a typo is an error, not a silently
+ignored setting.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dynbench.errors import DynbenchError
+from dynbench.run.measures import MEASURES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SUITE_KEYS = {"description", "measures", "models", "exclude", "settings"}
+
+
+@dataclass
+class Suite:
+    name: str
+    description: str
+    measures: list[str]
+    models: list[str]
+    exclude: list[str] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+    source: str = ""
+
+
+def available_suites() -> dict[str, str]:
+    """name -> where it comes from, the working directory's suites shadowing shipped ones."""
+    found: dict[str, str] = {}
+    for entry in importlib.resources.files("dynbench.suites").iterdir():
+        if entry.name.endswith(".toml"):
+            found[entry.name[:-5]] = str(entry)
+    local = Path("suites")
+    if local.is_dir():
+        for path in local.glob("*.toml"):
+            found[path.stem] = str(path)
+    return dict(sorted(found.items()))
+
+
+def load_suite(name_or_path: str) -> Suite:
+    path = Path(name_or_path)
+    if name_or_path.endswith(".toml") or path.is_file():
+        if not path.is_file():
+            raise DynbenchError(f"suite file {name_or_path!r} does not exist")
+        return parse_suite(path.stem, path.read_text(), str(path))
+    suites = available_suites()
+    if name_or_path not in suites:
+        raise DynbenchError(
+            f"unknown suite {name_or_path!r}; available: {', '.join(suites)} "
+            "(or give a path to a .toml file)"
+        )
+    source = suites[name_or_path]
+    text = (
+        Path(source).read_text()
+        if Path(source).is_file()
+        else importlib.resources.files("dynbench.suites")
+        .joinpath(f"{name_or_path}.toml")
+        .read_text()
+    )
+    return parse_suite(name_or_path, text, source)
+
+
+def parse_suite(name: str, text: str, source: str = "<string>") -> Suite:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DynbenchError(f"suite {source!r} is not valid TOML: {exc}") from None
+    unknown = set(data) - SUITE_KEYS
+    if unknown:
+        raise DynbenchError(
+            f"suite {source!r} has unknown key(s) {sorted(unknown)}; accepted: {sorted(SUITE_KEYS)}"
+        )
+    measures = _string_list(data, "measures", source, required=True)
+    for measure in measures:
+        if measure not in MEASURES:
+            raise DynbenchError(
+                f"suite {source!r} names unknown measure {measure!r}; accepted: "
+                f"{', '.join(MEASURES)}"
+            )
+    settings = data.get("settings", {})
+    if not isinstance(settings, dict):
+        raise DynbenchError(f"suite {source!r}: [settings] must be a table")
+    suite = Suite(
+        name=name,
+        description=str(data.get("description", "")),
+        measures=measures,
+        models=_string_list(data, "models", source, required=True),
+        exclude=_string_list(data, "exclude", source),
+        settings=settings,
+        source=source,
+    )
+    validate_settings(suite.measures, suite.settings, source)
+    return suite
+
+
+def validate_settings(measures: list[str], settings: dict, source: str) -> None:
+    """Each setting must be understood by one of the suite's measures, with a valid value."""
+    accepted: dict[str, object] = {}
+    for measure in measures:
+        accepted.update(MEASURES[measure].settings)
+    for key in settings:
+        if key not in accepted:
+            raise DynbenchError(
+                f"suite {source!r}: setting {key!r} is not used by {measures}; accepted: "
+                f"{', '.join(sorted(accepted)) or 'none'}"
+            )
+    for measure in measures:
+        MEASURES[measure].validate(settings, source)
+
+
+def _string_list(data: dict, key: str, source: str, required: bool = False) -> list[str]:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise DynbenchError(f"suite {source!r} lacks the required key {key!r}")
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if (
+        not isinstance(value, list)
+        or not all(isinstance(v, str) for v in value)
+        or (required and not value)
+    ):
+        raise DynbenchError(f"suite {source!r}: {key!r} must be a non-empty list of strings")
+    return value

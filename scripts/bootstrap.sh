@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create .venv with the CPU build of torch first, then dynbench and its test tools.
+# Idempotent and quick when nothing changed; sourced by run.sh and test.sh.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+VPY=.venv/bin/python
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+if ! "$VPY" -c "import torch" 2>/dev/null; then
+    # The CPU wheel first: a bare 'torch' requirement would pull a multi-GB CUDA build.
+    "$VPY" -m pip install -q torch==2.13.0 \
+        || "$VPY" -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+fi
+stamp=.venv/.dynbench-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    "$VPY" -m pip install -q -e '.[test,profile]'
+    touch "$stamp"
+fi

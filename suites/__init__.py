@@ -1,0 +1,1 @@
+"""Suite definitions shipped with dynbench: the .toml files beside this marker file."""

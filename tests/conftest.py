@@ -1,0 +1,36 @@
+"""Shared fixtures: run the CLI in-process and capture exit code and output."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import pytest
+
+from dynbench.cli import main
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch, tmp_path):
+    """cli('run', '--suite', 'params') -> CliResult, run in a temporary directory."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DYNBENCH_DB", raising=False)
+
+    def run(*args: str) -> CliResult:
+        monkeypatch.setattr(sys, "argv", ["dynbench", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

@@ -1,0 +1,71 @@
+"""The static backbones equal torchvision's parameter counts and MAdds exactly."""
+
+import pytest
+import torch
+
+from dynbench.measure.madds import conv_linear_madds
+from dynbench.measure.params import count_params
+from dynbench.models import create_model
+
+TORCHVISION_PARAMS = {
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet50_v1": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet101_v1": 44_549_160,
+    "mobilenetv2_100": 3_504_872,
+    "mobilenetv2_075": 2_636_424,
+    "mobilenetv2_050": 1_968_680,
+    "mobilenetv2_035": 1_677_128,
+}
+
+CONV_LINEAR_MADDS = {
+    "resnet18": 1_814_073_344,
+    "resnet34": 3_663_761_408,
+    "resnet50": 4_089_184_256,
+    "resnet50_v1": 3_857_973_248,
+    "resnet101": 7_801_405_440,
+    "resnet101_v1": 7_570_194_432,
+    "mobilenetv2_100": 300_774_272,
+    "mobilenetv2_075": 209_069_792,
+    "mobilenetv2_050": 97_131_840,
+    "mobilenetv2_035": 59_285_808,
+}
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION_PARAMS))
+def test_params_equal_torchvision(name):
+    assert count_params(create_model(name))["params"] == TORCHVISION_PARAMS[name]
+
+
+def test_resnet10_is_one_basic_block_per_stage():
+    model = create_model("resnet10")
+    assert [len(s) for s in (model.layer1, model.layer2, model.layer3, model.layer4)] == [1] * 4
+    # ResNet-18 minus one BasicBlock per stage: 11,689,512 - 6,270,720
+    assert count_params(model)["params"] == 5_418_792
+
+
+def test_params_without_classifier_drop_the_fc():
+    counts = count_params(create_model("resnet18"))
+    assert counts["params_no_classifier"] == 11_689_512 - (512 * 1000 + 1000)
+    assert counts["params_trainable"] == counts["params"]
+
+
+@pytest.mark.parametrize("name", sorted(CONV_LINEAR_MADDS))
+def test_conv_linear_madds(name):
+    model = create_model(name).eval()
+    assert conv_linear_madds(model, torch.randn(1, 3, 224, 224)) == CONV_LINEAR_MADDS[name]
+
+
+def test_v1_puts_stride_on_first_1x1():
+    v1, v15 = create_model("resnet50_v1"), create_model("resnet50")
+    assert v1.layer2[0].conv1.stride == (2, 2) and v1.layer2[0].conv2.stride == (1, 1)
+    assert v15.layer2[0].conv1.stride == (1, 1) and v15.layer2[0].conv2.stride == (2, 2)
+
+
+def test_forward_shapes():
+    x = torch.randn(2, 3, 224, 224)
+    assert create_model("resnet18")(x).shape == (2, 1000)
+    assert create_model("mobilenetv2_035")(x).shape == (2, 1000)
+    assert create_model("resnet18", num_classes=10)(x).shape == (2, 10)

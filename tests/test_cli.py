@@ -1,0 +1,171 @@
+"""The CLI end to end: exact figures in --json, and every bad input as exit 2."""
+
+import json
+import sqlite3
+import textwrap
+
+import pytest
+
+from dynbench.results.store import load_results
+
+RESNET_PARAMS = {
+    "resnet10": 5_418_792,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet50_v1": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet101_v1": 44_549_160,
+}
+
+
+def test_run_params_json_has_exact_figures(cli, tmp_path):
+    result = cli("run", "--suite", "params", "--models", "resnet*", "--json", "out.json")
+    assert result.code == 0, result.stderr
+    records = json.loads((tmp_path / "out.json").read_text())
+    params = {
+        r["model"]: r["value"]
+        for r in records
+        if r["metric"] == "params" and r["model"] in RESNET_PARAMS
+    }
+    assert params == RESNET_PARAMS
+    assert {"model", "suite", "metric", "value", "unit", "method"} <= set(records[0])
+    stored = load_results(tmp_path / "dynbench.sqlite")
+    assert len(stored) == len(records)
+    env = json.loads(stored.loc[0, "environment"])
+    assert {"torch", "python", "cpu", "threads", "hostname", "timestamp", "git_commit"} <= set(env)
+
+
+def test_run_madds_json(cli, tmp_path):
+    result = cli("run", "--suite", "madds", "--models", "mobilenetv2_0*", "--json", "m.json")
+    assert result.code == 0, result.stderr
+    records = json.loads((tmp_path / "m.json").read_text())
+    conv_linear = {r["model"]: r["value"] for r in records if r["method"] == "conv_linear"}
+    assert conv_linear == {
+        "mobilenetv2_075": 209_069_792,
+        "mobilenetv2_050": 97_131_840,
+        "mobilenetv2_035": 59_285_808,
+    }
+    assert {r["method"] for r in records} == {"fvcore", "ptflops", "torch", "conv_linear"}
+    assert all(r["unit"] == "MAdds" for r in records)
+    assert "disagree by" in result.stdout
+
+
+def test_user_model(cli, tmp_path):
+    (tmp_path / "mynet.py").write_text(
+        textwrap.dedent("""
+        from torch import nn
+        def tiny():
+            return nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.Flatten(), nn.LazyLinear(2))
+        def small():
+            return nn.Sequential(nn.Conv2d(3, 4, 1, bias=False))
+        def not_a_module():
+            return 42
+    """)
+    )
+    result = cli(
+        "run",
+        "--suite",
+        "default",
+        "--model",
+        "mynet:small",
+        "--json",
+        "u.json",
+        "--input-size",
+        "3,8,8",
+    )
+    assert result.code == 0, result.stderr
+    records = json.loads((tmp_path / "u.json").read_text())
+    values = {(r["metric"], r["method"]): r["value"] for r in records}
+    assert values[("params", "count")] == 12
+    assert values[("madds", "conv_linear")] == 4 * 3 * 8 * 8
+
+
+def test_list_and_inspect(cli):
+    listed = cli("list", "mobilenetv2_*")
+    assert listed.code == 0 and "mobilenetv2_035" in listed.stdout
+    inspected = cli("inspect", "resnet18", "--depth", "1")
+    assert inspected.code == 0, inspected.stderr
+    assert "layer4" in inspected.stdout and "1,814,073,344" in inspected.stdout
+
+
+def test_export_csv_and_json(cli, tmp_path):
+    assert cli("run", "--suite", "params", "--models", "resnet18").code == 0
+    assert cli("export", "--format", "csv", "--out", "x.csv").code == 0
+    assert "params_no_classifier" in (tmp_path / "x.csv").read_text()
+    assert cli("export", "--format", "json", "--out", "x.json").code == 0
+    assert len(json.loads((tmp_path / "x.json").read_text())) == 3
+
+
+@pytest.fixture
+def bad_inputs(tmp_path):
+    (tmp_path / "broken.toml").write_text("measures = [params\n")
+    (tmp_path / "typo.toml").write_text('measures = ["params"]\nmodels = ["*"]\nmodel = "x"\n')
+    (tmp_path / "badcounter.toml").write_text(
+        'measures = ["madds"]\nmodels = ["resnet18"]\n[settings]\ncounters = ["thop"]\n'
+    )
+    (tmp_path / "badmetric.toml").write_text('measures = ["speed"]\nmodels = ["resnet18"]\n')
+    (tmp_path / "corrupt.sqlite").write_bytes(b"this is not a database" * 100)
+    (tmp_path / "mynet.py").write_text("def not_a_module():\n    return 42\n")
+    (tmp_path / "adir").mkdir()
+    return {
+        "unknown model": (["inspect", "resnet19"], "unknown model"),
+        "pattern matches nothing": (["run", "--models", "vgg*"], "matches no registered model"),
+        "unknown suite": (["run", "--suite", "nosuch"], "unknown suite"),
+        "malformed suite": (["run", "--suite", "broken.toml"], "not valid TOML"),
+        "unknown suite key": (["run", "--suite", "typo.toml"], "unknown key"),
+        "unknown counter": (["run", "--suite", "badcounter.toml"], "unknown counter 'thop'"),
+        "unknown counter option": (
+            ["run", "--suite", "madds", "--counters", "thop"],
+            "unknown counter",
+        ),
+        "unknown measure": (["run", "--suite", "badmetric.toml"], "unknown measure 'speed'"),
+        "unimportable model": (["run", "--model", "nosuchpkg.mod:f"], "cannot import"),
+        "factory not a module": (
+            ["run", "--model", "mynet:not_a_module"],
+            "expected a torch.nn.Module",
+        ),
+        "model ref without factory": (["run", "--model", "mynet"], "package.module:factory"),
+        "bad input size": (
+            ["run", "--models", "resnet18", "--input-size", "3,224"],
+            "three positive integers",
+        ),
+        "negative input size": (
+            ["run", "--models", "resnet18", "--input-size", "3,-1,224"],
+            "three positive integers",
+        ),
+        "unwritable json": (
+            ["run", "--models", "resnet18", "--json", "/nonexistent/dir/o.json"],
+            "not writable",
+        ),
+        "json is a directory": (
+            ["run", "--models", "resnet18", "--json", "adir"],
+            "is a directory",
+        ),
+        "unwritable db": (
+            ["run", "--models", "resnet18", "--db", "/nonexistent/dir/x.sqlite"],
+            "not writable",
+        ),
+        "corrupt db": (
+            ["run", "--models", "resnet18", "--db", "corrupt.sqlite"],
+            "not a usable dynbench SQLite file",
+        ),
+        "unknown export format": (["export", "--format", "xml"], "unknown export format"),
+    }
+
+
+def test_bad_inputs_fail_cleanly(cli, bad_inputs, tmp_path):
+    assert cli("run", "--suite", "params", "--models", "resnet18").code == 0
+    db = tmp_path / "dynbench.sqlite"
+    before = sqlite3.connect(db).execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
+    for case, (args, message) in bad_inputs.items():
+        result = cli(*args)
+        assert result.code == 2, f"{case}: exit {result.code}\n{result.stderr}"
+        assert message in result.stderr, f"{case}: {result.stderr!r}"
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), f"{case}: {lines}"
+        assert "Traceback" not in result.stderr
+    after = sqlite3.connect(db).execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
+    runs = sqlite3.connect(db).execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    assert after == before and runs == 1
+    assert (tmp_path / "corrupt.sqlite").read_bytes() == b"this is not a database" * 100

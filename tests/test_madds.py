@@ -1,0 +1,72 @@
+"""Each counter on single layers against the analytic multiply-add count."""
+
+import pytest
+import torch
+from torch import nn
+
+from dynbench.measure.madds import COUNTERS, conv2d_madds, count_madds
+from dynbench.models import create_model
+
+
+class Single(nn.Module):
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        return self.layer(x)
+
+
+def test_conv2d_formula():
+    # 64->128, 3x3, stride 2 on 56x56 -> 28x28 output: 128*28*28 * 64*9
+    assert conv2d_madds((128, 64, 3, 3), (1, 128, 28, 28)) == 128 * 28 * 28 * 64 * 9
+
+
+@pytest.mark.parametrize(
+    "layer, x, expected",
+    [
+        (
+            nn.Conv2d(64, 128, 3, 2, 1, bias=False),
+            torch.randn(1, 64, 56, 56),
+            128 * 28 * 28 * 64 * 9,
+        ),
+        (
+            nn.Conv2d(64, 128, 3, 1, 1, groups=4, bias=False),
+            torch.randn(1, 64, 14, 14),
+            128 * 14 * 14 * 16 * 9,
+        ),
+        (
+            nn.Conv2d(32, 32, 3, 1, 1, groups=32, bias=False),
+            torch.randn(1, 32, 28, 28),
+            32 * 28 * 28 * 9,
+        ),
+        (nn.Linear(512, 1000, bias=False), torch.randn(1, 512), 512 * 1000),
+    ],
+    ids=["conv3x3", "grouped", "depthwise", "linear"],
+)
+def test_counters_agree_on_single_layers(layer, x, expected):
+    result = count_madds(Single(layer), x)
+    assert result.totals == {c: expected for c in COUNTERS}
+    assert not result.disagree
+
+
+def test_ptflops_counts_linear_bias_the_others_do_not():
+    result = count_madds(Single(nn.Linear(512, 1000)), torch.randn(1, 512))
+    assert result.totals["fvcore"] == result.totals["torch"] == 512 * 1000
+    assert result.totals["ptflops"] == 512 * 1000 + 1000
+
+
+def test_disagreement_is_flagged_with_its_cause():
+    result = count_madds(create_model("mobilenetv2_100"), torch.randn(1, 3, 224, 224))
+    assert result.totals["conv_linear"] == 300_774_272
+    assert result.disagree  # fvcore also counts batch norm: +4.3%
+    assert "batch_norm" in result.extra["fvcore"]
+    assert "native_batch_norm" in result.skipped["torch"]
+    assert "hardtanh_" in result.skipped["ptflops"]
+
+
+def test_resnet_counters_agree_within_one_percent():
+    result = count_madds(create_model("resnet18"), torch.randn(1, 3, 224, 224))
+    assert result.totals["torch"] == result.totals["conv_linear"] == 1_814_073_344
+    assert result.totals["ptflops"] == 1_814_073_344 + 1000  # fc bias
+    assert not result.disagree
