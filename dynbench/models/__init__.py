@@ -1,6 +1,14 @@
 """Backbones and the registry; importing this package registers every model."""
 
-from dynbench.models import baselines  # noqa: F401  (registers the baselines)
+# Importing these modules registers the baselines and every variant.
+from dynbench.models import (  # noqa: F401
+    baselines,
+    zoo_attention,
+    zoo_condconv,
+    zoo_dcd,
+    zoo_dyconv,
+    zoo_odconv,
+)
 from dynbench.models.registry import (
     ModelInfo,
     all_models,

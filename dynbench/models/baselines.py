@@ -13,22 +13,18 @@ RESNET_DEPTHS = (10, 18, 34, 50, 101)
 MOBILENET_WIDTHS = {"100": 1.0, "075": 0.75, "050": 0.5, "035": 0.35}
 
 
-def resnet_builder(
-    depth: int, v1: bool = False, layers: type[LayerFactory] | None = None, **layer_kwargs
-):
-    """A builder closing over the depth, layout and (for variants) the layer factory."""
+def resnet_builder(depth: int, v1: bool = False):
+    """A builder for ResNet-``depth``; variants pass their ``layers`` factory to it."""
 
-    def build(**overrides) -> nn.Module:
-        factory = layers(**layer_kwargs) if layers else LayerFactory()
-        return resnet(depth, factory, v1=v1, **overrides)
+    def build(layers: LayerFactory | None = None, **overrides) -> nn.Module:
+        return resnet(depth, layers or LayerFactory(), v1=v1, **overrides)
 
     return build
 
 
-def mobilenet_builder(width: float, layers: type[LayerFactory] | None = None, **layer_kwargs):
-    def build(**overrides) -> nn.Module:
-        factory = layers(**layer_kwargs) if layers else LayerFactory()
-        return MobileNetV2(width, factory, **overrides)
+def mobilenet_builder(width: float):
+    def build(layers: LayerFactory | None = None, **overrides) -> nn.Module:
+        return MobileNetV2(width, layers or LayerFactory(), **overrides)
 
     return build
 

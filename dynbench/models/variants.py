@@ -1,0 +1,131 @@
+"""Tools for registering dynamic variants of the baselines.
+
+A variant is a baseline built with an :class:`OperatorLayers` factory: a function
+that builds the operator for a :class:`ConvSpec`, a predicate choosing which
+convolutions it replaces, and optionally a dynamic classifier, a block wrapper
+(e.g. CondConv's routing shared by a block) or a branch attention (SE, CBAM).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from dynbench.models.baselines import MOBILENET_WIDTHS, mobilenet_builder, resnet_builder
+from dynbench.models.layers import (
+    BLOCK,
+    DOWNSAMPLE,
+    HEAD,
+    BlockSpec,
+    ConvSpec,
+    LayerFactory,
+    LinearSpec,
+)
+from dynbench.models.registry import model_info, register
+
+ConvPredicate = Callable[[ConvSpec], bool]
+
+
+def block_convs(spec: ConvSpec) -> bool:
+    """Every conv inside a residual block (not the stem, downsample or head)."""
+    return spec.role == BLOCK
+
+
+def block_and_downsample(spec: ConvSpec) -> bool:
+    return spec.role in (BLOCK, DOWNSAMPLE)
+
+
+def all_but_stem(spec: ConvSpec) -> bool:
+    return spec.role in (BLOCK, DOWNSAMPLE, HEAD)
+
+
+def pointwise_block_convs(spec: ConvSpec) -> bool:
+    return spec.role == BLOCK and spec.is_pointwise
+
+
+def last_blocks(n: int, roles: tuple[str, ...] = (BLOCK,)) -> ConvPredicate:
+    """Convs of the last ``n`` residual blocks."""
+
+    def select(spec: ConvSpec) -> bool:
+        return spec.role in roles and spec.block_index >= spec.num_blocks - n
+
+    return select
+
+
+class OperatorLayers(LayerFactory):
+    """Static layers except where ``select`` says the operator goes."""
+
+    def __init__(
+        self,
+        name: str,
+        build_conv: Callable[[ConvSpec], nn.Module] | None = None,
+        select: ConvPredicate = block_convs,
+        build_linear: Callable[[LinearSpec], nn.Module] | None = None,
+        wrap: Callable[[nn.Module, BlockSpec], nn.Module] | None = None,
+        attention: Callable[[BlockSpec], nn.Module | None] | None = None,
+    ) -> None:
+        self.name = name
+        self._build_conv = build_conv
+        self._select = select
+        self._build_linear = build_linear
+        self._wrap = wrap
+        self._attention = attention
+
+    def conv(self, spec: ConvSpec) -> nn.Module:
+        if self._build_conv is not None and self._select(spec):
+            return self._build_conv(spec)
+        return super().conv(spec)
+
+    def linear(self, spec: LinearSpec) -> nn.Module:
+        if self._build_linear is not None:
+            return self._build_linear(spec)
+        return super().linear(spec)
+
+    def wrap_block(self, block: nn.Module, spec: BlockSpec) -> nn.Module:
+        return self._wrap(block, spec) if self._wrap else block
+
+    def branch_attention(self, spec: BlockSpec) -> nn.Module | None:
+        return self._attention(spec) if self._attention else None
+
+
+def register_variant(
+    base: str,
+    suffix: str,
+    make_layers: Callable[[], LayerFactory],
+    *,
+    operator: str,
+    description: str,
+    kernels: int | None = None,
+    tags: tuple[str, ...] = (),
+) -> str:
+    """Register ``{base}_{suffix}``: the baseline ``base`` built with ``make_layers()``."""
+    base_info = model_info(base)
+    name = f"{base}_{suffix}"
+    if base.startswith("resnet"):
+        depth = int(base.removeprefix("resnet").split("_")[0])
+        builder = _with_layers(resnet_builder(depth, v1=base.endswith("_v1")), make_layers)
+    elif base.startswith("mobilenetv2_"):
+        builder = _with_layers(mobilenet_builder(MOBILENET_WIDTHS[base.split("_")[1]]), make_layers)
+    else:
+        raise ValueError(f"no builder for base {base!r}")
+    register(
+        name,
+        builder,
+        family=base,
+        operator=operator,
+        description=description,
+        input_size=base_info.input_size,
+        tags=(*base_info.tags[1:], operator, *tags),
+        kernels=kernels,
+    )
+    return name
+
+
+def _with_layers(base_builder: Callable[..., nn.Module], make_layers: Callable[[], LayerFactory]):
+    """A builder that passes a fresh layer factory to the base builder."""
+
+    def build(**overrides) -> nn.Module:
+        return base_builder(layers=make_layers(), **overrides)
+
+    return build

@@ -1,0 +1,1 @@
+"""Registry entries for the odconv variants."""
