@@ -12,6 +12,8 @@ Each counter answers under its own name so that disagreements stay visible:
 * ``conv_linear``: the papers' convention, multiply-adds of convolution and
   fully connected layers only, from each layer's shape. Dynamic operators report
   their own conv cost through a ``conv_linear_madds`` method.
+* ``analytic``: conv_linear plus each operator's kernel aggregation and
+  attention-times-feature multiplies, from its ``analytic_madds`` breakdown.
 
 Which ops each counter skipped is found by tracing the aten ops the forward
 actually calls and checking them against each counter's table of handled ops.
@@ -30,7 +32,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-COUNTERS = ("fvcore", "ptflops", "torch", "conv_linear")
+COUNTERS = ("fvcore", "ptflops", "torch", "conv_linear", "analytic")
 DISAGREEMENT_THRESHOLD = 0.01
 
 # aten ops that move or describe data but do no arithmetic: never "skipped".
@@ -109,6 +111,8 @@ class MaddsResult:
     skipped: dict[str, dict[str, int]] = field(default_factory=dict)
     # MAdds a counter attributes to ops other than convolution and matrix products
     extra: dict[str, dict[str, int]] = field(default_factory=dict)
+    # the analytic method's parts: conv, attention, aggregation, feature_scale
+    breakdown: dict[str, int] = field(default_factory=dict)
 
     @property
     def spread(self) -> float:
@@ -205,21 +209,48 @@ def torch_madds(model: nn.Module, x: torch.Tensor, ops: Counter[str]) -> tuple[i
 
 def conv_linear_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     """Per-module conv/linear MAdds from layer shapes (the papers' convention)."""
-    counts: dict[str, int] = {}
-    handles = []
+    return {
+        name: layer_madds(module, inputs, output)
+        for name, module, inputs, output in _leaf_calls(model, x, "conv_linear_madds")
+    }
+
+
+def analytic_breakdown(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
+    """Whole-model MAdds by part: static conv/linear layers plus each operator's own analysis.
+
+    Operators (anything with ``analytic_madds``) report conv, attention,
+    aggregation and feature_scale; plain convs and linears count as conv.
+    """
+    parts = dict.fromkeys(("conv", "attention", "aggregation", "feature_scale"), 0)
+    for _, module, inputs, output in _leaf_calls(model, x, "analytic_madds"):
+        if hasattr(module, "analytic_madds"):
+            for key, value in module.analytic_madds(
+                tuple(inputs[0].shape), tuple(output.shape)
+            ).items():
+                parts[key] += int(value)
+        else:
+            parts["conv"] += layer_madds(module, inputs, output)
+    return parts
+
+
+def _leaf_calls(model: nn.Module, x: torch.Tensor, method: str) -> list[tuple]:
+    """(name, module, inputs, output) for every call of a conv/linear layer or an operator
+    that has ``method`` (whose own sub-layers are then not visited)."""
+    calls: list[tuple] = []
     names = {m: n for n, m in model.named_modules()}
     inside_custom: set[nn.Module] = set()
     for module in model.modules():
-        if hasattr(module, "conv_linear_madds"):
+        if hasattr(module, method):
             inside_custom.update(m for m in module.modules() if m is not module)
 
     def hook(module: nn.Module, inputs, output) -> None:
-        counts[names[module]] = counts.get(names[module], 0) + layer_madds(module, inputs, output)
+        calls.append((names[module], module, inputs, output))
 
+    handles = []
     for module in model.modules():
-        custom = hasattr(module, "conv_linear_madds")
-        static = isinstance(module, (nn.Conv2d, nn.Linear)) and module not in inside_custom
-        if custom or static:
+        if module in inside_custom:
+            continue
+        if hasattr(module, method) or isinstance(module, (nn.Conv2d, nn.Linear)):
             handles.append(module.register_forward_hook(hook))
     try:
         with torch.no_grad():
@@ -227,7 +258,7 @@ def conv_linear_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     finally:
         for h in handles:
             h.remove()
-    return counts
+    return calls
 
 
 def layer_madds(module: nn.Module, inputs: tuple, output: torch.Tensor) -> int:
@@ -276,6 +307,10 @@ def count_madds(
     for name in counters:
         if name == "conv_linear":
             result.totals[name] = conv_linear_madds(model, x)
+            result.skipped[name] = {}
+        elif name == "analytic":
+            result.breakdown = analytic_breakdown(model, x)
+            result.totals[name] = sum(result.breakdown.values())
             result.skipped[name] = {}
         elif name == "fvcore":
             total, skipped, extra = fvcore_madds(model, x)

@@ -78,6 +78,7 @@ def measure_madds(info: ModelInfo, model: nn.Module, settings: dict) -> list[Rec
             detail={
                 "skipped_ops": result.skipped.get(counter, {}),
                 "extra_ops": result.extra.get(counter, {}),
+                **({"breakdown": result.breakdown} if counter == "analytic" else {}),
                 "spread": round(result.spread, 6),
                 "disagree": result.disagree,
             },

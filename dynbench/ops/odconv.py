@@ -1,0 +1,254 @@
+"""ODConv: omni-dimensional dynamic convolution (Li, Zhou & Yao, ICLR 2022).
+
+The kernel of sample x is (paper Eq. 2)
+
+    W(x) = sum_i a_w,i * a_f,i * a_c,i * a_s,i * W_i,   y = W(x) * x
+
+with four attentions from one squeeze branch: a_s over the k x k spatial
+positions, a_c over input channels, a_f over output filters, and a_w over the n
+kernels. The branch is GAP -> 1x1 conv (C_in -> max(int(C_in * r), 16), no
+bias) -> BN -> ReLU -> four 1x1 heads; the spatial, channel and filter heads use
+sigmoid(z / T), the kernel head softmax(z / T). As in the released code a head
+is left out where it has nothing to do: the filter head for depthwise convs,
+the spatial head for 1x1 kernels, the kernel head when n = 1 (its attention is
+then the constant 1).
+
+Because a_c and a_f are per channel, each can be applied either to the weights
+or to the feature map with the same result; the fast path picks the smaller
+side per layer, and at batch 1 builds a single kernel with one contraction over
+the n kernels. The naive path builds W(x) explicitly for each sample.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.profiler import record_function
+
+from dynbench.ops.base import DynamicOp, conv_output_madds
+
+
+class ODConvAttention(nn.Module):
+    """The shared squeeze branch and its four attention heads."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        groups: int,
+        kernel_num: int,
+        reduction: float = 1 / 16,
+        min_channels: int = 16,
+        temperature: float = 1.0,
+    ) -> None:
+        super().__init__()
+        hidden = max(int(in_channels * reduction), min_channels)
+        self.hidden = hidden
+        self.temperature = temperature
+        self.fc = nn.Conv2d(in_channels, hidden, 1, bias=False)
+        self.bn = nn.BatchNorm2d(hidden)
+        self.relu = nn.ReLU(inplace=True)
+        self.channel_fc = nn.Conv2d(hidden, in_channels, 1)
+        depthwise = in_channels == groups == out_channels
+        self.filter_fc = None if depthwise else nn.Conv2d(hidden, out_channels, 1)
+        self.spatial_fc = None if kernel_size == 1 else nn.Conv2d(hidden, kernel_size**2, 1)
+        self.kernel_fc = None if kernel_num == 1 else nn.Conv2d(hidden, kernel_num, 1)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
+        """Attentions: channel [B,Cin], filter [B,Cout], spatial [B,k*k], kernel [B,n].
+
+        A head that is left out returns None.
+        """
+        z = self.relu(self.bn(self.fc(F.adaptive_avg_pool2d(x, 1))))
+        t = self.temperature
+
+        def head(fc: nn.Conv2d | None) -> Tensor | None:
+            return None if fc is None else torch.sigmoid(fc(z).flatten(1) / t)
+
+        kernel = None
+        if self.kernel_fc is not None:
+            kernel = torch.softmax(self.kernel_fc(z).flatten(1) / t, dim=1)
+        return head(self.channel_fc), head(self.filter_fc), head(self.spatial_fc), kernel
+
+    def madds(self) -> int:
+        """Multiply-adds of the branch's 1x1 convs on the pooled vector (per image)."""
+        heads = [self.channel_fc, self.filter_fc, self.spatial_fc, self.kernel_fc]
+        return self.fc.in_channels * self.hidden + sum(
+            self.hidden * h.out_channels for h in heads if h is not None
+        )
+
+
+class ODConv2d(DynamicOp):
+    """Drop-in for ``nn.Conv2d`` (no bias) with ODConv's four attentions over n kernels."""
+
+    operator = "odconv"
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        groups: int = 1,
+        kernel_num: int = 4,
+        reduction: float = 1 / 16,
+        temperature: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding, self.groups = (
+            kernel_size,
+            stride,
+            padding,
+            groups,
+        )
+        self.kernel_num = kernel_num
+        self.attention = ODConvAttention(
+            in_channels,
+            out_channels,
+            kernel_size,
+            groups,
+            kernel_num,
+            reduction,
+            temperature=temperature,
+        )
+        self.weight = nn.Parameter(
+            torch.empty(kernel_num, out_channels, in_channels // groups, kernel_size, kernel_size)
+        )
+        for i in range(kernel_num):
+            nn.init.kaiming_normal_(self.weight[i], mode="fan_out", nonlinearity="relu")
+
+    @property
+    def temperature(self) -> float:
+        return self.attention.temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        self.attention.temperature = value
+
+    def forward(self, x: Tensor) -> Tensor:
+        with record_function("attention"):
+            channel, filt, spatial, kernel = self.attention(x)
+        if self.impl == "naive":
+            return self._forward_naive(x, channel, filt, spatial, kernel)
+        return self._forward_fast(x, channel, filt, spatial, kernel)
+
+    def _conv(self, x: Tensor, weight: Tensor, groups: int) -> Tensor:
+        return F.conv2d(x, weight, None, self.stride, self.padding, 1, groups)
+
+    def _mixed_kernels(self, spatial: Tensor | None, kernel: Tensor | None) -> Tensor:
+        """sum_i a_w,i * a_s * W_i for each sample: [B, Cout, Cin/g, k, k]."""
+        n, cout, cin_g, k, _ = self.weight.shape
+        if kernel is not None:
+            # one matmul over the n kernels: [B, n] @ [n, Cout*Cin/g*k*k]
+            weight = (kernel @ self.weight.view(n, -1)).view(-1, cout, cin_g, k, k)
+        else:
+            weight = self.weight[0].unsqueeze(0)
+        if spatial is not None:
+            weight = weight * spatial.view(-1, 1, 1, k, k)
+        return weight
+
+    def _forward_fast(self, x, channel, filt, spatial, kernel) -> Tensor:
+        b, cin, h, w = x.shape
+        n, cout, cin_g, k, _ = self.weight.shape
+        g = self.groups
+        out_hw = self._out_hw(h, w)
+        # apply a_c / a_f on the weights when a sample's kernel is smaller than its map
+        weight_size = cout * cin_g * k * k
+        channel_on_weight = b == 1 and weight_size < cin * h * w
+        filter_on_weight = b == 1 and filt is not None and weight_size < cout * out_hw
+        with record_function("aggregation"):
+            if spatial is None and kernel is None:
+                weight = self.weight[0].unsqueeze(0)
+            else:
+                weight = self._mixed_kernels(spatial, kernel)
+            if channel_on_weight:
+                weight = weight * channel.view(1, g, 1, cin_g, 1, 1).expand(
+                    1, g, cout // g, cin_g, 1, 1
+                ).reshape(1, cout, cin_g, 1, 1)
+            else:
+                x = x * channel.view(b, cin, 1, 1)
+            if filter_on_weight:
+                weight = weight * filt.view(1, cout, 1, 1, 1)
+        with record_function("conv"):
+            if weight.shape[0] == 1:
+                out = self._conv(x, weight[0], g)
+            else:
+                out = self._conv(
+                    x.reshape(1, b * cin, h, w), weight.reshape(-1, cin_g, k, k), b * g
+                )
+                out = out.view(b, cout, *out.shape[-2:])
+        if filt is not None and not filter_on_weight:
+            with record_function("aggregation"):
+                out = out * filt.view(b, cout, 1, 1)
+        return out
+
+    def _forward_naive(self, x, channel, filt, spatial, kernel) -> Tensor:
+        n, cout, cin_g, k, _ = self.weight.shape
+        g = self.groups
+        outputs = []
+        for i in range(x.shape[0]):
+            weight = torch.zeros_like(self.weight[0])
+            for j in range(n):
+                a_w = 1.0 if kernel is None else kernel[i, j]
+                a_s = 1.0 if spatial is None else spatial[i].view(1, 1, k, k)
+                weight = weight + a_w * a_s * self.weight[j]
+            # input-channel attention: channel c of group gi sits at weight[gi*cout/g:, c % cin_g]
+            a_c = channel[i].view(g, 1, cin_g).expand(g, cout // g, cin_g).reshape(cout, cin_g)
+            weight = weight * a_c.view(cout, cin_g, 1, 1)
+            if filt is not None:
+                weight = weight * filt[i].view(cout, 1, 1, 1)
+            outputs.append(self._conv(x[i : i + 1], weight, g))
+        return torch.cat(outputs)
+
+    def _out_hw(self, h: int, w: int) -> int:
+        k, s, p = self.kernel_size, self.stride, self.padding
+        return ((h + 2 * p - k) // s + 1) * ((w + 2 * p - k) // s + 1)
+
+    def analytic_madds(
+        self, x_shape: tuple[int, ...], out_shape: tuple[int, ...]
+    ) -> dict[str, int]:
+        """Costs of the paper's dataflow (the released code's), whatever path runs.
+
+        a_s and a_w scale each of the n kernels (n x weight size per image when
+        either exists), a_c scales the input map and a_f the output map.
+        """
+        b, cin, h, w = x_shape
+        n, cout, cin_g, k, _ = self.weight.shape
+        att = self.attention
+        mixes = att.spatial_fc is not None or att.kernel_fc is not None
+        filter_scale = math.prod(out_shape) if att.filter_fc is not None else 0
+        return {
+            "conv": conv_output_madds(out_shape, cin_g, k),
+            "attention": b * att.madds(),
+            "aggregation": b * n * cout * cin_g * k * k if mixes else 0,
+            "feature_scale": b * cin * h * w + filter_scale,
+        }
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, groups={self.groups}, "
+            f"kernel_num={self.kernel_num}"
+        )
+
+
+def kernel_bytes_per_image(op: ODConv2d, dtype: torch.dtype = torch.float32) -> int:
+    """Bytes of weight one image reads: all n kernels plus the attention branch."""
+    return op.weight_count() * torch.finfo(dtype).bits // 8 if dtype.is_floating_point else 0

@@ -1,0 +1,93 @@
+"""DY-Conv: fast equals naive, exact params, temperature, analytic MAdds vs counters."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dynbench.measure.madds import count_madds
+from dynbench.measure.params import count_params
+from dynbench.models import create_model
+from dynbench.ops.dyconv import DynamicConv2d
+
+
+@pytest.mark.parametrize(
+    "cin, cout, k, stride, groups, bias, batch",
+    [
+        (3, 64, 7, 2, 1, False, 2),
+        (64, 64, 3, 1, 1, False, 1),
+        (64, 128, 3, 2, 1, True, 3),
+        (32, 32, 3, 1, 32, False, 5),
+        (64, 256, 1, 1, 1, True, 4),
+        (16, 32, 3, 2, 4, False, 2),
+    ],
+)
+def test_fast_equals_naive(cin, cout, k, stride, groups, bias, batch):
+    torch.manual_seed(cin * k + batch)
+    op = DynamicConv2d(cin, cout, k, stride, k // 2, groups, bias, num_kernels=4)
+    if bias:
+        torch.nn.init.normal_(op.bias)
+    x = torch.randn(batch, cin, 20, 20)
+    with torch.no_grad():
+        fast = op(x)
+        op.set_impl("naive")
+        torch.testing.assert_close(fast, op(x), rtol=1e-5, atol=1e-6)
+
+
+def test_sample_independent_of_batch():
+    torch.manual_seed(0)
+    op = DynamicConv2d(16, 32, 3, 1, 1)
+    x = torch.randn(4, 16, 12, 12)
+    with torch.no_grad():
+        whole = op(x)
+        for i in range(4):
+            torch.testing.assert_close(op(x[i : i + 1]), whole[i : i + 1], rtol=1e-5, atol=1e-6)
+
+
+def test_single_kernel_is_static_conv():
+    op = DynamicConv2d(8, 16, 3, 1, 1, num_kernels=1)
+    x = torch.randn(3, 8, 9, 9)
+    with torch.no_grad():
+        torch.testing.assert_close(op(x), F.conv2d(x, op.weight[0], padding=1))
+
+
+def test_temperature_flattens_attention():
+    torch.manual_seed(0)
+    op = DynamicConv2d(16, 16, 3, 1, 1)
+    x = torch.randn(1, 16, 8, 8)
+    op.temperature = 1e6
+    torch.testing.assert_close(op.attention(x), torch.full((1, 4), 0.25))
+    assert op.temperature == 1e6
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("resnet18_dyconv_4x", 45_475_008),  # ODConv table 45.47M
+        ("mobilenetv2_100_dyconv_4x", 12_400_596),  # 12.40M
+        ("mobilenetv2_075_dyconv_4x", 7_945_412),  # 7.95M
+        ("mobilenetv2_050_dyconv_4x", 4_565_340),  # 4.57M
+    ],
+)
+def test_exact_params(name, expected):
+    with torch.device("meta"):
+        assert count_params(create_model(name))["params"] == expected
+
+
+def test_counters_versus_analytic():
+    op = DynamicConv2d(64, 64, 3, 1, 1, num_kernels=4)
+    x = torch.randn(1, 64, 14, 14)
+    parts = op.analytic_madds(tuple(x.shape), (1, 64, 14, 14))
+    assert parts == {
+        "conv": 64 * 14 * 14 * 64 * 9,
+        "attention": 64 * 17 + 17 * 4,
+        "aggregation": 4 * 64 * 64 * 9,
+        "feature_scale": 0,
+    }
+    result = count_madds(op, x)
+    analytic = sum(parts.values())
+    # torch and the analytic count cover the same ops: conv, attention 1x1s, kernel matmul
+    assert result.totals["torch"] == result.totals["analytic"] == analytic
+    # ptflops adds the fc2 bias (K adds); fvcore adds the global pooling (64*14*14)
+    assert result.totals["ptflops"] == analytic + 4
+    assert result.totals["fvcore"] == analytic + 64 * 14 * 14
+    assert result.totals["conv_linear"] == parts["conv"] + parts["attention"]

@@ -1,0 +1,104 @@
+"""ODConv: fast path equals the naive per-sample path; exact params; analytic MAdds."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dynbench.measure.madds import count_madds
+from dynbench.measure.params import count_params
+from dynbench.models import create_model
+from dynbench.ops.odconv import ODConv2d
+
+SHAPES = [
+    # cin, cout, k, stride, groups, n, batch, hw
+    (64, 64, 3, 1, 1, 4, 1, 28),
+    (64, 128, 3, 2, 1, 4, 3, 28),
+    (32, 32, 3, 1, 32, 1, 2, 14),
+    (32, 32, 3, 2, 32, 4, 1, 14),
+    (64, 256, 1, 1, 1, 1, 1, 14),
+    (64, 256, 1, 1, 1, 4, 5, 7),
+    (16, 32, 3, 1, 2, 3, 4, 9),
+    (256, 256, 3, 1, 1, 8, 1, 7),
+]
+
+
+def _randomized(op: ODConv2d) -> ODConv2d:
+    with torch.no_grad():
+        op.attention.bn.running_mean.normal_()
+        op.attention.bn.running_var.uniform_(0.5, 2.0)
+    return op.eval()
+
+
+@pytest.mark.parametrize("cin, cout, k, stride, groups, n, batch, hw", SHAPES)
+def test_fast_equals_naive(cin, cout, k, stride, groups, n, batch, hw):
+    torch.manual_seed(cin + cout + k + n + batch)
+    op = _randomized(ODConv2d(cin, cout, k, stride, k // 2, groups, kernel_num=n))
+    x = torch.randn(batch, cin, hw, hw)
+    with torch.no_grad():
+        fast = op(x)
+        op.set_impl("naive")
+        naive = op(x)
+    torch.testing.assert_close(fast, naive, rtol=1e-5, atol=1e-6)
+
+
+def test_sample_independent_of_batch():
+    torch.manual_seed(0)
+    op = _randomized(ODConv2d(32, 64, 3, 1, 1, kernel_num=4))
+    x = torch.randn(5, 32, 14, 14)
+    with torch.no_grad():
+        whole = op(x)
+        for i in range(5):
+            torch.testing.assert_close(op(x[i : i + 1]), whole[i : i + 1], rtol=1e-5, atol=1e-6)
+
+
+def test_one_kernel_with_unit_attentions_is_a_static_conv():
+    torch.manual_seed(1)
+    op = ODConv2d(16, 32, 3, 1, 1, kernel_num=1).eval()
+    att = op.attention
+    for head in (att.channel_fc, att.filter_fc, att.spatial_fc):
+        torch.nn.init.zeros_(head.weight)
+        torch.nn.init.constant_(head.bias, 50.0)  # sigmoid(50) == 1 in fp32
+    x = torch.randn(2, 16, 10, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(op(x), F.conv2d(x, op.weight[0], padding=1))
+
+
+ODCONV_PARAMS = {
+    "resnet18_odconv_1x": 11_943_944,
+    "resnet18_odconv_4x": 44_901_640,
+    "resnet50_v1_odconv_1x": 28_635_112,
+    "resnet50_v1_odconv_4x": 90_670_888,
+    "resnet101_v1_odconv_1x": 50_818_769,
+    "resnet101_v1_odconv_2x": 90_441_623,
+    "mobilenetv2_100_odconv_1x": 4_940_185,
+    "mobilenetv2_100_odconv_4x": 11_512_149,
+    "mobilenetv2_075_odconv_1x": 3_507_113,
+    "mobilenetv2_075_odconv_4x": 7_496_013,
+    "mobilenetv2_050_odconv_1x": 2_425_537,
+    "mobilenetv2_050_odconv_4x": 4_435_501,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ODCONV_PARAMS))
+def test_exact_params(name):
+    with torch.device("meta"):
+        model = create_model(name)
+    assert count_params(model)["params"] == ODCONV_PARAMS[name]
+
+
+def test_analytic_parts_of_one_layer():
+    op = ODConv2d(64, 128, 3, 2, 1, kernel_num=4).eval()
+    x = torch.randn(1, 64, 28, 28)
+    parts = op.analytic_madds((1, 64, 28, 28), (1, 128, 14, 14))
+    assert parts["conv"] == 128 * 14 * 14 * 64 * 9
+    hidden = 16  # max(int(64 / 16), 16)
+    assert parts["attention"] == 64 * hidden + hidden * (64 + 128 + 9 + 4)
+    assert parts["aggregation"] == 4 * 128 * 64 * 9
+    assert parts["feature_scale"] == 64 * 28 * 28 + 128 * 14 * 14
+    result = count_madds(op, x, ("torch", "conv_linear", "analytic"))
+    assert result.totals["conv_linear"] == parts["conv"] + parts["attention"]
+    # FlopCounterMode sees the conv, the heads and the kernel-mixing matmul, and skips the
+    # elementwise attention multiplies (spatial on weights, channel/filter on maps).
+    assert result.totals["torch"] == parts["conv"] + parts["attention"] + parts["aggregation"]
+    assert "mul" in result.skipped["torch"]
+    assert result.totals["analytic"] == sum(parts.values())
