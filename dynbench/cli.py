@@ -166,7 +166,10 @@ def run_command(
         outcome = run_suite(the_suite, targets, store, json_path, err)
     finally:
         store.close()
-    print_summary(pd.DataFrame([r.as_dict() for r in outcome.records]), the_suite.name)
+    records = pd.DataFrame([r.as_dict() for r in outcome.records])
+    print_summary(records, the_suite.name)
+    if the_suite.compare == "published":
+        print_published_comparison(records)
     err.print(f"run {outcome.run_id}: {len(outcome.records)} measurements stored in {store.path}")
 
 
@@ -193,6 +196,31 @@ def print_summary(frame: pd.DataFrame, title: str) -> None:
                 f"[yellow]! {row['model']}: MAdds counters disagree by "
                 f"{100 * detail['spread']:.2f}% ({notes})[/]"
             )
+
+
+def print_published_comparison(records: pd.DataFrame) -> None:
+    from dynbench.report.compare import COMPACT_COLUMNS, compare_published
+
+    if records.empty:
+        return
+    records = records.assign(measured_at=range(len(records)))
+    table = compare_published(records)
+    if table.empty:
+        out.print("no published row refers to the measured models")
+        return
+    shown = table[COMPACT_COLUMNS].rename(columns=lambda c: c.replace("conv_linear", "conv+fc"))
+    out.print(
+        rich_table(
+            shown,
+            title="published vs measured",
+            caption="params in parameters, MAdds = multiply-adds; ✓ reproduced to the "
+            "printed digit, ≈ one unit off, ✗ not; madds_ok names the counters that "
+            "reproduce the figure",
+        )
+    )
+    conflicts = table[table["note"].str.contains("conflict", case=False)]
+    for _, row in conflicts.drop_duplicates("note").iterrows():
+        out.print(f"[yellow]! {row['model']} ({row['source']} {row['table']}): {row['note']}[/]")
 
 
 def describe_counter(counter: str, detail: dict) -> str:

@@ -146,12 +146,14 @@ def traced_ops(model: nn.Module, x: torch.Tensor) -> Counter[str]:
     return tracer.calls
 
 
+def _is_free(op: str) -> bool:
+    """Ops that do no arithmetic: views, copies, and the profiler's record_function marks."""
+    op = op.removeprefix("aten::")
+    return op in _FREE_OPS or op.rstrip("_") in _FREE_OPS or "record_function" in op
+
+
 def _arith(ops: Counter[str], handled: set[str]) -> dict[str, int]:
-    return {
-        op: n
-        for op, n in sorted(ops.items())
-        if op not in handled and op.rstrip("_") not in _FREE_OPS and op not in _FREE_OPS
-    }
+    return {op: n for op, n in sorted(ops.items()) if op not in handled and not _is_free(op)}
 
 
 _CONV_LINEAR_OPS = {"conv", "linear", "addmm", "matmul", "mm", "bmm", "einsum"}
@@ -173,7 +175,7 @@ def fvcore_madds(model: nn.Module, x: torch.Tensor) -> tuple[int, dict[str, int]
             for op, n in sorted(analysis.by_operator().items())
             if op not in _CONV_LINEAR_OPS and n
         }
-    skipped = {k: v for k, v in sorted(skipped.items()) if k.rstrip("_") not in _FREE_OPS}
+    skipped = {k: v for k, v in sorted(skipped.items()) if not _is_free(k)}
     return total, skipped, extra
 
 

@@ -108,10 +108,22 @@ def create_model(name: str, **overrides) -> nn.Module:
     return model_info(name).builder(**overrides)
 
 
+PUBLISHED_PATTERN = "@published"  # every model that a published table row refers to
+
+
 def list_models(pattern: str = "*") -> list[str]:
-    """Registered names matching a glob (several may be given, comma-separated)."""
+    """Registered names matching a glob (several may be given, comma-separated).
+
+    ``@published`` stands for the models the published tables refer to.
+    """
     patterns = [p.strip() for p in pattern.split(",") if p.strip()] or ["*"]
-    return sorted(n for n in _REGISTRY if any(fnmatch.fnmatchcase(n, p) for p in patterns))
+    names = set()
+    if PUBLISHED_PATTERN in patterns:
+        from dynbench.published import published_models
+
+        names.update(n for n in published_models() if n in _REGISTRY)
+    names.update(n for n in _REGISTRY if any(fnmatch.fnmatchcase(n, p) for p in patterns))
+    return sorted(names)
 
 
 def all_models() -> list[ModelInfo]:

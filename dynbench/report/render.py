@@ -10,12 +10,22 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
+from dynbench.report.compare import compare_published
 from dynbench.report.data import size_table
 
 SIZE_NOTE = (
     "params in parameters; MAdds = multiply-adds at batch 1 (fvcore's unit; torch's FLOPs "
     "halved). madds_conv_linear counts convolution and fully connected layers only (the papers' "
     "convention); params_x and madds_x are ratios to the family's static baseline."
+)
+
+
+PUBLISHED_NOTE = (
+    "Each published row (source seed file, table, row as printed) beside the measurement of "
+    "the registry model it corresponds to. params_ok / madds_ok: ✓ reproduced to the printed "
+    "digit (half-up rounding), ≈ one unit off in the last digit, ✗ not reproduced; madds_ok "
+    "names every counter that reproduces the printed MAdds. Δ% = (measured - published) / "
+    "published. The note column carries conflicts between papers and transcription remarks."
 )
 
 
@@ -40,6 +50,9 @@ def build_report(frame: pd.DataFrame) -> Report:
     sizes = size_table(frame)
     if not sizes.empty:
         report.sections.append(Section("Params and MAdds", SIZE_NOTE, sizes))
+    published = compare_published(frame)
+    if not published.empty:
+        report.sections.append(Section("Published versus measured", PUBLISHED_NOTE, published))
     return report
 
 

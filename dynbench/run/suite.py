@@ -21,7 +21,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SUITE_KEYS = {"description", "measures", "models", "exclude", "settings"}
+SUITE_KEYS = {"description", "measures", "models", "exclude", "settings", "compare"}
+COMPARISONS = ("published",)
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Suite:
     exclude: list[str] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
     source: str = ""
+    compare: str | None = None  # "published": print measured beside the papers' figures
 
 
 def available_suites() -> dict[str, str]:
@@ -91,8 +93,14 @@ def parse_suite(name: str, text: str, source: str = "<string>") -> Suite:
     settings = data.get("settings", {})
     if not isinstance(settings, dict):
         raise DynbenchError(f"suite {source!r}: [settings] must be a table")
+    compare = data.get("compare")
+    if compare is not None and compare not in COMPARISONS:
+        raise DynbenchError(
+            f"suite {source!r}: compare = {compare!r} is not known; accepted: {COMPARISONS}"
+        )
     suite = Suite(
         name=name,
+        compare=compare,
         description=str(data.get("description", "")),
         measures=measures,
         models=_string_list(data, "models", source, required=True),

@@ -1,0 +1,111 @@
+"""Published versus measured: params and MAdds of every published row with a model.
+
+A figure is *reproduced* when the measurement, rounded half-up to the printed
+precision, equals the printed figure ("✓"); "≈" means one unit off in the last
+printed digit (rounding conventions of papers differ); "✗" anything else. For
+MAdds each counter is compared, and the status names the counters that
+reproduce the figure. The DCD paper leaves the classifier out of its ResNet
+params, so for those rows a figure matched only without the classifier says so.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+import pandas as pd
+
+from dynbench.published import load_published
+from dynbench.report.data import latest
+
+MADDS_COUNTERS = ("conv_linear", "analytic", "fvcore", "ptflops", "torch")
+
+
+def _missing(*values: float | None) -> bool:
+    return any(v is None or pd.isna(v) for v in values)
+
+
+def match(measured: float | None, printed: float | None, step: float | None) -> str:
+    if _missing(measured, printed, step):
+        return ""
+    q = Decimal(str(step))
+    rounded = (Decimal(str(measured)) / q).quantize(Decimal(1), rounding=ROUND_HALF_UP) * q
+    units_off = abs(rounded - Decimal(str(printed))) / q
+    if units_off == 0:
+        return "✓"
+    return "≈" if units_off <= 1 else "✗"
+
+
+def delta_pct(measured: float | None, printed: float | None) -> float | None:
+    if _missing(measured, printed) or not printed:
+        return None
+    return round(100 * (measured - printed) / printed, 2)
+
+
+LATEX_SYMBOLS = {"\\times": "×", "\\Lambda": "Λ", "\\Phi": "Φ", "\\alpha": "α", "\\uparrow": "↑"}
+
+
+def clean_label(label: str) -> str:
+    """'+ CondConv ( $8\\times$ )' -> '+ CondConv (8×)': the LaTeX of the transcription, undone."""
+    text = label.replace("$", "")
+    for latex, symbol in LATEX_SYMBOLS.items():
+        text = text.replace(latex, symbol)
+    text = text.replace("\\", "")
+    return " ".join(text.replace("( ", "(").replace(" )", ")").split())
+
+
+COMPACT_COLUMNS = [
+    "source",
+    "table",
+    "row",
+    "model",
+    "params_pub",
+    "params_Δ%",
+    "params_ok",
+    "madds_pub",
+    *[f"{c}_Δ%" for c in MADDS_COUNTERS],
+    "madds_ok",
+]
+
+
+def compare_published(measurements: pd.DataFrame) -> pd.DataFrame:
+    """One row per published row with a registry model that has measurements."""
+    values = latest(measurements)
+    lookup = {(r.model, r.metric, r.method): r.value for r in values.itertuples(index=False)}
+    rows = []
+    for pub in load_published().itertuples(index=False):
+        if not pub.model or not any(k[0] == pub.model for k in lookup):
+            continue
+        if _missing(pub.params_value) and _missing(pub.madds_value):
+            continue
+        params = lookup.get((pub.model, "params", "count"))
+        no_fc = lookup.get((pub.model, "params_no_classifier", "count"))
+        status = match(params, pub.params_value, pub.params_step)
+        if pub.source.startswith("002") and pub.model.startswith("resnet") and status == "✗":
+            # the DCD paper's ResNet params leave out the classifier
+            without_fc = match(no_fc, pub.params_value, pub.params_step)
+            if without_fc in ("✓", "≈"):
+                status = f"{without_fc} (no fc)"
+        row = {
+            "source": pub.source[:3],
+            "table": pub.table,
+            "row": pub.row_label,
+            "model": pub.model,
+            "params_pub": pub.params,
+            "params": params,
+            "params_Δ%": delta_pct(params, pub.params_value),
+            "params_ok": status,
+            "madds_pub": pub.madds,
+        }
+        reproduced = []
+        for counter in MADDS_COUNTERS:
+            value = lookup.get((pub.model, "madds", counter))
+            row[f"madds_{counter}"] = value
+            row[f"{counter}_Δ%"] = delta_pct(value, pub.madds_value)
+            if match(value, pub.madds_value, pub.madds_step) == "✓":
+                reproduced.append(counter)
+        row["madds_ok"] = (
+            ", ".join(reproduced) if reproduced else ("" if pub.madds_value is None else "✗")
+        )
+        row["note"] = pub.note
+        rows.append(row)
+    return pd.DataFrame(rows)
