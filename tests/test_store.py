@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+from dynbench.measure.madds import COUNTERS
+
 
 def _rows(db) -> int:
     try:
@@ -22,24 +24,26 @@ def _rows(db) -> int:
 def test_sigkill_keeps_completed_rows(tmp_path):
     db = tmp_path / "kill.sqlite"
     env = dict(os.environ, DYNBENCH_DB=str(db))
-    cmd = [sys.executable, "-m", "dynbench", "run", "--suite", "madds", "--models", "resnet*"]
+    models = "resnet10,resnet18,resnet34,resnet50,resnet50_v1,resnet101,resnet101_v1"
+    cmd = [sys.executable, "-m", "dynbench", "run", "--suite", "madds", "--models", models]
     proc = subprocess.Popen(
         cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.time() + 120
-    while time.time() < deadline and _rows(db) < 4:
+    while time.time() < deadline and _rows(db) < len(COUNTERS):
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     kept = _rows(db)
-    assert kept >= 4, "no rows were committed before the kill"
-    assert kept < 7 * 4, "the run finished before it was killed; the test proved nothing"
+    counters = len(COUNTERS)
+    assert kept >= counters, "no rows were committed before the kill"
+    assert kept < 7 * counters, "the run finished before it was killed; the test proved nothing"
     con = sqlite3.connect(db)
     assert con.execute("SELECT status FROM runs").fetchall() == [("running",)]
     complete_models = con.execute(
-        "SELECT model FROM measurements GROUP BY model HAVING COUNT(*) = 4"
+        "SELECT model FROM measurements GROUP BY model HAVING COUNT(*) = ?", (counters,)
     ).fetchall()
-    assert complete_models, "the first model's four counters are all kept"
+    assert complete_models, "the first model's counters are all kept"
     con.close()
     again = subprocess.run(
         [sys.executable, "-m", "dynbench", "run", "--suite", "params", "--models", "resnet18"],

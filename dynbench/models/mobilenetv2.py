@@ -147,4 +147,5 @@ def _init_static(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
         elif type(m) is nn.Linear:
             nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
