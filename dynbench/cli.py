@@ -334,12 +334,154 @@ def report_command(
         err.print(f"wrote {path}")
 
 
+@app.command("guard")
+def guard_command(
+    baseline: Annotated[Path, typer.Option(help="baseline JSON file")] = Path(
+        "dynbench-baseline.json"
+    ),
+    models: Annotated[str | None, typer.Option("--models", help="glob over registry names")] = None,
+    suite: Annotated[
+        str | None, typer.Option("--suite", help="guard the models of this suite")
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", help="user model package.module:factory (repeatable)"),
+    ] = None,
+    tolerance: Annotated[float, typer.Option(help="allowed drift in percent")] = 0.0,
+    update: Annotated[
+        bool, typer.Option("--update", help="rewrite the baseline and print what changed")
+    ] = False,
+    allow_new: Annotated[
+        bool, typer.Option("--allow-new", help="models missing from the baseline do not fail")
+    ] = False,
+    allow_removed: Annotated[
+        bool, typer.Option("--allow-removed", help="baseline models no longer present do not fail")
+    ] = False,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="write the result as JSON")
+    ] = None,
+    markdown: Annotated[
+        Path | None, typer.Option("--markdown", help="write a GitHub markdown summary")
+    ] = None,
+    input_size: InputSizeOption = None,
+) -> None:
+    """Fail (exit 1) when params or MAdds drift from the committed baseline."""
+    import json
+    import time
+
+    from dynbench.guard import baseline as baseline_file
+    from dynbench.guard.check import compare, markdown_summary
+    from dynbench.guard.counts import size_figures
+
+    if tolerance < 0:
+        raise DynbenchError(f"--tolerance {tolerance} is negative; give a percentage >= 0")
+    if models and suite:
+        raise DynbenchError("give either --models or --suite, not both")
+    old = baseline_file.load(baseline) if not update or baseline.exists() else {}
+    for path, what in ((json_path, "--json path"), (markdown, "--markdown path")):
+        if path is not None:
+            check_writable(path, what)
+    if update:
+        check_writable(baseline, "baseline")
+    patterns = load_suite(suite).models if suite else ["*"]
+    targets = with_input_size(
+        resolve_targets(models, model, patterns), parse_input_size(input_size)
+    )
+    started = time.perf_counter()
+    current: dict[str, dict] = {}
+    with _progress() as bar:
+        task = bar.add_task("guard", total=len(targets))
+        for target in targets:
+            bar.update(task, description=f"guard: {target.info.name}")
+            build = (
+                (lambda t=target: t.instance)
+                if target.instance is not None
+                else target.info.builder
+            )
+            figures = size_figures(build, target.info.input_size)
+            current[target.info.name] = {**figures, "input_size": list(target.info.input_size)}
+            bar.advance(task)
+    selected_only = bool(models or suite or model)
+    result = compare(old, current, tolerance, selected_only)
+    result.seconds = time.perf_counter() - started
+    if update:
+        merged = {**old, **current} if selected_only else current
+        baseline_file.save(baseline, merged)
+        changed = result.drifted
+        if not changed.empty:
+            out.print(rich_table(changed, title="changed since the previous baseline"))
+        for name in result.added:
+            out.print(f"added {name}")
+        for name in result.removed:
+            out.print(f"removed {name}")
+        err.print(f"wrote {baseline}: {len(merged)} models ({result.seconds:.1f} s)")
+        return
+    failed = result.failed(allow_new, allow_removed)
+    if not result.drifted.empty:
+        out.print(
+            rich_table(
+                result.drifted,
+                title="params / MAdds drifted from the baseline",
+                caption="params in parameters, MAdds = conv+linear multiply-adds",
+            )
+        )
+    for label, names, allowed in (
+        ("new", result.added, allow_new),
+        ("removed", result.removed, allow_removed),
+    ):
+        if names:
+            state = "allowed" if allowed else "fails: pass --allow-" + label
+            out.print(f"{label} models ({state}): {', '.join(names)}")
+    if markdown is not None:
+        markdown.write_text(markdown_summary(result, failed, tolerance))
+    if json_path is not None:
+        json_path.write_text(
+            json.dumps(
+                {
+                    "passed": not failed,
+                    "checked": result.checked,
+                    "seconds": round(result.seconds, 2),
+                    "tolerance_pct": tolerance,
+                    "drifted": result.drifted.to_dict(orient="records"),
+                    "added": result.added,
+                    "removed": result.removed,
+                    "current": current,
+                },
+                indent=1,
+                sort_keys=True,
+            )
+            + "\n"
+        )
+    verdict = "FAILED" if failed else "passed"
+    err.print(
+        f"guard {verdict}: {result.checked} models checked against {baseline} "
+        f"in {result.seconds:.1f} s"
+    )
+    if failed:
+        raise typer.Exit(1)
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
 def main() -> None:
     """Entry point: one-line errors with exit code 2 for bad input."""
     if len(sys.argv) == 1:
         sys.argv.append("--help")
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns the code of a typer.Exit
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except DynbenchError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)

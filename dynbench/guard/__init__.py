@@ -1,0 +1,1 @@
+"""The CI regression guard: params and MAdds of models against a committed baseline."""
