@@ -35,7 +35,7 @@ app = typer.Typer(
     help="Measure params, MAdds and speed of dynamic convolutions beside the papers' numbers.",
 )
 out = Console(width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DbOption = Annotated[
     str | None,
@@ -159,6 +159,13 @@ def run_command(
     targets = with_input_size(
         resolve_targets(models, model, the_suite.models, the_suite.exclude), size
     )
+    needs_cuda = [m for m in the_suite.measures if MEASURES[m].needs_cuda]
+    if needs_cuda and not torch.cuda.is_available():
+        err.print(
+            f"suite {the_suite.name} skipped: {', '.join(needs_cuda)} needs a CUDA device and "
+            f"torch.cuda.is_available() is False (torch {torch.__version__})"
+        )
+        return
     if json_path is not None:
         check_writable(json_path, "--json path")
     store = ResultStore(db)
@@ -174,6 +181,22 @@ def run_command(
 
 
 def print_summary(frame: pd.DataFrame, title: str) -> None:
+    if frame.empty:
+        return
+    from dynbench.report.data import timing_table
+    from dynbench.report.render import TIMING_SECTIONS
+
+    frame = frame.assign(measured_at=range(len(frame)))
+    for metric, ratio, heading, _ in TIMING_SECTIONS:
+        if metric in set(frame["metric"]):
+            out.print(
+                rich_table(
+                    timing_table(frame, metric, ratio),
+                    title=f"{title}: {heading}",
+                    caption="ratio = variant / family baseline, 95% CI over rounds",
+                )
+            )
+            frame = frame[~frame["metric"].isin([metric, ratio, "cpu_images_per_s"])]
     if frame.empty:
         return
     frame = frame.assign(column=frame["metric"] + " (" + frame["method"] + ")")

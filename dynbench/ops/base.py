@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
 
 IMPLS = ("fast", "naive")
@@ -35,6 +36,45 @@ class DynamicOp(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.impl = "fast"
+        self._workspaces: dict[tuple, torch.Tensor] = {}
+
+    def _reuse_workspace(self, *tensors: torch.Tensor) -> bool:
+        """Whether kernels may be built into a reused buffer: only when no graph is recorded."""
+        return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+
+    def workspace(self, slot: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """A buffer kept between calls for per-call kernels (inference only).
+
+        A freshly allocated multi-megabyte kernel costs page faults on every call
+        (glibc serves it with a new mmap): on one CPU thread that tripled the time
+        of a 512x512 3x3 conv at 7x7. Reusing one buffer per layer removes it.
+        Consequence: one module must not run forward in two threads at once.
+        """
+        key = (slot, tuple(shape), like.dtype, like.device)
+        buffer = self._workspaces.get(key)
+        if buffer is None:
+            buffer = torch.empty(shape, dtype=like.dtype, device=like.device)
+            self._workspaces = {k: v for k, v in self._workspaces.items() if k[0] != slot}
+            self._workspaces[key] = buffer
+        return buffer
+
+    def mix_kernels(self, coefficients: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+        """[B, K] coefficients times [K, ...] kernels -> [B, prod(...)], one matmul."""
+        flat = kernels.reshape(kernels.shape[0], -1)
+        if not self._reuse_workspace(coefficients, flat):
+            return coefficients @ flat
+        out = self.workspace("mix", (coefficients.shape[0], flat.shape[1]), flat)
+        return torch.matmul(coefficients, flat, out=out)
+
+    def scale(self, tensor: torch.Tensor, factor: torch.Tensor, owned: bool) -> torch.Tensor:
+        """tensor * factor: in place when ``tensor`` is already this op's workspace, else
+        into a workspace; a new tensor only while autograd records."""
+        if not self._reuse_workspace(tensor, factor):
+            return tensor * factor
+        if owned:
+            return tensor.mul_(factor)
+        shape = torch.broadcast_shapes(tensor.shape, factor.shape)
+        return torch.mul(tensor, factor, out=self.workspace("scaled", shape, tensor))
 
     def set_impl(self, impl: str) -> None:
         if impl not in IMPLS:

@@ -106,7 +106,7 @@ class CondConv2d(DynamicOp):
         n, cin, h, w = x.shape
         k = self.kernel_size
         with record_function("aggregation"):
-            weight = (r @ self.weight.flatten(1)).view(
+            weight = self.mix_kernels(r, self.weight).view(
                 n * self.out_channels, cin // self.groups, k, k
             )
             bias = None if self.bias is None else (r @ self.bias).flatten()
@@ -182,7 +182,7 @@ class CondLinear(DynamicOp):
         if self.impl == "naive":
             return self._forward_naive(x, r)
         with record_function("aggregation"):
-            weight = (r @ self.weight.flatten(1)).view(-1, self.out_features, self.in_features)
+            weight = self.mix_kernels(r, self.weight).view(-1, self.out_features, self.in_features)
             bias = None if self.bias is None else r @ self.bias
         with record_function("conv"):
             out = torch.bmm(weight, x.unsqueeze(2)).squeeze(2)

@@ -107,7 +107,7 @@ class DynamicConv2d(DynamicOp):
         b, cin, h, w = x.shape
         k, cin_g = self.kernel_size, self.in_channels // self.groups
         with record_function("aggregation"):
-            weight = (pi @ self.weight.view(self.num_kernels, -1)).view(-1, cin_g, k, k)
+            weight = self.mix_kernels(pi, self.weight).view(-1, cin_g, k, k)
             bias = None if self.bias is None else (pi @ self.bias).flatten()
         with record_function("conv"):
             out = F.conv2d(

@@ -152,18 +152,6 @@ class ODConv2d(DynamicOp):
     def _conv(self, x: Tensor, weight: Tensor, groups: int) -> Tensor:
         return F.conv2d(x, weight, None, self.stride, self.padding, 1, groups)
 
-    def _mixed_kernels(self, spatial: Tensor | None, kernel: Tensor | None) -> Tensor:
-        """sum_i a_w,i * a_s * W_i for each sample: [B, Cout, Cin/g, k, k]."""
-        n, cout, cin_g, k, _ = self.weight.shape
-        if kernel is not None:
-            # one matmul over the n kernels: [B, n] @ [n, Cout*Cin/g*k*k]
-            weight = (kernel @ self.weight.view(n, -1)).view(-1, cout, cin_g, k, k)
-        else:
-            weight = self.weight[0].unsqueeze(0)
-        if spatial is not None:
-            weight = weight * spatial.view(-1, 1, 1, k, k)
-        return weight
-
     def _forward_fast(self, x, channel, filt, spatial, kernel) -> Tensor:
         b, cin, h, w = x.shape
         n, cout, cin_g, k, _ = self.weight.shape
@@ -174,20 +162,25 @@ class ODConv2d(DynamicOp):
         channel_on_weight = b == 1 and weight_size < cin * h * w
         filter_on_weight = b == 1 and filt is not None and weight_size < cout * out_hw
         with record_function("aggregation"):
-            if spatial is None and kernel is None:
-                weight = self.weight[0].unsqueeze(0)
+            owned = kernel is not None
+            if owned:
+                # sum_i a_w,i W_i for each sample: one matmul over the n kernels
+                weight = self.mix_kernels(kernel, self.weight).view(b, cout, cin_g, k, k)
             else:
-                weight = self._mixed_kernels(spatial, kernel)
+                weight = self.weight[0].unsqueeze(0)
+            if spatial is not None:
+                weight = self.scale(weight, spatial.view(b, 1, 1, k, k), owned)
+                owned = True
             if channel_on_weight:
-                weight = weight * channel.view(1, g, 1, cin_g, 1, 1).expand(
-                    1, g, cout // g, cin_g, 1, 1
-                ).reshape(1, cout, cin_g, 1, 1)
+                per_filter = channel.view(1, g, 1, cin_g).expand(1, g, cout // g, cin_g)
+                weight = self.scale(weight, per_filter.reshape(1, cout, cin_g, 1, 1), owned)
+                owned = True
             else:
                 x = x * channel.view(b, cin, 1, 1)
             if filter_on_weight:
-                weight = weight * filt.view(1, cout, 1, 1, 1)
+                weight = self.scale(weight, filt.view(1, cout, 1, 1, 1), owned)
         with record_function("conv"):
-            if weight.shape[0] == 1:
+            if b == 1:
                 out = self._conv(x, weight[0], g)
             else:
                 out = self._conv(

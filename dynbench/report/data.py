@@ -57,3 +57,35 @@ def _disagree(frame: pd.DataFrame, model: str) -> str:
         if info.get("disagree"):
             return f"{100 * info['spread']:.1f}%"
     return ""
+
+
+def _detail(value: object) -> dict:
+    if isinstance(value, str):
+        return json.loads(value)
+    return value if isinstance(value, dict) else {}
+
+
+def timing_table(frame: pd.DataFrame, metric: str, ratio_metric: str) -> pd.DataFrame:
+    """One row per model: its time, noise, and ratio to the family baseline with a 95% CI."""
+    frame = latest(frame)
+    times = frame[frame["metric"] == metric]
+    if times.empty:
+        return pd.DataFrame()
+    ratios = {r.model: r for r in frame[frame["metric"] == ratio_metric].itertuples(index=False)}
+    rows = []
+    for r in times.itertuples(index=False):
+        detail = _detail(r.detail)
+        ratio = ratios.get(r.model)
+        ratio_detail = _detail(ratio.detail) if ratio is not None else {}
+        row = {"model": r.model, "family": family_of(r.model)[0], metric: round(r.value, 3)}
+        if "iqr_over_median" in detail:
+            row["iqr_%"] = round(100 * detail["iqr_over_median"], 1)
+            row["noisy"] = "yes" if detail.get("noisy") else ""
+        row["ratio"] = round(ratio.value, 3) if ratio is not None else 1.0
+        low, high = ratio_detail.get("ci95_low"), ratio_detail.get("ci95_high")
+        row["ci95"] = f"[{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+        if "load_before" in detail:
+            row["load"] = f"{detail['load_before']:.2f}->{detail['load_after']:.2f}"
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return table.sort_values(["family", "ratio"]).reset_index(drop=True)

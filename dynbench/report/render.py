@@ -11,7 +11,7 @@ import jinja2
 import pandas as pd
 
 from dynbench.report.compare import compare_published
-from dynbench.report.data import size_table
+from dynbench.report.data import size_table, timing_table
 
 SIZE_NOTE = (
     "params in parameters; MAdds = multiply-adds at batch 1 (fvcore's unit; torch's FLOPs "
@@ -19,6 +19,25 @@ SIZE_NOTE = (
     "convention); params_x and madds_x are ratios to the family's static baseline."
 )
 
+
+TIMING_SECTIONS = [
+    (
+        "latency_ms",
+        "latency_ratio",
+        "CPU latency (batch 1, one thread)",
+        "Median latency in ms from torch.utils.benchmark; each family measured interleaved in "
+        "rounds, ratio = geometric mean of per-round latency ratios to the family baseline with a "
+        "95% t interval; iqr_% = IQR / median of all samples (noisy above the suite threshold); "
+        "load = 1-minute load average before -> after.",
+    ),
+    (
+        "train_step_ms_per_image",
+        "train_step_ratio",
+        "Training step (forward + backward + SGD)",
+        "ms per image of one SGD step at the suite's batch, families interleaved; ratio to the "
+        "family baseline with a 95% t interval.",
+    ),
+]
 
 PUBLISHED_NOTE = (
     "Each published row (source seed file, table, row as printed) beside the measurement of "
@@ -50,6 +69,10 @@ def build_report(frame: pd.DataFrame) -> Report:
     sizes = size_table(frame)
     if not sizes.empty:
         report.sections.append(Section("Params and MAdds", SIZE_NOTE, sizes))
+    for metric, ratio, title, note in TIMING_SECTIONS:
+        table = timing_table(frame, metric, ratio)
+        if not table.empty:
+            report.sections.append(Section(title, note, table))
     published = compare_published(frame)
     if not published.empty:
         report.sections.append(Section("Published versus measured", PUBLISHED_NOTE, published))

@@ -22,13 +22,24 @@ from dynbench.results.store import Record
 MADDS_UNIT = "MAdds"  # multiply-adds, fvcore's unit; torch FLOPs are halved to match
 
 
+Emit = Callable[[Record], None]
+# A grouped measure gets a family at once: [(info, model), ...] with the baseline first.
+GroupRun = Callable[[list[tuple[ModelInfo, nn.Module]], dict, Emit], None]
+
+
 @dataclass
 class Measure:
     name: str
     description: str
-    run: Callable[[ModelInfo, nn.Module, dict], list[Record]]
+    run: Callable[[ModelInfo, nn.Module, dict], list[Record]] | None = None
     settings: dict[str, object] = field(default_factory=dict)
     check: Callable[[dict, str], None] | None = None
+    run_group: GroupRun | None = None  # families measured interleaved (latency, train-step)
+    needs_cuda: bool = False
+
+    @property
+    def grouped(self) -> bool:
+        return self.run_group is not None
 
     def validate(self, settings: dict, source: str) -> None:
         if "input_size" in settings:
@@ -98,23 +109,137 @@ def _check_counters(settings: dict, source: str) -> None:
             )
 
 
-MEASURES: dict[str, Measure] = {
-    "params": Measure(
-        "params",
-        "parameter counts (total, trainable, without classifier)",
-        measure_params,
-        {"input_size": None},
-    ),
-    "madds": Measure(
-        "madds",
-        "multiply-adds at batch 1 by each counter",
-        measure_madds,
-        {"input_size": None, "counters": list(COUNTERS)},
-        _check_counters,
-    ),
+def _positive(*keys: str, integer: bool = False) -> Callable[[dict, str], None]:
+    def check(settings: dict, source: str) -> None:
+        for key in keys:
+            if key not in settings:
+                continue
+            value = settings[key]
+            kinds = (int,) if integer else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+                kind = "a positive integer" if integer else "a positive number"
+                raise DynbenchError(f"{source}: {key} = {value!r} is not {kind}")
+
+    return check
+
+
+def _all(*checks: Callable[[dict, str], None]) -> Callable[[dict, str], None]:
+    def check(settings: dict, source: str) -> None:
+        for one in checks:
+            one(settings, source)
+
+    return check
+
+
+def _check_choice(key: str, choices: tuple) -> Callable[[dict, str], None]:
+    def check(settings: dict, source: str) -> None:
+        if key in settings and settings[key] not in choices:
+            raise DynbenchError(
+                f"{source}: {key} = {settings[key]!r} is not accepted; accepted: {choices}"
+            )
+
+    return check
+
+
+LATENCY_SETTINGS = {
+    "input_size": None,
+    "rounds": 5,
+    "min_run_time": 0.5,
+    "warmup": 3,
+    "noise_threshold": 0.1,
 }
+THROUGHPUT_SETTINGS = {
+    "input_size": None,
+    "batch": 200,
+    "iterations": 20,
+    "warmup": 5,
+    "amp": "none",
+    "channels_last": False,
+    "cudnn_benchmark": True,
+}
+TRAIN_SETTINGS = {
+    "input_size": None,
+    "device": "auto",
+    "batch": None,
+    "rounds": 3,
+    "min_run_time": 1.0,
+    "warmup": 2,
+}
+PROFILE_SETTINGS = {"input_size": None, "steps": 3, "trace_dir": "runs/profile", "device": "cpu"}
+
+
+def _build_measures() -> dict[str, Measure]:
+    from dynbench.run import timed_measures as tm
+
+    return {
+        "params": Measure(
+            "params",
+            "parameter counts (total, trainable, without classifier)",
+            measure_params,
+            {"input_size": None},
+        ),
+        "madds": Measure(
+            "madds",
+            "multiply-adds at batch 1 by each counter",
+            measure_madds,
+            {"input_size": None, "counters": list(COUNTERS)},
+            _check_counters,
+        ),
+        "latency": Measure(
+            "latency",
+            "single-thread CPU latency at batch 1, families interleaved",
+            settings=LATENCY_SETTINGS,
+            run_group=tm.latency_group,
+            check=_all(
+                _positive("rounds", "warmup", integer=True),
+                _positive("min_run_time", "noise_threshold"),
+            ),
+        ),
+        "throughput": Measure(
+            "throughput",
+            "GPU images/s at a large batch (CUDA events) and peak memory",
+            tm.throughput,
+            THROUGHPUT_SETTINGS,
+            needs_cuda=True,
+            check=_all(
+                _positive("batch", "iterations", "warmup", integer=True),
+                _check_choice("amp", ("none", "fp16", "bf16")),
+                _check_choice("channels_last", (True, False)),
+                _check_choice("cudnn_benchmark", (True, False)),
+            ),
+        ),
+        "train_step": Measure(
+            "train_step",
+            "forward + backward + SGD step time per image",
+            settings=TRAIN_SETTINGS,
+            run_group=tm.train_step_group,
+            check=_all(
+                _positive("batch", "rounds", "warmup", integer=True),
+                _positive("min_run_time"),
+                _check_choice("device", ("auto", "cpu", "cuda")),
+            ),
+        ),
+        "profile": Measure(
+            "profile",
+            "torch.profiler trace and time per operator phase",
+            tm.profile,
+            PROFILE_SETTINGS,
+            check=_all(_positive("steps", integer=True), _check_choice("device", ("cpu", "cuda"))),
+        ),
+    }
+
+
+MEASURES: dict[str, Measure] = _build_measures()
 
 METRICS = {
+    "latency_ms": "median single-thread CPU latency at batch 1 (torch.utils.benchmark)",
+    "latency_ratio": "latency / family baseline's latency, geometric mean of per-round ratios",
+    "cpu_images_per_s": "1000 / latency_ms",
+    "gpu_images_per_s": "GPU throughput at the suite's batch (CUDA events)",
+    "gpu_peak_memory": "torch.cuda.max_memory_allocated during the throughput run",
+    "train_step_ms_per_image": "forward + backward + SGD step time / batch",
+    "train_step_ratio": "train step time / family baseline's",
+    "profile_ms": "ms per forward in a phase (attention, aggregation, conv, other, forward)",
     "params": "parameters, total",
     "params_trainable": "parameters with requires_grad",
     "params_no_classifier": "parameters without the final classifier (DCD's ResNet convention)",

@@ -73,6 +73,8 @@ def run_suite(
     console = console or Console(stderr=True)
     env = environment()
     outcome = RunOutcome(store.start_run(suite.name, env))
+    per_model = [m for m in suite.measures if not MEASURES[m].grouped]
+    grouped = [m for m in suite.measures if MEASURES[m].grouped]
     steps = len(targets) * len(suite.measures)
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -83,20 +85,33 @@ def run_suite(
     try:
         with _sigterm_as_interrupt(), Progress(*columns, console=console, transient=True) as bar:
             task = bar.add_task(suite.name, total=steps)
-            for target in targets:
+
+            def emit(record: Record, settings: dict) -> None:
+                record.suite = suite.name
+                record.settings = {**settings_for_record(settings), **record.settings}
+                store.add(outcome.run_id, record, env)
+                outcome.records.append(record)
+
+            for target in targets if per_model else []:
                 bar.update(task, description=f"{suite.name}: building {target.info.name}")
                 model = target.build()
-                for name in suite.measures:
+                for name in per_model:
                     measure = MEASURES[name]
                     bar.update(task, description=f"{suite.name}: {name} {target.info.name}")
                     settings = measure.resolved(suite.settings)
                     for record in measure.run(target.info, model, settings):
-                        record.suite = suite.name
-                        record.settings = {**settings_for_record(settings), **record.settings}
-                        store.add(outcome.run_id, record, env)
-                        outcome.records.append(record)
+                        emit(record, settings)
                     bar.advance(task)
                 del model
+            for name in grouped:
+                measure = MEASURES[name]
+                settings = measure.resolved(suite.settings)
+                for family in families(targets):
+                    names = ", ".join(t.info.name for t in family)
+                    bar.update(task, description=f"{suite.name}: {name} {names}")
+                    members = [(t.info, t.build()) for t in family]
+                    measure.run_group(members, settings, lambda r, s=settings: emit(r, s))
+                    bar.advance(task, len(family))
         outcome.status = "complete"
     except KeyboardInterrupt:
         outcome.status = "interrupted"
@@ -110,6 +125,26 @@ def run_suite(
         if json_path is not None:
             write_json(json_path, outcome)
     return outcome
+
+
+def families(targets: list[Target]) -> list[list[Target]]:
+    """Targets grouped by family, each family led by its static baseline.
+
+    A family whose baseline was not selected gets it added: ratios need it.
+    """
+    from dynbench.models.registry import _REGISTRY
+
+    groups: dict[str, list[Target]] = {}
+    for target in targets:
+        groups.setdefault(target.info.family, []).append(target)
+    ordered = []
+    for family, members in groups.items():
+        baseline = [t for t in members if t.info.name == family]
+        rest = [t for t in members if t.info.name != family]
+        if not baseline and family in _REGISTRY:
+            baseline = [Target(_REGISTRY[family])]
+        ordered.append(baseline + rest)
+    return ordered
 
 
 def settings_for_record(settings: dict) -> dict:

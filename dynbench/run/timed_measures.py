@@ -1,0 +1,206 @@
+"""The timing measures of suites: latency, throughput, train-step and profile.
+
+Latency and train-step take a whole family (baseline first) and time its
+models interleaved, so that each variant's ratio to its baseline comes from
+samples taken side by side; see :mod:`dynbench.measure.timing`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dynbench.measure.gpu import measure_throughput
+from dynbench.measure.profiling import profile_phases, trace_files
+from dynbench.measure.timing import (
+    Timed,
+    inference_call,
+    interleaved,
+    load_average,
+    ratio_with_ci,
+    set_single_thread,
+    train_step_call,
+)
+from dynbench.models.registry import ModelInfo
+from dynbench.results.store import Record
+
+
+def _size(info: ModelInfo, settings: dict) -> tuple[int, int, int]:
+    return tuple(settings.get("input_size") or info.input_size)  # type: ignore[return-value]
+
+
+def _ratio_records(
+    metric: str,
+    results: dict[str, Timed],
+    members: list[tuple[ModelInfo, nn.Module]],
+    detail: dict,
+) -> list[Record]:
+    baseline = members[0][0].name
+    records = []
+    for info, _ in members[1:]:
+        ratio, low, high = ratio_with_ci(results[info.name], results[baseline])
+        records.append(
+            Record(
+                info.name,
+                metric,
+                ratio,
+                "x baseline",
+                "torch.utils.benchmark",
+                detail={
+                    **detail,
+                    "baseline": baseline,
+                    "ci95_low": _finite(low),
+                    "ci95_high": _finite(high),
+                    "rounds": len(results[info.name].round_medians),
+                },
+            )
+        )
+    return records
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 5)
+
+
+def latency_group(members: list[tuple[ModelInfo, nn.Module]], settings: dict, emit) -> None:
+    threads = set_single_thread()
+    calls = {
+        info.name: inference_call(model, torch.randn(1, *_size(info, settings)))
+        for info, model in members
+    }
+    load_before = load_average()
+    results = interleaved(calls, settings["rounds"], settings["min_run_time"], settings["warmup"])
+    load_after = load_average()
+    env = {**threads, "load_before": load_before, "load_after": load_after}
+    for info, _ in members:
+        timed = results[info.name]
+        noise = timed.iqr / timed.median
+        detail = {
+            **env,
+            "iqr_ms": round(timed.iqr * 1e3, 4),
+            "iqr_over_median": round(noise, 4),
+            "noisy": noise > settings["noise_threshold"],
+            "samples": len(timed.times),
+            "round_medians_ms": [round(t * 1e3, 4) for t in timed.round_medians],
+        }
+        emit(
+            Record(
+                info.name,
+                "latency_ms",
+                timed.median * 1e3,
+                "ms",
+                "torch.utils.benchmark",
+                {"batch": 1},
+                detail=detail,
+            )
+        )
+        emit(
+            Record(
+                info.name,
+                "cpu_images_per_s",
+                1.0 / timed.median,
+                "images/s",
+                "torch.utils.benchmark",
+                {"batch": 1},
+            )
+        )
+    for record in _ratio_records("latency_ratio", results, members, env):
+        emit(record)
+
+
+def train_step_group(members: list[tuple[ModelInfo, nn.Module]], settings: dict, emit) -> None:
+    device = settings["device"]
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    batch = settings["batch"] or (128 if device == "cuda" else 8)
+    calls = {}
+    for info, model in members:
+        model.to(device)
+        with torch.device(device):
+            calls[info.name] = train_step_call(model, batch, _size(info, settings))
+    results = interleaved(calls, settings["rounds"], settings["min_run_time"], settings["warmup"])
+    detail = {"device": device, "threads": torch.get_num_threads()}
+    for info, model in members:
+        timed = results[info.name]
+        emit(
+            Record(
+                info.name,
+                "train_step_ms_per_image",
+                timed.median * 1e3 / batch,
+                "ms/image",
+                "torch.utils.benchmark",
+                {"batch": batch, "device": device},
+                detail={
+                    **detail,
+                    "step_ms": round(timed.median * 1e3, 3),
+                    "iqr_ms": round(timed.iqr * 1e3, 3),
+                },
+            )
+        )
+        model.to("cpu")
+    for record in _ratio_records("train_step_ratio", results, members, detail):
+        record.settings = {"batch": batch, "device": device}
+        emit(record)
+
+
+def throughput(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
+    torch.backends.cudnn.benchmark = bool(settings["cudnn_benchmark"])
+    amp = None if settings["amp"] == "none" else settings["amp"]
+    result = measure_throughput(
+        model,
+        _size(info, settings),
+        settings["batch"],
+        settings["iterations"],
+        settings["warmup"],
+        amp=amp,
+        channels_last=settings["channels_last"],
+    )
+    common = {
+        "batch": settings["batch"],
+        "amp": settings["amp"],
+        "channels_last": settings["channels_last"],
+    }
+    detail = {"oom": result.oom, "gpu": torch.cuda.get_device_name(0)}
+    return [
+        Record(
+            info.name,
+            "gpu_images_per_s",
+            result.images_per_s,
+            "images/s",
+            "cuda_events",
+            dict(common),
+            detail=dict(detail),
+        ),
+        Record(
+            info.name,
+            "gpu_peak_memory",
+            result.peak_memory_bytes,
+            "bytes",
+            "max_memory_allocated",
+            dict(common),
+            detail=dict(detail),
+        ),
+    ]
+
+
+def profile(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
+    device = settings["device"]
+    trace_dir = Path(settings["trace_dir"]) / info.name
+    x = torch.randn(1, *_size(info, settings), device=device)
+    phases = profile_phases(model.to(device), x, trace_dir, settings["steps"])
+    files = [str(p) for p in trace_files(trace_dir)]
+    return [
+        Record(
+            info.name,
+            "profile_ms",
+            ms,
+            "ms",
+            phase,
+            {"batch": 1, "device": device},
+            detail={"trace_dir": str(trace_dir), "trace_files": files},
+        )
+        for phase, ms in phases.items()
+    ]
