@@ -1,0 +1,32 @@
+"""Two runs of the latency suite on one machine give ratios within 3% of each other.
+
+Slow (about 3 minutes): run with ``bash scripts/test.sh -m slow``.
+"""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SUITE = """
+measures = ["latency"]
+models = ["resnet18", "resnet18_dyconv_4x", "resnet18_odconv_4x", "resnet18_condconv_8x"]
+[settings]
+rounds = 5
+min_run_time = 0.5
+warmup = 3
+"""
+
+
+def test_two_latency_runs_agree_within_3_percent(cli, tmp_path):
+    (tmp_path / "stability.toml").write_text(SUITE)
+    ratios = []
+    for run in ("a", "b"):
+        result = cli("run", "--suite", "stability.toml", "--json", f"{run}.json")
+        assert result.code == 0, result.stderr
+        records = json.loads((tmp_path / f"{run}.json").read_text())
+        ratios.append({r["model"]: r["value"] for r in records if r["metric"] == "latency_ratio"})
+    for model, first in ratios[0].items():
+        second = ratios[1][model]
+        assert abs(second - first) / first < 0.03, f"{model}: {first:.3f} vs {second:.3f}"
