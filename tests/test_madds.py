@@ -70,3 +70,16 @@ def test_resnet_counters_agree_within_one_percent():
     assert result.totals["torch"] == result.totals["conv_linear"] == 1_814_073_344
     assert result.totals["ptflops"] == 1_814_073_344 + 1000  # fc bias
     assert not result.disagree
+
+
+def test_a_failing_counter_is_recorded_and_the_others_still_count(monkeypatch):
+    import dynbench.measure.madds as madds
+
+    def broken(model, x):
+        raise AssertionError("fvcore handle crashed")
+
+    monkeypatch.setattr(madds, "fvcore_madds", broken)
+    result = count_madds(Single(nn.Linear(4, 2, bias=False)), torch.randn(1, 4))
+    assert result.totals["fvcore"] is None
+    assert "fvcore handle crashed" in result.errors["fvcore"]
+    assert result.totals["torch"] == result.totals["conv_linear"] == 8

@@ -107,7 +107,8 @@ _FREE_OPS = {
 class MaddsResult:
     """The totals of every counter and what each one left out."""
 
-    totals: dict[str, int]
+    totals: dict[str, int | None]  # None: the counter failed on this model (see errors)
+    errors: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, dict[str, int]] = field(default_factory=dict)
     # MAdds a counter attributes to ops other than convolution and matrix products
     extra: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -117,7 +118,7 @@ class MaddsResult:
     @property
     def spread(self) -> float:
         """(max - min) / max over the counters' totals."""
-        values = [v for v in self.totals.values() if v > 0]
+        values = [v for v in self.totals.values() if v]
         if not values:
             return 0.0
         return (max(values) - min(values)) / max(values)
@@ -307,16 +308,26 @@ def count_madds(
     ops = traced_ops(model, x) if {"ptflops", "torch"} & set(counters) else Counter()
     result = MaddsResult(totals={})
     for name in counters:
-        if name == "conv_linear":
-            result.totals[name] = conv_linear_madds(model, x)
-            result.skipped[name] = {}
-        elif name == "analytic":
-            result.breakdown = analytic_breakdown(model, x)
-            result.totals[name] = sum(result.breakdown.values())
-            result.skipped[name] = {}
-        elif name == "fvcore":
-            total, skipped, extra = fvcore_madds(model, x)
-            result.totals[name], result.skipped[name], result.extra[name] = total, skipped, extra
-        else:
-            result.totals[name], result.skipped[name] = COUNTER_FUNCTIONS[name](model, x, ops)
+        try:
+            _run_counter(name, model, x, ops, result)
+        except Exception as exc:  # a counter's own bug must not cost the other counters
+            result.totals[name] = None
+            result.errors[name] = f"{type(exc).__name__}: {exc}"[:300]
     return result
+
+
+def _run_counter(
+    name: str, model: nn.Module, x: torch.Tensor, ops: Counter[str], result: MaddsResult
+) -> None:
+    if name == "conv_linear":
+        result.totals[name] = conv_linear_madds(model, x)
+        result.skipped[name] = {}
+    elif name == "analytic":
+        result.breakdown = analytic_breakdown(model, x)
+        result.totals[name] = sum(result.breakdown.values())
+        result.skipped[name] = {}
+    elif name == "fvcore":
+        total, skipped, extra = fvcore_madds(model, x)
+        result.totals[name], result.skipped[name], result.extra[name] = total, skipped, extra
+    else:
+        result.totals[name], result.skipped[name] = COUNTER_FUNCTIONS[name](model, x, ops)

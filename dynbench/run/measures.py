@@ -82,13 +82,14 @@ def measure_madds(info: ModelInfo, model: nn.Module, settings: dict) -> list[Rec
         Record(
             info.name,
             "madds",
-            float(total),
+            None if total is None else float(total),
             MADDS_UNIT,
             counter,
             dict(common),
             detail={
                 "skipped_ops": result.skipped.get(counter, {}),
                 "extra_ops": result.extra.get(counter, {}),
+                **({"error": result.errors[counter]} if counter in result.errors else {}),
                 **({"breakdown": result.breakdown} if counter == "analytic" else {}),
                 "spread": round(result.spread, 6),
                 "disagree": result.disagree,
