@@ -265,7 +265,7 @@ def inspect_command(
 ) -> None:
     """Per-module params and MAdds of one model."""
     from dynbench.measure.breakdown import module_breakdown
-    from dynbench.measure.madds import count_madds
+    from dynbench.measure.madds import count_madds, weight_reads
     from dynbench.measure.params import count_params
 
     info, instance = _one_model(model)
@@ -284,9 +284,17 @@ def inspect_command(
     result = count_madds(instance, x)
     for counter, total in result.totals.items():
         skipped = ", ".join(f"{op} x{n}" for op, n in result.skipped[counter].items()) or "-"
-        out.print(f"madds[{counter}] {total:,} MAdds (skipped ops: {skipped})")
+        value = "failed" if total is None else f"{total:,} MAdds"
+        out.print(f"madds ({counter}): {value} (skipped ops: {skipped})", markup=False)
     if result.disagree:
         out.print(f"[yellow]! counters disagree by {100 * result.spread:.2f}%[/]")
+    if result.breakdown:
+        parts = ", ".join(f"{k} {v:,}" for k, v in result.breakdown.items())
+        out.print(f"analytic breakdown (MAdds): {parts}")
+    read, static = weight_reads(instance)
+    out.print(
+        f"weights read per image: {read * 4:,} bytes fp32 ({read / static:.2f}x the static layers')"
+    )
 
 
 def _one_model(name: str) -> tuple[ModelInfo, torch.nn.Module]:

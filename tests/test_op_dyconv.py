@@ -91,3 +91,16 @@ def test_counters_versus_analytic():
     assert result.totals["ptflops"] == analytic + 4
     assert result.totals["fvcore"] == analytic + 64 * 14 * 14
     assert result.totals["conv_linear"] == parts["conv"] + parts["attention"]
+
+
+def test_weight_reads_count_all_kernels():
+    from torch import nn
+
+    from dynbench.measure.madds import weight_reads
+
+    op = DynamicConv2d(16, 32, 3, 1, 1, num_kernels=4)
+    model = nn.Sequential(op, nn.Conv2d(32, 8, 1, bias=False))
+    attention = sum(p.numel() for p in op.attention.parameters())
+    read, static = weight_reads(model)
+    assert read == 4 * 32 * 16 * 9 + attention + 32 * 8
+    assert static == 32 * 16 * 9 + 32 * 8

@@ -236,6 +236,22 @@ def analytic_breakdown(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     return parts
 
 
+def weight_reads(model: nn.Module) -> tuple[int, int]:
+    """(weights one image must read, weights the static model of the same shapes reads).
+
+    At batch 1 a kernel-dynamic operator reads all of its K kernels to build one:
+    a memory cost that MAdds do not show.
+    """
+    from dynbench.ops.base import DynamicOp
+
+    ops = [m for m in model.modules() if isinstance(m, DynamicOp)]
+    inside = {id(p) for op in ops for p in op.parameters()}
+    rest = sum(p.numel() for p in model.parameters() if id(p) not in inside)
+    read = rest + sum(op.weight_count() for op in ops)
+    static = rest + sum(op.static_weight_count() for op in ops)
+    return read, static
+
+
 def _leaf_calls(model: nn.Module, x: torch.Tensor, method: str) -> list[tuple]:
     """(name, module, inputs, output) for every call of a conv/linear layer or an operator
     that has ``method`` (whose own sub-layers are then not visited)."""

@@ -90,6 +90,13 @@ class DynamicOp(nn.Module):
         """Weights one image reads; by default every parameter of the operator."""
         return sum(p.numel() for p in self.parameters())
 
+    def static_weight_count(self) -> int:
+        """Weights the static layer this operator replaces would read."""
+        if hasattr(self, "in_features"):
+            return self.in_features * self.out_features
+        k = self.kernel_size
+        return self.out_channels * (self.in_channels // self.groups) * k * k
+
     def conv_linear_madds(self, x, out) -> int:
         """The papers' convention: conv and FC layers only (conv + attention branch)."""
         parts = self.analytic_madds(tuple(x.shape), tuple(out.shape))

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from dynbench.errors import DynbenchError
-from dynbench.measure.madds import COUNTERS, count_madds
+from dynbench.measure.madds import COUNTERS, count_madds, weight_reads
 from dynbench.measure.params import count_params
 from dynbench.models.registry import ModelInfo
 from dynbench.results.store import Record
@@ -97,6 +97,33 @@ def measure_madds(info: ModelInfo, model: nn.Module, settings: dict) -> list[Rec
         )
         for counter, total in result.totals.items()
     ]
+
+
+def with_weight_reads(measure: Callable[[ModelInfo, nn.Module, dict], list[Record]]):
+    """Add the bytes of weights one image reads when the analytic method is asked for."""
+
+    def run(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
+        records = measure(info, model, settings)
+        if "analytic" in settings["counters"]:
+            read, static = weight_reads(model)
+            bytes_per = next(model.parameters()).element_size() if read else 4
+            records.append(
+                Record(
+                    info.name,
+                    "weight_bytes_per_image",
+                    float(read * bytes_per),
+                    "bytes",
+                    "analytic",
+                    {"batch": 1},
+                    detail={
+                        "static_equivalent_bytes": static * bytes_per,
+                        "ratio_to_static": round(read / static, 4) if static else None,
+                    },
+                )
+            )
+        return records
+
+    return run
 
 
 def _check_counters(settings: dict, source: str) -> None:
@@ -233,6 +260,7 @@ def _build_measures() -> dict[str, Measure]:
 MEASURES: dict[str, Measure] = _build_measures()
 
 METRICS = {
+    "weight_bytes_per_image": "bytes of weights one image reads at batch 1 (all K kernels)",
     "latency_ms": "median single-thread CPU latency at batch 1 (torch.utils.benchmark)",
     "latency_ratio": "latency / family baseline's latency, geometric mean of per-round ratios",
     "cpu_images_per_s": "1000 / latency_ms",
