@@ -63,7 +63,7 @@ def test_comparison_rows():
     ).assign(measured_at=range(4))
     table = compare_published(measured)
     odconv = table[(table["source"] == "003") & (table["table"] == "ResNet ImageNet")].iloc[0]
-    assert odconv["params_ok"] == "✓" and odconv["madds_ok"] == "conv_linear"
+    assert odconv["params_ok"] == "✓" and odconv["madds_ok"] == "✓ conv_linear"
     assert odconv["fvcore_Δ%"] == pytest.approx(0.28, abs=0.01)
     dcd = table[(table["source"] == "002") & (table["row"] == "static")].iloc[0]
     assert dcd["params_ok"] == "≈ (no fc)"  # 11,176,512 without the fc vs the printed 11.1M

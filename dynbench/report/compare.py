@@ -96,16 +96,19 @@ def compare_published(measurements: pd.DataFrame) -> pd.DataFrame:
             "params_ok": status,
             "madds_pub": pub.madds,
         }
-        reproduced = []
+        verdicts: dict[str, list[str]] = {"✓": [], "≈": []}
         for counter in MADDS_COUNTERS:
             value = lookup.get((pub.model, "madds", counter))
             row[f"madds_{counter}"] = value
             row[f"{counter}_Δ%"] = delta_pct(value, pub.madds_value)
-            if match(value, pub.madds_value, pub.madds_step) == "✓":
-                reproduced.append(counter)
-        row["madds_ok"] = (
-            ", ".join(reproduced) if reproduced else ("" if pub.madds_value is None else "✗")
-        )
+            verdict = match(value, pub.madds_value, pub.madds_step)
+            if verdict in verdicts:
+                verdicts[verdict].append(counter)
+        best = "✓" if verdicts["✓"] else "≈" if verdicts["≈"] else None
+        if best:
+            row["madds_ok"] = f"{best} " + ", ".join(verdicts[best])
+        else:
+            row["madds_ok"] = "" if _missing(pub.madds_value) else "✗"
         row["note"] = pub.note
         rows.append(row)
     return pd.DataFrame(rows)
