@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/bootstrap.sh
 .venv/bin/dynbench run --suite "${SUITE:-default}" "$@"
-.venv/bin/dynbench report --out reports
+.venv/bin/dynbench report --out reports/default
