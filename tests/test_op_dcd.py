@@ -1,4 +1,10 @@
-"""DCD: fast path against the naive per-sample W(x), degenerate cases, exact sizes."""
+"""DCD: fast path against the naive per-sample W(x), degenerate cases, exact sizes.
+
+The eval-mode fast path has two routes (each sample's kernel, or the residual on the
+feature maps), reused buffers and cached constants: each route is checked against the
+naive path, across calls, modes and parameter changes. The training-mode path is
+checked against a literal transcription of the released code.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,13 @@ from dynbench.measure.madds import conv2d_madds, conv_linear_madds, linear_madds
 from dynbench.measure.params import count_params
 from dynbench.models import create_model
 from dynbench.ops.base import MADDS_PARTS, DynamicOp
-from dynbench.ops.dcd import DCDConv2d, DCDLinear, paper_latent_dim
+from dynbench.ops.dcd import (
+    DCDConv2d,
+    DCDLinear,
+    adaptive_pool_flat,
+    hard_sigmoid,
+    paper_latent_dim,
+)
 
 # The released code's shapes; ODConv's table prints these rounded to 0.01M.
 REGISTERED_PARAMS = {
@@ -241,3 +253,288 @@ def test_model_conv_linear_is_ops_plus_static_layers(name):
         handle.remove()
     assert dynamic and static
     assert conv_linear_madds(model, x) == sum(static) + sum(dynamic)
+
+
+# --- eval-mode routes, buffers and cached constants ---------------------------------
+
+ROUTES = {"auto": None, "kernel": True, "feature_maps": False}
+
+
+def _released_branch(module: DynamicOp, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Phi and the pre-activation of Lambda, written as the released code has them."""
+    if isinstance(module, DCDConv2d):
+        x = F.adaptive_avg_pool2d(x, module.pool_size).flatten(1)
+    y = F.linear(x, module.fc)
+    y = y * (F.relu6(F.linear(y, module.gate) + 3.0) / 3.0)
+    phi = F.linear(y, module.fc_phi).view(-1, module.latent_dim, module.latent_dim)
+    return phi, F.linear(y, module.fc_scale)
+
+
+def _activate_branch(module: DynamicOp, x: torch.Tensor) -> DynamicOp:
+    """Rescale the heads so that on ``x`` Lambda spreads over [0, 2], partly clipped, and
+    Phi mixes the latent channels as strongly as the identity path carries them."""
+    with torch.no_grad():
+        phi, pre_scale = _released_branch(module, x)
+        module.fc_scale.mul_(4.0 / pre_scale.std())
+        module.fc_phi.mul_(0.5 / module.latent_dim**0.5 / phi.std())
+        phi, pre_scale = _released_branch(module, x)
+    scale = F.relu6(pre_scale + 3.0) / 3.0
+    clipped = ((scale == 0) | (scale == 2)).any()
+    assert clipped and scale.max() - scale.min() > 1 and ((scale > 0) & (scale < 2)).any()
+    assert phi.abs().sum(2).mean() > 0.3
+    return module
+
+
+def _conv(kernel: int, stride: int, batch: int, bias: bool = False, seed: int = 0):
+    conv = DCDConv2d(12, 20, kernel, stride, kernel // 2, bias, pool_size=2)
+    conv = _prepared(conv, seed)
+    gen = torch.Generator().manual_seed(seed + 100 * batch)
+    x = torch.randn(batch, 12, 9, 9, generator=gen)
+    return _activate_branch(conv, x), x
+
+
+def _naive(module: DynamicOp, x: torch.Tensor) -> torch.Tensor:
+    impl = module.impl
+    module.set_impl("naive")
+    try:
+        with torch.no_grad():
+            return module(x)
+    finally:
+        module.set_impl(impl)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("batch", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("kernel", [1, 3])
+def test_eval_routes_equal_naive(kernel, stride, batch, route):
+    """Both eval routes, with active Phi and Lambda and folded random BN statistics."""
+    conv, x = _conv(kernel, stride, batch, bias=kernel == 3)
+    conv.fold = ROUTES[route]
+    with torch.inference_mode():
+        fast = conv(x)
+    torch.testing.assert_close(fast, _naive(conv, x), **FP32)
+
+
+def test_auto_route_takes_each_route_where_it_is_cheaper():
+    early = DCDConv2d(64, 64, 3, 1, 1, latent_dim=16, pool_size=2)
+    late = DCDConv2d(512, 512, 3, 1, 1, latent_dim=45, pool_size=2)
+    assert early._kernel_is_cheaper(1, 56, 56)
+    assert not late._kernel_is_cheaper(1, 7, 7)
+    assert not early._kernel_is_cheaper(1024, 56, 56)  # the kernels' buffer is capped
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("kernel", [1, 3])
+def test_reused_buffers_across_calls(kernel, route):
+    """Calls on new inputs (and a new batch size) give fresh, correct outputs, and an
+    earlier output is not overwritten by a later call."""
+    conv, x1 = _conv(kernel, 1, 2)
+    conv.fold = ROUTES[route]
+    x2 = torch.randn_like(x1)
+    x3 = torch.randn(3, *x1.shape[1:])
+    with torch.inference_mode():
+        out1 = conv(x1)
+        out1_copy = out1.clone()
+        out2 = conv(x2)
+        out3 = conv(x3)
+        out1_again = conv(x1)
+    torch.testing.assert_close(out1, out1_copy, rtol=0, atol=0)
+    torch.testing.assert_close(out1, _naive(conv, x1), **FP32)
+    torch.testing.assert_close(out2, _naive(conv, x2), **FP32)
+    torch.testing.assert_close(out3, _naive(conv, x3), **FP32)
+    torch.testing.assert_close(out1_again, out1, **FP32)
+    one = x1[:1]
+    with torch.no_grad():
+        out_one = conv(one)
+        out_one_next = conv(x2[:1])
+    torch.testing.assert_close(out_one, _naive(conv, one), **FP32)
+    torch.testing.assert_close(out_one_next, _naive(conv, x2[:1]), **FP32)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_inference_mode_then_no_grad_then_autograd(route):
+    """Buffers and constants made under inference mode serve later calls outside it,
+    and with autograd recording the routes give the naive path's gradients."""
+    conv, x = _conv(3, 1, 2, bias=True)
+    conv.fold = ROUTES[route]
+    reference = _naive(conv, x)
+    with torch.inference_mode():
+        torch.testing.assert_close(conv(x), reference, **FP32)
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), reference, **FP32)
+    x_fast = x.clone().requires_grad_()
+    out = conv(x_fast)
+    torch.testing.assert_close(out.detach(), reference, **FP32)
+    weights = torch.randn_like(out)
+    fast_grads = torch.autograd.grad((out * weights).sum(), [x_fast, *conv.parameters()])
+    conv.set_impl("naive")
+    x_naive = x.clone().requires_grad_()
+    naive_out = conv(x_naive)
+    naive_grads = torch.autograd.grad((naive_out * weights).sum(), [x_naive, *conv.parameters()])
+    for fast_grad, naive_grad in zip(fast_grads, naive_grads, strict=True):
+        torch.testing.assert_close(fast_grad, naive_grad, rtol=1e-4, atol=1e-5)
+
+
+def _changes(module: DynamicOp, x: torch.Tensor):
+    """Ways to change what the cached constants were built from, between two calls."""
+
+    def in_place_p():
+        with torch.no_grad():
+            module.p.mul_(1.5)
+
+    def in_place_running_var():
+        with torch.no_grad():
+            module.bn_phi.running_var.mul_(2.0)
+
+    def replaced_head():
+        module.fc_phi.data = module.fc_phi.data.flip(0).clone()
+
+    def replaced_running_mean():
+        module.bn_q.running_mean = module.bn_q.running_mean + 0.3
+
+    def trained_running_stats():
+        module.train()
+        with torch.no_grad():
+            module(torch.cat([x, 2 * x + 1]))
+        module.eval()
+
+    def only_bn_trained():
+        module.bn_q.train()
+        with torch.no_grad():
+            module(torch.cat([x, x - 1]))
+        module.bn_q.eval()
+
+    def loaded_state():
+        state = {k: v.clone() for k, v in module.state_dict().items()}
+        state["q"] = -state["q"]
+        state["fc_scale"] = state["fc_scale"].roll(1, 0)
+        module.load_state_dict(state)
+
+    return [
+        in_place_p,
+        in_place_running_var,
+        replaced_head,
+        replaced_running_mean,
+        trained_running_stats,
+        only_bn_trained,
+        loaded_state,
+    ]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_cached_constants_follow_parameter_changes(route):
+    conv, x = _conv(3, 2, 2)
+    conv.fold = ROUTES[route]
+    for change in _changes(conv, x):
+        with torch.inference_mode():
+            conv(x)
+        change()
+        with torch.inference_mode():
+            out = conv(x)
+        torch.testing.assert_close(out, _naive(conv, x), **FP32, msg=change.__name__)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_active_branch_and_reuse(batch, bias):
+    fc = _prepared(DCDLinear(40, 30, bias, latent_dim=6, squeeze=8), batch)
+    x1, x2 = torch.randn(batch, 40), torch.randn(batch, 40)
+    _activate_branch(fc, torch.cat([x1, x2]))
+    with torch.inference_mode():
+        out1 = fc(x1)
+        out2 = fc(x2)
+    torch.testing.assert_close(out1, _naive(fc, x1), **FP32)
+    torch.testing.assert_close(out2, _naive(fc, x2), **FP32)
+    for change in _changes(fc, x1):
+        change()
+        with torch.inference_mode():
+            torch.testing.assert_close(fc(x1), _naive(fc, x1), **FP32, msg=change.__name__)
+
+
+# --- training mode: the released wiring with batch statistics ------------------------
+
+
+def _released_forward(module: DynamicOp, x: torch.Tensor, stats: dict) -> torch.Tensor:
+    """The released code's forward in training mode, written out: BNs with batch
+    statistics, updating the running statistics in ``stats``."""
+    phi, pre_scale = _released_branch(module, x)
+    scale = F.relu6(pre_scale + 3.0) / 3.0
+
+    def bn(name: str, v: torch.Tensor) -> torch.Tensor:
+        module_bn = getattr(module, name)
+        return F.batch_norm(
+            v,
+            stats[name + ".running_mean"],
+            stats[name + ".running_var"],
+            module_bn.weight,
+            module_bn.bias,
+            True,
+            module_bn.momentum,
+            module_bn.eps,
+        )
+
+    if isinstance(module, DCDLinear):
+        latent = bn("bn_q", F.linear(x, module.q))[:, :, None]
+        fused = bn("bn_phi", torch.bmm(phi, latent)) + latent
+        return scale * F.linear(x, module.weight, module.bias) + F.linear(fused[:, :, 0], module.p)
+    static = F.conv2d(x, module.weight, module.bias, module.stride, module.padding)
+    latent = F.conv2d(x, module.q[:, :, None, None], stride=module.stride)
+    batch, _, height, width = latent.shape
+    latent = bn("bn_q", latent.flatten(2))
+    fused = (bn("bn_phi", torch.bmm(phi, latent)) + latent).view(batch, -1, height, width)
+    return scale[:, :, None, None] * static + F.conv2d(fused, module.p[:, :, None, None])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: DCDConv2d(12, 20, 3, 1, 1, True, pool_size=2),
+        lambda: DCDConv2d(12, 20, 1, 2, 0, pool_size=1),
+        lambda: DCDLinear(40, 30, latent_dim=6, squeeze=8),
+    ],
+    ids=["conv3x3", "conv1x1-s2", "linear"],
+)
+def test_train_mode_matches_released_wiring(make):
+    module = _prepared(make(), 0).train()
+    shape = (4, 12, 9, 9) if isinstance(module, DCDConv2d) else (4, 40)
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(7))
+    _activate_branch(module, x)
+    stats = {k: v.clone() for k, v in module.state_dict().items() if "running" in k and "bn_" in k}
+    x_fast = x.clone().requires_grad_()
+    out = module(x_fast)
+    x_ref = x.clone().requires_grad_()
+    reference = _released_forward(module, x_ref, stats)
+    torch.testing.assert_close(out, reference, **FP32)
+    for name, value in stats.items():
+        torch.testing.assert_close(module.state_dict()[name], value, **FP32)
+    weights = torch.randn_like(out)
+    (grad_fast,) = torch.autograd.grad((out * weights).sum(), x_fast)
+    (grad_ref,) = torch.autograd.grad((reference * weights).sum(), x_ref)
+    torch.testing.assert_close(grad_fast, grad_ref, rtol=1e-4, atol=1e-5)
+
+
+# --- helpers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "shape, size",
+    [
+        ((2, 5, 56, 56), 2),
+        ((1, 3, 7, 7), 2),
+        ((2, 4, 14, 14), 2),
+        ((1, 3, 9, 11), 3),
+        ((3, 4, 6, 6), 1),
+        ((2, 3, 64, 48), 4),
+        ((1, 2, 45, 45), 2),
+    ],
+)
+def test_adaptive_pool_flat_is_adaptive_avg_pool(shape, size):
+    x = torch.randn(shape)
+    expected = F.adaptive_avg_pool2d(x, size).flatten(1)
+    torch.testing.assert_close(adaptive_pool_flat(x, size), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_hard_sigmoid_is_the_released_formula():
+    v = torch.linspace(-5, 5, 10001)
+    torch.testing.assert_close(hard_sigmoid(v), F.relu6(v + 3.0) / 3.0, rtol=1e-6, atol=1e-7)

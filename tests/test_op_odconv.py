@@ -102,3 +102,19 @@ def test_analytic_parts_of_one_layer():
     assert result.totals["torch"] == parts["conv"] + parts["attention"] + parts["aggregation"]
     assert "mul" in result.skipped["torch"]
     assert result.totals["analytic"] == sum(parts.values())
+
+
+def test_workspaces_survive_switching_between_inference_mode_and_no_grad():
+    torch.manual_seed(3)
+    op = _randomized(ODConv2d(16, 16, 3, 1, 1, kernel_num=4))
+    x = torch.randn(1, 16, 8, 8)
+    with torch.inference_mode():
+        first = op(x)
+    with torch.no_grad():
+        second = op(x)
+    with torch.inference_mode():
+        third = op(x * 2)
+    torch.testing.assert_close(first, second)
+    op.set_impl("naive")
+    with torch.no_grad():
+        torch.testing.assert_close(third, op(x * 2), rtol=1e-5, atol=1e-6)

@@ -50,7 +50,8 @@ class DynamicOp(nn.Module):
         of a 512x512 3x3 conv at 7x7. Reusing one buffer per layer removes it.
         Consequence: one module must not run forward in two threads at once.
         """
-        key = (slot, tuple(shape), like.dtype, like.device)
+        # a buffer made under inference_mode cannot be written outside it, and vice versa
+        key = (slot, tuple(shape), like.dtype, like.device, torch.is_inference_mode_enabled())
         buffer = self._workspaces.get(key)
         if buffer is None:
             buffer = torch.empty(shape, dtype=like.dtype, device=like.device)
