@@ -83,3 +83,25 @@ def test_a_failing_counter_is_recorded_and_the_others_still_count(monkeypatch):
     assert result.totals["fvcore"] is None
     assert "fvcore handle crashed" in result.errors["fvcore"]
     assert result.totals["torch"] == result.totals["conv_linear"] == 8
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "resnet18_dcd",
+        "mobilenetv2_100_dcd",
+        "resnet18_condconv_8x",
+        "resnet18_dyconv_4x",
+        "mobilenetv2_100_odconv_4x",
+        "resnet18_se",
+    ],
+)
+def test_weight_reads_work_for_every_operator(name):
+    from dynbench.measure.madds import weight_reads
+    from dynbench.measure.params import count_params
+
+    with torch.device("meta"):
+        model = create_model(name)
+    read, static = weight_reads(model)
+    assert read == count_params(model)["params"]  # batch 1 reads every weight, all K kernels
+    assert 0 < static <= read

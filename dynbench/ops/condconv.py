@@ -249,6 +249,10 @@ class CondConvRouting(DynamicOp):
             "feature_scale": 0,
         }
 
+    def static_weight_count(self) -> int:
+        """A static network has no router: it replaces no layer."""
+        return 0
+
 
 class CondConvBlock(nn.Module):
     """Wraps a block whose CondConv2d layers share one routing from the block input.

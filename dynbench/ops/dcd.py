@@ -409,6 +409,7 @@ class DCDConv2d(_DCDBase):
         self.kernel_size = kernel_size
         self.stride = stride
         self.padding = padding
+        self.groups = 1  # as nn.Conv2d, which this replaces
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         # Eval-mode route: None picks by shape (_kernel_is_cheaper); True forms each
         # sample's kernel, False applies the residual to the feature maps.
