@@ -17,12 +17,12 @@ import typer
 from rich.console import Console
 
 from dynbench.errors import DynbenchError
-from dynbench.models import all_models, load_user_model, model_info
+from dynbench.models import all_models, list_models, load_user_model, model_info
 from dynbench.models.registry import ModelInfo, parse_input_size, select_models
 from dynbench.report.tables import rich_table
 from dynbench.results.store import ResultStore, check_writable
 from dynbench.run.measures import MEASURES
-from dynbench.run.runner import Target, run_suite
+from dynbench.run.runner import Target, progress_bar, run_suite
 from dynbench.run.suite import available_suites, load_suite, validate_settings
 
 # typer's usage errors derive from a ClickException (vendored in newer typer, click's in older).
@@ -59,18 +59,12 @@ def resolve_targets(
     for pattern in patterns:
         names += [n for n in select_models(pattern) if n not in names]
     for pattern in exclude or []:
-        names = [n for n in names if n not in select_models_quiet(pattern)]
+        names = [n for n in names if n not in list_models(pattern)]
     targets += [Target(model_info(n)) for n in names]
     for reference in user_models or []:
         info, instance = load_user_model(reference)
         targets.append(Target(info, instance))
     return targets
-
-
-def select_models_quiet(pattern: str) -> list[str]:
-    from dynbench.models import list_models
-
-    return list_models(pattern)
 
 
 def with_input_size(targets: list[Target], size: tuple[int, int, int] | None) -> list[Target]:
@@ -420,7 +414,7 @@ def guard_command(
     )
     started = time.perf_counter()
     current: dict[str, dict] = {}
-    with _progress() as bar:
+    with progress_bar(err) as bar:
         task = bar.add_task("guard", total=len(targets))
         for target in targets:
             bar.update(task, description=f"guard: {target.info.name}")
@@ -490,19 +484,6 @@ def guard_command(
     )
     if failed:
         raise typer.Exit(1)
-
-
-def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    )
 
 
 def main() -> None:

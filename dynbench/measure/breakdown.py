@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-import warnings
-
 import pandas as pd
 import torch
 from torch import nn
 
-from dynbench.measure.madds import conv_linear_by_module
+from dynbench.measure.madds import conv_linear_by_module, fvcore_analysis
 
 
 def module_breakdown(model: nn.Module, x: torch.Tensor, depth: int = 2) -> pd.DataFrame:
     """One row per module up to ``depth`` dots deep: params, conv+linear and fvcore MAdds."""
-    from fvcore.nn import FlopCountAnalysis
-
     model.eval()
     leaf_madds = conv_linear_by_module(model, x)
-    logging.getLogger("fvcore").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        analysis = FlopCountAnalysis(model, x)
-        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        analysis.tracer_warnings("none")
+    with fvcore_analysis(model, x) as analysis:
         fvcore_by_module = analysis.by_module()
     rows = []
     for name, module in model.named_modules():

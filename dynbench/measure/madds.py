@@ -21,11 +21,12 @@ actually calls and checking them against each counter's table of handled ops.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -160,7 +161,10 @@ def _arith(ops: Counter[str], handled: set[str]) -> dict[str, int]:
 _CONV_LINEAR_OPS = {"conv", "linear", "addmm", "matmul", "mm", "bmm", "einsum"}
 
 
-def fvcore_madds(model: nn.Module, x: torch.Tensor) -> tuple[int, dict[str, int], dict[str, int]]:
+@contextlib.contextmanager
+def fvcore_analysis(model: nn.Module, x: torch.Tensor) -> Iterator:
+    """A ``FlopCountAnalysis`` whose tracing warnings and logs are silenced while it is used
+    (the analysis runs lazily, on the first query, so queries belong inside the block)."""
     from fvcore.nn import FlopCountAnalysis
 
     logging.getLogger("fvcore").setLevel(logging.ERROR)
@@ -169,6 +173,11 @@ def fvcore_madds(model: nn.Module, x: torch.Tensor) -> tuple[int, dict[str, int]
         analysis = FlopCountAnalysis(model, x)
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         analysis.tracer_warnings("none")
+        yield analysis
+
+
+def fvcore_madds(model: nn.Module, x: torch.Tensor) -> tuple[int, dict[str, int], dict[str, int]]:
+    with fvcore_analysis(model, x) as analysis:
         total = int(analysis.total())
         skipped = {k.removeprefix("aten::"): int(v) for k, v in analysis.unsupported_ops().items()}
         extra = {

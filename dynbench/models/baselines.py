@@ -36,6 +36,9 @@ def resnet_bases() -> list[tuple[str, int, bool]]:
     return bases
 
 
+RESNET_BASES = tuple(name for name, _, _ in resnet_bases())
+MOBILENET_BASES = tuple(f"mobilenetv2_{suffix}" for suffix in MOBILENET_WIDTHS)
+
 for _name, _depth, _v1 in resnet_bases():
     _layout = (
         " (v1: stride on the first 1x1 of a bottleneck)"

@@ -37,6 +37,10 @@ class ModelInfo:
     tags: tuple[str, ...] = ()
     kernels: int | None = None  # the "Nx" of a kernel-dynamic variant
 
+    def resolved_input_size(self, override: object = None) -> tuple[int, int, int]:
+        """A suite's ``input_size`` setting when given, else the model's own."""
+        return tuple(override or self.input_size)  # type: ignore[return-value]
+
     @property
     def is_baseline(self) -> bool:
         return self.operator == "static"

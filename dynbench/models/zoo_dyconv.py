@@ -8,6 +8,7 @@ every conv but the stem, attention hidden width int(C_in / 4) without the "+ 1"
 
 from __future__ import annotations
 
+from dynbench.models.baselines import MOBILENET_BASES, RESNET_BASES
 from dynbench.models.layers import ConvSpec
 from dynbench.models.variants import (
     OperatorLayers,
@@ -16,17 +17,6 @@ from dynbench.models.variants import (
     register_variant,
 )
 from dynbench.ops.dyconv import DynamicConv2d
-
-RESNET_BASES = (
-    "resnet10",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet50_v1",
-    "resnet101",
-    "resnet101_v1",
-)
-MOBILENET_BASES = ("mobilenetv2_100", "mobilenetv2_075", "mobilenetv2_050", "mobilenetv2_035")
 
 
 def dyconv_layers(num_kernels: int, resnet: bool):

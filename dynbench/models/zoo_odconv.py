@@ -7,21 +7,12 @@ stem, the classifier static. Kernel numbers n in {1, 2, 3, 4, 8}, r = 1/16.
 
 from __future__ import annotations
 
+from dynbench.models.baselines import MOBILENET_BASES, RESNET_BASES
 from dynbench.models.layers import ConvSpec
 from dynbench.models.variants import OperatorLayers, all_but_stem, block_convs, register_variant
 from dynbench.ops.odconv import ODConv2d
 
 KERNEL_NUMS = (1, 2, 3, 4, 8)
-RESNET_BASES = (
-    "resnet10",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet50_v1",
-    "resnet101",
-    "resnet101_v1",
-)
-MOBILENET_BASES = ("mobilenetv2_100", "mobilenetv2_075", "mobilenetv2_050", "mobilenetv2_035")
 
 
 def odconv_layers(kernel_num: int, resnet: bool, reduction: float = 1 / 16):

@@ -240,8 +240,3 @@ class ODConv2d(DynamicOp):
             f"stride={self.stride}, padding={self.padding}, groups={self.groups}, "
             f"kernel_num={self.kernel_num}"
         )
-
-
-def kernel_bytes_per_image(op: ODConv2d, dtype: torch.dtype = torch.float32) -> int:
-    """Bytes of weight one image reads: all n kernels plus the attention branch."""
-    return op.weight_count() * torch.finfo(dtype).bits // 8 if dtype.is_floating_point else 0

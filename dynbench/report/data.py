@@ -53,7 +53,7 @@ def size_table(frame: pd.DataFrame) -> pd.DataFrame:
 def _disagree(frame: pd.DataFrame, model: str) -> str:
     rows = frame[(frame["model"] == model) & (frame["metric"] == "madds")]
     for detail in rows["detail"]:
-        info = json.loads(detail) if isinstance(detail, str) else (detail or {})
+        info = _detail(detail)
         if info.get("disagree"):
             return f"{100 * info['spread']:.1f}%"
     return ""

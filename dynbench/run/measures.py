@@ -74,7 +74,7 @@ def measure_params(info: ModelInfo, model: nn.Module, settings: dict) -> list[Re
 
 def measure_madds(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
     counters = tuple(settings["counters"])
-    size = tuple(settings.get("input_size") or info.input_size)
+    size = info.resolved_input_size(settings.get("input_size"))
     x = torch.randn(1, *size)
     result = count_madds(model, x, counters)
     common = {"input_size": list(size), "batch": 1}

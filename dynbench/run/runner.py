@@ -76,14 +76,8 @@ def run_suite(
     per_model = [m for m in suite.measures if not MEASURES[m].grouped]
     grouped = [m for m in suite.measures if MEASURES[m].grouped]
     steps = len(targets) * len(suite.measures)
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
     try:
-        with _sigterm_as_interrupt(), Progress(*columns, console=console, transient=True) as bar:
+        with _sigterm_as_interrupt(), progress_bar(console) as bar:
             task = bar.add_task(suite.name, total=steps)
 
             def emit(record: Record, settings: dict) -> None:
@@ -125,6 +119,18 @@ def run_suite(
         if json_path is not None:
             write_json(json_path, outcome)
     return outcome
+
+
+def progress_bar(console: Console) -> Progress:
+    """The bar every long command shows: step, bar, done/total, elapsed."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 def families(targets: list[Target]) -> list[list[Target]]:

@@ -28,10 +28,6 @@ from dynbench.models.registry import ModelInfo
 from dynbench.results.store import Record
 
 
-def _size(info: ModelInfo, settings: dict) -> tuple[int, int, int]:
-    return tuple(settings.get("input_size") or info.input_size)  # type: ignore[return-value]
-
-
 def _ratio_records(
     metric: str,
     results: dict[str, Timed],
@@ -68,7 +64,9 @@ def _finite(value: float) -> float | None:
 def latency_group(members: list[tuple[ModelInfo, nn.Module]], settings: dict, emit) -> None:
     threads = set_single_thread()
     calls = {
-        info.name: inference_call(model, torch.randn(1, *_size(info, settings)))
+        info.name: inference_call(
+            model, torch.randn(1, *info.resolved_input_size(settings.get("input_size")))
+        )
         for info, model in members
     }
     load_before = load_average()
@@ -120,7 +118,9 @@ def train_step_group(members: list[tuple[ModelInfo, nn.Module]], settings: dict,
     for info, model in members:
         model.to(device)
         with torch.device(device):
-            calls[info.name] = train_step_call(model, batch, _size(info, settings))
+            calls[info.name] = train_step_call(
+                model, batch, info.resolved_input_size(settings.get("input_size"))
+            )
     results = interleaved(calls, settings["rounds"], settings["min_run_time"], settings["warmup"])
     detail = {"device": device, "threads": torch.get_num_threads()}
     for info, model in members:
@@ -151,7 +151,7 @@ def throughput(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record
     amp = None if settings["amp"] == "none" else settings["amp"]
     result = measure_throughput(
         model,
-        _size(info, settings),
+        info.resolved_input_size(settings.get("input_size")),
         settings["batch"],
         settings["iterations"],
         settings["warmup"],
@@ -189,7 +189,7 @@ def throughput(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record
 def profile(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
     device = settings["device"]
     trace_dir = Path(settings["trace_dir"]) / info.name
-    x = torch.randn(1, *_size(info, settings), device=device)
+    x = torch.randn(1, *info.resolved_input_size(settings.get("input_size")), device=device)
     phases = profile_phases(model.to(device), x, trace_dir, settings["steps"])
     files = [str(p) for p in trace_files(trace_dir)]
     return [
