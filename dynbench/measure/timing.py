@@ -1,12 +1,19 @@
 """CPU timing with ``torch.utils.benchmark``: latency at batch 1 and training steps.
 
-Absolute times on a shared machine drift by several percent between runs, so
-the models of one family are measured *interleaved*: in each round every model
-(baseline first) gets a ``blocked_autorange`` block, and a variant's latency
-is reported as the ratio of its median to the baseline's median **in the same
-round**. Drift that is slow compared with one round cancels out of each ratio;
-the geometric mean of the per-round ratios is the estimate and a t interval over
-the rounds' log-ratios its confidence interval.
+The machines this runs on are shared virtual machines: a static ResNet-18 call
+takes 66 ms in a quiet second and 90 ms in a busy one, and the busy spells come
+and go within seconds. Timing each model in its own block of a few seconds and
+dividing medians therefore gives ratios that move by 5-20% between runs.
+
+So the models of one family are measured *interleaved call by call*: a round
+times every model once (a ``torch.utils.benchmark`` block of about
+``block_time`` seconds, a single call for a ResNet-18), in a freshly shuffled
+order, and the suite runs a few hundred such rounds. A variant and its
+baseline measured in the same round saw the same machine, so the per-round
+ratio cancels the drift; the estimate is the **median of the per-round
+ratios** (robust to rounds where a burst of load hit only one side) with a
+distribution-free 95% interval from order statistics
+(``reports/latency/stability.md`` shows how two runs compare).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import random
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,8 +29,6 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 from torch.utils import benchmark
-
-T_975 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}
 
 
 def load_average() -> float | None:
@@ -44,11 +50,11 @@ def set_single_thread() -> dict[str, int]:
 
 @dataclass
 class Timed:
-    """One model's samples across rounds (seconds per call)."""
+    """One model's samples, one per round (seconds per call)."""
 
     name: str
-    round_medians: list[float] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
+    measured_s: float = 0.0  # timed seconds in all, for the suite's min_run_time
 
     @property
     def median(self) -> float:
@@ -62,16 +68,41 @@ class Timed:
         return q[2] - q[0]
 
 
+def median_ci(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Distribution-free interval for the median from order statistics.
+
+    The k-th smallest and k-th largest of n samples bracket the median with
+    probability 1 - 2 P(Binomial(n, 1/2) < k); k is the largest that keeps this at
+    or above ``confidence``. Fewer than 6 samples cannot reach 95%: NaN then.
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    alpha_half = (1 - confidence) / 2
+    k, below = 0, 0  # below = number of outcomes with fewer than k successes, out of 2**n
+    while True:
+        below_next = below + math.comb(n, k)
+        if below_next > alpha_half * 2**n:
+            break
+        k, below = k + 1, below_next
+    if k == 0:
+        return math.nan, math.nan
+    return ordered[k - 1], ordered[n - k]
+
+
 def ratio_with_ci(variant: Timed, baseline: Timed) -> tuple[float, float, float]:
-    """Geometric mean of per-round median ratios and its 95% t interval."""
-    logs = [
-        math.log(v / b) for v, b in zip(variant.round_medians, baseline.round_medians, strict=False)
-    ]
-    mean = statistics.fmean(logs)
-    if len(logs) < 2:
-        return math.exp(mean), math.nan, math.nan
-    half = T_975.get(len(logs) - 1, 1.96) * statistics.stdev(logs) / math.sqrt(len(logs))
-    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+    """Median of the per-round ratios variant / baseline and its 95% interval."""
+    ratios = [v / b for v, b in zip(variant.times, baseline.times, strict=False)]
+    low, high = median_ci(ratios)
+    return statistics.median(ratios), low, high
+
+
+@dataclass
+class Interleaved:
+    """What :func:`interleaved` measured; ``interrupted`` if Ctrl-C cut the rounds short."""
+
+    timed: dict[str, Timed]
+    rounds: int
+    interrupted: bool = False
 
 
 def interleaved(
@@ -79,26 +110,60 @@ def interleaved(
     rounds: int,
     min_run_time: float,
     warmup: int,
-    on_round: Callable[[int], None] | None = None,
-) -> dict[str, Timed]:
-    """Time each callable in turn, ``rounds`` times, with ``torch.utils.benchmark``."""
+    block_time: float = 0.02,
+    seed: int = 0,
+    on_round: Callable[[int, int], None] | None = None,
+    precise_enough: Callable[[dict[str, Timed]], bool] | None = None,
+    max_rounds: int | None = None,
+) -> Interleaved:
+    """Time the callables in turn, in a shuffled order each round.
+
+    Runs at least ``rounds`` rounds and goes on until every callable has been
+    timed for ``min_run_time`` seconds in all; past that, while
+    ``precise_enough`` (asked after each round) says no, it goes on up to
+    ``max_rounds``. A model's turn in a round is one
+    ``blocked_autorange(min_run_time=block_time)``: one untimed call (its block
+    size estimate, which also warms the caches after the previous model) and
+    then timed calls until ``block_time`` has passed, a single call for anything
+    slower. ``on_round`` gets (rounds done, rounds expected). A KeyboardInterrupt
+    ends the rounds early and returns the complete rounds, flagged ``interrupted``.
+    """
     timers = {
         name: benchmark.Timer(
             stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads(), label=name
         )
         for name, fn in stmts.items()
     }
-    for timer in timers.values():
-        timer.timeit(number=warmup)
     results = {name: Timed(name) for name in stmts}
-    for r in range(rounds):
-        for name, timer in timers.items():
-            measurement = timer.blocked_autorange(min_run_time=min_run_time)
-            results[name].round_medians.append(measurement.median)
-            results[name].times.extend(measurement.times)
-        if on_round:
-            on_round(r)
-    return results
+    expected = rounds
+    for timer in timers.values():
+        per_call = timer.timeit(number=warmup).median
+        expected = max(expected, math.ceil(min_run_time / max(per_call, block_time)))
+    order = list(timers)
+    rng = random.Random(seed)
+    done = 0
+    max_rounds = max(rounds, max_rounds or rounds)
+
+    def finished() -> bool:
+        if done < rounds or any(t.measured_s < min_run_time for t in results.values()):
+            return False
+        return precise_enough is None or done >= max_rounds or precise_enough(results)
+
+    try:
+        while not finished():
+            rng.shuffle(order)
+            for name in order:
+                measurement = timers[name].blocked_autorange(min_run_time=block_time)
+                results[name].times.append(measurement.median)
+                results[name].measured_s += sum(measurement.raw_times)
+            done += 1
+            if on_round:
+                on_round(done, max(expected, done))
+    except KeyboardInterrupt:
+        for timed in results.values():
+            del timed.times[done:]  # drop the unfinished round so ratios stay paired
+        return Interleaved(results, done, interrupted=True)
+    return Interleaved(results, done)
 
 
 def inference_call(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:

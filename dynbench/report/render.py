@@ -25,17 +25,19 @@ TIMING_SECTIONS = [
         "latency_ms",
         "latency_ratio",
         "CPU latency (batch 1, one thread)",
-        "Median latency in ms from torch.utils.benchmark; each family measured interleaved in "
-        "rounds, ratio = geometric mean of per-round latency ratios to the family baseline with a "
-        "95% t interval; iqr_% = IQR / median of all samples (noisy above the suite threshold); "
+        "Median latency in ms from torch.utils.benchmark; each family measured interleaved, one "
+        "turn per model per round in a shuffled order; ratio = median of the per-round latency "
+        "ratios to the family baseline with a distribution-free 95% interval (order "
+        "statistics); iqr_% = IQR / median over the rounds (noisy above the suite threshold); "
         "load = 1-minute load average before -> after.",
     ),
     (
         "train_step_ms_per_image",
         "train_step_ratio",
         "Training step (forward + backward + SGD)",
-        "ms per image of one SGD step at the suite's batch, families interleaved; ratio to the "
-        "family baseline with a 95% t interval.",
+        "ms per image of one SGD step at the suite's batch, families interleaved step by step; "
+        "ratio = median of the per-round ratios to the family baseline with a distribution-free "
+        "95% interval (none below 6 rounds).",
     ),
 ]
 

@@ -23,8 +23,9 @@ MADDS_UNIT = "MAdds"  # multiply-adds, fvcore's unit; torch FLOPs are halved to 
 
 
 Emit = Callable[[Record], None]
+Progress = Callable[[str], None]  # a short status line, e.g. "round 12/300"
 # A grouped measure gets a family at once: [(info, model), ...] with the baseline first.
-GroupRun = Callable[[list[tuple[ModelInfo, nn.Module]], dict, Emit], None]
+GroupRun = Callable[[list[tuple[ModelInfo, nn.Module]], dict, Emit, Progress], None]
 
 
 @dataclass
@@ -171,8 +172,11 @@ def _check_choice(key: str, choices: tuple) -> Callable[[dict, str], None]:
 
 LATENCY_SETTINGS = {
     "input_size": None,
-    "rounds": 5,
-    "min_run_time": 0.5,
+    "rounds": 100,
+    "max_rounds": 300,
+    "ci_target": 0.015,
+    "min_run_time": 5.0,
+    "block_time": 0.02,
     "warmup": 3,
     "noise_threshold": 0.1,
 }
@@ -189,8 +193,9 @@ TRAIN_SETTINGS = {
     "input_size": None,
     "device": "auto",
     "batch": None,
-    "rounds": 3,
+    "rounds": 6,
     "min_run_time": 1.0,
+    "block_time": 0.02,
     "warmup": 2,
 }
 PROFILE_SETTINGS = {"input_size": None, "steps": 3, "trace_dir": "runs/profile", "device": "cpu"}
@@ -219,8 +224,8 @@ def _build_measures() -> dict[str, Measure]:
             settings=LATENCY_SETTINGS,
             run_group=tm.latency_group,
             check=_all(
-                _positive("rounds", "warmup", integer=True),
-                _positive("min_run_time", "noise_threshold"),
+                _positive("rounds", "max_rounds", "warmup", integer=True),
+                _positive("min_run_time", "block_time", "noise_threshold", "ci_target"),
             ),
         ),
         "throughput": Measure(
@@ -243,7 +248,7 @@ def _build_measures() -> dict[str, Measure]:
             run_group=tm.train_step_group,
             check=_all(
                 _positive("batch", "rounds", "warmup", integer=True),
-                _positive("min_run_time"),
+                _positive("min_run_time", "block_time"),
                 _check_choice("device", ("auto", "cpu", "cuda")),
             ),
         ),
@@ -262,12 +267,12 @@ MEASURES: dict[str, Measure] = _build_measures()
 METRICS = {
     "weight_bytes_per_image": "bytes of weights one image reads at batch 1 (all K kernels)",
     "latency_ms": "median single-thread CPU latency at batch 1 (torch.utils.benchmark)",
-    "latency_ratio": "latency / family baseline's latency, geometric mean of per-round ratios",
+    "latency_ratio": "latency / family baseline's, median of the per-round ratios",
     "cpu_images_per_s": "1000 / latency_ms",
     "gpu_images_per_s": "GPU throughput at the suite's batch (CUDA events)",
     "gpu_peak_memory": "torch.cuda.max_memory_allocated during the throughput run",
     "train_step_ms_per_image": "forward + backward + SGD step time / batch",
-    "train_step_ratio": "train step time / family baseline's",
+    "train_step_ratio": "train step time / family baseline's, median of the per-round ratios",
     "profile_ms": "ms per forward in a phase (attention, aggregation, conv, other, forward)",
     "params": "parameters, total",
     "params_trainable": "parameters with requires_grad",

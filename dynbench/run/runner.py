@@ -102,9 +102,15 @@ def run_suite(
                 settings = measure.resolved(suite.settings)
                 for family in families(targets):
                     names = ", ".join(t.info.name for t in family)
-                    bar.update(task, description=f"{suite.name}: {name} {names}")
+                    title = f"{suite.name}: {name} {names}"
+                    bar.update(task, description=title)
                     members = [(t.info, t.build()) for t in family]
-                    measure.run_group(members, settings, lambda r, s=settings: emit(r, s))
+                    measure.run_group(
+                        members,
+                        settings,
+                        lambda r, s=settings: emit(r, s),
+                        lambda status, t=title: bar.update(task, description=f"{t} ({status})"),
+                    )
                     bar.advance(task, len(family))
         outcome.status = "complete"
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -16,6 +17,7 @@ from torch import nn
 from dynbench.measure.gpu import measure_throughput
 from dynbench.measure.profiling import profile_phases, trace_files
 from dynbench.measure.timing import (
+    Interleaved,
     Timed,
     inference_call,
     interleaved,
@@ -27,17 +29,20 @@ from dynbench.measure.timing import (
 from dynbench.models.registry import ModelInfo
 from dynbench.results.store import Record
 
+if TYPE_CHECKING:
+    from dynbench.run.measures import Emit, Progress
+
 
 def _ratio_records(
     metric: str,
-    results: dict[str, Timed],
+    results: Interleaved,
     members: list[tuple[ModelInfo, nn.Module]],
     detail: dict,
 ) -> list[Record]:
     baseline = members[0][0].name
     records = []
     for info, _ in members[1:]:
-        ratio, low, high = ratio_with_ci(results[info.name], results[baseline])
+        ratio, low, high = ratio_with_ci(results.timed[info.name], results.timed[baseline])
         records.append(
             Record(
                 info.name,
@@ -50,7 +55,6 @@ def _ratio_records(
                     "baseline": baseline,
                     "ci95_low": _finite(low),
                     "ci95_high": _finite(high),
-                    "rounds": len(results[info.name].round_medians),
                 },
             )
         )
@@ -61,7 +65,73 @@ def _finite(value: float) -> float | None:
     return None if math.isnan(value) else round(value, 5)
 
 
-def latency_group(members: list[tuple[ModelInfo, nn.Module]], settings: dict, emit) -> None:
+def _widest_ci(timed: dict[str, Timed], baseline: str) -> float:
+    """The largest 95% CI half-width of the ratios to ``baseline``, relative to the ratio."""
+    widths = [0.0]
+    for name, variant in timed.items():
+        if name != baseline:
+            ratio, low, high = ratio_with_ci(variant, timed[baseline])
+            widths.append(math.inf if math.isnan(low) else (high - low) / 2 / ratio)
+    return max(widths)
+
+
+def _measure_interleaved(
+    calls: dict, settings: dict, progress: Progress
+) -> tuple[Interleaved, dict[str, object]]:
+    """Run the rounds with progress; the returned detail says how they went.
+
+    With a ``ci_target`` setting, rounds go on past ``rounds`` (up to
+    ``max_rounds``) until every ratio's 95% CI half-width is within it.
+    """
+    baseline = next(iter(calls))
+    target = settings.get("ci_target")
+    status = {"ci": ""}
+
+    def precise_enough(timed: dict[str, Timed]) -> bool:
+        width = _widest_ci(timed, baseline)
+        status["ci"] = f", widest CI ±{width:.1%} (target ±{target:.1%})"
+        return width <= target
+
+    def on_round(done: int, expected: int) -> None:
+        if status["ci"]:  # past the minimum rounds, going on until the CIs are narrow
+            progress(f"round {done} of at most {settings['max_rounds']}{status['ci']}")
+        else:
+            progress(f"round {done}/{expected}")
+
+    load_before = load_average()
+    results = interleaved(
+        calls,
+        settings["rounds"],
+        settings["min_run_time"],
+        settings["warmup"],
+        block_time=settings["block_time"],
+        on_round=on_round,
+        precise_enough=precise_enough if target is not None else None,
+        max_rounds=settings.get("max_rounds"),
+    )
+    detail = {
+        "load_before": load_before,
+        "load_after": load_average(),
+        "rounds": results.rounds,
+        "interrupted": results.interrupted,
+    }
+    if target is not None:
+        detail["widest_ci"] = round(_widest_ci(results.timed, baseline), 5)
+    return results, detail
+
+
+def _emit_or_stop(results: Interleaved, records: list[Record], emit: Emit) -> None:
+    """Store what was measured; after a Ctrl-C (at least 2 rounds kept) stop the run there."""
+    if results.rounds >= 2 or not results.interrupted:
+        for record in records:
+            emit(record)
+    if results.interrupted:
+        raise KeyboardInterrupt
+
+
+def latency_group(
+    members: list[tuple[ModelInfo, nn.Module]], settings: dict, emit: Emit, progress: Progress
+) -> None:
     threads = set_single_thread()
     calls = {
         info.name: inference_call(
@@ -69,22 +139,20 @@ def latency_group(members: list[tuple[ModelInfo, nn.Module]], settings: dict, em
         )
         for info, model in members
     }
-    load_before = load_average()
-    results = interleaved(calls, settings["rounds"], settings["min_run_time"], settings["warmup"])
-    load_after = load_average()
-    env = {**threads, "load_before": load_before, "load_after": load_after}
+    results, run_detail = _measure_interleaved(calls, settings, progress)
+    env = {**threads, **run_detail}
+    records = []
     for info, _ in members:
-        timed = results[info.name]
+        timed = results.timed[info.name]
         noise = timed.iqr / timed.median
         detail = {
             **env,
             "iqr_ms": round(timed.iqr * 1e3, 4),
             "iqr_over_median": round(noise, 4),
             "noisy": noise > settings["noise_threshold"],
-            "samples": len(timed.times),
-            "round_medians_ms": [round(t * 1e3, 4) for t in timed.round_medians],
+            "round_ms": [round(t * 1e3, 3) for t in timed.times],
         }
-        emit(
+        records.append(
             Record(
                 info.name,
                 "latency_ms",
@@ -95,7 +163,7 @@ def latency_group(members: list[tuple[ModelInfo, nn.Module]], settings: dict, em
                 detail=detail,
             )
         )
-        emit(
+        records.append(
             Record(
                 info.name,
                 "cpu_images_per_s",
@@ -105,11 +173,13 @@ def latency_group(members: list[tuple[ModelInfo, nn.Module]], settings: dict, em
                 {"batch": 1},
             )
         )
-    for record in _ratio_records("latency_ratio", results, members, env):
-        emit(record)
+    records += _ratio_records("latency_ratio", results, members, env)
+    _emit_or_stop(results, records, emit)
 
 
-def train_step_group(members: list[tuple[ModelInfo, nn.Module]], settings: dict, emit) -> None:
+def train_step_group(
+    members: list[tuple[ModelInfo, nn.Module]], settings: dict, emit: Emit, progress: Progress
+) -> None:
     device = settings["device"]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -121,11 +191,12 @@ def train_step_group(members: list[tuple[ModelInfo, nn.Module]], settings: dict,
             calls[info.name] = train_step_call(
                 model, batch, info.resolved_input_size(settings.get("input_size"))
             )
-    results = interleaved(calls, settings["rounds"], settings["min_run_time"], settings["warmup"])
-    detail = {"device": device, "threads": torch.get_num_threads()}
+    results, run_detail = _measure_interleaved(calls, settings, progress)
+    detail = {"device": device, "threads": torch.get_num_threads(), **run_detail}
+    records = []
     for info, model in members:
-        timed = results[info.name]
-        emit(
+        timed = results.timed[info.name]
+        records.append(
             Record(
                 info.name,
                 "train_step_ms_per_image",
@@ -143,7 +214,8 @@ def train_step_group(members: list[tuple[ModelInfo, nn.Module]], settings: dict,
         model.to("cpu")
     for record in _ratio_records("train_step_ratio", results, members, detail):
         record.settings = {"batch": batch, "device": device}
-        emit(record)
+        records.append(record)
+    _emit_or_stop(results, records, emit)
 
 
 def throughput(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
