@@ -1,4 +1,4 @@
-"""The ``dynbench`` command line: list, run, inspect, export, report, guard.
+"""The ``dynbench`` command line: list, run, inspect, export, report, compare, guard.
 
 Every user error is a :class:`DynbenchError` (or a usage error from the
 parser) and ends as one line on stderr with exit code 2; nothing is written to
@@ -357,6 +357,38 @@ def report_command(
         raise DynbenchError(f"no measurements in {store.path}; run 'dynbench run' first")
     for path in write_report(build_report(frame), output):
         err.print(f"wrote {path}")
+
+
+@app.command("compare")
+def compare_command(
+    run_a: Annotated[str, typer.Argument(help="run id in the store, or a --json file")],
+    run_b: Annotated[str, typer.Argument(help="run id in the store, or a --json file")],
+    db: DbOption = None,
+    tolerance: Annotated[
+        float, typer.Option(min=0, help="largest accepted difference, in percent")
+    ] = 3.0,
+    markdown: Annotated[
+        Path | None, typer.Option("--markdown", help="also write the table as markdown")
+    ] = None,
+) -> None:
+    """Check that two runs of a timing suite agree on their ratios; exit 1 if any differ."""
+    from dynbench.report.agreement import compare_ratios, load_run
+
+    if markdown is not None:
+        check_writable(markdown, "--markdown path")
+    if db is not None and not Path(db).exists():
+        raise DynbenchError(f"database {db!r} does not exist")
+    table = compare_ratios(load_run(run_a, db), load_run(run_b, db), tolerance)
+    caption = f"ratio = variant / family baseline; agree = difference within {tolerance:g}%"
+    out.print(rich_table(table, title=f"{run_a} vs {run_b}", caption=caption))
+    if markdown is not None:
+        markdown.write_text(table.to_markdown(index=False) + "\n")
+        err.print(f"wrote {markdown}")
+    worst = table["difference_%"].max()
+    if (table["agree"] == "NO").any():
+        err.print(f"runs disagree: largest difference {worst:.2f}% > {tolerance:g}%")
+        raise typer.Exit(1)
+    err.print(f"runs agree: largest difference {worst:.2f}% <= {tolerance:g}%")
 
 
 @app.command("guard")

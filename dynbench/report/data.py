@@ -53,13 +53,13 @@ def size_table(frame: pd.DataFrame) -> pd.DataFrame:
 def _disagree(frame: pd.DataFrame, model: str) -> str:
     rows = frame[(frame["model"] == model) & (frame["metric"] == "madds")]
     for detail in rows["detail"]:
-        info = _detail(detail)
+        info = detail_dict(detail)
         if info.get("disagree"):
             return f"{100 * info['spread']:.1f}%"
     return ""
 
 
-def _detail(value: object) -> dict:
+def detail_dict(value: object) -> dict:
     if isinstance(value, str):
         return json.loads(value)
     return value if isinstance(value, dict) else {}
@@ -74,9 +74,9 @@ def timing_table(frame: pd.DataFrame, metric: str, ratio_metric: str) -> pd.Data
     ratios = {r.model: r for r in frame[frame["metric"] == ratio_metric].itertuples(index=False)}
     rows = []
     for r in times.itertuples(index=False):
-        detail = _detail(r.detail)
+        detail = detail_dict(r.detail)
         ratio = ratios.get(r.model)
-        ratio_detail = _detail(ratio.detail) if ratio is not None else {}
+        ratio_detail = detail_dict(ratio.detail) if ratio is not None else {}
         row = {"model": r.model, "family": family_of(r.model)[0], metric: round(r.value, 3)}
         if "iqr_over_median" in detail:
             row["iqr_%"] = round(100 * detail["iqr_over_median"], 1)
