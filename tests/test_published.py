@@ -5,6 +5,7 @@ import pytest
 
 from dynbench.published import load_published, parse_printed, published_models
 from dynbench.report.compare import clean_label, compare_published, match
+from dynbench.report.speed import compare_published_speed
 
 
 def test_parse_printed():
@@ -67,3 +68,39 @@ def test_comparison_rows():
     assert odconv["fvcore_Δ%"] == pytest.approx(0.28, abs=0.01)
     dcd = table[(table["source"] == "002") & (table["row"] == "static")].iloc[0]
     assert dcd["params_ok"] == "≈ (no fc)"  # 11,176,512 without the fc vs the printed 11.1M
+
+
+def test_published_speed_compares_slowdowns_not_absolute_speeds():
+    rows = [
+        ("mobilenetv2_100", "cpu_images_per_s", 30.0, None),
+        ("mobilenetv2_100", "latency_ms", 33.3, None),
+        ("mobilenetv2_100_dcd", "cpu_images_per_s", 20.0, None),
+        ("mobilenetv2_100_dcd", "latency_ms", 48.0, None),
+        ("mobilenetv2_100_dcd", "latency_ratio", 1.45, {"ci95_low": 1.43, "ci95_high": 1.47}),
+        ("mobilenetv2_100_odconv_1x", "cpu_images_per_s", 22.0, None),
+        ("mobilenetv2_100_odconv_1x", "latency_ratio", 1.36, {"ci95_low": 1.34, "ci95_high": 1.37}),
+    ]
+    measured = pd.DataFrame(
+        [
+            {"model": m, "metric": k, "method": "torch.utils.benchmark", "value": v, "detail": d}
+            for m, k, v, d in rows
+        ]
+    ).assign(measured_at=range(len(rows)))
+    table = compare_published_speed(measured).set_index(["source", "model"])
+    # ODConv paper, E5-2683 v3: baseline 17.3 img/s, DCD 9.5 img/s -> 1.821x slower there
+    dcd = table.loc[("003", "mobilenetv2_100_dcd")]
+    assert dcd["printed_ratio"] == pytest.approx(17.3 / 9.5, abs=1e-3)
+    assert dcd["measured_ratio"] == 1.45 and dcd["verdict"] == "cheaper here"
+    # ODConv 1x printed 17.3 / 12.8 = 1.352, inside [1.34, 1.37]
+    assert table.loc[("003", "mobilenetv2_100_odconv_1x"), "verdict"] == "as printed"
+    # DCD paper, one EPYC 7551P core: 146 ms -> 163 ms, 1.116x; ours 1.45x
+    dcd_ms = table.loc[("002", "mobilenetv2_100_dcd")]
+    assert dcd_ms["printed"] == "163 ms"
+    assert dcd_ms["printed_ratio"] == pytest.approx(1.116, abs=1e-3)
+    assert dcd_ms["verdict"] == "costlier here"
+    assert table.loc[("002", "mobilenetv2_100"), "verdict"] == "baseline"
+    # a model timed without its baseline has nothing to be compared with
+    alone = measured[measured["model"] == "mobilenetv2_100_dcd"]
+    assert compare_published_speed(alone).empty
+    # and a timed model does not produce an empty params/MAdds comparison
+    assert compare_published(measured).empty

@@ -18,6 +18,7 @@ from dynbench.published import load_published
 from dynbench.report.data import latest
 
 MADDS_COUNTERS = ("conv_linear", "analytic", "fvcore", "ptflops", "torch")
+SIZE_METRICS = ("params", "params_no_classifier", "madds")
 
 
 def _missing(*values: float | None) -> bool:
@@ -73,7 +74,9 @@ def compare_published(measurements: pd.DataFrame) -> pd.DataFrame:
     lookup = {(r.model, r.metric, r.method): r.value for r in values.itertuples(index=False)}
     rows = []
     for pub in load_published().itertuples(index=False):
-        if not pub.model or not any(k[0] == pub.model for k in lookup):
+        if not pub.model or not any(
+            k[0] == pub.model and k[1] in SIZE_METRICS for k in lookup
+        ):  # a model only timed has nothing to set beside printed params and MAdds
             continue
         if _missing(pub.params_value) and _missing(pub.madds_value):
             continue

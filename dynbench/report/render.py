@@ -12,6 +12,7 @@ import pandas as pd
 
 from dynbench.report.compare import compare_published
 from dynbench.report.data import size_table, timing_table
+from dynbench.report.speed import compare_published_speed
 
 SIZE_NOTE = (
     "params in parameters; MAdds = multiply-adds at batch 1 (fvcore's unit; torch's FLOPs "
@@ -40,6 +41,16 @@ TIMING_SECTIONS = [
         "95% interval (none below 6 rounds).",
     ),
 ]
+
+SPEED_NOTE = (
+    "Each published speed figure beside this machine's timing of the same model. The papers "
+    "timed other hardware (column hardware; the ODConv paper does not say how many CPU threads), "
+    "so only the slowdown over the static baseline is compared: printed_ratio from the paper's "
+    "own baseline row, measured_ratio from the latency suite (with its 95% interval) or the "
+    "throughput suite (within 5%). verdict: as printed = the printed ratio lies in our "
+    "interval; costlier / cheaper here = the dynamic model costs more / less, relative to its "
+    "baseline, here than in the paper."
+)
 
 PUBLISHED_NOTE = (
     "Each published row (source seed file, table, row as printed) beside the measurement of "
@@ -75,6 +86,9 @@ def build_report(frame: pd.DataFrame) -> Report:
         table = timing_table(frame, metric, ratio)
         if not table.empty:
             report.sections.append(Section(title, note, table))
+    speed = compare_published_speed(frame)
+    if not speed.empty:
+        report.sections.append(Section("Published speed versus measured", SPEED_NOTE, speed))
     published = compare_published(frame)
     if not published.empty:
         report.sections.append(Section("Published versus measured", PUBLISHED_NOTE, published))

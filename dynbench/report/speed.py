@@ -1,0 +1,89 @@
+"""Published speed versus measured: the papers' speed claims beside our timings.
+
+The papers time on other hardware (a Xeon E5-2683 v3 and a TITAN X for ODConv,
+a single EPYC 7551P core for DCD), so absolute figures are shown but only the
+*ratio to the static baseline* is compared: how much slower the paper found the
+dynamic model, against how much slower it is here. The paper's ratio comes
+from its own baseline row in the same table (baseline speed / model speed for
+images per second, model time / baseline time for milliseconds); ours is the
+latency suite's ratio, with its 95% interval, or the throughput suite's.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from dynbench.published import load_published
+from dynbench.report.data import detail_dict, family_of, latest
+
+# published column -> (unit as printed, measured metric, measured ratio metric, higher is faster)
+SPEED_COLUMNS = {
+    "cpu_img_s": ("img/s", "cpu_images_per_s", "latency_ratio", True),
+    "cpu_ms": ("ms", "latency_ms", "latency_ratio", False),
+    "gpu_img_s": ("img/s", "gpu_images_per_s", None, True),
+}
+GPU_TOLERANCE = 0.05  # no CI for the throughput ratio: within 5% counts as "as printed"
+
+
+def _verdict(published: float, measured: float, low: float | None, high: float | None) -> str:
+    """Is the paper's slowdown inside our interval, or is the model costlier or cheaper here?"""
+    if low is None or high is None:
+        low, high = measured * (1 - GPU_TOLERANCE), measured * (1 + GPU_TOLERANCE)
+    if low <= published <= high:
+        return "as printed"
+    return "costlier here" if measured > published else "cheaper here"
+
+
+def compare_published_speed(measurements: pd.DataFrame) -> pd.DataFrame:
+    """One row per published speed figure whose model was timed in ``measurements``."""
+    values = latest(measurements)
+    if values.empty:
+        return pd.DataFrame()
+    measured = {(r.model, r.metric): r for r in values.itertuples(index=False)}
+    published = load_published()
+    rows = []
+    for column, (unit, metric, ratio_metric, faster_is_higher) in SPEED_COLUMNS.items():
+        printed = published[(published[column] != "") & (published["model"] != "")]
+        for pub in printed.itertuples(index=False):
+            ours = measured.get((pub.model, metric))
+            if ours is None:
+                continue
+            baseline = family_of(pub.model)[0]
+            base_pub = printed[
+                (printed["source"] == pub.source)
+                & (printed["table"] == pub.table)
+                & (printed["model"] == baseline)
+            ]
+            base_ours = measured.get((baseline, metric))
+            if base_pub.empty or base_ours is None:
+                continue
+            value, base_value = float(getattr(pub, column)), float(base_pub[column].iloc[0])
+            pub_ratio = base_value / value if faster_is_higher else value / base_value
+            low = high = None
+            if pub.model == baseline:
+                our_ratio, low, high = 1.0, 1.0, 1.0
+            elif ratio_metric is not None and (pub.model, ratio_metric) in measured:
+                ratio = measured[(pub.model, ratio_metric)]
+                our_ratio = ratio.value
+                detail = detail_dict(ratio.detail)
+                low, high = detail.get("ci95_low"), detail.get("ci95_high")
+            else:
+                our_value, our_base = ours.value, base_ours.value
+                our_ratio = our_base / our_value if faster_is_higher else our_value / our_base
+            rows.append(
+                {
+                    "source": pub.source[:3],
+                    "table": pub.table,
+                    "model": pub.model,
+                    "hardware": pub.hardware,
+                    "printed": f"{value:g} {unit}",
+                    "printed_ratio": round(pub_ratio, 3),
+                    "measured": f"{ours.value:.4g} {unit}",
+                    "measured_ratio": round(our_ratio, 3),
+                    "ci95": f"[{low:.3f}, {high:.3f}]" if low is not None else "",
+                    "verdict": "baseline"
+                    if pub.model == baseline
+                    else _verdict(pub_ratio, our_ratio, low, high),
+                }
+            )
+    return pd.DataFrame(rows)
