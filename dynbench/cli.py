@@ -381,14 +381,23 @@ def compare_command(
     table = compare_ratios(load_run(run_a, db), load_run(run_b, db), tolerance)
     caption = f"ratio = variant / family baseline; agree = difference within {tolerance:g}%"
     out.print(rich_table(table, title=f"{run_a} vs {run_b}", caption=caption))
-    if markdown is not None:
-        markdown.write_text(table.to_markdown(index=False) + "\n")
-        err.print(f"wrote {markdown}")
     worst = table["difference_%"].max()
-    if (table["agree"] == "NO").any():
-        err.print(f"runs disagree: largest difference {worst:.2f}% > {tolerance:g}%")
+    agree = not (table["agree"] == "NO").any()
+    verdict = (
+        f"runs agree: largest difference {worst:.2f}% <= {tolerance:g}%"
+        if agree
+        else f"runs disagree: largest difference {worst:.2f}% > {tolerance:g}%"
+    )
+    if markdown is not None:
+        markdown.write_text(
+            f"# {run_a} vs {run_b}\n\n{caption}.\n\n"
+            + table.to_markdown(index=False)
+            + f"\n\n**{verdict}**\n"
+        )
+        err.print(f"wrote {markdown}")
+    err.print(verdict)
+    if not agree:
         raise typer.Exit(1)
-    err.print(f"runs agree: largest difference {worst:.2f}% <= {tolerance:g}%")
 
 
 @app.command("guard")

@@ -30,6 +30,7 @@ def test_runs_within_tolerance_agree(cli, tmp_path):
     assert "largest difference 2.00%" in result.stderr  # 1.428 / 1.40 - 1
     table = (tmp_path / "agree.md").read_text()
     assert "[1.380, 1.420]" in table and "| yes" in table and "NO" not in table
+    assert table.startswith("# a.json vs b.json") and "**runs agree" in table
 
 
 def test_a_ratio_beyond_tolerance_fails(cli, tmp_path):

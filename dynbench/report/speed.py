@@ -61,7 +61,7 @@ def compare_published_speed(measurements: pd.DataFrame) -> pd.DataFrame:
             pub_ratio = base_value / value if faster_is_higher else value / base_value
             low = high = None
             if pub.model == baseline:
-                our_ratio, low, high = 1.0, 1.0, 1.0
+                our_ratio = 1.0
             elif ratio_metric is not None and (pub.model, ratio_metric) in measured:
                 ratio = measured[(pub.model, ratio_metric)]
                 our_ratio = ratio.value

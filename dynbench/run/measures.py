@@ -172,9 +172,9 @@ def _check_choice(key: str, choices: tuple) -> Callable[[dict, str], None]:
 
 LATENCY_SETTINGS = {
     "input_size": None,
-    "rounds": 100,
-    "max_rounds": 300,
-    "ci_target": 0.015,
+    "rounds": 150,
+    "max_rounds": 400,
+    "ci_target": 0.01,
     "min_run_time": 5.0,
     "block_time": 0.02,
     "warmup": 3,
