@@ -69,3 +69,17 @@ def test_forward_shapes():
     assert create_model("resnet18")(x).shape == (2, 1000)
     assert create_model("mobilenetv2_035")(x).shape == (2, 1000)
     assert create_model("resnet18", num_classes=10)(x).shape == (2, 10)
+
+
+def test_cifar_resnet18_has_the_cifar_layout():
+    """3x3 stride-1 stem, no max-pool, 10 classes: the ResNet-18 of CIFAR reproductions."""
+    model = create_model("resnet18_cifar").eval()
+    assert count_params(model)["params"] == 11_173_962
+    x = torch.randn(2, 3, 32, 32)
+    assert model(x).shape == (2, 10)
+    # stem 1,769,472 + 4 stages of 150,994,944 / 134,217,728 x 3 + fc 5,120 (by hand)
+    assert conv_linear_madds(model, x[:1]) == 1_769_472 + 150_994_944 + 3 * 134_217_728 + 5_120
+    # its DY-Conv variant differs from the ImageNet one by exactly the stem and the classifier
+    imagenet = count_params(create_model("resnet18_dyconv_4x"))["params"]
+    cifar = count_params(create_model("resnet18_cifar_dyconv_4x"))["params"]
+    assert imagenet - cifar == (7 * 7 - 3 * 3) * 3 * 64 + (512 * 1000 + 1000) - (512 * 10 + 10)

@@ -5,7 +5,7 @@ import pytest
 
 from dynbench.published import load_published, parse_printed, published_models
 from dynbench.report.compare import clean_label, compare_published, match
-from dynbench.report.speed import compare_published_speed
+from dynbench.report.speed import compare_published_speed, minutes
 
 
 def test_parse_printed():
@@ -85,7 +85,7 @@ def test_published_speed_compares_slowdowns_not_absolute_speeds():
             {"model": m, "metric": k, "method": "torch.utils.benchmark", "value": v, "detail": d}
             for m, k, v, d in rows
         ]
-    ).assign(measured_at=range(len(rows)))
+    ).assign(measured_at=range(len(rows)), unit="")
     table = compare_published_speed(measured).set_index(["source", "model"])
     # ODConv paper, E5-2683 v3: baseline 17.3 img/s, DCD 9.5 img/s -> 1.821x slower there
     dcd = table.loc[("003", "mobilenetv2_100_dcd")]
@@ -104,3 +104,25 @@ def test_published_speed_compares_slowdowns_not_absolute_speeds():
     assert compare_published_speed(alone).empty
     # and a timed model does not produce an empty params/MAdds comparison
     assert compare_published(measured).empty
+
+
+def test_published_training_time_ratio_against_the_train_step_suite():
+    assert minutes("53 mins") == 53 and minutes("approximately 13 hours") == 780
+    assert minutes("4-5 mins") is None  # a range: not compared
+    rows = [
+        ("resnet18_cifar", "train_step_ms_per_image", 10.0, None),
+        ("resnet18_cifar_dyconv_4x", "train_step_ms_per_image", 30.0, None),
+        ("resnet18_cifar_dyconv_4x", "train_step_ratio", 3.0, {"ci95_low": 2.8, "ci95_high": 3.2}),
+    ]
+    measured = pd.DataFrame(
+        [
+            {"model": m, "metric": k, "method": "torch.utils.benchmark", "value": v, "detail": d}
+            for m, k, v, d in rows
+        ]
+    ).assign(measured_at=range(len(rows)), unit="ms/image")
+    table = compare_published_speed(measured).set_index("model")
+    dynamic = table.loc["resnet18_cifar_dyconv_4x"]
+    # the reproduction: 53 min vs about 13 hours of training, 14.7x
+    assert dynamic["printed"] == "approximately 13 hours"
+    assert dynamic["printed_ratio"] == pytest.approx(780 / 53, abs=1e-3)
+    assert dynamic["measured_ratio"] == 3.0 and dynamic["verdict"] == "cheaper here"

@@ -15,10 +15,13 @@ def test_baseline_names():
         "resnet101",
         "resnet101_v1",
         "resnet18",
+        "resnet18_cifar",
         "resnet34",
         "resnet50",
         "resnet50_v1",
     ]
+    assert model_info("resnet18_cifar").input_size == (3, 32, 32)
+    assert model_info("resnet18_cifar_dyconv_4x").family == "resnet18_cifar"
     assert list_models("mobilenetv2_???") == [  # ? matches one character: no variants
         "mobilenetv2_035",
         "mobilenetv2_050",

@@ -10,8 +10,14 @@ import torch
 from torch import nn
 
 from dynbench.measure.gpu import measure_throughput
-from dynbench.measure.timing import Timed, interleaved, median_ci, ratio_with_ci
-from dynbench.models import model_info
+from dynbench.measure.timing import (
+    Timed,
+    interleaved,
+    median_ci,
+    ratio_with_ci,
+    train_step_call,
+)
+from dynbench.models import create_model, model_info
 from dynbench.run.measures import LATENCY_SETTINGS
 from dynbench.run.runner import Target, families
 from dynbench.run.timed_measures import latency_group
@@ -236,3 +242,12 @@ def test_bad_timing_settings(cli, tmp_path):
     )
     result = cli("run", "--suite", "amp.toml")
     assert result.code == 2 and "amp" in result.stderr
+
+
+def test_train_step_labels_follow_the_model_classes():
+    """A 10-class CIFAR model gets labels in [0, 10): a fixed 1000 would crash the loss."""
+    model = create_model("resnet18_cifar")
+    step = train_step_call(model, batch=2, input_size=(3, 32, 32))
+    before = model.fc.weight.detach().clone()
+    loss = step()
+    assert torch.isfinite(loss) and not torch.equal(before, model.fc.weight)  # SGD stepped

@@ -177,11 +177,18 @@ def inference_call(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
 
 
 def train_step_call(
-    model: nn.Module, batch: int, input_size: tuple[int, ...], num_classes: int = 1000
+    model: nn.Module, batch: int, input_size: tuple[int, ...]
 ) -> Callable[[], object]:
-    """Forward, cross-entropy, backward and an SGD step on a random batch."""
+    """Forward, cross-entropy, backward and an SGD step on a random batch.
+
+    The labels cover the classes the model actually outputs (1000 for ImageNet
+    models, 10 for the CIFAR ones, anything for a user model), found by one
+    forward pass without a graph.
+    """
     model.train()
     x = torch.randn(batch, *input_size)
+    with torch.no_grad():
+        num_classes = model(x).shape[-1]
     y = torch.randint(0, num_classes, (batch,))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()

@@ -13,11 +13,11 @@ RESNET_DEPTHS = (10, 18, 34, 50, 101)
 MOBILENET_WIDTHS = {"100": 1.0, "075": 0.75, "050": 0.5, "035": 0.35}
 
 
-def resnet_builder(depth: int, v1: bool = False):
+def resnet_builder(depth: int, v1: bool = False, cifar: bool = False):
     """A builder for ResNet-``depth``; variants pass their ``layers`` factory to it."""
 
     def build(layers: LayerFactory | None = None, **overrides) -> nn.Module:
-        return resnet(depth, layers or LayerFactory(), v1=v1, **overrides)
+        return resnet(depth, layers or LayerFactory(), v1=v1, cifar=cifar, **overrides)
 
     return build
 
@@ -37,6 +37,10 @@ def resnet_bases() -> list[tuple[str, int, bool]]:
 
 
 RESNET_BASES = tuple(name for name, _, _ in resnet_bases())
+# The CIFAR-10 ResNet-18 of the DY-Conv reproductions (their training times are published);
+# only its DY-Conv variant is registered beside it.
+CIFAR_RESNET18 = "resnet18_cifar"
+CIFAR_INPUT_SIZE = (3, 32, 32)
 MOBILENET_BASES = tuple(f"mobilenetv2_{suffix}" for suffix in MOBILENET_WIDTHS)
 
 for _name, _depth, _v1 in resnet_bases():
@@ -55,6 +59,16 @@ for _name, _depth, _v1 in resnet_bases():
         description=f"ResNet-{_depth}{_layout}",
         tags=("baseline", "resnet"),
     )
+
+register(
+    CIFAR_RESNET18,
+    resnet_builder(18, cifar=True),
+    family=CIFAR_RESNET18,
+    operator="static",
+    description="ResNet-18 for CIFAR-10: 3x3 stride-1 stem, no max-pool, 10 classes, 32x32",
+    input_size=CIFAR_INPUT_SIZE,
+    tags=("baseline", "resnet", "cifar"),
+)
 
 for _suffix, _width in MOBILENET_WIDTHS.items():
     register(

@@ -1,4 +1,4 @@
-"""ResNet-10/18/34/50/101 built through a :class:`LayerFactory`.
+"""ResNet-10/18/34/50/101 built through a :class:`LayerFactory`, ImageNet or CIFAR layout.
 
 With the static factory the modules, parameter order and counts equal
 torchvision's ``resnet*`` (11,689,512 params for ResNet-18). Bottleneck
@@ -108,14 +108,24 @@ class ResNet(nn.Module):
         layers: LayerFactory | None = None,
         num_classes: int = 1000,
         stride_on_3x3: bool = True,
+        cifar_stem: bool = False,
     ) -> None:
         super().__init__()
         layers = layers or LayerFactory()
         self.inplanes = 64
-        self.conv1 = layers.conv(ConvSpec(3, 64, 7, 2, 3, role=STEM, position="stem"))
+        # ImageNet: 7x7 stride-2 conv then a stride-2 max-pool. CIFAR (32x32 inputs, as in the
+        # DY-Conv reproductions): one 3x3 stride-1 conv and no pooling.
+        stem = (
+            ConvSpec(3, 64, 3, 1, 1, role=STEM, position="stem")
+            if cifar_stem
+            else ConvSpec(3, 64, 7, 2, 3, role=STEM, position="stem")
+        )
+        self.conv1 = layers.conv(stem)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.maxpool = (
+            nn.Identity() if cifar_stem else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        )
         num_blocks = sum(depths)
         block_index = 0
         stages = []
@@ -188,7 +198,12 @@ RESNET_DEPTHS: dict[int, tuple[type[BasicBlock] | type[Bottleneck], list[int]]] 
 }
 
 
-def resnet(depth: int, layers: LayerFactory | None = None, v1: bool = False, **kwargs) -> ResNet:
-    """ResNet of the given depth; ``v1`` puts a bottleneck's stride on its first 1x1."""
+def resnet(
+    depth: int, layers: LayerFactory | None = None, v1: bool = False, cifar: bool = False, **kwargs
+) -> ResNet:
+    """ResNet of the given depth; ``v1`` puts a bottleneck's stride on its first 1x1;
+    ``cifar`` gives the 32x32 layout (3x3 stem, no max-pool) with 10 classes by default."""
     block, depths = RESNET_DEPTHS[depth]
-    return ResNet(block, depths, layers, stride_on_3x3=not v1, **kwargs)
+    if cifar:
+        kwargs = {"num_classes": 10, **kwargs}
+    return ResNet(block, depths, layers, stride_on_3x3=not v1, cifar_stem=cifar, **kwargs)

@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 from torch import nn
 
-from dynbench.models.baselines import MOBILENET_WIDTHS, mobilenet_builder, resnet_builder
 from dynbench.models.layers import (
     BLOCK,
     DOWNSAMPLE,
@@ -102,16 +101,9 @@ def register_variant(
     """Register ``{base}_{suffix}``: the baseline ``base`` built with ``make_layers()``."""
     base_info = model_info(base)
     name = f"{base}_{suffix}"
-    if base.startswith("resnet"):
-        depth = int(base.removeprefix("resnet").split("_")[0])
-        builder = _with_layers(resnet_builder(depth, v1=base.endswith("_v1")), make_layers)
-    elif base.startswith("mobilenetv2_"):
-        builder = _with_layers(mobilenet_builder(MOBILENET_WIDTHS[base.split("_")[1]]), make_layers)
-    else:
-        raise ValueError(f"no builder for base {base!r}")
     register(
         name,
-        builder,
+        _with_layers(base_info.builder, make_layers),
         family=base,
         operator=operator,
         description=description,

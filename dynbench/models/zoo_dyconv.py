@@ -8,7 +8,7 @@ every conv but the stem, attention hidden width int(C_in / 4) without the "+ 1"
 
 from __future__ import annotations
 
-from dynbench.models.baselines import MOBILENET_BASES, RESNET_BASES
+from dynbench.models.baselines import CIFAR_RESNET18, MOBILENET_BASES, RESNET_BASES
 from dynbench.models.layers import ConvSpec
 from dynbench.models.variants import (
     OperatorLayers,
@@ -39,7 +39,7 @@ def dyconv_layers(num_kernels: int, resnet: bool):
     return make
 
 
-for _base in RESNET_BASES + MOBILENET_BASES:
+for _base in (*RESNET_BASES, CIFAR_RESNET18, *MOBILENET_BASES):
     _resnet = _base.startswith("resnet")
     register_variant(
         _base,

@@ -1,7 +1,8 @@
 """Published speed versus measured: the papers' speed claims beside our timings.
 
 The papers time on other hardware (a Xeon E5-2683 v3 and a TITAN X for ODConv,
-a single EPYC 7551P core for DCD), so absolute figures are shown but only the
+a single EPYC 7551P core for DCD, a P100 for the DY-Conv reproduction's
+training runs), so absolute figures are shown but only the
 *ratio to the static baseline* is compared: how much slower the paper found the
 dynamic model, against how much slower it is here. The paper's ratio comes
 from its own baseline row in the same table (baseline speed / model speed for
@@ -11,16 +12,31 @@ latency suite's ratio, with its 95% interval, or the throughput suite's.
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from dynbench.published import load_published
 from dynbench.report.data import detail_dict, family_of, latest
 
-# published column -> (unit as printed, measured metric, measured ratio metric, higher is faster)
+
+def minutes(text: str) -> float | None:
+    """'53 mins' -> 53, 'approximately 13 hours' -> 780; None for a range or no unit."""
+    match = re.fullmatch(r"(?:approximately |about )?([\d.]+) ?(min|mins|minutes|h|hours?)", text)
+    if match is None:
+        return None
+    value = float(match.group(1))
+    return value * 60 if match.group(2).startswith("h") else value
+
+
+# published column -> (parser, unit shown ("": the text as printed), measured metric,
+# measured ratio metric, higher is faster). Training times are whole runs in the papers and
+# one step per image here: only their ratios compare.
 SPEED_COLUMNS = {
-    "cpu_img_s": ("img/s", "cpu_images_per_s", "latency_ratio", True),
-    "cpu_ms": ("ms", "latency_ms", "latency_ratio", False),
-    "gpu_img_s": ("img/s", "gpu_images_per_s", None, True),
+    "cpu_img_s": (float, "img/s", "cpu_images_per_s", "latency_ratio", True),
+    "cpu_ms": (float, "ms", "latency_ms", "latency_ratio", False),
+    "gpu_img_s": (float, "img/s", "gpu_images_per_s", None, True),
+    "train_time": (minutes, "", "train_step_ms_per_image", "train_step_ratio", False),
 }
 GPU_TOLERANCE = 0.05  # no CI for the throughput ratio: within 5% counts as "as printed"
 
@@ -42,7 +58,7 @@ def compare_published_speed(measurements: pd.DataFrame) -> pd.DataFrame:
     measured = {(r.model, r.metric): r for r in values.itertuples(index=False)}
     published = load_published()
     rows = []
-    for column, (unit, metric, ratio_metric, faster_is_higher) in SPEED_COLUMNS.items():
+    for column, (parse, unit, metric, ratio_metric, faster_is_higher) in SPEED_COLUMNS.items():
         printed = published[(published[column] != "") & (published["model"] != "")]
         for pub in printed.itertuples(index=False):
             ours = measured.get((pub.model, metric))
@@ -57,7 +73,9 @@ def compare_published_speed(measurements: pd.DataFrame) -> pd.DataFrame:
             base_ours = measured.get((baseline, metric))
             if base_pub.empty or base_ours is None:
                 continue
-            value, base_value = float(getattr(pub, column)), float(base_pub[column].iloc[0])
+            value, base_value = parse(getattr(pub, column)), parse(base_pub[column].iloc[0])
+            if value is None or base_value is None:
+                continue
             pub_ratio = base_value / value if faster_is_higher else value / base_value
             low = high = None
             if pub.model == baseline:
@@ -76,9 +94,9 @@ def compare_published_speed(measurements: pd.DataFrame) -> pd.DataFrame:
                     "table": pub.table,
                     "model": pub.model,
                     "hardware": pub.hardware,
-                    "printed": f"{value:g} {unit}",
+                    "printed": f"{value:g} {unit}" if unit else getattr(pub, column),
                     "printed_ratio": round(pub_ratio, 3),
-                    "measured": f"{ours.value:.4g} {unit}",
+                    "measured": f"{ours.value:.4g} {ours.unit}",
                     "measured_ratio": round(our_ratio, 3),
                     "ci95": f"[{low:.3f}, {high:.3f}]" if low is not None else "",
                     "verdict": "baseline"
