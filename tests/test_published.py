@@ -70,6 +70,16 @@ def test_comparison_rows():
     assert dcd["params_ok"] == "≈ (no fc)"  # 11,176,512 without the fc vs the printed 11.1M
 
 
+def _timings(rows: list[tuple], unit: str) -> pd.DataFrame:
+    """Stored-measurement rows from (model, metric, value, detail) tuples."""
+    return pd.DataFrame(
+        [
+            {"model": m, "metric": k, "method": "torch.utils.benchmark", "value": v, "detail": d}
+            for m, k, v, d in rows
+        ]
+    ).assign(measured_at=range(len(rows)), unit=unit)
+
+
 def test_published_speed_compares_slowdowns_not_absolute_speeds():
     rows = [
         ("mobilenetv2_100", "cpu_images_per_s", 30.0, None),
@@ -80,12 +90,7 @@ def test_published_speed_compares_slowdowns_not_absolute_speeds():
         ("mobilenetv2_100_odconv_1x", "cpu_images_per_s", 22.0, None),
         ("mobilenetv2_100_odconv_1x", "latency_ratio", 1.36, {"ci95_low": 1.34, "ci95_high": 1.37}),
     ]
-    measured = pd.DataFrame(
-        [
-            {"model": m, "metric": k, "method": "torch.utils.benchmark", "value": v, "detail": d}
-            for m, k, v, d in rows
-        ]
-    ).assign(measured_at=range(len(rows)), unit="")
+    measured = _timings(rows, unit="")
     table = compare_published_speed(measured).set_index(["source", "model"])
     # ODConv paper, E5-2683 v3: baseline 17.3 img/s, DCD 9.5 img/s -> 1.821x slower there
     dcd = table.loc[("003", "mobilenetv2_100_dcd")]
@@ -114,12 +119,7 @@ def test_published_training_time_ratio_against_the_train_step_suite():
         ("resnet18_cifar_dyconv_4x", "train_step_ms_per_image", 30.0, None),
         ("resnet18_cifar_dyconv_4x", "train_step_ratio", 3.0, {"ci95_low": 2.8, "ci95_high": 3.2}),
     ]
-    measured = pd.DataFrame(
-        [
-            {"model": m, "metric": k, "method": "torch.utils.benchmark", "value": v, "detail": d}
-            for m, k, v, d in rows
-        ]
-    ).assign(measured_at=range(len(rows)), unit="ms/image")
+    measured = _timings(rows, unit="ms/image")
     table = compare_published_speed(measured).set_index("model")
     dynamic = table.loc["resnet18_cifar_dyconv_4x"]
     # the reproduction: 53 min vs about 13 hours of training, 14.7x
