@@ -108,29 +108,44 @@ def test_interleaved_keeps_complete_rounds_on_ctrl_c():
     assert [len(t.times) for t in results.timed.values()] == [4, 4]
 
 
-def test_latency_group_stores_what_it_measured_before_ctrl_c():
-    class Dies(nn.Module):
-        def __init__(self, after: int) -> None:
-            super().__init__()
-            self.conv, self.calls, self.after = nn.Conv2d(3, 4, 3), 0, after
+class Dies(nn.Module):
+    """A small conv that raises KeyboardInterrupt on its ``after``-th call."""
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            self.calls += 1
-            if self.calls == self.after:
-                raise KeyboardInterrupt
-            time.sleep(SLOW_CALL)
-            return self.conv(x)
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.conv, self.calls, self.after = nn.Conv2d(3, 4, 3), 0, after
 
-    members = [(model_info("resnet10"), Dies(10**9)), (model_info("resnet10_odconv_1x"), Dies(12))]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == self.after:
+            raise KeyboardInterrupt
+        time.sleep(SLOW_CALL)
+        return self.conv(x)
+
+
+def _latency_until_ctrl_c(after: int) -> list:
+    members = [
+        (model_info("resnet10"), Dies(10**9)),
+        (model_info("resnet10_odconv_1x"), Dies(after)),
+    ]
     settings = {**LATENCY_SETTINGS, "input_size": (3, 8, 8), "warmup": 1, "block_time": BLOCK}
     records = []
     with pytest.raises(KeyboardInterrupt):
         latency_group(members, settings, records.append, lambda status: None)
+    return records
+
+
+def test_latency_group_stores_what_it_measured_before_ctrl_c():
+    records = _latency_until_ctrl_c(12)  # 3 warm-up calls, 2 a round: dies in round 5
     latency = {r.model: r for r in records if r.metric == "latency_ms"}
     assert set(latency) == {"resnet10", "resnet10_odconv_1x"}
     assert latency["resnet10"].detail["interrupted"] and latency["resnet10"].detail["rounds"] == 4
     assert len(latency["resnet10"].detail["round_ms"]) == 4
     assert any(r.metric == "latency_ratio" for r in records)
+
+
+def test_ctrl_c_in_the_first_round_stops_cleanly_with_nothing_stored():
+    assert _latency_until_ctrl_c(4) == []  # round 1: no median to take, no crash taking one
 
 
 def test_families_lead_with_baseline_and_add_it_when_missing():

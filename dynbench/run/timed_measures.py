@@ -80,6 +80,9 @@ def _measure_interleaved(
 ) -> tuple[Interleaved, dict[str, object]]:
     """Run the rounds with progress; the returned detail says how they went.
 
+    A Ctrl-C after at least 2 complete rounds returns them (``interrupted``) for the
+    caller to store; one earlier stops here, before any median of nothing is taken.
+
     With a ``ci_target`` setting, rounds go on past ``rounds`` (up to
     ``max_rounds``) until every ratio's 95% CI half-width is within it.
     """
@@ -115,16 +118,17 @@ def _measure_interleaved(
         "rounds": results.rounds,
         "interrupted": results.interrupted,
     }
+    if results.interrupted and results.rounds < 2:
+        raise KeyboardInterrupt  # too little to keep: no median or ratio worth storing
     if target is not None:
         detail["widest_ci"] = round(_widest_ci(results.timed, baseline), 5)
     return results, detail
 
 
 def _emit_or_stop(results: Interleaved, records: list[Record], emit: Emit) -> None:
-    """Store what was measured; after a Ctrl-C (at least 2 rounds kept) stop the run there."""
-    if results.rounds >= 2 or not results.interrupted:
-        for record in records:
-            emit(record)
+    """Store what was measured; after a Ctrl-C, stop the run there."""
+    for record in records:
+        emit(record)
     if results.interrupted:
         raise KeyboardInterrupt
 
