@@ -46,6 +46,12 @@ InputSizeOption = Annotated[
 ]
 
 
+def require_db(db: str | None) -> None:
+    """A ``--db`` given for reading must exist (sqlite would quietly create an empty one)."""
+    if db is not None and not Path(db).exists():
+        raise DynbenchError(f"database {db!r} does not exist; run 'dynbench run' first")
+
+
 def resolve_targets(
     models: str | None,
     user_models: list[str] | None,
@@ -313,8 +319,7 @@ def export_command(
         raise DynbenchError(f"unknown export format {format!r}; accepted: csv, json")
     if output is not None:
         check_writable(output, "--out path")
-    if not Path(db or "").exists() and db is not None:
-        raise DynbenchError(f"database {db!r} does not exist")
+    require_db(db)
     store = ResultStore(db)
     try:
         frame = store.frame(run, suite)
@@ -344,8 +349,7 @@ def report_command(
     """Write the markdown and HTML report from the stored measurements."""
     from dynbench.report.render import build_report, write_report
 
-    if db is not None and not Path(db).exists():
-        raise DynbenchError(f"database {db!r} does not exist; run 'dynbench run' first")
+    require_db(db)
     if output.exists() and not output.is_dir():
         raise DynbenchError(f"--out {str(output)!r} is a file; give a directory")
     store = ResultStore(db)
@@ -376,8 +380,7 @@ def compare_command(
 
     if markdown is not None:
         check_writable(markdown, "--markdown path")
-    if db is not None and not Path(db).exists():
-        raise DynbenchError(f"database {db!r} does not exist")
+    require_db(db)
     table = compare_ratios(load_run(run_a, db), load_run(run_b, db), tolerance)
     caption = f"ratio = variant / family baseline; agree = difference within {tolerance:g}%"
     out.print(rich_table(table, title=f"{run_a} vs {run_b}", caption=caption))

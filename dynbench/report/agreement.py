@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from dynbench.errors import DynbenchError
-from dynbench.report.data import detail_dict
+from dynbench.report.data import ci95_bounds, ci95_text
 from dynbench.results.store import load_results
 
 RATIO_UNIT = "x baseline"
@@ -41,11 +41,7 @@ def _ratios(frame: pd.DataFrame) -> pd.DataFrame:
     if "unit" not in frame:
         return pd.DataFrame(columns=["model", "metric", "value", "ci95"])
     ratios = frame[frame["unit"] == RATIO_UNIT].drop_duplicates(["model", "metric"], keep="last")
-    ci = []
-    for detail in ratios["detail"]:
-        info = detail_dict(detail)
-        low, high = info.get("ci95_low"), info.get("ci95_high")
-        ci.append(f"[{low:.3f}, {high:.3f}]" if low is not None and high is not None else "")
+    ci = [ci95_text(*ci95_bounds(detail)) for detail in ratios["detail"]]
     return ratios.assign(ci95=ci)[["model", "metric", "value", "ci95"]]
 
 

@@ -65,6 +65,17 @@ def detail_dict(value: object) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def ci95_bounds(detail: object) -> tuple[float | None, float | None]:
+    """A ratio record's 95% interval from its detail, (None, None) where it has none."""
+    info = detail_dict(detail)
+    low, high = info.get("ci95_low"), info.get("ci95_high")
+    return (low, high) if low is not None and high is not None else (None, None)
+
+
+def ci95_text(low: float | None, high: float | None) -> str:
+    return f"[{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+
+
 def timing_table(frame: pd.DataFrame, metric: str, ratio_metric: str) -> pd.DataFrame:
     """One row per model: its time, noise, and ratio to the family baseline with a 95% CI."""
     frame = latest(frame)
@@ -76,14 +87,12 @@ def timing_table(frame: pd.DataFrame, metric: str, ratio_metric: str) -> pd.Data
     for r in times.itertuples(index=False):
         detail = detail_dict(r.detail)
         ratio = ratios.get(r.model)
-        ratio_detail = detail_dict(ratio.detail) if ratio is not None else {}
         row = {"model": r.model, "family": family_of(r.model)[0], metric: round(r.value, 3)}
         if "iqr_over_median" in detail:
             row["iqr_%"] = round(100 * detail["iqr_over_median"], 1)
             row["noisy"] = "yes" if detail.get("noisy") else ""
         row["ratio"] = round(ratio.value, 3) if ratio is not None else 1.0
-        low, high = ratio_detail.get("ci95_low"), ratio_detail.get("ci95_high")
-        row["ci95"] = f"[{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+        row["ci95"] = ci95_text(*ci95_bounds(ratio.detail)) if ratio is not None else ""
         if "load_before" in detail:
             row["load"] = f"{detail['load_before']:.2f}->{detail['load_after']:.2f}"
         rows.append(row)

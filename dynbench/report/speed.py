@@ -17,7 +17,7 @@ import re
 import pandas as pd
 
 from dynbench.published import load_published
-from dynbench.report.data import detail_dict, family_of, latest
+from dynbench.report.data import ci95_bounds, ci95_text, family_of, latest
 
 
 def minutes(text: str) -> float | None:
@@ -83,8 +83,7 @@ def compare_published_speed(measurements: pd.DataFrame) -> pd.DataFrame:
             elif ratio_metric is not None and (pub.model, ratio_metric) in measured:
                 ratio = measured[(pub.model, ratio_metric)]
                 our_ratio = ratio.value
-                detail = detail_dict(ratio.detail)
-                low, high = detail.get("ci95_low"), detail.get("ci95_high")
+                low, high = ci95_bounds(ratio.detail)
             else:
                 our_value, our_base = ours.value, base_ours.value
                 our_ratio = our_base / our_value if faster_is_higher else our_value / our_base
@@ -98,7 +97,7 @@ def compare_published_speed(measurements: pd.DataFrame) -> pd.DataFrame:
                     "printed_ratio": round(pub_ratio, 3),
                     "measured": f"{ours.value:.4g} {ours.unit}",
                     "measured_ratio": round(our_ratio, 3),
-                    "ci95": f"[{low:.3f}, {high:.3f}]" if low is not None else "",
+                    "ci95": ci95_text(low, high),
                     "verdict": "baseline"
                     if pub.model == baseline
                     else _verdict(pub_ratio, our_ratio, low, high),
