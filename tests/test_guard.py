@@ -21,12 +21,12 @@ MODEL_TEMPLATE = textwrap.dedent("""
 """)
 ORIGINAL = {
     "width": 16,
-    "dynamic": "ODConv2d({width}, {width}, 3, 1, 1, kernel_num=4)",
+    "dynamic": "ODConv2d({width}, {width}, 3, 1, 1, num_kernels=4)",
     "classifier": "nn.Linear({width}, 10)",
 }
 MUTATIONS = {
     "layer widened": {"width": 24},
-    "kernel number changed": {"dynamic": "ODConv2d({width}, {width}, 3, 1, 1, kernel_num=2)"},
+    "kernel number changed": {"dynamic": "ODConv2d({width}, {width}, 3, 1, 1, num_kernels=2)"},
     "classifier swapped": {
         "classifier": "nn.Sequential(nn.Linear({width}, 32), nn.ReLU(), nn.Linear(32, 10))"
     },
@@ -110,7 +110,7 @@ def test_tolerance(cli, user_model):
     user_model()
     args = ["guard", "--baseline", "b.json", "--model", "usernet:build", "--input-size", "3,32,32"]
     assert cli(*args, "--update").code == 0
-    user_model(dynamic="ODConv2d({width}, {width}, 3, 1, 1, kernel_num=2)")
+    user_model(dynamic="ODConv2d({width}, {width}, 3, 1, 1, num_kernels=2)")
     assert cli(*args).code == 1
     assert cli(*args, "--tolerance", "100").code == 0
 

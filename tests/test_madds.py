@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from dynbench.measure.madds import COUNTERS, conv2d_madds, count_madds
+from dynbench.measure.madds import conv2d_madds, count_madds
+from dynbench.results.names import COUNTERS
 from dynbench.models import create_model
 
 
@@ -97,7 +98,7 @@ def test_a_failing_counter_is_recorded_and_the_others_still_count(monkeypatch):
     ],
 )
 def test_weight_reads_work_for_every_operator(name):
-    from dynbench.measure.madds import weight_reads
+    from dynbench.measure.weights import weight_reads
     from dynbench.measure.params import count_params
 
     with torch.device("meta"):

@@ -13,10 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dynbench.measure.madds import conv2d_madds, conv_linear_madds, linear_madds
+from dynbench.measure.madds import conv2d_madds, conv_linear_madds
+from dynbench.ops.base import fc_madds
 from dynbench.measure.params import count_params
 from dynbench.models import create_model
-from dynbench.ops.base import MADDS_PARTS, DynamicOp
+from dynbench.ops.base import DynamicOp
+from dynbench.results.names import MADDS_PARTS
 from dynbench.ops.dcd import (
     DCDConv2d,
     DCDLinear,
@@ -223,7 +225,7 @@ def test_analytic_conv_part_is_the_static_conv():
     fc = DCDLinear(64, 10)
     parts = fc.analytic_madds((3, 64), (3, 10))
     assert tuple(parts) == MADDS_PARTS
-    assert parts["conv"] == linear_madds(64, 10, 3)
+    assert parts["conv"] == fc_madds(3, 64, 10)
 
 
 @pytest.mark.parametrize("name", ["resnet18_dcd", "mobilenetv2_050_dcd"])
@@ -239,7 +241,7 @@ def test_model_conv_linear_is_ops_plus_static_layers(name):
         elif isinstance(module, nn.Conv2d):
             static.append(conv2d_madds(module.weight.shape, output.shape))
         else:
-            static.append(linear_madds(module.in_features, module.out_features))
+            static.append(fc_madds(1, module.in_features, module.out_features))
 
     handles = [
         m.register_forward_hook(hook)
@@ -319,9 +321,9 @@ def test_eval_routes_equal_naive(kernel, stride, batch, route):
 def test_auto_route_takes_each_route_where_it_is_cheaper():
     early = DCDConv2d(64, 64, 3, 1, 1, latent_dim=16, pool_size=2)
     late = DCDConv2d(512, 512, 3, 1, 1, latent_dim=45, pool_size=2)
-    assert early._kernel_is_cheaper(1, 56, 56)
-    assert not late._kernel_is_cheaper(1, 7, 7)
-    assert not early._kernel_is_cheaper(1024, 56, 56)  # the kernels' buffer is capped
+    assert early.kernel_is_cheaper(1, 56, 56)
+    assert not late.kernel_is_cheaper(1, 7, 7)
+    assert not early.kernel_is_cheaper(1024, 56, 56)  # the kernels' buffer is capped
 
 
 @pytest.mark.parametrize("route", ROUTES)

@@ -96,7 +96,7 @@ def test_counters_versus_analytic():
 def test_weight_reads_count_all_kernels():
     from torch import nn
 
-    from dynbench.measure.madds import weight_reads
+    from dynbench.measure.weights import weight_reads
 
     op = DynamicConv2d(16, 32, 3, 1, 1, num_kernels=4)
     model = nn.Sequential(op, nn.Conv2d(32, 8, 1, bias=False))

@@ -32,7 +32,7 @@ def _randomized(op: ODConv2d) -> ODConv2d:
 @pytest.mark.parametrize("cin, cout, k, stride, groups, n, batch, hw", SHAPES)
 def test_fast_equals_naive(cin, cout, k, stride, groups, n, batch, hw):
     torch.manual_seed(cin + cout + k + n + batch)
-    op = _randomized(ODConv2d(cin, cout, k, stride, k // 2, groups, kernel_num=n))
+    op = _randomized(ODConv2d(cin, cout, k, stride, k // 2, groups, num_kernels=n))
     x = torch.randn(batch, cin, hw, hw)
     with torch.no_grad():
         fast = op(x)
@@ -43,7 +43,7 @@ def test_fast_equals_naive(cin, cout, k, stride, groups, n, batch, hw):
 
 def test_sample_independent_of_batch():
     torch.manual_seed(0)
-    op = _randomized(ODConv2d(32, 64, 3, 1, 1, kernel_num=4))
+    op = _randomized(ODConv2d(32, 64, 3, 1, 1, num_kernels=4))
     x = torch.randn(5, 32, 14, 14)
     with torch.no_grad():
         whole = op(x)
@@ -53,7 +53,7 @@ def test_sample_independent_of_batch():
 
 def test_one_kernel_with_unit_attentions_is_a_static_conv():
     torch.manual_seed(1)
-    op = ODConv2d(16, 32, 3, 1, 1, kernel_num=1).eval()
+    op = ODConv2d(16, 32, 3, 1, 1, num_kernels=1).eval()
     att = op.attention
     for head in (att.channel_fc, att.filter_fc, att.spatial_fc):
         torch.nn.init.zeros_(head.weight)
@@ -87,7 +87,7 @@ def test_exact_params(name):
 
 
 def test_analytic_parts_of_one_layer():
-    op = ODConv2d(64, 128, 3, 2, 1, kernel_num=4).eval()
+    op = ODConv2d(64, 128, 3, 2, 1, num_kernels=4).eval()
     x = torch.randn(1, 64, 28, 28)
     parts = op.analytic_madds((1, 64, 28, 28), (1, 128, 14, 14))
     assert parts["conv"] == 128 * 14 * 14 * 64 * 9
@@ -106,7 +106,7 @@ def test_analytic_parts_of_one_layer():
 
 def test_workspaces_survive_switching_between_inference_mode_and_no_grad():
     torch.manual_seed(3)
-    op = _randomized(ODConv2d(16, 16, 3, 1, 1, kernel_num=4))
+    op = _randomized(ODConv2d(16, 16, 3, 1, 1, num_kernels=4))
     x = torch.randn(1, 16, 8, 8)
     with torch.inference_mode():
         first = op(x)

@@ -5,7 +5,7 @@ from torch import nn
 
 from dynbench.errors import DynbenchError
 from dynbench.models import create_model, list_models, model_info, register_model
-from dynbench.models.registry import _REGISTRY, load_user_model, parse_input_size
+from dynbench.models.registry import load_user_model, parse_input_size, unregister_model
 
 
 def test_baseline_names():
@@ -47,7 +47,7 @@ def test_register_model_decorator():
         assert isinstance(create_model("_dynbench_test_model"), nn.Linear)
         assert model_info("_dynbench_test_model").tags == ("test",)
     finally:
-        del _REGISTRY["_dynbench_test_model"]
+        unregister_model("_dynbench_test_model")
 
 
 def test_unknown_model_message():

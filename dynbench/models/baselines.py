@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from torch import nn
 
 from dynbench.models.layers import LayerFactory
 from dynbench.models.mobilenetv2 import MobileNetV2
-from dynbench.models.registry import register
+from dynbench.models.registry import DEFAULT_INPUT_SIZE, register
 from dynbench.models.resnet import resnet
-
-RESNET_DEPTHS = (10, 18, 34, 50, 101)
-MOBILENET_WIDTHS = {"100": 1.0, "075": 0.75, "050": 0.5, "035": 0.35}
 
 
 def resnet_builder(depth: int, v1: bool = False, cifar: bool = False):
@@ -29,53 +29,50 @@ def mobilenet_builder(width: float):
     return build
 
 
-def resnet_bases() -> list[tuple[str, int, bool]]:
-    """(name, depth, v1) for every ResNet baseline, v1 layouts for the bottleneck nets."""
-    bases = [(f"resnet{d}", d, False) for d in RESNET_DEPTHS]
-    bases += [(f"resnet{d}_v1", d, True) for d in RESNET_DEPTHS if d >= 50]
-    return bases
+@dataclass(frozen=True)
+class Baseline:
+    """One registry row of a static network; its name is also its family's name."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    description: str
+    tags: tuple[str, ...]
+    input_size: tuple[int, int, int] = DEFAULT_INPUT_SIZE
 
 
-RESNET_BASES = tuple(name for name, _, _ in resnet_bases())
-# The CIFAR-10 ResNet-18 of the DY-Conv reproductions (their training times are published);
-# only its DY-Conv variant is registered beside it.
-CIFAR_RESNET18 = "resnet18_cifar"
-CIFAR_INPUT_SIZE = (3, 32, 32)
-MOBILENET_BASES = tuple(f"mobilenetv2_{suffix}" for suffix in MOBILENET_WIDTHS)
+V1 = " (v1: stride on the first 1x1 of a bottleneck)"
+V15 = " (v1.5: stride on the 3x3, as torchvision)"
+RESNET, MOBILENET = ("baseline", "resnet"), ("baseline", "mobilenetv2")
 
-for _name, _depth, _v1 in resnet_bases():
-    _layout = (
-        " (v1: stride on the first 1x1 of a bottleneck)"
-        if _v1
-        else " (v1.5: stride on the 3x3, as torchvision)"
-        if _depth >= 50
-        else ""
-    )
-    register(
-        _name,
-        resnet_builder(_depth, _v1),
-        family=_name,
-        operator="static",
-        description=f"ResNet-{_depth}{_layout}",
-        tags=("baseline", "resnet"),
-    )
-
-register(
-    CIFAR_RESNET18,
-    resnet_builder(18, cifar=True),
-    family=CIFAR_RESNET18,
-    operator="static",
-    description="ResNet-18 for CIFAR-10: 3x3 stride-1 stem, no max-pool, 10 classes, 32x32",
-    input_size=CIFAR_INPUT_SIZE,
-    tags=("baseline", "resnet", "cifar"),
+BASELINES = (
+    Baseline("resnet10", resnet_builder(10), "ResNet-10", RESNET),
+    Baseline("resnet18", resnet_builder(18), "ResNet-18", RESNET),
+    Baseline("resnet34", resnet_builder(34), "ResNet-34", RESNET),
+    Baseline("resnet50", resnet_builder(50), "ResNet-50" + V15, RESNET),
+    Baseline("resnet101", resnet_builder(101), "ResNet-101" + V15, RESNET),
+    Baseline("resnet50_v1", resnet_builder(50, v1=True), "ResNet-50" + V1, RESNET),
+    Baseline("resnet101_v1", resnet_builder(101, v1=True), "ResNet-101" + V1, RESNET),
+    # The CIFAR-10 ResNet-18 of the DY-Conv reproductions (their training times are published).
+    Baseline(
+        "resnet18_cifar",
+        resnet_builder(18, cifar=True),
+        "ResNet-18 for CIFAR-10: 3x3 stride-1 stem, no max-pool, 10 classes, 32x32",
+        (*RESNET, "cifar"),
+        (3, 32, 32),
+    ),
+    Baseline("mobilenetv2_100", mobilenet_builder(1.0), "MobileNetV2 x1.0", MOBILENET),
+    Baseline("mobilenetv2_075", mobilenet_builder(0.75), "MobileNetV2 x0.75", MOBILENET),
+    Baseline("mobilenetv2_050", mobilenet_builder(0.5), "MobileNetV2 x0.5", MOBILENET),
+    Baseline("mobilenetv2_035", mobilenet_builder(0.35), "MobileNetV2 x0.35", MOBILENET),
 )
 
-for _suffix, _width in MOBILENET_WIDTHS.items():
+for _row in BASELINES:
     register(
-        f"mobilenetv2_{_suffix}",
-        mobilenet_builder(_width),
-        family=f"mobilenetv2_{_suffix}",
+        _row.name,
+        _row.builder,
+        family=_row.name,
         operator="static",
-        description=f"MobileNetV2 x{_width}",
-        tags=("baseline", "mobilenetv2"),
+        description=_row.description,
+        input_size=_row.input_size,
+        tags=_row.tags,
     )

@@ -11,9 +11,13 @@ index) for a variant to make that choice per layer.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from torch import nn
+from torch import Tensor, nn
+
+from dynbench.ops.attention import BranchAttention
+from dynbench.ops.base import DynamicOp
 
 # Roles a convolution can play in a backbone.
 STEM = "stem"
@@ -102,3 +106,33 @@ def static_conv(spec: ConvSpec) -> nn.Conv2d:
         groups=spec.groups,
         bias=spec.bias,
     )
+
+
+def run_routed(layer: nn.Module, x: Tensor, routing: Tensor | None) -> Tensor:
+    """``layer(x)``, handing ``routing`` to the layers that take one (``takes_routing``).
+
+    A block wrapped by a variant that computes one routing per block (CondConv)
+    receives it as ``forward(x, routing=...)`` and passes it on through this, also
+    into nested ``nn.Sequential`` containers.
+    """
+    if routing is None:
+        return layer(x)
+    if isinstance(layer, nn.Sequential):
+        for part in layer:
+            x = run_routed(part, x, routing)
+        return x
+    return layer(x, routing) if getattr(layer, "takes_routing", False) else layer(x)
+
+
+def static_modules(model: nn.Module) -> Iterator[nn.Module]:
+    """Every module of ``model`` that is not inside an operator: what a backbone initialises.
+
+    Operators initialise their own layers (as their papers' code does), so a backbone's
+    initialiser must not reach into them.
+    """
+    stack = [model]
+    while stack:
+        module = stack.pop()
+        yield module
+        if not isinstance(module, (DynamicOp, BranchAttention)):
+            stack.extend(reversed(list(module.children())))

@@ -16,6 +16,8 @@ from dynbench.models.layers import (
     ConvSpec,
     LayerFactory,
     LinearSpec,
+    run_routed,
+    static_modules,
 )
 
 # expansion t, output channels c, repeats n, first stride s
@@ -80,8 +82,8 @@ class InvertedResidual(nn.Module):
         self.conv = nn.Sequential(*parts)
         self.out_channels = oup
 
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.conv(x)
+    def forward(self, x: Tensor, routing: Tensor | None = None) -> Tensor:
+        out = run_routed(self.conv, x, routing)
         return x + out if self.use_res_connect else out
 
 
@@ -137,7 +139,7 @@ class MobileNetV2(nn.Module):
 
 def _init_static(model: nn.Module) -> None:
     """torchvision's initialisation of the static layers."""
-    for m in model.modules():
+    for m in static_modules(model):
         if type(m) is nn.Conv2d:
             nn.init.kaiming_normal_(m.weight, mode="fan_out")
             if m.bias is not None:

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from dynbench.errors import DynbenchError
@@ -105,6 +104,16 @@ def model_info(name: str) -> ModelInfo:
             f"unknown model {name!r}{hint}; run 'dynbench list' for the {len(_REGISTRY)} "
             "registered names, or pass --model package.module:factory"
         ) from None
+
+
+def find_model(name: str) -> ModelInfo | None:
+    """The registered model ``name``, or None (where absence is not an error)."""
+    return _REGISTRY.get(name)
+
+
+def unregister_model(name: str) -> None:
+    """Remove ``name`` from the registry (a test's or a session's own model)."""
+    del _REGISTRY[name]
 
 
 def create_model(name: str, **overrides) -> nn.Module:
@@ -199,7 +208,3 @@ def parse_input_size(text: str | None) -> tuple[int, int, int] | None:
             f"input size {text!r} is not three positive integers; use C,H,W such as 3,224,224"
         )
     return values  # type: ignore[return-value]
-
-
-def example_input(size: tuple[int, int, int], batch: int = 1, device: str | torch.device = "cpu"):
-    return torch.randn(batch, *size, device=device)

@@ -19,6 +19,8 @@ from dynbench.models.layers import (
     ConvSpec,
     LayerFactory,
     LinearSpec,
+    run_routed,
+    static_modules,
 )
 
 
@@ -49,10 +51,10 @@ class BasicBlock(nn.Module):
         )
         self.downsample = downsample
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, routing: Tensor | None = None) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = self.relu(self.bn1(run_routed(self.conv1, x, routing)))
+        out = self.bn2(run_routed(self.conv2, out, routing))
         if self.attention is not None:
             out = self.attention(out)
         return self.relu(out + identity)
@@ -88,11 +90,11 @@ class Bottleneck(nn.Module):
         )
         self.downsample = downsample
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, routing: Tensor | None = None) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        out = self.relu(self.bn1(run_routed(self.conv1, x, routing)))
+        out = self.relu(self.bn2(run_routed(self.conv2, out, routing)))
+        out = self.bn3(run_routed(self.conv3, out, routing))
         if self.attention is not None:
             out = self.attention(out)
         return self.relu(out + identity)
@@ -181,7 +183,7 @@ class ResNet(nn.Module):
 
 def _init_static(model: nn.Module) -> None:
     """torchvision's initialisation of the static layers (dynamic ops init themselves)."""
-    for m in model.modules():
+    for m in static_modules(model):
         if type(m) is nn.Conv2d:
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         elif isinstance(m, nn.BatchNorm2d):

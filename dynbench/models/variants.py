@@ -9,6 +9,7 @@ convolutions it replaces, and optionally a dynamic classifier, a block wrapper
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -39,15 +40,11 @@ def all_but_stem(spec: ConvSpec) -> bool:
     return spec.role in (BLOCK, DOWNSAMPLE, HEAD)
 
 
-def pointwise_block_convs(spec: ConvSpec) -> bool:
-    return spec.role == BLOCK and spec.is_pointwise
-
-
-def last_blocks(n: int, roles: tuple[str, ...] = (BLOCK,)) -> ConvPredicate:
-    """Convs of the last ``n`` residual blocks."""
+def last_blocks(n: int) -> ConvPredicate:
+    """Convs inside the last ``n`` residual blocks."""
 
     def select(spec: ConvSpec) -> bool:
-        return spec.role in roles and spec.block_index >= spec.num_blocks - n
+        return spec.role == BLOCK and spec.block_index >= spec.num_blocks - n
 
     return select
 
@@ -88,30 +85,34 @@ class OperatorLayers(LayerFactory):
         return self._attention(spec) if self._attention else None
 
 
-def register_variant(
-    base: str,
-    suffix: str,
-    make_layers: Callable[[], LayerFactory],
-    *,
-    operator: str,
-    description: str,
-    kernels: int | None = None,
-    tags: tuple[str, ...] = (),
-) -> str:
-    """Register ``{base}_{suffix}``: the baseline ``base`` built with ``make_layers()``."""
-    base_info = model_info(base)
-    name = f"{base}_{suffix}"
-    register(
-        name,
-        _with_layers(base_info.builder, make_layers),
-        family=base,
-        operator=operator,
-        description=description,
-        input_size=base_info.input_size,
-        tags=(*base_info.tags[1:], operator, *tags),
-        kernels=kernels,
-    )
-    return name
+@dataclass(frozen=True)
+class Variant:
+    """One registry row: the baseline ``base`` built with ``layers()`` under ``name``."""
+
+    name: str
+    base: str
+    layers: Callable[[], LayerFactory]
+    description: str
+    kernels: int | None = None  # the "Nx" of a kernel-dynamic variant
+
+
+def register_variants(operator: str, rows: tuple[Variant, ...]) -> None:
+    """Register each row of an operator's table; a name must be ``{base}_...`` so that it
+    sorts with its family."""
+    for row in rows:
+        if not row.name.startswith(row.base + "_"):
+            raise ValueError(f"variant {row.name!r} does not start with its base {row.base!r}")
+        base_info = model_info(row.base)
+        register(
+            row.name,
+            _with_layers(base_info.builder, row.layers),
+            family=row.base,
+            operator=operator,
+            description=row.description,
+            input_size=base_info.input_size,
+            tags=(*base_info.tags[1:], operator),
+            kernels=row.kernels,
+        )
 
 
 def _with_layers(base_builder: Callable[..., nn.Module], make_layers: Callable[[], LayerFactory]):

@@ -15,34 +15,60 @@ from collections.abc import Callable
 from torch import nn
 
 from dynbench.models.layers import BlockSpec
-from dynbench.models.variants import OperatorLayers, register_variant
+from dynbench.models.variants import OperatorLayers, Variant, register_variants
 from dynbench.ops.attention import CBAM, ECA, SqueezeExcite
 
-BASES = ("resnet18", "resnet50_v1", "resnet50", "resnet101_v1", "resnet101", "mobilenetv2_100")
-
-ATTENTIONS: dict[str, tuple[Callable[[int], nn.Module], str]] = {
-    "se": (SqueezeExcite, "Squeeze-and-Excitation (r=16)"),
-    "cbam": (CBAM, "CBAM: channel (r=16) then 7x7 spatial attention"),
-    "eca": (ECA, "ECA: 1D conv across channels, adaptive k"),
-}
+SE_NOTE = "Squeeze-and-Excitation (r=16) on each residual branch"
+CBAM_NOTE = "CBAM: channel (r=16) then 7x7 spatial attention, on each residual branch"
+ECA_NOTE = "ECA: 1D conv across channels with adaptive k, on each residual branch"
 
 
-def attention_layers(suffix: str) -> OperatorLayers:
-    """Static convs plus the ``suffix`` module on every residual branch."""
-    module, _ = ATTENTIONS[suffix]
+def attention_layers(module: Callable[[int], nn.Module], name: str):
+    """Static convs plus ``module(channels)`` on every residual branch."""
 
     def build(spec: BlockSpec) -> nn.Module:
         return module(spec.channels)
 
-    return OperatorLayers(suffix, attention=build)
+    def make() -> OperatorLayers:
+        return OperatorLayers(name, attention=build)
+
+    return make
 
 
-for _base in BASES:
-    for _suffix, (_, _what) in ATTENTIONS.items():
-        register_variant(
-            _base,
-            _suffix,
-            lambda suffix=_suffix: attention_layers(suffix),
-            operator=_suffix,
-            description=f"{_base} + {_what} on each residual branch",
-        )
+SE_LAYERS = attention_layers(SqueezeExcite, "se")
+CBAM_LAYERS = attention_layers(CBAM, "cbam")
+ECA_LAYERS = attention_layers(ECA, "eca")
+
+register_variants(
+    "se",
+    (
+        Variant("resnet18_se", "resnet18", SE_LAYERS, SE_NOTE),
+        Variant("resnet50_v1_se", "resnet50_v1", SE_LAYERS, SE_NOTE),
+        Variant("resnet50_se", "resnet50", SE_LAYERS, SE_NOTE),
+        Variant("resnet101_v1_se", "resnet101_v1", SE_LAYERS, SE_NOTE),
+        Variant("resnet101_se", "resnet101", SE_LAYERS, SE_NOTE),
+        Variant("mobilenetv2_100_se", "mobilenetv2_100", SE_LAYERS, SE_NOTE),
+    ),
+)
+register_variants(
+    "cbam",
+    (
+        Variant("resnet18_cbam", "resnet18", CBAM_LAYERS, CBAM_NOTE),
+        Variant("resnet50_v1_cbam", "resnet50_v1", CBAM_LAYERS, CBAM_NOTE),
+        Variant("resnet50_cbam", "resnet50", CBAM_LAYERS, CBAM_NOTE),
+        Variant("resnet101_v1_cbam", "resnet101_v1", CBAM_LAYERS, CBAM_NOTE),
+        Variant("resnet101_cbam", "resnet101", CBAM_LAYERS, CBAM_NOTE),
+        Variant("mobilenetv2_100_cbam", "mobilenetv2_100", CBAM_LAYERS, CBAM_NOTE),
+    ),
+)
+register_variants(
+    "eca",
+    (
+        Variant("resnet18_eca", "resnet18", ECA_LAYERS, ECA_NOTE),
+        Variant("resnet50_v1_eca", "resnet50_v1", ECA_LAYERS, ECA_NOTE),
+        Variant("resnet50_eca", "resnet50", ECA_LAYERS, ECA_NOTE),
+        Variant("resnet101_v1_eca", "resnet101_v1", ECA_LAYERS, ECA_NOTE),
+        Variant("resnet101_eca", "resnet101", ECA_LAYERS, ECA_NOTE),
+        Variant("mobilenetv2_100_eca", "mobilenetv2_100", ECA_LAYERS, ECA_NOTE),
+    ),
+)

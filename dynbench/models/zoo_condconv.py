@@ -23,17 +23,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dynbench.models.layers import HEAD, BlockSpec, ConvSpec, LinearSpec
-from dynbench.models.variants import OperatorLayers, last_blocks, register_variant
+from dynbench.models.variants import OperatorLayers, Variant, last_blocks, register_variants
 from dynbench.ops.condconv import CondConv2d, CondConvBlock, CondLinear
 
-NUM_EXPERTS = 8
+NUM_KERNELS = 8
 
 
 def condconv_layers(
     num_blocks: int,
     head: bool = False,
     classifier_bias: bool = False,
-    num_experts: int = NUM_EXPERTS,
+    num_kernels: int = NUM_KERNELS,
 ) -> Callable[[], OperatorLayers]:
     """A factory maker: CondConv in the last ``num_blocks`` blocks (+ head) and classifier."""
     in_last_blocks = last_blocks(num_blocks)
@@ -50,61 +50,48 @@ def condconv_layers(
             spec.padding,
             spec.groups,
             spec.bias,
-            num_experts,
+            num_kernels,
             # a block's convs are routed by their CondConvBlock, the head conv by itself
             shared_routing=spec.block_index >= 0,
         )
 
     def build_linear(spec: LinearSpec) -> CondLinear:
-        return CondLinear(spec.in_features, spec.out_features, classifier_bias, num_experts)
+        return CondLinear(spec.in_features, spec.out_features, classifier_bias, num_kernels)
 
     def wrap(block, spec: BlockSpec):
         if spec.block_index >= spec.num_blocks - num_blocks:
-            return CondConvBlock(block, spec.in_channels, num_experts)
+            return CondConvBlock(block, spec.in_channels, num_kernels)
         return block
 
     def make() -> OperatorLayers:
-        return OperatorLayers(f"condconv{num_experts}x", build_conv, select, build_linear, wrap)
+        return OperatorLayers(f"condconv{num_kernels}x", build_conv, select, build_linear, wrap)
 
     return make
 
 
-_RESNET = (
+LAST_BLOCKS_RESNET = (
     "CondConv (8 experts, routing shared per block) in the convs of the last 3 blocks "
-    "(downsample static) and the classifier; ODConv paper's configuration"
+    "(downsample static) and the classifier; the ODConv paper's configuration"
 )
-for _base in ("resnet18", "resnet50_v1", "resnet50"):
-    register_variant(
-        _base,
-        "condconv_8x",
-        condconv_layers(3),
-        operator="condconv",
-        kernels=NUM_EXPERTS,
-        description=_RESNET,
-    )
+LAST_BLOCKS_MOBILE = (
+    "CondConv (8 experts, routing shared per block) in the last 6 inverted residuals "
+    "and the classifier; the ODConv paper's configuration"
+)
+OUTPUT_STRIDE_16 = (
+    "CondConv (8 experts) in every layer at output stride 16 and 32 (last 11 inverted "
+    "residuals, head conv) and the classifier with bias; the CondConv paper's rows"
+)
+RESNET_8X, MOBILE_8X = condconv_layers(3), condconv_layers(6)
+OS16_8X = condconv_layers(11, head=True, classifier_bias=True)
 
-for _base in ("mobilenetv2_100", "mobilenetv2_075", "mobilenetv2_050"):
-    register_variant(
-        _base,
-        "condconv_8x",
-        condconv_layers(6),
-        operator="condconv",
-        kernels=NUM_EXPERTS,
-        description=(
-            "CondConv (8 experts, routing shared per block) in the last 6 inverted residuals "
-            "and the classifier; ODConv paper's configuration"
-        ),
-    )
-
-for _base in ("mobilenetv2_100", "mobilenetv2_050"):
-    register_variant(
-        _base,
-        "condconv_8x_os16",
-        condconv_layers(11, head=True, classifier_bias=True),
-        operator="condconv",
-        kernels=NUM_EXPERTS,
-        description=(
-            "CondConv (8 experts) in every layer at output stride 16 and 32 (last 11 inverted "
-            "residuals, head conv) and the classifier; the CondConv paper's 27.5M/15.5M rows"
-        ),
-    )
+VARIANTS = (
+    Variant("resnet18_condconv_8x", "resnet18", RESNET_8X, LAST_BLOCKS_RESNET, 8),
+    Variant("resnet50_v1_condconv_8x", "resnet50_v1", RESNET_8X, LAST_BLOCKS_RESNET, 8),
+    Variant("resnet50_condconv_8x", "resnet50", RESNET_8X, LAST_BLOCKS_RESNET, 8),
+    Variant("mobilenetv2_100_condconv_8x", "mobilenetv2_100", MOBILE_8X, LAST_BLOCKS_MOBILE, 8),
+    Variant("mobilenetv2_075_condconv_8x", "mobilenetv2_075", MOBILE_8X, LAST_BLOCKS_MOBILE, 8),
+    Variant("mobilenetv2_050_condconv_8x", "mobilenetv2_050", MOBILE_8X, LAST_BLOCKS_MOBILE, 8),
+    Variant("mobilenetv2_100_condconv_8x_os16", "mobilenetv2_100", OS16_8X, OUTPUT_STRIDE_16, 8),
+    Variant("mobilenetv2_050_condconv_8x_os16", "mobilenetv2_050", OS16_8X, OUTPUT_STRIDE_16, 8),
+)
+register_variants("condconv", VARIANTS)

@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 from dynbench.models.layers import BLOCK, ConvSpec, LinearSpec
 from dynbench.models.mobilenetv2 import INVERTED_RESIDUAL_SETTING
-from dynbench.models.variants import OperatorLayers, block_convs, register_variant
+from dynbench.models.variants import OperatorLayers, Variant, block_convs, register_variants
 from dynbench.ops.dcd import DCDConv2d, DCDLinear
 
 RESNET_REDUCTION = 16
@@ -132,58 +132,24 @@ def mobilenet_layers(fc_squeeze: int) -> Callable[[], OperatorLayers]:
     return make
 
 
-_RESNET_NOTE = (
+RESNET_PLACES = (
     "every block conv DCD (3x3: static conv + 1x1 dynamic residual, 'channel fusion "
     "alone'), stem and downsample static, DYCls classifier; shapes of the released code"
 )
-
-register_variant(
-    "resnet10",
-    "dcd",
-    resnet_layers(resnet_basic_conv),
-    operator="dcd",
-    description=f"DCD ResNet-10: {_RESNET_NOTE}. 6,688,844 params; the DCD paper's 6.5M "
-    "(Table 4b) is not reproduced (6.05M without the classifier)",
-)
-register_variant(
-    "resnet18",
-    "dcd",
-    resnet_layers(resnet_basic_conv),
-    operator="dcd",
-    description=f"DCD ResNet-18: {_RESNET_NOTE}. 14,703,332 params = ODConv's 14.70M; the "
-    "DCD paper's 14.0M is not reproduced (14,059,644 without the classifier, 14.0M "
-    "only if truncated)",
-)
-for _base, _layout in (("resnet50_v1", "v1"), ("resnet50", "v1.5")):
-    register_variant(
-        _base,
-        "dcd",
-        resnet_layers(resnet_bottleneck_conv),
-        operator="dcd",
-        description=f"DCD ResNet-50 ({_layout} layout): {_RESNET_NOTE}. 29,835,056 params = "
-        "ODConv's 29.84M; the DCD paper's 30.7M is not reproduced",
-    )
-
-_MOBILENET_NOTE = (
+MOBILE_PLACES = (
     "DCD on the expansion and projection 1x1 convs of the t=6 blocks, DYCls classifier; "
     "shapes of the released code"
 )
-for _suffix, _squeeze, _params in (
-    (
-        "100",
-        16,
-        "5,720,028 params = ODConv's 5.72M; the DCD paper's 5.5M is not reproduced "
-        "(a static classifier would give 5,540,188)",
-    ),
-    ("075", 16, "4,081,621 params = ODConv's 4.08M"),
-    ("050", 8, "3,056,616 params = ODConv's 3.06M and the DCD paper's 3.1M"),
-    ("035", 8, "2,267,932 params = the DCD paper's 2.3M"),
-):
-    register_variant(
-        f"mobilenetv2_{_suffix}",
-        "dcd",
-        mobilenet_layers(_squeeze),
-        operator="dcd",
-        description=f"DCD MobileNetV2 x{int(_suffix) / 100:g} (r={_squeeze}): "
-        f"{_MOBILENET_NOTE}. {_params}",
-    )
+BASIC, BOTTLENECK = resnet_layers(resnet_basic_conv), resnet_layers(resnet_bottleneck_conv)
+
+VARIANTS = (
+    Variant("resnet10_dcd", "resnet10", BASIC, RESNET_PLACES),
+    Variant("resnet18_dcd", "resnet18", BASIC, RESNET_PLACES),
+    Variant("resnet50_v1_dcd", "resnet50_v1", BOTTLENECK, RESNET_PLACES),
+    Variant("resnet50_dcd", "resnet50", BOTTLENECK, RESNET_PLACES),
+    Variant("mobilenetv2_100_dcd", "mobilenetv2_100", mobilenet_layers(16), MOBILE_PLACES),
+    Variant("mobilenetv2_075_dcd", "mobilenetv2_075", mobilenet_layers(16), MOBILE_PLACES),
+    Variant("mobilenetv2_050_dcd", "mobilenetv2_050", mobilenet_layers(8), MOBILE_PLACES),
+    Variant("mobilenetv2_035_dcd", "mobilenetv2_035", mobilenet_layers(8), MOBILE_PLACES),
+)
+register_variants("dcd", VARIANTS)

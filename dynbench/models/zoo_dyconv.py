@@ -8,15 +8,19 @@ every conv but the stem, attention hidden width int(C_in / 4) without the "+ 1"
 
 from __future__ import annotations
 
-from dynbench.models.baselines import CIFAR_RESNET18, MOBILENET_BASES, RESNET_BASES
 from dynbench.models.layers import ConvSpec
 from dynbench.models.variants import (
     OperatorLayers,
+    Variant,
     all_but_stem,
     block_and_downsample,
-    register_variant,
+    register_variants,
 )
 from dynbench.ops.dyconv import DynamicConv2d
+
+OPERATOR = "dyconv"
+WITH_DOWNSAMPLE = "DY-Conv on every block and downsample conv"
+NOT_STEM = "DY-Conv on every conv but the stem (attention width int(C/4))"
 
 
 def dyconv_layers(num_kernels: int, resnet: bool):
@@ -34,19 +38,25 @@ def dyconv_layers(num_kernels: int, resnet: bool):
         )
 
     def make() -> OperatorLayers:
-        return OperatorLayers("dyconv", build, block_and_downsample if resnet else all_but_stem)
+        return OperatorLayers(OPERATOR, build, block_and_downsample if resnet else all_but_stem)
 
     return make
 
 
-for _base in (*RESNET_BASES, CIFAR_RESNET18, *MOBILENET_BASES):
-    _resnet = _base.startswith("resnet")
-    register_variant(
-        _base,
-        "dyconv_4x",
-        dyconv_layers(4, _resnet),
-        operator="dyconv",
-        kernels=4,
-        description="DY-Conv K=4 on every "
-        + ("block and downsample conv" if _resnet else "conv but the stem"),
-    )
+RESNET_4X, MOBILE_4X = dyconv_layers(4, resnet=True), dyconv_layers(4, resnet=False)
+
+VARIANTS = (
+    Variant("resnet10_dyconv_4x", "resnet10", RESNET_4X, WITH_DOWNSAMPLE, 4),
+    Variant("resnet18_dyconv_4x", "resnet18", RESNET_4X, WITH_DOWNSAMPLE, 4),
+    Variant("resnet34_dyconv_4x", "resnet34", RESNET_4X, WITH_DOWNSAMPLE, 4),
+    Variant("resnet50_dyconv_4x", "resnet50", RESNET_4X, WITH_DOWNSAMPLE, 4),
+    Variant("resnet101_dyconv_4x", "resnet101", RESNET_4X, WITH_DOWNSAMPLE, 4),
+    Variant("resnet50_v1_dyconv_4x", "resnet50_v1", RESNET_4X, WITH_DOWNSAMPLE, 4),
+    Variant("resnet101_v1_dyconv_4x", "resnet101_v1", RESNET_4X, WITH_DOWNSAMPLE, 4),
+    Variant("resnet18_cifar_dyconv_4x", "resnet18_cifar", RESNET_4X, WITH_DOWNSAMPLE, 4),
+    Variant("mobilenetv2_100_dyconv_4x", "mobilenetv2_100", MOBILE_4X, NOT_STEM, 4),
+    Variant("mobilenetv2_075_dyconv_4x", "mobilenetv2_075", MOBILE_4X, NOT_STEM, 4),
+    Variant("mobilenetv2_050_dyconv_4x", "mobilenetv2_050", MOBILE_4X, NOT_STEM, 4),
+    Variant("mobilenetv2_035_dyconv_4x", "mobilenetv2_035", MOBILE_4X, NOT_STEM, 4),
+)
+register_variants(OPERATOR, VARIANTS)

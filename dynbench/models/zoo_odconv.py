@@ -7,15 +7,23 @@ stem, the classifier static. Kernel numbers n in {1, 2, 3, 4, 8}, r = 1/16.
 
 from __future__ import annotations
 
-from dynbench.models.baselines import MOBILENET_BASES, RESNET_BASES
 from dynbench.models.layers import ConvSpec
-from dynbench.models.variants import OperatorLayers, all_but_stem, block_convs, register_variant
+from dynbench.models.variants import (
+    OperatorLayers,
+    Variant,
+    all_but_stem,
+    block_convs,
+    register_variants,
+)
 from dynbench.ops.odconv import ODConv2d
 
-KERNEL_NUMS = (1, 2, 3, 4, 8)
+OPERATOR = "odconv"
+RESNET, MOBILE = True, False  # where the operator goes: see the module docstring
+BLOCK_CONVS = "ODConv (r=1/16) on every block conv"
+NOT_STEM = "ODConv (r=1/16) on every conv but the stem"
 
 
-def odconv_layers(kernel_num: int, resnet: bool, reduction: float = 1 / 16):
+def odconv_layers(num_kernels: int, resnet: bool, reduction: float = 1 / 16):
     def build(spec: ConvSpec) -> ODConv2d:
         return ODConv2d(
             spec.in_channels,
@@ -24,25 +32,71 @@ def odconv_layers(kernel_num: int, resnet: bool, reduction: float = 1 / 16):
             spec.stride,
             spec.padding,
             spec.groups,
-            kernel_num=kernel_num,
+            num_kernels=num_kernels,
             reduction=reduction,
         )
 
     def make() -> OperatorLayers:
-        return OperatorLayers("odconv", build, block_convs if resnet else all_but_stem)
+        return OperatorLayers(OPERATOR, build, block_convs if resnet else all_but_stem)
 
     return make
 
 
-for _base in RESNET_BASES + MOBILENET_BASES:
-    _resnet = _base.startswith("resnet")
-    for _n in KERNEL_NUMS:
-        register_variant(
-            _base,
-            f"odconv_{_n}x",
-            odconv_layers(_n, _resnet),
-            operator="odconv",
-            kernels=_n,
-            description=f"ODConv {_n}x (r=1/16) on every "
-            + ("block conv" if _resnet else "conv but the stem"),
-        )
+VARIANTS = (
+    Variant("resnet10_odconv_1x", "resnet10", odconv_layers(1, RESNET), BLOCK_CONVS, 1),
+    Variant("resnet10_odconv_2x", "resnet10", odconv_layers(2, RESNET), BLOCK_CONVS, 2),
+    Variant("resnet10_odconv_3x", "resnet10", odconv_layers(3, RESNET), BLOCK_CONVS, 3),
+    Variant("resnet10_odconv_4x", "resnet10", odconv_layers(4, RESNET), BLOCK_CONVS, 4),
+    Variant("resnet10_odconv_8x", "resnet10", odconv_layers(8, RESNET), BLOCK_CONVS, 8),
+    Variant("resnet18_odconv_1x", "resnet18", odconv_layers(1, RESNET), BLOCK_CONVS, 1),
+    Variant("resnet18_odconv_2x", "resnet18", odconv_layers(2, RESNET), BLOCK_CONVS, 2),
+    Variant("resnet18_odconv_3x", "resnet18", odconv_layers(3, RESNET), BLOCK_CONVS, 3),
+    Variant("resnet18_odconv_4x", "resnet18", odconv_layers(4, RESNET), BLOCK_CONVS, 4),
+    Variant("resnet18_odconv_8x", "resnet18", odconv_layers(8, RESNET), BLOCK_CONVS, 8),
+    Variant("resnet34_odconv_1x", "resnet34", odconv_layers(1, RESNET), BLOCK_CONVS, 1),
+    Variant("resnet34_odconv_2x", "resnet34", odconv_layers(2, RESNET), BLOCK_CONVS, 2),
+    Variant("resnet34_odconv_3x", "resnet34", odconv_layers(3, RESNET), BLOCK_CONVS, 3),
+    Variant("resnet34_odconv_4x", "resnet34", odconv_layers(4, RESNET), BLOCK_CONVS, 4),
+    Variant("resnet34_odconv_8x", "resnet34", odconv_layers(8, RESNET), BLOCK_CONVS, 8),
+    Variant("resnet50_odconv_1x", "resnet50", odconv_layers(1, RESNET), BLOCK_CONVS, 1),
+    Variant("resnet50_odconv_2x", "resnet50", odconv_layers(2, RESNET), BLOCK_CONVS, 2),
+    Variant("resnet50_odconv_3x", "resnet50", odconv_layers(3, RESNET), BLOCK_CONVS, 3),
+    Variant("resnet50_odconv_4x", "resnet50", odconv_layers(4, RESNET), BLOCK_CONVS, 4),
+    Variant("resnet50_odconv_8x", "resnet50", odconv_layers(8, RESNET), BLOCK_CONVS, 8),
+    Variant("resnet101_odconv_1x", "resnet101", odconv_layers(1, RESNET), BLOCK_CONVS, 1),
+    Variant("resnet101_odconv_2x", "resnet101", odconv_layers(2, RESNET), BLOCK_CONVS, 2),
+    Variant("resnet101_odconv_3x", "resnet101", odconv_layers(3, RESNET), BLOCK_CONVS, 3),
+    Variant("resnet101_odconv_4x", "resnet101", odconv_layers(4, RESNET), BLOCK_CONVS, 4),
+    Variant("resnet101_odconv_8x", "resnet101", odconv_layers(8, RESNET), BLOCK_CONVS, 8),
+    Variant("resnet50_v1_odconv_1x", "resnet50_v1", odconv_layers(1, RESNET), BLOCK_CONVS, 1),
+    Variant("resnet50_v1_odconv_2x", "resnet50_v1", odconv_layers(2, RESNET), BLOCK_CONVS, 2),
+    Variant("resnet50_v1_odconv_3x", "resnet50_v1", odconv_layers(3, RESNET), BLOCK_CONVS, 3),
+    Variant("resnet50_v1_odconv_4x", "resnet50_v1", odconv_layers(4, RESNET), BLOCK_CONVS, 4),
+    Variant("resnet50_v1_odconv_8x", "resnet50_v1", odconv_layers(8, RESNET), BLOCK_CONVS, 8),
+    Variant("resnet101_v1_odconv_1x", "resnet101_v1", odconv_layers(1, RESNET), BLOCK_CONVS, 1),
+    Variant("resnet101_v1_odconv_2x", "resnet101_v1", odconv_layers(2, RESNET), BLOCK_CONVS, 2),
+    Variant("resnet101_v1_odconv_3x", "resnet101_v1", odconv_layers(3, RESNET), BLOCK_CONVS, 3),
+    Variant("resnet101_v1_odconv_4x", "resnet101_v1", odconv_layers(4, RESNET), BLOCK_CONVS, 4),
+    Variant("resnet101_v1_odconv_8x", "resnet101_v1", odconv_layers(8, RESNET), BLOCK_CONVS, 8),
+    Variant("mobilenetv2_100_odconv_1x", "mobilenetv2_100", odconv_layers(1, MOBILE), NOT_STEM, 1),
+    Variant("mobilenetv2_100_odconv_2x", "mobilenetv2_100", odconv_layers(2, MOBILE), NOT_STEM, 2),
+    Variant("mobilenetv2_100_odconv_3x", "mobilenetv2_100", odconv_layers(3, MOBILE), NOT_STEM, 3),
+    Variant("mobilenetv2_100_odconv_4x", "mobilenetv2_100", odconv_layers(4, MOBILE), NOT_STEM, 4),
+    Variant("mobilenetv2_100_odconv_8x", "mobilenetv2_100", odconv_layers(8, MOBILE), NOT_STEM, 8),
+    Variant("mobilenetv2_075_odconv_1x", "mobilenetv2_075", odconv_layers(1, MOBILE), NOT_STEM, 1),
+    Variant("mobilenetv2_075_odconv_2x", "mobilenetv2_075", odconv_layers(2, MOBILE), NOT_STEM, 2),
+    Variant("mobilenetv2_075_odconv_3x", "mobilenetv2_075", odconv_layers(3, MOBILE), NOT_STEM, 3),
+    Variant("mobilenetv2_075_odconv_4x", "mobilenetv2_075", odconv_layers(4, MOBILE), NOT_STEM, 4),
+    Variant("mobilenetv2_075_odconv_8x", "mobilenetv2_075", odconv_layers(8, MOBILE), NOT_STEM, 8),
+    Variant("mobilenetv2_050_odconv_1x", "mobilenetv2_050", odconv_layers(1, MOBILE), NOT_STEM, 1),
+    Variant("mobilenetv2_050_odconv_2x", "mobilenetv2_050", odconv_layers(2, MOBILE), NOT_STEM, 2),
+    Variant("mobilenetv2_050_odconv_3x", "mobilenetv2_050", odconv_layers(3, MOBILE), NOT_STEM, 3),
+    Variant("mobilenetv2_050_odconv_4x", "mobilenetv2_050", odconv_layers(4, MOBILE), NOT_STEM, 4),
+    Variant("mobilenetv2_050_odconv_8x", "mobilenetv2_050", odconv_layers(8, MOBILE), NOT_STEM, 8),
+    Variant("mobilenetv2_035_odconv_1x", "mobilenetv2_035", odconv_layers(1, MOBILE), NOT_STEM, 1),
+    Variant("mobilenetv2_035_odconv_2x", "mobilenetv2_035", odconv_layers(2, MOBILE), NOT_STEM, 2),
+    Variant("mobilenetv2_035_odconv_3x", "mobilenetv2_035", odconv_layers(3, MOBILE), NOT_STEM, 3),
+    Variant("mobilenetv2_035_odconv_4x", "mobilenetv2_035", odconv_layers(4, MOBILE), NOT_STEM, 4),
+    Variant("mobilenetv2_035_odconv_8x", "mobilenetv2_035", odconv_layers(8, MOBILE), NOT_STEM, 8),
+)
+register_variants(OPERATOR, VARIANTS)

@@ -3,7 +3,7 @@
 Unlike the kernel-dynamic operators these keep the convolution static and
 rescale its output feature map, so they need no naive path: their forward is
 already a per-sample computation written with batched tensor ops. Each module
-reports its costs in the operators' vocabulary (:data:`dynbench.ops.base.MADDS_PARTS`):
+reports its costs in the operators' vocabulary (:data:`dynbench.results.names.MADDS_PARTS`):
 its FC/conv layers are ``attention`` and the multiplication of the attention
 onto the feature map is ``feature_scale``; ``conv`` and ``aggregation`` are 0.
 
@@ -17,7 +17,7 @@ on ResNet-18) are reproduced to the printed digit by conv+linear plus every
 gate multiplication (``feature_scale``) plus the spatial pooling that feeds the
 channel gate (average for SE/ECA, average and max for CBAM; CBAM's channel-wise
 mean/max maps not counted). Pooling is no part of ``attention`` (see
-:data:`dynbench.ops.base.MADDS_PARTS`), so the tests add it from the shapes.
+:data:`dynbench.results.names.MADDS_PARTS`), so the tests add it from the shapes.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from dynbench.ops.base import conv_output_madds
+from dynbench.ops.base import conv_madds
 
 
 def reduced_channels(channels: int, reduction: int) -> int:
@@ -81,7 +81,7 @@ class SqueezeExcite(BranchAttention):
     ) -> dict[str, int]:
         n, c = x_shape[0], x_shape[1]
         hidden = self.fc1.out_channels
-        fcs = conv_output_madds((n, hidden, 1, 1), c, 1) + conv_output_madds(
+        fcs = conv_madds((n, hidden, 1, 1), c, 1) + conv_madds(
             (n, c, 1, 1), hidden, 1
         )
         return {
@@ -122,9 +122,9 @@ class CBAM(BranchAttention):
     ) -> dict[str, int]:
         n, c, h, w = x_shape
         hidden = self.fc1.out_channels
-        mlp = conv_output_madds((2 * n, hidden, 1, 1), c, 1)
-        mlp += conv_output_madds((2 * n, c, 1, 1), hidden, 1)
-        spatial = conv_output_madds((n, 1, h, w), 2, self.spatial.kernel_size[0])
+        mlp = conv_madds((2 * n, hidden, 1, 1), c, 1)
+        mlp += conv_madds((2 * n, c, 1, 1), hidden, 1)
+        spatial = conv_madds((n, 1, h, w), 2, self.spatial.kernel_size[0])
         # the channel gate scales every element, then the spatial gate does again
         scale = 2 * math.prod(out_shape)
         return {"conv": 0, "attention": mlp + spatial, "aggregation": 0, "feature_scale": scale}

@@ -6,26 +6,51 @@ Each operator module in this package subclasses :class:`DynamicOp` and provides
   path is a per-sample loop written for clarity, the reference the fast path is
   tested against;
 * ``analytic_madds(x_shape, out_shape)``: a breakdown in multiply-adds with the
-  keys of :data:`MADDS_PARTS`, computed from shapes alone;
+  keys of :data:`dynbench.results.names.MADDS_PARTS`, computed from shapes alone;
 * ``weight_count()``: how many weights one image must read (all K kernels for a
   kernel-dynamic operator), the cost MAdds hide at batch 1;
-* ``torch.profiler.record_function`` scopes named by :data:`PHASES`.
+* :func:`phase` scopes named by :data:`dynbench.results.names.PHASES`.
+
+The kernel-mixing operators (CondConv, DY-Conv, ODConv) also share their conv
+geometry, their K kernels and the batch-folded per-sample convolution through
+:class:`KernelDynamicConv`, so that all of them are timed doing the same things
+the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.profiler import record_function
 
 IMPLS = ("fast", "naive")
-PHASES = ("attention", "aggregation", "conv")
-# conv: the convolution itself, as a static conv of this shape costs;
-# attention: the layers of the attention/routing branch (pooling excluded);
-# aggregation: building each sample's kernel from the K kernels and attentions;
-# feature_scale: attentions multiplied onto feature maps instead of onto weights.
-MADDS_PARTS = ("conv", "attention", "aggregation", "feature_scale")
+_NO_SCOPE = contextlib.nullcontext()
+
+
+def phase(name: str) -> contextlib.AbstractContextManager:
+    """``record_function(name)`` while a profiler runs, else nothing.
+
+    Entering a ``record_function`` costs about as much as a small op even with no
+    profiler attached; every operator marks its phases through this one helper so
+    that each pays the same (nothing) when timed and is seen the same way when profiled.
+    """
+    return record_function(name) if torch.autograd._profiler_enabled() else _NO_SCOPE
+
+
+def conv_madds(
+    out_shape: tuple[int, ...], in_per_group: int, kh: int, kw: int | None = None
+) -> int:
+    """MAdds of a convolution producing ``out_shape`` (N, C, H, W): one per weight per pixel."""
+    return math.prod(out_shape) * in_per_group * kh * (kh if kw is None else kw)
+
+
+def fc_madds(rows: int, in_features: int, out_features: int) -> int:
+    """MAdds of a fully connected layer applied to ``rows`` vectors."""
+    return rows * in_features * out_features
 
 
 class DynamicOp(nn.Module):
@@ -36,41 +61,44 @@ class DynamicOp(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.impl = "fast"
-        self._workspaces: dict[tuple, torch.Tensor] = {}
+        self._workspaces: dict[tuple, Tensor] = {}
 
-    def _reuse_workspace(self, *tensors: torch.Tensor) -> bool:
-        """Whether kernels may be built into a reused buffer: only when no graph is recorded."""
-        return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+    def records_graph(self, *tensors: Tensor) -> bool:
+        """Whether autograd records this call (then no buffer or constant is reused)."""
+        return torch.is_grad_enabled() and (
+            any(t.requires_grad for t in tensors) or any(p.requires_grad for p in self.parameters())
+        )
 
-    def workspace(self, slot: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    def workspace(self, slot: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
         """A buffer kept between calls for per-call kernels (inference only).
 
         A freshly allocated multi-megabyte kernel costs page faults on every call
-        (glibc serves it with a new mmap): on one CPU thread that tripled the time
-        of a 512x512 3x3 conv at 7x7. Reusing one buffer per layer removes it.
-        Consequence: one module must not run forward in two threads at once.
+        (glibc serves it with a new mmap). Reusing one buffer per layer removes them.
+        The buffer is always a normal tensor (one created under inference mode could
+        not be written by a later call outside it). Consequence: one module must not
+        run forward in two threads at once.
         """
-        # a buffer made under inference_mode cannot be written outside it, and vice versa
-        key = (slot, tuple(shape), like.dtype, like.device, torch.is_inference_mode_enabled())
+        key = (slot, tuple(shape), like.dtype, like.device)
         buffer = self._workspaces.get(key)
         if buffer is None:
-            buffer = torch.empty(shape, dtype=like.dtype, device=like.device)
+            with torch.inference_mode(False):
+                buffer = torch.empty(shape, dtype=like.dtype, device=like.device)
             self._workspaces = {k: v for k, v in self._workspaces.items() if k[0] != slot}
             self._workspaces[key] = buffer
         return buffer
 
-    def mix_kernels(self, coefficients: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    def mix_kernels(self, coefficients: Tensor, kernels: Tensor) -> Tensor:
         """[B, K] coefficients times [K, ...] kernels -> [B, prod(...)], one matmul."""
         flat = kernels.reshape(kernels.shape[0], -1)
-        if not self._reuse_workspace(coefficients, flat):
+        if self.records_graph(coefficients, flat):
             return coefficients @ flat
         out = self.workspace("mix", (coefficients.shape[0], flat.shape[1]), flat)
         return torch.matmul(coefficients, flat, out=out)
 
-    def scale(self, tensor: torch.Tensor, factor: torch.Tensor, owned: bool) -> torch.Tensor:
+    def scale(self, tensor: Tensor, factor: Tensor, owned: bool) -> Tensor:
         """tensor * factor: in place when ``tensor`` is already this op's workspace, else
         into a workspace; a new tensor only while autograd records."""
-        if not self._reuse_workspace(tensor, factor):
+        if self.records_graph(tensor, factor):
             return tensor * factor
         if owned:
             return tensor.mul_(factor)
@@ -81,6 +109,10 @@ class DynamicOp(nn.Module):
         if impl not in IMPLS:
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
         self.impl = impl
+
+    def implementation(self) -> str:
+        """What the last forward ran: ``impl``, plus any eval-time route an operator took."""
+        return self.impl
 
     def analytic_madds(
         self, x_shape: tuple[int, ...], out_shape: tuple[int, ...]
@@ -98,10 +130,114 @@ class DynamicOp(nn.Module):
         k = self.kernel_size
         return self.out_channels * (self.in_channels // self.groups) * k * k
 
-    def conv_linear_madds(self, x, out) -> int:
+    def conv_linear_madds(self, x: Tensor, out: Tensor) -> int:
         """The papers' convention: conv and FC layers only (conv + attention branch)."""
         parts = self.analytic_madds(tuple(x.shape), tuple(out.shape))
         return parts["conv"] + parts["attention"]
+
+
+class KernelDynamicConv(DynamicOp):
+    """A drop-in for ``nn.Conv2d`` whose kernel is mixed per sample from K kernels.
+
+    Holds the conv geometry, the K kernels ``weight`` (K, C_out, C_in / groups, k, k)
+    and optional K biases (K, C_out), each kernel initialised as torch initialises
+    the static conv it replaces. Subclasses add how the kernels are mixed.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int,
+        padding: int,
+        groups: int,
+        num_kernels: int,
+        bias: bool,
+    ) -> None:
+        super().__init__()
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"groups={groups} must divide {in_channels} and {out_channels}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding, self.groups = (
+            kernel_size,
+            stride,
+            padding,
+            groups,
+        )
+        self.num_kernels = num_kernels
+        self.weight = nn.Parameter(
+            torch.empty(num_kernels, out_channels, in_channels // groups, kernel_size, kernel_size)
+        )
+        self.bias = nn.Parameter(torch.empty(num_kernels, out_channels)) if bias else None
+        for i in range(num_kernels):
+            nn.init.kaiming_uniform_(self.weight[i], a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1 / math.sqrt(self.weight[0][0].numel())
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    @property
+    def temperature(self) -> float:
+        """The softmax/sigmoid temperature of the operator's attention branch."""
+        return self.attention.temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        self.attention.temperature = value
+
+    def conv(self, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+        """One sample's (or a shared) kernel (C_out, C_in / groups, k, k) on ``x``."""
+        return F.conv2d(x, weight, bias, self.stride, self.padding, 1, self.groups)
+
+    def per_sample_conv(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        """Sample i convolved with kernel i: ``weight`` (B, C_out, C_in / groups, k, k),
+        ``bias`` (B, C_out) or None. At batch 1 a plain conv; beyond, one grouped conv on
+        the batch-folded input, where groups = batch x groups keeps samples apart."""
+        batch, cin, height, width = x.shape
+        if batch == 1:
+            return self.conv(x, weight[0], None if bias is None else bias[0])
+        k = self.kernel_size
+        out = F.conv2d(
+            x.reshape(1, batch * cin, height, width),
+            weight.reshape(-1, cin // self.groups, k, k),
+            None if bias is None else bias.reshape(-1),
+            self.stride,
+            self.padding,
+            1,
+            batch * self.groups,
+        )
+        return out.view(batch, self.out_channels, *out.shape[-2:])
+
+    def mix(self, coefficients: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Each sample's kernel and bias, sum_k c[b, k] W_k: (B, C_out, C_in / g, k, k) and
+        (B, C_out)."""
+        kernels = self.mix_kernels(coefficients, self.weight).view(-1, *self.weight.shape[1:])
+        bias = None if self.bias is None else coefficients @ self.bias
+        return kernels, bias
+
+    def naive_conv(self, x: Tensor, coefficients: Tensor) -> Tensor:
+        """The reference: per sample, sum_k c[i, k] W_k built in a loop, then a conv."""
+        outputs = []
+        for i in range(x.shape[0]):
+            with phase("aggregation"):
+                weight = sum(coefficients[i, j] * self.weight[j] for j in range(self.num_kernels))
+                bias = None
+                if self.bias is not None:
+                    bias = sum(coefficients[i, j] * self.bias[j] for j in range(self.num_kernels))
+            with phase("conv"):
+                outputs.append(self.conv(x[i : i + 1], weight, bias))
+        return torch.cat(outputs)
+
+    def conv_part_madds(self, out_shape: tuple[int, ...]) -> int:
+        """The convolution itself, as a static conv of this shape costs."""
+        return conv_madds(out_shape, self.in_channels // self.groups, self.kernel_size)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, groups={self.groups}, "
+            f"bias={self.bias is not None}, num_kernels={self.num_kernels}"
+        )
 
 
 def set_impl(model: nn.Module, impl: str) -> nn.Module:
@@ -112,10 +248,11 @@ def set_impl(model: nn.Module, impl: str) -> nn.Module:
     return model
 
 
-def conv_output_madds(out_shape: tuple[int, ...], in_per_group: int, kernel: int) -> int:
-    """MAdds of a convolution producing ``out_shape`` (N, C, H, W)."""
-    return math.prod(out_shape) * in_per_group * kernel * kernel
-
-
-def fc_madds(batch: int, in_features: int, out_features: int) -> int:
-    return batch * in_features * out_features
+def implementations(model: nn.Module) -> dict[str, int]:
+    """How many dynamic operators ran each implementation in the model's last forward."""
+    counts: dict[str, int] = {}
+    for module in model.modules():
+        if isinstance(module, DynamicOp):
+            name = module.implementation()
+            counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items()))

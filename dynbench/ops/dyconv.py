@@ -21,9 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.profiler import record_function
 
-from dynbench.ops.base import DynamicOp, conv_output_madds
+from dynbench.ops.base import KernelDynamicConv, phase
 
 
 class KernelAttention(nn.Module):
@@ -53,7 +52,7 @@ class KernelAttention(nn.Module):
         return self.fc1.in_channels * self.hidden + self.hidden * self.fc2.out_channels
 
 
-class DynamicConv2d(DynamicOp):
+class DynamicConv2d(KernelDynamicConv):
     """Drop-in for ``nn.Conv2d`` aggregating K kernels with input-dependent attention."""
 
     operator = "dyconv"
@@ -72,66 +71,22 @@ class DynamicConv2d(DynamicOp):
         temperature: float = 1.0,
         hidden_offset: int = 1,
     ) -> None:
-        super().__init__()
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding, self.groups = (
-            kernel_size,
-            stride,
-            padding,
-            groups,
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, groups, num_kernels, bias
         )
-        self.num_kernels = num_kernels
         self.attention = KernelAttention(
             in_channels, num_kernels, ratio, temperature, hidden_offset
         )
-        self.weight = nn.Parameter(
-            torch.empty(num_kernels, out_channels, in_channels // groups, kernel_size, kernel_size)
-        )
-        self.bias = nn.Parameter(torch.zeros(num_kernels, out_channels)) if bias else None
-        for i in range(num_kernels):
-            nn.init.kaiming_uniform_(self.weight[i], a=5**0.5)
-
-    @property
-    def temperature(self) -> float:
-        return self.attention.temperature
-
-    @temperature.setter
-    def temperature(self, value: float) -> None:
-        self.attention.temperature = value
 
     def forward(self, x: Tensor) -> Tensor:
-        with record_function("attention"):
+        with phase("attention"):
             pi = self.attention(x)
         if self.impl == "naive":
-            return self._forward_naive(x, pi)
-        b, cin, h, w = x.shape
-        k, cin_g = self.kernel_size, self.in_channels // self.groups
-        with record_function("aggregation"):
-            weight = self.mix_kernels(pi, self.weight).view(-1, cin_g, k, k)
-            bias = None if self.bias is None else (pi @ self.bias).flatten()
-        with record_function("conv"):
-            out = F.conv2d(
-                x.reshape(1, b * cin, h, w),
-                weight,
-                bias,
-                self.stride,
-                self.padding,
-                1,
-                b * self.groups,
-            )
-        return out.view(b, self.out_channels, *out.shape[-2:])
-
-    def _forward_naive(self, x: Tensor, pi: Tensor) -> Tensor:
-        outputs = []
-        for i in range(x.shape[0]):
-            weight = sum(pi[i, j] * self.weight[j] for j in range(self.num_kernels))
-            bias = None
-            if self.bias is not None:
-                bias = sum(pi[i, j] * self.bias[j] for j in range(self.num_kernels))
-            outputs.append(
-                F.conv2d(x[i : i + 1], weight, bias, self.stride, self.padding, 1, self.groups)
-            )
-        return torch.cat(outputs)
+            return self.naive_conv(x, pi)
+        with phase("aggregation"):
+            weight, bias = self.mix(pi)
+        with phase("conv"):
+            return self.per_sample_conv(x, weight, bias)
 
     def analytic_madds(
         self, x_shape: tuple[int, ...], out_shape: tuple[int, ...]
@@ -139,15 +94,8 @@ class DynamicConv2d(DynamicOp):
         b = x_shape[0]
         kernel_size = self.weight[0].numel() + (0 if self.bias is None else self.out_channels)
         return {
-            "conv": conv_output_madds(out_shape, self.in_channels // self.groups, self.kernel_size),
+            "conv": self.conv_part_madds(out_shape),
             "attention": b * self.attention.madds(),
             "aggregation": b * self.num_kernels * kernel_size,
             "feature_scale": 0,
         }
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}, groups={self.groups}, "
-            f"num_kernels={self.num_kernels}"
-        )

@@ -26,9 +26,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.profiler import record_function
 
-from dynbench.ops.base import DynamicOp, conv_output_madds
+from dynbench.ops.base import KernelDynamicConv, phase
 
 
 class ODConvAttention(nn.Module):
@@ -40,7 +39,7 @@ class ODConvAttention(nn.Module):
         out_channels: int,
         kernel_size: int,
         groups: int,
-        kernel_num: int,
+        num_kernels: int,
         reduction: float = 1 / 16,
         min_channels: int = 16,
         temperature: float = 1.0,
@@ -56,7 +55,7 @@ class ODConvAttention(nn.Module):
         depthwise = in_channels == groups == out_channels
         self.filter_fc = None if depthwise else nn.Conv2d(hidden, out_channels, 1)
         self.spatial_fc = None if kernel_size == 1 else nn.Conv2d(hidden, kernel_size**2, 1)
-        self.kernel_fc = None if kernel_num == 1 else nn.Conv2d(hidden, kernel_num, 1)
+        self.kernel_fc = None if num_kernels == 1 else nn.Conv2d(hidden, num_kernels, 1)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -93,7 +92,7 @@ class ODConvAttention(nn.Module):
         )
 
 
-class ODConv2d(DynamicOp):
+class ODConv2d(KernelDynamicConv):
     """Drop-in for ``nn.Conv2d`` (no bias) with ODConv's four attentions over n kernels."""
 
     operator = "odconv"
@@ -106,51 +105,31 @@ class ODConv2d(DynamicOp):
         stride: int = 1,
         padding: int = 0,
         groups: int = 1,
-        kernel_num: int = 4,
+        num_kernels: int = 4,
         reduction: float = 1 / 16,
         temperature: float = 1.0,
     ) -> None:
-        super().__init__()
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding, self.groups = (
-            kernel_size,
-            stride,
-            padding,
-            groups,
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, groups, num_kernels, False
         )
-        self.kernel_num = kernel_num
         self.attention = ODConvAttention(
             in_channels,
             out_channels,
             kernel_size,
             groups,
-            kernel_num,
+            num_kernels,
             reduction,
             temperature=temperature,
         )
-        self.weight = nn.Parameter(
-            torch.empty(kernel_num, out_channels, in_channels // groups, kernel_size, kernel_size)
-        )
-        for i in range(kernel_num):
+        for i in range(num_kernels):  # the released code's initialisation
             nn.init.kaiming_normal_(self.weight[i], mode="fan_out", nonlinearity="relu")
 
-    @property
-    def temperature(self) -> float:
-        return self.attention.temperature
-
-    @temperature.setter
-    def temperature(self, value: float) -> None:
-        self.attention.temperature = value
-
     def forward(self, x: Tensor) -> Tensor:
-        with record_function("attention"):
+        with phase("attention"):
             channel, filt, spatial, kernel = self.attention(x)
         if self.impl == "naive":
             return self._forward_naive(x, channel, filt, spatial, kernel)
         return self._forward_fast(x, channel, filt, spatial, kernel)
-
-    def _conv(self, x: Tensor, weight: Tensor, groups: int) -> Tensor:
-        return F.conv2d(x, weight, None, self.stride, self.padding, 1, groups)
 
     def _forward_fast(self, x, channel, filt, spatial, kernel) -> Tensor:
         b, cin, h, w = x.shape
@@ -161,7 +140,7 @@ class ODConv2d(DynamicOp):
         weight_size = cout * cin_g * k * k
         channel_on_weight = b == 1 and weight_size < cin * h * w
         filter_on_weight = b == 1 and filt is not None and weight_size < cout * out_hw
-        with record_function("aggregation"):
+        with phase("aggregation"):
             owned = kernel is not None
             if owned:
                 # sum_i a_w,i W_i for each sample: one matmul over the n kernels
@@ -179,16 +158,13 @@ class ODConv2d(DynamicOp):
                 x = x * channel.view(b, cin, 1, 1)
             if filter_on_weight:
                 weight = self.scale(weight, filt.view(1, cout, 1, 1, 1), owned)
-        with record_function("conv"):
-            if b == 1:
-                out = self._conv(x, weight[0], g)
+        with phase("conv"):
+            if weight.shape[0] == 1:  # one kernel for the whole batch
+                out = self.conv(x, weight[0])
             else:
-                out = self._conv(
-                    x.reshape(1, b * cin, h, w), weight.reshape(-1, cin_g, k, k), b * g
-                )
-                out = out.view(b, cout, *out.shape[-2:])
+                out = self.per_sample_conv(x, weight, None)
         if filt is not None and not filter_on_weight:
-            with record_function("aggregation"):
+            with phase("aggregation"):
                 out = out * filt.view(b, cout, 1, 1)
         return out
 
@@ -207,7 +183,7 @@ class ODConv2d(DynamicOp):
             weight = weight * a_c.view(cout, cin_g, 1, 1)
             if filt is not None:
                 weight = weight * filt[i].view(cout, 1, 1, 1)
-            outputs.append(self._conv(x[i : i + 1], weight, g))
+            outputs.append(self.conv(x[i : i + 1], weight))
         return torch.cat(outputs)
 
     def _out_hw(self, h: int, w: int) -> int:
@@ -228,15 +204,9 @@ class ODConv2d(DynamicOp):
         mixes = att.spatial_fc is not None or att.kernel_fc is not None
         filter_scale = math.prod(out_shape) if att.filter_fc is not None else 0
         return {
-            "conv": conv_output_madds(out_shape, cin_g, k),
+            "conv": self.conv_part_madds(out_shape),
             "attention": b * att.madds(),
             "aggregation": b * n * cout * cin_g * k * k if mixes else 0,
             "feature_scale": b * cin * h * w + filter_scale,
         }
 
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}, groups={self.groups}, "
-            f"kernel_num={self.kernel_num}"
-        )

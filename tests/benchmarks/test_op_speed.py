@@ -22,11 +22,11 @@ pytestmark = pytest.mark.bench
 SHAPES = {"64x56x56": (64, 56), "256x14x14": (256, 14), "512x7x7": (512, 7)}
 OPERATORS = {
     "static": lambda c: nn.Conv2d(c, c, 3, 1, 1, bias=False),
-    "condconv_8x": lambda c: CondConv2d(c, c, 3, 1, 1, num_experts=8),
+    "condconv_8x": lambda c: CondConv2d(c, c, 3, 1, 1, num_kernels=8),
     "dyconv_4x": lambda c: DynamicConv2d(c, c, 3, 1, 1, num_kernels=4),
     "dcd": lambda c: DCDConv2d(c, c, 3, 1, 1),
-    "odconv_1x": lambda c: ODConv2d(c, c, 3, 1, 1, kernel_num=1),
-    "odconv_4x": lambda c: ODConv2d(c, c, 3, 1, 1, kernel_num=4),
+    "odconv_1x": lambda c: ODConv2d(c, c, 3, 1, 1, num_kernels=1),
+    "odconv_4x": lambda c: ODConv2d(c, c, 3, 1, 1, num_kernels=4),
 }
 
 
