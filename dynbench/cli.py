@@ -17,12 +17,24 @@ import typer
 from rich.console import Console
 
 from dynbench.errors import DynbenchError
-from dynbench.models import all_models, list_models, load_user_model, model_info
+from dynbench.guard.render import json_summary, markdown_summary, print_check, print_update
+from dynbench.guard.run import guard
+from dynbench.measure.breakdown import inspect_model
+from dynbench.models import all_models, load_user_model, model_info
 from dynbench.models.registry import ModelInfo, parse_input_size, select_models
-from dynbench.report.tables import rich_table
+from dynbench.report.compare_runs import compare_ratios, load_run
+from dynbench.report.render import build_report, write_report
+from dynbench.report.terminal import (
+    print_failures,
+    print_inspection,
+    print_published_comparison,
+    print_summary,
+    rich_table,
+)
 from dynbench.results.store import ResultStore, check_writable
+from dynbench.run.family import resolve_targets, with_input_size
 from dynbench.run.measures import MEASURES
-from dynbench.run.runner import Target, progress_bar, run_suite
+from dynbench.run.runner import run_suite
 from dynbench.run.suite import available_suites, load_suite, validate_settings
 
 # typer's usage errors derive from a ClickException (vendored in newer typer, click's in older).
@@ -50,35 +62,6 @@ def require_db(db: str | None) -> None:
     """A ``--db`` given for reading must exist (sqlite would quietly create an empty one)."""
     if db is not None and not Path(db).exists():
         raise DynbenchError(f"database {db!r} does not exist; run 'dynbench run' first")
-
-
-def resolve_targets(
-    models: str | None,
-    user_models: list[str] | None,
-    default_patterns: list[str],
-    exclude: list[str] | None = None,
-) -> list[Target]:
-    """Registry models matching the patterns plus any ``module:factory`` user models."""
-    targets: list[Target] = []
-    patterns = [models] if models else ([] if user_models else default_patterns)
-    names: list[str] = []
-    for pattern in patterns:
-        names += [n for n in select_models(pattern) if n not in names]
-    for pattern in exclude or []:
-        names = [n for n in names if n not in list_models(pattern)]
-    targets += [Target(model_info(n)) for n in names]
-    for reference in user_models or []:
-        info, instance = load_user_model(reference)
-        targets.append(Target(info, instance))
-    return targets
-
-
-def with_input_size(targets: list[Target], size: tuple[int, int, int] | None) -> list[Target]:
-    if size is None:
-        return targets
-    from dataclasses import replace
-
-    return [Target(replace(t.info, input_size=size), t.instance) for t in targets]
 
 
 @app.command("list")
@@ -168,93 +151,16 @@ def run_command(
         return
     if json_path is not None:
         check_writable(json_path, "--json path")
-    store = ResultStore(db)
-    try:
+    with ResultStore(db) as store:
         outcome = run_suite(the_suite, targets, store, json_path, err)
-    finally:
-        store.close()
     records = pd.DataFrame([r.as_dict() for r in outcome.records])
-    print_summary(records, the_suite.name)
+    print_summary(out, records, the_suite.name)
     if the_suite.compare == "published":
-        print_published_comparison(records)
+        print_published_comparison(out, records)
     err.print(f"run {outcome.run_id}: {len(outcome.records)} measurements stored in {store.path}")
-
-
-def print_summary(frame: pd.DataFrame, title: str) -> None:
-    if frame.empty:
-        return
-    from dynbench.report.data import timing_table
-    from dynbench.report.render import TIMING_SECTIONS
-
-    frame = frame.assign(measured_at=range(len(frame)))
-    for metric, ratio, heading, _ in TIMING_SECTIONS:
-        if metric in set(frame["metric"]):
-            out.print(
-                rich_table(
-                    timing_table(frame, metric, ratio),
-                    title=f"{title}: {heading}",
-                    caption="ratio = variant / family baseline, 95% CI over rounds",
-                )
-            )
-            frame = frame[~frame["metric"].isin([metric, ratio, "cpu_images_per_s"])]
-    if frame.empty:
-        return
-    frame = frame.assign(column=frame["metric"] + " (" + frame["method"] + ")")
-    wide = frame.pivot_table(
-        index="model", columns="column", values="value", aggfunc="last", sort=False
-    )
-    wide = wide.reset_index()
-    units = ", ".join(sorted(set(frame["unit"])))
-    out.print(
-        rich_table(wide, title=f"suite {title}", caption=f"units: {units} (MAdds = multiply-adds)")
-    )
-    for _, row in frame[frame["metric"] == "madds"].drop_duplicates("model").iterrows():
-        detail = row["detail"] or {}
-        if detail.get("disagree"):
-            rows = frame[(frame["model"] == row["model"]) & (frame["metric"] == "madds")]
-            notes = "; ".join(
-                describe_counter(r["method"], r["detail"]) for _, r in rows.iterrows()
-            )
-            out.print(
-                f"[yellow]! {row['model']}: MAdds counters disagree by "
-                f"{100 * detail['spread']:.2f}% ({notes})[/]"
-            )
-
-
-def print_published_comparison(records: pd.DataFrame) -> None:
-    from dynbench.report.compare import COMPACT_COLUMNS, compare_published
-
-    if records.empty:
-        return
-    records = records.assign(measured_at=range(len(records)))
-    table = compare_published(records)
-    if table.empty:
-        out.print("no published row refers to the measured models")
-        return
-    shown = table[COMPACT_COLUMNS].rename(columns=lambda c: c.replace("conv_linear", "conv+fc"))
-    out.print(
-        rich_table(
-            shown,
-            title="published vs measured",
-            caption="params in parameters, MAdds = multiply-adds; ✓ reproduced to the "
-            "printed digit, ≈ one unit off, ✗ not; madds_ok names the counters that "
-            "reproduce the figure",
-        )
-    )
-    conflicts = table[table["note"].str.contains("conflict", case=False)]
-    for _, row in conflicts.drop_duplicates("note").iterrows():
-        out.print(f"[yellow]! {row['model']} ({row['source']} {row['table']}): {row['note']}[/]")
-
-
-def describe_counter(counter: str, detail: dict) -> str:
-    """'fvcore counts batch_norm, skips add' for a disagreement note."""
-    parts = []
-    extra = detail.get("extra_ops") or {}
-    if extra:
-        parts.append("also counts " + ", ".join(f"{op} {n:,}" for op, n in extra.items()))
-    skipped = detail.get("skipped_ops") or {}
-    parts.append("skips " + (", ".join(sorted(skipped)) or "nothing"))
-    return f"{counter} " + ", ".join(parts)
+    if outcome.failures:
+        print_failures(err, [r.as_dict() for r in outcome.failures])
+        raise typer.Exit(1)
 
 
 @app.command("inspect")
@@ -264,37 +170,10 @@ def inspect_command(
     input_size: InputSizeOption = None,
 ) -> None:
     """Per-module params and MAdds of one model."""
-    from dynbench.measure.breakdown import module_breakdown
-    from dynbench.measure.madds import count_madds, weight_reads
-    from dynbench.measure.params import count_params
-
     info, instance = _one_model(model)
     size = parse_input_size(input_size) or info.input_size
-    x = torch.randn(1, *size)
-    frame = module_breakdown(instance, x, depth)
-    out.print(
-        rich_table(
-            frame,
-            title=f"{info.name} ({info.description}), input 1x{'x'.join(map(str, size))}",
-            caption="MAdds = multiply-adds",
-        )
-    )
-    params = count_params(instance)
-    out.print(", ".join(f"{k} {v:,}" for k, v in params.items()))
-    result = count_madds(instance, x)
-    for counter, total in result.totals.items():
-        skipped = ", ".join(f"{op} x{n}" for op, n in result.skipped[counter].items()) or "-"
-        value = "failed" if total is None else f"{total:,} MAdds"
-        out.print(f"madds ({counter}): {value} (skipped ops: {skipped})", markup=False)
-    if result.disagree:
-        out.print(f"[yellow]! counters disagree by {100 * result.spread:.2f}%[/]")
-    if result.breakdown:
-        parts = ", ".join(f"{k} {v:,}" for k, v in result.breakdown.items())
-        out.print(f"analytic breakdown (MAdds): {parts}")
-    read, static = weight_reads(instance)
-    out.print(
-        f"weights read per image: {read * 4:,} bytes fp32 ({read / static:.2f}x the static layers')"
-    )
+    title = f"{info.name} ({info.description}), input 1x{'x'.join(map(str, size))}"
+    print_inspection(out, inspect_model(instance, torch.randn(1, *size), depth, title))
 
 
 def _one_model(name: str) -> tuple[ModelInfo, torch.nn.Module]:
@@ -320,11 +199,8 @@ def export_command(
     if output is not None:
         check_writable(output, "--out path")
     require_db(db)
-    store = ResultStore(db)
-    try:
+    with ResultStore(db) as store:
         frame = store.frame(run, suite)
-    finally:
-        store.close()
     text = (
         frame.to_csv(index=False) if format == "csv" else frame.to_json(orient="records", indent=1)
     )
@@ -347,16 +223,11 @@ def report_command(
     ] = None,
 ) -> None:
     """Write the markdown and HTML report from the stored measurements."""
-    from dynbench.report.render import build_report, write_report
-
     require_db(db)
     if output.exists() and not output.is_dir():
         raise DynbenchError(f"--out {str(output)!r} is a file; give a directory")
-    store = ResultStore(db)
-    try:
+    with ResultStore(db) as store:
         frame = store.frame(run)
-    finally:
-        store.close()
     if frame.empty:
         raise DynbenchError(f"no measurements in {store.path}; run 'dynbench run' first")
     for path in write_report(build_report(frame), output):
@@ -376,8 +247,6 @@ def compare_command(
     ] = None,
 ) -> None:
     """Check that two runs of a timing suite agree on their ratios; exit 1 if any differ."""
-    from dynbench.report.agreement import compare_ratios, load_run
-
     if markdown is not None:
         check_writable(markdown, "--markdown path")
     require_db(db)
@@ -435,18 +304,10 @@ def guard_command(
     input_size: InputSizeOption = None,
 ) -> None:
     """Fail (exit 1) when params or MAdds drift from the committed baseline."""
-    import json
-    import time
-
-    from dynbench.guard import baseline as baseline_file
-    from dynbench.guard.check import compare, markdown_summary
-    from dynbench.guard.counts import size_figures
-
     if tolerance < 0:
         raise DynbenchError(f"--tolerance {tolerance} is negative; give a percentage >= 0")
     if models and suite:
         raise DynbenchError("give either --models or --suite, not both")
-    old = baseline_file.load(baseline) if not update or baseline.exists() else {}
     for path, what in ((json_path, "--json path"), (markdown, "--markdown path")):
         if path is not None:
             check_writable(path, what)
@@ -456,71 +317,18 @@ def guard_command(
     targets = with_input_size(
         resolve_targets(models, model, patterns), parse_input_size(input_size)
     )
-    started = time.perf_counter()
-    current: dict[str, dict] = {}
-    with progress_bar(err) as bar:
-        task = bar.add_task("guard", total=len(targets))
-        for target in targets:
-            bar.update(task, description=f"guard: {target.info.name}")
-            build = (
-                (lambda t=target: t.instance)
-                if target.instance is not None
-                else target.info.builder
-            )
-            figures = size_figures(build, target.info.input_size)
-            current[target.info.name] = {**figures, "input_size": list(target.info.input_size)}
-            bar.advance(task)
     selected_only = bool(models or suite or model)
-    result = compare(old, current, tolerance, selected_only)
-    result.seconds = time.perf_counter() - started
+    result, current = guard(targets, baseline, tolerance, selected_only, update, err)
     if update:
-        merged = {**old, **current} if selected_only else current
-        baseline_file.save(baseline, merged)
-        changed = result.drifted
-        if not changed.empty:
-            out.print(rich_table(changed, title="changed since the previous baseline"))
-        for name in result.added:
-            out.print(f"added {name}")
-        for name in result.removed:
-            out.print(f"removed {name}")
-        err.print(f"wrote {baseline}: {len(merged)} models ({result.seconds:.1f} s)")
+        print_update(out, result)
+        err.print(f"wrote {baseline} ({result.seconds:.1f} s)")
         return
     failed = result.failed(allow_new, allow_removed)
-    if not result.drifted.empty:
-        out.print(
-            rich_table(
-                result.drifted,
-                title="params / MAdds drifted from the baseline",
-                caption="params in parameters, MAdds = conv+linear multiply-adds",
-            )
-        )
-    for label, names, allowed in (
-        ("new", result.added, allow_new),
-        ("removed", result.removed, allow_removed),
-    ):
-        if names:
-            state = "allowed" if allowed else "fails: pass --allow-" + label
-            out.print(f"{label} models ({state}): {', '.join(names)}")
+    print_check(out, result, allow_new, allow_removed)
     if markdown is not None:
         markdown.write_text(markdown_summary(result, failed, tolerance))
     if json_path is not None:
-        json_path.write_text(
-            json.dumps(
-                {
-                    "passed": not failed,
-                    "checked": result.checked,
-                    "seconds": round(result.seconds, 2),
-                    "tolerance_pct": tolerance,
-                    "drifted": result.drifted.to_dict(orient="records"),
-                    "added": result.added,
-                    "removed": result.removed,
-                    "current": current,
-                },
-                indent=1,
-                sort_keys=True,
-            )
-            + "\n"
-        )
+        json_path.write_text(json_summary(result, current, failed, tolerance))
     verdict = "FAILED" if failed else "passed"
     err.print(
         f"guard {verdict}: {result.checked} models checked against {baseline} "
@@ -550,4 +358,4 @@ def main() -> None:
         sys.exit(exc.exit_code)
 
 
-__all__ = ["MEASURES", "app", "main"]
+__all__ = ["app", "main"]

@@ -41,6 +41,8 @@ def test_run_madds_json(cli, tmp_path):
     result = cli("run", "--suite", "madds", "--models", "mobilenetv2_0??", "--json", "m.json")
     assert result.code == 0, result.stderr
     records = json.loads((tmp_path / "m.json").read_text())
+    weights = [r for r in records if r["metric"] == "weight_bytes_per_image"]
+    records = [r for r in records if r["metric"] == "madds"]
     conv_linear = {r["model"]: r["value"] for r in records if r["method"] == "conv_linear"}
     assert conv_linear == {
         "mobilenetv2_075": 209_069_792,
@@ -56,6 +58,13 @@ def test_run_madds_json(cli, tmp_path):
     }
     assert all(r["unit"] == "MAdds" for r in records)
     assert "disagree by" in result.stdout
+    # every model of the madds suite also gets the weight bytes one image reads (fp32)
+    assert {r["model"]: r["value"] for r in weights} == {
+        "mobilenetv2_075": 4 * 2_636_424,
+        "mobilenetv2_050": 4 * 1_968_680,
+        "mobilenetv2_035": 4 * 1_677_128,
+    }
+    assert all(r["unit"] == "bytes" and r["detail"]["ratio_to_static"] == 1 for r in weights)
 
 
 def test_user_model(cli, tmp_path):

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from dynbench.published import load_published, parse_printed, published_models
-from dynbench.report.compare import clean_label, compare_published, match
-from dynbench.report.speed import compare_published_speed, minutes
+from dynbench.report.published_sizes import clean_label, compare_published, match
+from dynbench.report.published_speeds import compare_published_speed, minutes
 
 
 def test_parse_printed():

@@ -18,9 +18,9 @@ from dynbench.measure.timing import (
     train_step_call,
 )
 from dynbench.models import create_model, model_info
+from dynbench.run.family import Target, families
 from dynbench.run.measures import LATENCY_SETTINGS
-from dynbench.run.runner import Target, families
-from dynbench.run.timed_measures import latency_group
+from dynbench.run.timed import latency
 
 
 def test_ratio_is_median_of_paired_round_ratios():
@@ -131,7 +131,7 @@ def _latency_until_ctrl_c(after: int) -> list:
     settings = {**LATENCY_SETTINGS, "input_size": (3, 8, 8), "warmup": 1, "block_time": BLOCK}
     records = []
     with pytest.raises(KeyboardInterrupt):
-        latency_group(members, settings, records.append, lambda status: None)
+        latency(members, settings, records.append, lambda status: None)
     return records
 
 

@@ -9,7 +9,7 @@ import torch
 
 import dynbench
 from dynbench.errors import DynbenchError
-from dynbench.guard.counts import GUARDED_METRICS
+from dynbench.results.names import SIZE_METRICS
 
 DEFAULT_BASELINE = "dynbench-baseline.json"
 
@@ -19,7 +19,7 @@ def dumps(models: dict[str, dict]) -> str:
     header = {
         "dynbench": dynbench.__version__,
         "torch": torch.__version__.split("+")[0],
-        "metrics": list(GUARDED_METRICS),
+        "metrics": list(SIZE_METRICS),
         "units": {
             "params": "parameters",
             "params_no_classifier": "parameters",
@@ -56,10 +56,10 @@ def load(path: Path) -> dict[str, dict]:
         )
     for name, figures in models.items():
         if not isinstance(figures, dict) or not all(
-            isinstance(figures.get(m), int) for m in GUARDED_METRICS
+            isinstance(figures.get(m), int) for m in SIZE_METRICS
         ):
             raise DynbenchError(
-                f"baseline {str(path)!r}: model {name!r} lacks integer {list(GUARDED_METRICS)}"
+                f"baseline {str(path)!r}: model {name!r} lacks integer {list(SIZE_METRICS)}"
             )
     return models
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from dynbench.guard.counts import GUARDED_METRICS
+from dynbench.results.names import SIZE_METRICS
 
 
 @dataclass
@@ -34,7 +34,7 @@ def compare(
     """``selected_only``: models absent from the selection are not 'removed'."""
     rows = []
     for name in sorted(set(baseline) & set(current)):
-        for metric in GUARDED_METRICS:
+        for metric in SIZE_METRICS:
             old, new = baseline[name][metric], current[name][metric]
             delta = new - old
             pct = 100.0 * delta / old if old else (0.0 if not delta else float("inf"))
@@ -56,28 +56,3 @@ def compare(
         removed=[] if selected_only else sorted(set(baseline) - set(current)),
         checked=len(current),
     )
-
-
-def markdown_summary(result: GuardResult, failed: bool, tolerance_pct: float) -> str:
-    """GitHub-flavoured markdown for a CI job summary."""
-    verdict = "❌ size regression" if failed else "✅ params and MAdds match the baseline"
-    lines = [
-        f"## dynbench guard: {verdict}",
-        "",
-        f"{result.checked} models checked in {result.seconds:.1f} s, tolerance "
-        f"{tolerance_pct}% (params in parameters, MAdds = conv+linear multiply-adds at batch 1).",
-        "",
-    ]
-    if not result.drifted.empty:
-        lines += [result.drifted.to_markdown(index=False, intfmt=","), ""]
-    if result.added:
-        lines += [
-            "New models (not in the baseline): " + ", ".join(f"`{m}`" for m in result.added),
-            "",
-        ]
-    if result.removed:
-        lines += [
-            "Removed models (in the baseline only): " + ", ".join(f"`{m}`" for m in result.removed),
-            "",
-        ]
-    return "\n".join(lines)

@@ -20,7 +20,6 @@ from torch import nn
 from dynbench.measure.madds import conv_linear_madds
 from dynbench.measure.params import count_params
 
-GUARDED_METRICS = ("params", "params_no_classifier", "madds")
 _INIT_FUNCTIONS = (
     "kaiming_normal_",
     "kaiming_uniform_",

@@ -1,12 +1,16 @@
-"""Per-module params and MAdds, for ``dynbench inspect``."""
+"""Per-module params and MAdds, and everything else ``dynbench inspect`` shows."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
 from torch import nn
 
-from dynbench.measure.madds import conv_linear_by_module, fvcore_analysis
+from dynbench.measure.madds import MaddsResult, conv_linear_by_module, count_madds, fvcore_analysis
+from dynbench.measure.params import count_params
+from dynbench.measure.weights import weight_bytes
 
 
 def module_breakdown(model: nn.Module, x: torch.Tensor, depth: int = 2) -> pd.DataFrame:
@@ -37,3 +41,24 @@ def module_breakdown(model: nn.Module, x: torch.Tensor, depth: int = 2) -> pd.Da
     total = frame.loc[0, "madds_conv_linear"] or 1
     frame["share_%"] = (100 * frame["madds_conv_linear"] / total).round(2)
     return frame
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """One model looked at from every side: modules, params, counters, weight bytes."""
+
+    title: str
+    modules: pd.DataFrame
+    params: dict[str, int]
+    madds: MaddsResult
+    weight_bytes: tuple[int, int]  # read per image, and by the static model of its shapes
+
+
+def inspect_model(model: nn.Module, x: torch.Tensor, depth: int, title: str) -> Inspection:
+    return Inspection(
+        title=title,
+        modules=module_breakdown(model, x, depth),
+        params=count_params(model),
+        madds=count_madds(model, x),
+        weight_bytes=weight_bytes(model),
+    )

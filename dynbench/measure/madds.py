@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -33,7 +32,9 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-COUNTERS = ("fvcore", "ptflops", "torch", "conv_linear", "analytic")
+from dynbench.ops.base import conv_madds, fc_madds
+from dynbench.results.names import COUNTERS, MADDS_PARTS
+
 DISAGREEMENT_THRESHOLD = 0.01
 
 # aten ops that move or describe data but do no arithmetic: never "skipped".
@@ -233,7 +234,7 @@ def analytic_breakdown(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     Operators (anything with ``analytic_madds``) report conv, attention,
     aggregation and feature_scale; plain convs and linears count as conv.
     """
-    parts = dict.fromkeys(("conv", "attention", "aggregation", "feature_scale"), 0)
+    parts = dict.fromkeys(MADDS_PARTS, 0)
     for _, module, inputs, output in _leaf_calls(model, x, "analytic_madds"):
         if hasattr(module, "analytic_madds"):
             for key, value in module.analytic_madds(
@@ -243,22 +244,6 @@ def analytic_breakdown(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
         else:
             parts["conv"] += layer_madds(module, inputs, output)
     return parts
-
-
-def weight_reads(model: nn.Module) -> tuple[int, int]:
-    """(weights one image must read, weights the static model of the same shapes reads).
-
-    At batch 1 a kernel-dynamic operator reads all of its K kernels to build one:
-    a memory cost that MAdds do not show.
-    """
-    from dynbench.ops.base import DynamicOp
-
-    ops = [m for m in model.modules() if isinstance(m, DynamicOp)]
-    inside = {id(p) for op in ops for p in op.parameters()}
-    rest = sum(p.numel() for p in model.parameters() if id(p) not in inside)
-    read = rest + sum(op.weight_count() for op in ops)
-    static = rest + sum(op.static_weight_count() for op in ops)
-    return read, static
 
 
 def _leaf_calls(model: nn.Module, x: torch.Tensor, method: str) -> list[tuple]:
@@ -296,22 +281,17 @@ def layer_madds(module: nn.Module, inputs: tuple, output: torch.Tensor) -> int:
     if isinstance(module, nn.Conv2d):
         return conv2d_madds(module.weight.shape, output.shape)
     if isinstance(module, nn.Linear):
-        return linear_madds(
-            module.in_features, module.out_features, output.numel() // module.out_features
-        )
+        rows = output.numel() // module.out_features
+        return fc_madds(rows, module.in_features, module.out_features)
     raise TypeError(f"no MAdds formula for {type(module).__name__}")
 
 
 def conv2d_madds(
     weight_shape: torch.Size | tuple[int, ...], output_shape: torch.Size | tuple[int, ...]
 ) -> int:
-    """out_elements x (in_channels / groups) x kh x kw: one MAdd per weight per output pixel."""
-    cout, cin_per_group, kh, kw = weight_shape
-    return math.prod(output_shape) * cin_per_group * kh * kw
-
-
-def linear_madds(in_features: int, out_features: int, rows: int = 1) -> int:
-    return rows * in_features * out_features
+    """:func:`dynbench.ops.base.conv_madds` from a conv's weight shape."""
+    _, cin_per_group, kh, kw = weight_shape
+    return conv_madds(tuple(output_shape), cin_per_group, kh, kw)
 
 
 def conv_linear_madds(model: nn.Module, x: torch.Tensor) -> int:

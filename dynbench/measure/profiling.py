@@ -10,6 +10,12 @@ layers, BN, activations, framework overhead).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -22,7 +28,36 @@ from torch.profiler import (
     tensorboard_trace_handler,
 )
 
-from dynbench.ops.base import PHASES
+from dynbench.results.names import PHASES
+
+# A log line of Kineto, the profiler's C++ side: "USDT:2026-01-01 12:00:00 12:12 File.cpp:52] ..."
+KINETO_LOG_LINE = re.compile(r"^[A-Z]+:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \d+:\d+ \S+\.cpp:\d+\] ")
+
+
+@contextlib.contextmanager
+def kineto_logs_dropped() -> Iterator[None]:
+    """Drop the log lines Kineto writes straight to file descriptor 2 while profiling.
+
+    Kineto logs every profiler start and stop (``USDT: ... profiler_start``) whatever
+    the log level asked for, bypassing Python's ``sys.stderr``. The descriptor is
+    pointed at a temporary file for the duration and everything else written there
+    is passed on afterwards.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines = sink.read().decode(errors="replace").splitlines(keepends=True)
+            kept = "".join(line for line in lines if not KINETO_LOG_LINE.match(line))
+            if kept:
+                sys.stderr.write(kept)
 
 
 def profile_phases(
@@ -35,6 +70,7 @@ def profile_phases(
     trace_dir.mkdir(parents=True, exist_ok=True)
     model.eval()
     with (
+        kineto_logs_dropped(),
         profile(
             activities=activities,
             schedule=schedule(wait=1, warmup=1, active=steps),

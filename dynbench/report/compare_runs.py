@@ -15,9 +15,8 @@ import pandas as pd
 
 from dynbench.errors import DynbenchError
 from dynbench.report.data import ci95_bounds, ci95_text
+from dynbench.results.names import RATIO_UNIT
 from dynbench.results.store import load_results
-
-RATIO_UNIT = "x baseline"
 
 
 def load_run(source: str, db: str | None) -> pd.DataFrame:

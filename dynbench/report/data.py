@@ -6,9 +6,8 @@ import json
 
 import pandas as pd
 
-from dynbench.models.registry import _REGISTRY
-
-MADDS_METHODS = ("conv_linear", "fvcore", "ptflops", "torch", "analytic")
+from dynbench.models.registry import find_model
+from dynbench.results.names import COUNTERS, SIZE_METRICS
 
 
 def latest(frame: pd.DataFrame) -> pd.DataFrame:
@@ -21,14 +20,14 @@ def latest(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def family_of(model: str) -> tuple[str, str]:
-    info = _REGISTRY.get(model)
+    info = find_model(model)
     return (info.family, info.operator) if info else (model, "user")
 
 
 def size_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Params and MAdds per model with ratios to the family's baseline."""
     frame = latest(frame)
-    keep = frame[frame["metric"].isin(["params", "params_no_classifier", "madds"])]
+    keep = frame[frame["metric"].isin(SIZE_METRICS)]
     if keep.empty:
         return pd.DataFrame()
     column = keep["metric"].where(keep["metric"] != "madds", "madds_" + keep["method"])
@@ -39,7 +38,7 @@ def size_table(frame: pd.DataFrame) -> pd.DataFrame:
     wide.insert(1, "family", [family_of(m)[0] for m in wide["model"]])
     wide.insert(2, "operator", [family_of(m)[1] for m in wide["model"]])
     ordered = ["model", "family", "operator", "params", "params_no_classifier"]
-    ordered += [f"madds_{m}" for m in MADDS_METHODS if f"madds_{m}" in wide]
+    ordered += [f"madds_{m}" for m in COUNTERS if f"madds_{m}" in wide]
     wide = wide[[c for c in ordered if c in wide]]
     baseline = wide[wide["operator"] == "static"].set_index("family")
     for metric, ratio in (("params", "params_x"), ("madds_conv_linear", "madds_x")):

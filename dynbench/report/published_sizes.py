@@ -16,9 +16,7 @@ import pandas as pd
 
 from dynbench.published import load_published
 from dynbench.report.data import latest
-
-MADDS_COUNTERS = ("conv_linear", "analytic", "fvcore", "ptflops", "torch")
-SIZE_METRICS = ("params", "params_no_classifier", "madds")
+from dynbench.results.names import COUNTERS, SIZE_METRICS
 
 
 def _missing(*values: float | None) -> bool:
@@ -63,7 +61,7 @@ COMPACT_COLUMNS = [
     "params_Δ%",
     "params_ok",
     "madds_pub",
-    *[f"{c}_Δ%" for c in MADDS_COUNTERS],
+    *[f"{c}_Δ%" for c in COUNTERS],
     "madds_ok",
 ]
 
@@ -100,7 +98,7 @@ def compare_published(measurements: pd.DataFrame) -> pd.DataFrame:
             "madds_pub": pub.madds,
         }
         verdicts: dict[str, list[str]] = {"✓": [], "≈": []}
-        for counter in MADDS_COUNTERS:
+        for counter in COUNTERS:
             value = lookup.get((pub.model, "madds", counter))
             row[f"madds_{counter}"] = value
             row[f"{counter}_Δ%"] = delta_pct(value, pub.madds_value)

@@ -10,9 +10,9 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from dynbench.report.compare import compare_published
 from dynbench.report.data import size_table, timing_table
-from dynbench.report.speed import compare_published_speed
+from dynbench.report.published_sizes import compare_published
+from dynbench.report.published_speeds import compare_published_speed
 
 SIZE_NOTE = (
     "params in parameters; MAdds = multiply-adds at batch 1 (fvcore's unit; torch's FLOPs "

@@ -1,12 +1,18 @@
-"""Turn pandas DataFrames into rich tables for the terminal."""
+"""What the terminal shows: pandas DataFrames as rich tables, a run's summary, inspect."""
 
 from __future__ import annotations
 
 import math
 
 import pandas as pd
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from dynbench.measure.breakdown import Inspection
+from dynbench.report.data import timing_table
+from dynbench.report.published_sizes import COMPACT_COLUMNS, compare_published
+from dynbench.report.render import TIMING_SECTIONS
 
 
 def format_value(value: object) -> str:
@@ -29,3 +35,111 @@ def rich_table(frame: pd.DataFrame, title: str | None = None, caption: str | Non
     for row in frame.itertuples(index=False):
         table.add_row(*(escape(format_value(v)) for v in row))
     return table
+
+
+def print_summary(out: Console, frame: pd.DataFrame, title: str) -> None:
+    """A run's records as terminal tables: timings with their ratios, then sizes."""
+    if frame.empty:
+        return
+    frame = frame.assign(measured_at=range(len(frame)))
+    for metric, ratio, heading, _ in TIMING_SECTIONS:
+        if metric in set(frame["metric"]):
+            out.print(
+                rich_table(
+                    timing_table(frame, metric, ratio),
+                    title=f"{title}: {heading}",
+                    caption="ratio = variant / family baseline, 95% CI over rounds",
+                )
+            )
+            frame = frame[~frame["metric"].isin([metric, ratio, "cpu_images_per_s"])]
+    if frame.empty:
+        return
+    frame = frame[frame["metric"] != "error"]
+    if frame.empty:
+        return
+    frame = frame.assign(column=frame["metric"] + " (" + frame["method"] + ")")
+    wide = frame.pivot_table(
+        index="model", columns="column", values="value", aggfunc="last", sort=False
+    )
+    wide = wide.reset_index()
+    units = ", ".join(sorted(set(frame["unit"])))
+    out.print(
+        rich_table(wide, title=f"suite {title}", caption=f"units: {units} (MAdds = multiply-adds)")
+    )
+    for _, row in frame[frame["metric"] == "madds"].drop_duplicates("model").iterrows():
+        detail = row["detail"] or {}
+        if detail.get("disagree"):
+            rows = frame[(frame["model"] == row["model"]) & (frame["metric"] == "madds")]
+            notes = "; ".join(
+                describe_counter(r["method"], r["detail"]) for _, r in rows.iterrows()
+            )
+            out.print(
+                f"[yellow]! {row['model']}: MAdds counters disagree by "
+                f"{100 * detail['spread']:.2f}% ({notes})[/]"
+            )
+
+
+def print_published_comparison(out: Console, records: pd.DataFrame) -> None:
+    """The measured sizes beside the printed ones, and the conflicts between papers."""
+    if records.empty:
+        return
+    records = records.assign(measured_at=range(len(records)))
+    table = compare_published(records)
+    if table.empty:
+        out.print("no published row refers to the measured models")
+        return
+    shown = table[COMPACT_COLUMNS].rename(columns=lambda c: c.replace("conv_linear", "conv+fc"))
+    out.print(
+        rich_table(
+            shown,
+            title="published vs measured",
+            caption="params in parameters, MAdds = multiply-adds; ✓ reproduced to the "
+            "printed digit, ≈ one unit off, ✗ not; madds_ok names the counters that "
+            "reproduce the figure",
+        )
+    )
+    conflicts = table[table["note"].str.contains("conflict", case=False)]
+    for _, row in conflicts.drop_duplicates("note").iterrows():
+        out.print(f"[yellow]! {row['model']} ({row['source']} {row['table']}): {row['note']}[/]")
+
+
+def describe_counter(counter: str, detail: dict) -> str:
+    """'fvcore counts batch_norm, skips add' for a disagreement note."""
+    parts = []
+    extra = detail.get("extra_ops") or {}
+    if extra:
+        parts.append("also counts " + ", ".join(f"{op} {n:,}" for op, n in extra.items()))
+    skipped = detail.get("skipped_ops") or {}
+    parts.append("skips " + (", ".join(sorted(skipped)) or "nothing"))
+    return f"{counter} " + ", ".join(parts)
+
+
+def print_failures(err: Console, failures: list[dict]) -> None:
+    """One line naming every model that failed, and why (the first message of each)."""
+    if not failures:
+        return
+    seen: dict[str, str] = {}
+    for record in failures:
+        seen.setdefault(record["model"], f"{record['method']}: {record['detail']['error']}")
+    listed = "; ".join(f"{model} ({why})" for model, why in seen.items())
+    err.print(f"{len(seen)} model(s) failed: {listed}", markup=False, highlight=False)
+
+
+def print_inspection(out: Console, inspection: Inspection) -> None:
+    """``dynbench inspect``: the per-module table, then each counter's total."""
+    out.print(
+        rich_table(inspection.modules, title=inspection.title, caption="MAdds = multiply-adds")
+    )
+    out.print(", ".join(f"{k} {v:,}" for k, v in inspection.params.items()))
+    result = inspection.madds
+    for counter, total in result.totals.items():
+        skipped = ", ".join(f"{op} x{n}" for op, n in result.skipped[counter].items()) or "-"
+        value = "failed" if total is None else f"{total:,} MAdds"
+        out.print(f"madds ({counter}): {value} (skipped ops: {skipped})", markup=False)
+    if result.disagree:
+        out.print(f"[yellow]! counters disagree by {100 * result.spread:.2f}%[/]")
+    if result.breakdown:
+        parts = ", ".join(f"{k} {v:,}" for k, v in result.breakdown.items())
+        out.print(f"analytic breakdown (MAdds): {parts}")
+    read, static = inspection.weight_bytes
+    out.print(f"weights read per image: {read:,} bytes ({read / static:.2f}x the static layers')")

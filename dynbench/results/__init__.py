@@ -1,5 +1,6 @@
-"""Measurements stored in SQLite and exported as CSV, JSON or a DataFrame."""
+"""Measurements: the record, the names it may carry, and the SQLite store."""
 
-from dynbench.results.store import Record, ResultStore, load_results
+from dynbench.results.record import Record
+from dynbench.results.store import ResultStore, load_results
 
 __all__ = ["Record", "ResultStore", "load_results"]

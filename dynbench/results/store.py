@@ -11,12 +11,12 @@ import json
 import os
 import sqlite3
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from dynbench.errors import DynbenchError
+from dynbench.results.record import Record
 
 DB_ENV_VAR = "DYNBENCH_DB"
 DEFAULT_DB = "dynbench.sqlite"
@@ -62,32 +62,6 @@ COLUMNS = [
 ]
 
 
-@dataclass
-class Record:
-    """One measurement as the store and the JSON export see it."""
-
-    model: str
-    metric: str
-    value: float | None
-    unit: str
-    method: str
-    settings: dict = field(default_factory=dict)
-    suite: str = ""
-    detail: dict = field(default_factory=dict)  # what the method noticed (skipped ops, IQR, ...)
-
-    def as_dict(self) -> dict:
-        return {
-            "model": self.model,
-            "suite": self.suite,
-            "metric": self.metric,
-            "value": self.value,
-            "unit": self.unit,
-            "method": self.method,
-            "settings": self.settings,
-            "detail": self.detail,
-        }
-
-
 def resolve_db_path(path: str | os.PathLike | None) -> Path:
     return Path(path or os.environ.get(DB_ENV_VAR) or DEFAULT_DB)
 
@@ -110,7 +84,10 @@ def check_writable(path: Path, what: str) -> None:
 
 
 class ResultStore:
-    """A thin layer over SQLite; every insert is its own committed transaction."""
+    """A thin layer over SQLite; every insert is its own committed transaction.
+
+    A context manager: ``with ResultStore(path) as store: ...`` closes it on the way out.
+    """
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = resolve_db_path(path)
@@ -162,8 +139,8 @@ class ResultStore:
                     record.value,
                     record.unit,
                     record.method,
-                    json.dumps(record.settings, sort_keys=True),
-                    json.dumps(record.detail, sort_keys=True),
+                    json.dumps(dict(record.settings), sort_keys=True),
+                    json.dumps(record.detail_json(), sort_keys=True),
                     json.dumps(environment, sort_keys=True),
                 ),
             )
@@ -187,13 +164,16 @@ class ResultStore:
     def close(self) -> None:
         self.conn.close()
 
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 def load_results(
     db: str | os.PathLike | None = None, run_id: str | None = None, suite: str | None = None
 ) -> pd.DataFrame:
     """All measurements (optionally of one run or suite) as a DataFrame."""
-    store = ResultStore(db)
-    try:
+    with ResultStore(db) as store:
         return store.frame(run_id, suite)
-    finally:
-        store.close()

@@ -1,8 +1,9 @@
-"""What a suite can measure: each measure turns one built model into records.
+"""What a suite can measure: each measure turns a family of built models into records.
 
 A measure declares the settings it understands (with defaults) and validates
-their values, so a suite file is checked before anything runs. Metric names
-are stable; README's "Metrics" section lists them.
+their values, so a suite file is checked before anything runs. Every measure
+takes a family (see :mod:`dynbench.run.family`); one defined per model is run on
+each member in turn. Metric names live in :mod:`dynbench.results.names`.
 """
 
 from __future__ import annotations
@@ -10,37 +11,45 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import torch
 from torch import nn
 
 from dynbench.errors import DynbenchError
-from dynbench.measure.madds import COUNTERS, count_madds, weight_reads
-from dynbench.measure.params import count_params
 from dynbench.models.registry import ModelInfo
-from dynbench.results.store import Record
+from dynbench.results.names import COUNTERS
+from dynbench.results.record import Record, error_record
+from dynbench.run import sizes, timed
+from dynbench.run.family import Emit, Member, Progress
 
-MADDS_UNIT = "MAdds"  # multiply-adds, fvcore's unit; torch FLOPs are halved to match
-
-
-Emit = Callable[[Record], None]
-Progress = Callable[[str], None]  # a short status line, e.g. "round 12/300"
-# A grouped measure gets a family at once: [(info, model), ...] with the baseline first.
-GroupRun = Callable[[list[tuple[ModelInfo, nn.Module]], dict, Emit, Progress], None]
+FamilyRun = Callable[[list[Member], dict, Emit, Progress], None]
+ModelRun = Callable[[ModelInfo, nn.Module, dict], list[Record]]
 
 
-@dataclass
+def per_model(run_one: ModelRun) -> FamilyRun:
+    """A family measure that runs ``run_one`` on each member in turn; a member whose
+    measurement raises gets an error record and the others are still measured."""
+
+    def run(members: list[Member], settings: dict, emit: Emit, progress: Progress) -> None:
+        for info, model in members:
+            progress(info.name)
+            try:
+                records = run_one(info, model, settings)
+            except Exception as exc:  # the model's (or the user's) bug, not the run's
+                records = [error_record(info.name, run_one.__name__, exc)]
+            for record in records:
+                emit(record)
+
+    return run
+
+
+@dataclass(frozen=True)
 class Measure:
     name: str
     description: str
-    run: Callable[[ModelInfo, nn.Module, dict], list[Record]] | None = None
+    run: FamilyRun
     settings: dict[str, object] = field(default_factory=dict)
     check: Callable[[dict, str], None] | None = None
-    run_group: GroupRun | None = None  # families measured interleaved (latency, train-step)
+    needs_family: bool = False  # ratios to the baseline: the whole family at once
     needs_cuda: bool = False
-
-    @property
-    def grouped(self) -> bool:
-        return self.run_group is not None
 
     def validate(self, settings: dict, source: str) -> None:
         if "input_size" in settings:
@@ -64,67 +73,6 @@ def check_input_size(value: object, source: str) -> tuple[int, int, int]:
             "such as [3, 224, 224]"
         )
     return tuple(value)  # type: ignore[return-value]
-
-
-def measure_params(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
-    return [
-        Record(info.name, metric, float(value), "params", "count")
-        for metric, value in count_params(model).items()
-    ]
-
-
-def measure_madds(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
-    counters = tuple(settings["counters"])
-    size = info.resolved_input_size(settings.get("input_size"))
-    x = torch.randn(1, *size)
-    result = count_madds(model, x, counters)
-    common = {"input_size": list(size), "batch": 1}
-    return [
-        Record(
-            info.name,
-            "madds",
-            None if total is None else float(total),
-            MADDS_UNIT,
-            counter,
-            dict(common),
-            detail={
-                "skipped_ops": result.skipped.get(counter, {}),
-                "extra_ops": result.extra.get(counter, {}),
-                **({"error": result.errors[counter]} if counter in result.errors else {}),
-                **({"breakdown": result.breakdown} if counter == "analytic" else {}),
-                "spread": round(result.spread, 6),
-                "disagree": result.disagree,
-            },
-        )
-        for counter, total in result.totals.items()
-    ]
-
-
-def with_weight_reads(measure: Callable[[ModelInfo, nn.Module, dict], list[Record]]):
-    """Add the bytes of weights one image reads when the analytic method is asked for."""
-
-    def run(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
-        records = measure(info, model, settings)
-        if "analytic" in settings["counters"]:
-            read, static = weight_reads(model)
-            bytes_per = next(model.parameters()).element_size() if read else 4
-            records.append(
-                Record(
-                    info.name,
-                    "weight_bytes_per_image",
-                    float(read * bytes_per),
-                    "bytes",
-                    "analytic",
-                    {"batch": 1},
-                    detail={
-                        "static_equivalent_bytes": static * bytes_per,
-                        "ratio_to_static": round(read / static, 4) if static else None,
-                    },
-                )
-            )
-        return records
-
-    return run
 
 
 def _check_counters(settings: dict, source: str) -> None:
@@ -201,81 +149,61 @@ TRAIN_SETTINGS = {
 PROFILE_SETTINGS = {"input_size": None, "steps": 3, "trace_dir": "runs/profile", "device": "cpu"}
 
 
-def _build_measures() -> dict[str, Measure]:
-    from dynbench.run import timed_measures as tm
-
-    return {
-        "params": Measure(
-            "params",
-            "parameter counts (total, trainable, without classifier)",
-            measure_params,
-            {"input_size": None},
+MEASURES: dict[str, Measure] = {
+    "params": Measure(
+        "params",
+        "parameter counts (total, trainable, without classifier)",
+        per_model(sizes.params),
+        {"input_size": None},
+    ),
+    "madds": Measure(
+        "madds",
+        "multiply-adds at batch 1 by each counter, and weight bytes per image",
+        per_model(sizes.madds),
+        {"input_size": None, "counters": list(COUNTERS)},
+        _check_counters,
+    ),
+    "latency": Measure(
+        "latency",
+        "single-thread CPU latency at batch 1, families interleaved",
+        timed.latency,
+        LATENCY_SETTINGS,
+        _all(
+            _positive("rounds", "max_rounds", "warmup", integer=True),
+            _positive("min_run_time", "block_time", "noise_threshold", "ci_target"),
         ),
-        "madds": Measure(
-            "madds",
-            "multiply-adds at batch 1 by each counter",
-            measure_madds,
-            {"input_size": None, "counters": list(COUNTERS)},
-            _check_counters,
+        needs_family=True,
+    ),
+    "throughput": Measure(
+        "throughput",
+        "GPU images/s at a large batch (CUDA events) and peak memory",
+        per_model(timed.throughput),
+        THROUGHPUT_SETTINGS,
+        _all(
+            _positive("batch", "iterations", "warmup", integer=True),
+            _check_choice("amp", ("none", "fp16", "bf16")),
+            _check_choice("channels_last", (True, False)),
+            _check_choice("cudnn_benchmark", (True, False)),
         ),
-        "latency": Measure(
-            "latency",
-            "single-thread CPU latency at batch 1, families interleaved",
-            settings=LATENCY_SETTINGS,
-            run_group=tm.latency_group,
-            check=_all(
-                _positive("rounds", "max_rounds", "warmup", integer=True),
-                _positive("min_run_time", "block_time", "noise_threshold", "ci_target"),
-            ),
+        needs_cuda=True,
+    ),
+    "train_step": Measure(
+        "train_step",
+        "forward + backward + SGD step time per image",
+        timed.train_step,
+        TRAIN_SETTINGS,
+        _all(
+            _positive("batch", "rounds", "warmup", integer=True),
+            _positive("min_run_time", "block_time"),
+            _check_choice("device", ("auto", "cpu", "cuda")),
         ),
-        "throughput": Measure(
-            "throughput",
-            "GPU images/s at a large batch (CUDA events) and peak memory",
-            tm.throughput,
-            THROUGHPUT_SETTINGS,
-            needs_cuda=True,
-            check=_all(
-                _positive("batch", "iterations", "warmup", integer=True),
-                _check_choice("amp", ("none", "fp16", "bf16")),
-                _check_choice("channels_last", (True, False)),
-                _check_choice("cudnn_benchmark", (True, False)),
-            ),
-        ),
-        "train_step": Measure(
-            "train_step",
-            "forward + backward + SGD step time per image",
-            settings=TRAIN_SETTINGS,
-            run_group=tm.train_step_group,
-            check=_all(
-                _positive("batch", "rounds", "warmup", integer=True),
-                _positive("min_run_time", "block_time"),
-                _check_choice("device", ("auto", "cpu", "cuda")),
-            ),
-        ),
-        "profile": Measure(
-            "profile",
-            "torch.profiler trace and time per operator phase",
-            tm.profile,
-            PROFILE_SETTINGS,
-            check=_all(_positive("steps", integer=True), _check_choice("device", ("cpu", "cuda"))),
-        ),
-    }
-
-
-MEASURES: dict[str, Measure] = _build_measures()
-
-METRICS = {
-    "weight_bytes_per_image": "bytes of weights one image reads at batch 1 (all K kernels)",
-    "latency_ms": "median single-thread CPU latency at batch 1 (torch.utils.benchmark)",
-    "latency_ratio": "latency / family baseline's, median of the per-round ratios",
-    "cpu_images_per_s": "1000 / latency_ms",
-    "gpu_images_per_s": "GPU throughput at the suite's batch (CUDA events)",
-    "gpu_peak_memory": "torch.cuda.max_memory_allocated during the throughput run",
-    "train_step_ms_per_image": "forward + backward + SGD step time / batch",
-    "train_step_ratio": "train step time / family baseline's, median of the per-round ratios",
-    "profile_ms": "ms per forward in a phase (attention, aggregation, conv, other, forward)",
-    "params": "parameters, total",
-    "params_trainable": "parameters with requires_grad",
-    "params_no_classifier": "parameters without the final classifier (DCD's ResNet convention)",
-    "madds": "multiply-adds at batch 1; method = fvcore | ptflops | torch | conv_linear",
+        needs_family=True,
+    ),
+    "profile": Measure(
+        "profile",
+        "torch.profiler trace and time per operator phase",
+        per_model(timed.profile),
+        PROFILE_SETTINGS,
+        _all(_positive("steps", integer=True), _check_choice("device", ("cpu", "cuda"))),
+    ),
 }

@@ -1,12 +1,15 @@
-"""Runs a suite: builds each model once, applies each measure, stores every record.
+"""Runs a suite: builds each family once, applies each measure, stores every record.
 
 Records are committed to the store the moment they exist, so an interrupted or
 killed run keeps what it measured; Ctrl-C or SIGTERM also write the partial
-``--json`` file and mark the run 'interrupted'.
+``--json`` file and mark the run 'interrupted'. A model that fails (its builder or
+its forward raises) gets an ``error`` record with the one-line message and the run
+goes on with the other models; the outcome lists the failures.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import signal
@@ -17,25 +20,13 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from torch import nn
 
 from dynbench.measure.environment import environment
-from dynbench.models.registry import ModelInfo
-from dynbench.results.store import Record, ResultStore
+from dynbench.results.record import Record, error_record
+from dynbench.results.store import ResultStore
+from dynbench.run.family import Member, Target, families
 from dynbench.run.measures import MEASURES
 from dynbench.run.suite import Suite
-
-
-@dataclass
-class Target:
-    """A model to measure: registry metadata and, for a user model, the instance."""
-
-    info: ModelInfo
-    instance: nn.Module | None = None
-
-    def build(self) -> nn.Module:
-        model = self.instance if self.instance is not None else self.info.builder()
-        return model.eval()
 
 
 @dataclass
@@ -43,6 +34,10 @@ class RunOutcome:
     run_id: str
     records: list[Record] = field(default_factory=list)
     status: str = "running"
+
+    @property
+    def failures(self) -> list[Record]:
+        return [r for r in self.records if r.metric == "error"]
 
 
 @contextmanager
@@ -69,49 +64,43 @@ def run_suite(
     json_path: Path | None = None,
     console: Console | None = None,
 ) -> RunOutcome:
-    """Measure every target with every measure of the suite."""
+    """Measure every target with every measure of the suite, family by family."""
     console = console or Console(stderr=True)
     env = environment()
     outcome = RunOutcome(store.start_run(suite.name, env))
-    per_model = [m for m in suite.measures if not MEASURES[m].grouped]
-    grouped = [m for m in suite.measures if MEASURES[m].grouped]
-    steps = len(targets) * len(suite.measures)
+    measures = [MEASURES[name] for name in suite.measures]
+    family_wise = any(m.needs_family for m in measures)
+    groups = families(targets) if family_wise else [[t] for t in targets]
+
+    def emit(record: Record, settings: dict) -> None:
+        stamped = {**settings_for_record(settings), **record.settings}
+        record = dataclasses.replace(record, suite=suite.name, settings=stamped)
+        store.add(outcome.run_id, record, env)
+        outcome.records.append(record)
+
     try:
         with _sigterm_as_interrupt(), progress_bar(console) as bar:
-            task = bar.add_task(suite.name, total=steps)
-
-            def emit(record: Record, settings: dict) -> None:
-                record.suite = suite.name
-                record.settings = {**settings_for_record(settings), **record.settings}
-                store.add(outcome.run_id, record, env)
-                outcome.records.append(record)
-
-            for target in targets if per_model else []:
-                bar.update(task, description=f"{suite.name}: building {target.info.name}")
-                model = target.build()
-                for name in per_model:
-                    measure = MEASURES[name]
-                    bar.update(task, description=f"{suite.name}: {name} {target.info.name}")
-                    settings = measure.resolved(suite.settings)
-                    for record in measure.run(target.info, model, settings):
-                        emit(record, settings)
-                    bar.advance(task)
-                del model
-            for name in grouped:
-                measure = MEASURES[name]
-                settings = measure.resolved(suite.settings)
-                for family in families(targets):
-                    names = ", ".join(t.info.name for t in family)
-                    title = f"{suite.name}: {name} {names}"
+            task = bar.add_task(suite.name, total=sum(map(len, groups)) * len(measures))
+            for group in groups:
+                names = ", ".join(t.info.name for t in group)
+                bar.update(task, description=f"{suite.name}: building {names}")
+                members = _build(group, lambda r: emit(r, {}))
+                for measure in measures:
+                    title = f"{suite.name}: {measure.name} {names}"
                     bar.update(task, description=title)
-                    members = [(t.info, t.build()) for t in family]
-                    measure.run_group(
-                        members,
-                        settings,
-                        lambda r, s=settings: emit(r, s),
-                        lambda status, t=title: bar.update(task, description=f"{t} ({status})"),
-                    )
-                    bar.advance(task, len(family))
+                    settings = measure.resolved(suite.settings)
+                    try:
+                        measure.run(
+                            members,
+                            settings,
+                            lambda r, s=settings: emit(r, s),
+                            lambda status, t=title: bar.update(task, description=f"{t} ({status})"),
+                        )
+                    except Exception as exc:  # the model's (or the user's) bug, not the run's
+                        for info, _ in members:
+                            emit(error_record(info.name, measure.name, exc), {})
+                    bar.advance(task, len(group))
+                del members
         outcome.status = "complete"
     except KeyboardInterrupt:
         outcome.status = "interrupted"
@@ -127,6 +116,17 @@ def run_suite(
     return outcome
 
 
+def _build(group: list[Target], emit_error) -> list[Member]:
+    """The group's models, built; one whose builder raises gets an error record instead."""
+    members = []
+    for target in group:
+        try:
+            members.append((target.info, target.build()))
+        except Exception as exc:
+            emit_error(error_record(target.info.name, "build", exc))
+    return members
+
+
 def progress_bar(console: Console) -> Progress:
     """The bar every long command shows: step, bar, done/total, elapsed."""
     return Progress(
@@ -137,26 +137,6 @@ def progress_bar(console: Console) -> Progress:
         console=console,
         transient=True,
     )
-
-
-def families(targets: list[Target]) -> list[list[Target]]:
-    """Targets grouped by family, each family led by its static baseline.
-
-    A family whose baseline was not selected gets it added: ratios need it.
-    """
-    from dynbench.models.registry import _REGISTRY
-
-    groups: dict[str, list[Target]] = {}
-    for target in targets:
-        groups.setdefault(target.info.family, []).append(target)
-    ordered = []
-    for family, members in groups.items():
-        baseline = [t for t in members if t.info.name == family]
-        rest = [t for t in members if t.info.name != family]
-        if not baseline and family in _REGISTRY:
-            baseline = [Target(_REGISTRY[family])]
-        ordered.append(baseline + rest)
-    return ordered
 
 
 def settings_for_record(settings: dict) -> dict:

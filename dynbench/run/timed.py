@@ -1,15 +1,15 @@
-"""The timing measures of suites: latency, throughput, train-step and profile.
+"""The timing measures of suites: latency, train-step, throughput and profile.
 
-Latency and train-step take a whole family (baseline first) and time its
-models interleaved, so that each variant's ratio to its baseline comes from
-samples taken side by side; see :mod:`dynbench.measure.timing`.
+Latency and train-step time a whole family (baseline first) interleaved, so that
+each variant's ratio to its baseline comes from samples taken side by side; see
+:mod:`dynbench.measure.timing`. Each timing record says which implementation of
+the operators ran (``settings.impl``, and per layer in ``detail.implementations``).
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -27,35 +27,39 @@ from dynbench.measure.timing import (
     train_step_call,
 )
 from dynbench.models.registry import ModelInfo
-from dynbench.results.store import Record
+from dynbench.ops.base import implementations
+from dynbench.results.record import RatioDetail, Record, RoundsDetail, TimingDetail
+from dynbench.run.family import Emit, Member, Progress
 
-if TYPE_CHECKING:
-    from dynbench.run.measures import Emit, Progress
+METHOD = "torch.utils.benchmark"
+
+
+def implementation_settings(model: nn.Module) -> dict[str, str]:
+    """``{"impl": ...}``: the implementations the operators ran in the last call
+    (``static`` for a model without dynamic operators)."""
+    return {"impl": ",".join(implementations(model)) or "static"}
 
 
 def _ratio_records(
-    metric: str,
-    results: Interleaved,
-    members: list[tuple[ModelInfo, nn.Module]],
-    detail: dict,
+    metric: str, results: Interleaved, members: list[Member], rounds: RoundsDetail, settings: dict
 ) -> list[Record]:
     baseline = members[0][0].name
     records = []
-    for info, _ in members[1:]:
+    for info, model in members[1:]:
         ratio, low, high = ratio_with_ci(results.timed[info.name], results.timed[baseline])
         records.append(
             Record(
-                info.name,
-                metric,
-                ratio,
-                "x baseline",
-                "torch.utils.benchmark",
-                detail={
-                    **detail,
-                    "baseline": baseline,
-                    "ci95_low": _finite(low),
-                    "ci95_high": _finite(high),
-                },
+                model=info.name,
+                metric=metric,
+                value=ratio,
+                method=METHOD,
+                settings={**settings, **implementation_settings(model)},
+                detail=RatioDetail(
+                    **vars(rounds),
+                    baseline=baseline,
+                    ci95_low=_finite(low),
+                    ci95_high=_finite(high),
+                ),
             )
         )
     return records
@@ -76,8 +80,8 @@ def _widest_ci(timed: dict[str, Timed], baseline: str) -> float:
 
 
 def _measure_interleaved(
-    calls: dict, settings: dict, progress: Progress
-) -> tuple[Interleaved, dict[str, object]]:
+    calls: dict, settings: dict, progress: Progress, **where: object
+) -> tuple[Interleaved, RoundsDetail]:
     """Run the rounds with progress; the returned detail says how they went.
 
     A Ctrl-C after at least 2 complete rounds returns them (``interrupted``) for the
@@ -112,17 +116,18 @@ def _measure_interleaved(
         precise_enough=precise_enough if target is not None else None,
         max_rounds=settings.get("max_rounds"),
     )
-    detail = {
-        "load_before": load_before,
-        "load_after": load_average(),
-        "rounds": results.rounds,
-        "interrupted": results.interrupted,
-    }
     if results.interrupted and results.rounds < 2:
         raise KeyboardInterrupt  # too little to keep: no median or ratio worth storing
-    if target is not None:
-        detail["widest_ci"] = round(_widest_ci(results.timed, baseline), 5)
-    return results, detail
+    widest = round(_widest_ci(results.timed, baseline), 5) if target is not None else None
+    rounds = RoundsDetail(
+        load_before=load_before,
+        load_after=load_average(),
+        rounds=results.rounds,
+        interrupted=results.interrupted,
+        widest_ci=widest,
+        **where,
+    )
+    return results, rounds
 
 
 def _emit_or_stop(results: Interleaved, records: list[Record], emit: Emit) -> None:
@@ -133,9 +138,7 @@ def _emit_or_stop(results: Interleaved, records: list[Record], emit: Emit) -> No
         raise KeyboardInterrupt
 
 
-def latency_group(
-    members: list[tuple[ModelInfo, nn.Module]], settings: dict, emit: Emit, progress: Progress
-) -> None:
+def latency(members: list[Member], settings: dict, emit: Emit, progress: Progress) -> None:
     threads = set_single_thread()
     calls = {
         info.name: inference_call(
@@ -143,47 +146,45 @@ def latency_group(
         )
         for info, model in members
     }
-    results, run_detail = _measure_interleaved(calls, settings, progress)
-    env = {**threads, **run_detail}
+    results, rounds = _measure_interleaved(calls, settings, progress, **threads)
+    common = {"batch": 1}
     records = []
-    for info, _ in members:
+    for info, model in members:
         timed = results.timed[info.name]
         noise = timed.iqr / timed.median
-        detail = {
-            **env,
-            "iqr_ms": round(timed.iqr * 1e3, 4),
-            "iqr_over_median": round(noise, 4),
-            "noisy": noise > settings["noise_threshold"],
-            "round_ms": [round(t * 1e3, 3) for t in timed.times],
-        }
+        used = {**common, **implementation_settings(model)}
+        detail = TimingDetail(
+            **vars(rounds),
+            iqr_ms=round(timed.iqr * 1e3, 4),
+            iqr_over_median=round(noise, 4),
+            noisy=noise > settings["noise_threshold"],
+            round_ms=[round(t * 1e3, 3) for t in timed.times],
+            implementations=implementations(model),
+        )
         records.append(
             Record(
-                info.name,
-                "latency_ms",
-                timed.median * 1e3,
-                "ms",
-                "torch.utils.benchmark",
-                {"batch": 1},
+                model=info.name,
+                metric="latency_ms",
+                value=timed.median * 1e3,
+                method=METHOD,
+                settings=used,
                 detail=detail,
             )
         )
         records.append(
             Record(
-                info.name,
-                "cpu_images_per_s",
-                1.0 / timed.median,
-                "images/s",
-                "torch.utils.benchmark",
-                {"batch": 1},
+                model=info.name,
+                metric="cpu_images_per_s",
+                value=1.0 / timed.median,
+                method=METHOD,
+                settings=used,
             )
         )
-    records += _ratio_records("latency_ratio", results, members, env)
+    records += _ratio_records("latency_ratio", results, members, rounds, common)
     _emit_or_stop(results, records, emit)
 
 
-def train_step_group(
-    members: list[tuple[ModelInfo, nn.Module]], settings: dict, emit: Emit, progress: Progress
-) -> None:
+def train_step(members: list[Member], settings: dict, emit: Emit, progress: Progress) -> None:
     device = settings["device"]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -195,30 +196,30 @@ def train_step_group(
             calls[info.name] = train_step_call(
                 model, batch, info.resolved_input_size(settings.get("input_size"))
             )
-    results, run_detail = _measure_interleaved(calls, settings, progress)
-    detail = {"device": device, "threads": torch.get_num_threads(), **run_detail}
+    results, rounds = _measure_interleaved(
+        calls, settings, progress, device=device, threads=torch.get_num_threads()
+    )
+    common = {"batch": batch, "device": device}
     records = []
     for info, model in members:
         timed = results.timed[info.name]
         records.append(
             Record(
-                info.name,
-                "train_step_ms_per_image",
-                timed.median * 1e3 / batch,
-                "ms/image",
-                "torch.utils.benchmark",
-                {"batch": batch, "device": device},
-                detail={
-                    **detail,
-                    "step_ms": round(timed.median * 1e3, 3),
-                    "iqr_ms": round(timed.iqr * 1e3, 3),
-                },
+                model=info.name,
+                metric="train_step_ms_per_image",
+                value=timed.median * 1e3 / batch,
+                method=METHOD,
+                settings={**common, **implementation_settings(model)},
+                detail=TimingDetail(
+                    **vars(rounds),
+                    step_ms=round(timed.median * 1e3, 3),
+                    iqr_ms=round(timed.iqr * 1e3, 3),
+                    implementations=implementations(model),
+                ),
             )
         )
         model.to("cpu")
-    for record in _ratio_records("train_step_ratio", results, members, detail):
-        record.settings = {"batch": batch, "device": device}
-        records.append(record)
+    records += _ratio_records("train_step_ratio", results, members, rounds, common)
     _emit_or_stop(results, records, emit)
 
 
@@ -234,30 +235,29 @@ def throughput(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record
         amp=amp,
         channels_last=settings["channels_last"],
     )
-    common = {
+    used = {
         "batch": settings["batch"],
         "amp": settings["amp"],
         "channels_last": settings["channels_last"],
+        **implementation_settings(model),
     }
     detail = {"oom": result.oom, "gpu": torch.cuda.get_device_name(0)}
     return [
         Record(
-            info.name,
-            "gpu_images_per_s",
-            result.images_per_s,
-            "images/s",
-            "cuda_events",
-            dict(common),
-            detail=dict(detail),
+            model=info.name,
+            metric="gpu_images_per_s",
+            value=result.images_per_s,
+            method="cuda_events",
+            settings=used,
+            detail=detail,
         ),
         Record(
-            info.name,
-            "gpu_peak_memory",
-            result.peak_memory_bytes,
-            "bytes",
-            "max_memory_allocated",
-            dict(common),
-            detail=dict(detail),
+            model=info.name,
+            metric="gpu_peak_memory",
+            value=result.peak_memory_bytes,
+            method="max_memory_allocated",
+            settings=used,
+            detail=detail,
         ),
     ]
 
@@ -268,14 +268,14 @@ def profile(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
     x = torch.randn(1, *info.resolved_input_size(settings.get("input_size")), device=device)
     phases = profile_phases(model.to(device), x, trace_dir, settings["steps"])
     files = [str(p) for p in trace_files(trace_dir)]
+    used = {"batch": 1, "device": device, **implementation_settings(model)}
     return [
         Record(
-            info.name,
-            "profile_ms",
-            ms,
-            "ms",
-            phase,
-            {"batch": 1, "device": device},
+            model=info.name,
+            metric="profile_ms",
+            value=ms,
+            method=phase,
+            settings=used,
             detail={"trace_dir": str(trace_dir), "trace_files": files},
         )
         for phase, ms in phases.items()

@@ -1,0 +1,29 @@
+"""Weight bytes one image reads at batch 1: the memory cost MAdds do not show.
+
+A kernel-dynamic operator reads all of its K kernels to build one image's kernel,
+so at batch 1 its time follows the bytes it reads more than its multiply-adds.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from dynbench.ops.base import DynamicOp
+
+
+def weight_reads(model: nn.Module) -> tuple[int, int]:
+    """(weights one image must read, weights the static model of the same shapes reads)."""
+    ops = [m for m in model.modules() if isinstance(m, DynamicOp)]
+    inside = {id(p) for op in ops for p in op.parameters()}
+    rest = sum(p.numel() for p in model.parameters() if id(p) not in inside)
+    read = rest + sum(op.weight_count() for op in ops)
+    static = rest + sum(op.static_weight_count() for op in ops)
+    return read, static
+
+
+def weight_bytes(model: nn.Module) -> tuple[int, int]:
+    """:func:`weight_reads` in bytes, at the model's parameter precision."""
+    read, static = weight_reads(model)
+    parameter = next(model.parameters(), None)
+    size = 4 if parameter is None else parameter.element_size()
+    return read * size, static * size

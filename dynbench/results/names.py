@@ -1,0 +1,58 @@
+"""Every name a record can carry, in one place: metrics, their units, counters, parts, phases.
+
+A stored record is ``(model, metric, method, value, unit, ...)``; the measures
+write these names, the report reads them, and README's "Metrics" section lists
+them. Keeping them here means a new counter or metric is added once.
+"""
+
+from __future__ import annotations
+
+# MAdds counters, the papers' convention first: the order of the report's columns.
+COUNTERS = ("conv_linear", "analytic", "fvcore", "ptflops", "torch")
+
+# Parts of the analytic MAdds breakdown of an operator:
+# conv: the convolution itself, as a static conv of this shape costs;
+# attention: the layers of the attention/routing branch (pooling excluded);
+# aggregation: building each sample's kernel from the K kernels and attentions;
+# feature_scale: attentions multiplied onto feature maps instead of onto weights.
+MADDS_PARTS = ("conv", "attention", "aggregation", "feature_scale")
+
+# Profiler scopes every operator marks (see dynbench.ops.base.phase).
+PHASES = ("attention", "aggregation", "conv")
+
+MADDS_UNIT = "MAdds"  # multiply-adds, fvcore's unit; torch's FLOPs are halved to match
+RATIO_UNIT = "x baseline"
+
+# The size metrics the guard and the published comparison check.
+SIZE_METRICS = ("params", "params_no_classifier", "madds")
+
+# metric -> (unit, meaning)
+METRICS: dict[str, tuple[str, str]] = {
+    "params": ("params", "parameters, total"),
+    "params_trainable": ("params", "parameters with requires_grad"),
+    "params_no_classifier": (
+        "params",
+        "parameters without the final classifier (DCD's ResNet convention)",
+    ),
+    "madds": (MADDS_UNIT, "multiply-adds at batch 1; method = one of COUNTERS"),
+    "weight_bytes_per_image": (
+        "bytes",
+        "bytes of weights one image reads at batch 1 (all K kernels)",
+    ),
+    "latency_ms": ("ms", "median single-thread CPU latency at batch 1 (torch.utils.benchmark)"),
+    "latency_ratio": (RATIO_UNIT, "latency / family baseline's, median of the per-round ratios"),
+    "cpu_images_per_s": ("images/s", "1000 / latency_ms"),
+    "gpu_images_per_s": ("images/s", "GPU throughput at the suite's batch (CUDA events)"),
+    "gpu_peak_memory": ("bytes", "torch.cuda.max_memory_allocated during the throughput run"),
+    "train_step_ms_per_image": ("ms/image", "forward + backward + SGD step time / batch"),
+    "train_step_ratio": (
+        RATIO_UNIT,
+        "train step time / family baseline's, median of the per-round ratios",
+    ),
+    "profile_ms": ("ms", "ms per forward in a phase (attention, aggregation, conv, other)"),
+    "error": ("", "a model whose measurement failed; detail.error says why"),
+}
+
+
+def unit_of(metric: str) -> str:
+    return METRICS[metric][0]

@@ -1,0 +1,88 @@
+"""What a measure is handed: a family of built models, baseline first, and two callbacks.
+
+Every measure takes a family, so the runner has one loop: a timing measure needs
+the whole family (ratios are only valid between models timed side by side in one
+process), a size measure is simply run on each member, and a suite without timing
+measures hands out families of one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from dynbench.models.registry import (
+    ModelInfo,
+    find_model,
+    list_models,
+    load_user_model,
+    model_info,
+    select_models,
+)
+from dynbench.results.record import Record
+
+Member = tuple[ModelInfo, nn.Module]
+Emit = Callable[[Record], None]
+Progress = Callable[[str], None]  # a short status line, e.g. "round 12/300"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A model to measure: registry metadata and, for a user model, the instance."""
+
+    info: ModelInfo
+    instance: nn.Module | None = None
+
+    def build(self) -> nn.Module:
+        model = self.instance if self.instance is not None else self.info.builder()
+        return model.eval()
+
+
+def families(targets: list[Target]) -> list[list[Target]]:
+    """Targets grouped by family, each family led by its static baseline.
+
+    A family whose baseline was not selected gets it added: ratios need it.
+    """
+    groups: dict[str, list[Target]] = {}
+    for target in targets:
+        groups.setdefault(target.info.family, []).append(target)
+    ordered = []
+    for family, members in groups.items():
+        baseline = [t for t in members if t.info.name == family]
+        rest = [t for t in members if t.info.name != family]
+        base_info = find_model(family)
+        if not baseline and base_info is not None:
+            baseline = [Target(base_info)]
+        ordered.append(baseline + rest)
+    return ordered
+
+
+def resolve_targets(
+    models: str | None,
+    user_models: list[str] | None,
+    default_patterns: list[str],
+    exclude: list[str] | None = None,
+) -> list[Target]:
+    """Registry models matching the patterns plus any ``module:factory`` user models."""
+    targets: list[Target] = []
+    patterns = [models] if models else ([] if user_models else default_patterns)
+    names: list[str] = []
+    for pattern in patterns:
+        names += [n for n in select_models(pattern) if n not in names]
+    for pattern in exclude or []:
+        names = [n for n in names if n not in list_models(pattern)]
+    targets += [Target(model_info(n)) for n in names]
+    for reference in user_models or []:
+        info, instance = load_user_model(reference)
+        targets.append(Target(info, instance))
+    return targets
+
+
+def with_input_size(targets: list[Target], size: tuple[int, int, int] | None) -> list[Target]:
+    """The targets measured at ``size`` (C, H, W) instead of their own input size."""
+    if size is None:
+        return targets
+    return [Target(dataclasses.replace(t.info, input_size=size), t.instance) for t in targets]
