@@ -37,7 +37,8 @@ def test_sigkill_keeps_completed_rows(tmp_path):
     kept = _rows(db)
     counters = len(COUNTERS)
     assert kept >= counters, "no rows were committed before the kill"
-    assert kept < 7 * (counters + 1), "the run finished before it was killed; the test proved nothing"
+    proved = "the run finished before it was killed; the test proved nothing"
+    assert kept < 7 * (counters + 1), proved
     con = sqlite3.connect(db)
     assert con.execute("SELECT status FROM runs").fetchall() == [("running",)]
     complete_models = con.execute(

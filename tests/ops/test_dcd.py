@@ -1,9 +1,8 @@
 """DCD: fast path against the naive per-sample W(x), degenerate cases, exact sizes.
 
-The eval-mode fast path has two routes (each sample's kernel, or the residual on the
-feature maps), reused buffers and cached constants: each route is checked against the
-naive path, across calls, modes and parameter changes. The training-mode path is
-checked against a literal transcription of the released code.
+The training-mode path is checked against a literal transcription of the released
+code; the eval-time fold is tested in test_dcd_fold.py, its route choice in
+test_dcd_route.py.
 """
 
 from __future__ import annotations
@@ -13,18 +12,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dynbench.measure.madds import conv2d_madds, conv_linear_madds
-from dynbench.ops.base import fc_madds
+from dynbench.measure.madds import conv2d_madds
 from dynbench.measure.params import count_params
 from dynbench.models import create_model
-from dynbench.ops.base import DynamicOp
-from dynbench.results.names import MADDS_PARTS
+from dynbench.ops.base import DynamicOp, fc_madds
 from dynbench.ops.dcd import (
     DCDConv2d,
     DCDLinear,
     adaptive_pool_flat,
     hard_sigmoid,
     paper_latent_dim,
+)
+from dynbench.results.names import MADDS_PARTS
+from tests.ops.dcd_cases import (
+    FP32,
+    _activate_branch,
+    _both_paths,
+    _prepared,
+    _released_branch,
 )
 
 # The released code's shapes; ODConv's table prints these rounded to 0.01M.
@@ -39,39 +44,6 @@ REGISTERED_PARAMS = {
     "mobilenetv2_035_dcd": 2_267_932,
 }
 
-FP32 = {"rtol": 1e-5, "atol": 1e-6}
-
-
-def _randomize_bn(module: nn.Module, seed: int) -> None:
-    """Non-trivial affine and running statistics, so that folding the BNs is exercised."""
-    gen = torch.Generator().manual_seed(seed)
-    for bn in module.modules():
-        if isinstance(bn, nn.BatchNorm1d):
-            size = bn.num_features
-            bn.weight.data = torch.rand(size, generator=gen) + 0.5
-            bn.bias.data = 0.1 * torch.randn(size, generator=gen)
-            bn.running_mean = 0.1 * torch.randn(size, generator=gen)
-            bn.running_var = torch.rand(size, generator=gen) + 0.5
-
-
-def _prepared(module: DynamicOp, seed: int) -> DynamicOp:
-    # Every layer scaled to keep activations around 0.1: fp32 round-off of the two
-    # paths' different summation orders (~1e-7 relative x fan-in) then stays well
-    # below the 1e-6 absolute tolerance.
-    torch.manual_seed(seed)
-    for param in module.parameters():
-        param.data = 0.2 * torch.randn_like(param) / param[0].numel() ** 0.5
-    _randomize_bn(module, seed)
-    return module.eval()
-
-
-def _both_paths(module: DynamicOp, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    with torch.no_grad():
-        module.set_impl("fast")
-        fast = module(x)
-        module.set_impl("naive")
-        naive = module(x)
-    return fast, naive
 
 
 CONV_CASES = [
@@ -254,205 +226,6 @@ def test_model_conv_linear_is_ops_plus_static_layers(name):
     for handle in handles:
         handle.remove()
     assert dynamic and static
-    assert conv_linear_madds(model, x) == sum(static) + sum(dynamic)
-
-
-# --- eval-mode routes, buffers and cached constants ---------------------------------
-
-ROUTES = {"auto": None, "kernel": True, "feature_maps": False}
-
-
-def _released_branch(module: DynamicOp, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Phi and the pre-activation of Lambda, written as the released code has them."""
-    if isinstance(module, DCDConv2d):
-        x = F.adaptive_avg_pool2d(x, module.pool_size).flatten(1)
-    y = F.linear(x, module.fc)
-    y = y * (F.relu6(F.linear(y, module.gate) + 3.0) / 3.0)
-    phi = F.linear(y, module.fc_phi).view(-1, module.latent_dim, module.latent_dim)
-    return phi, F.linear(y, module.fc_scale)
-
-
-def _activate_branch(module: DynamicOp, x: torch.Tensor) -> DynamicOp:
-    """Rescale the heads so that on ``x`` Lambda spreads over [0, 2], partly clipped, and
-    Phi mixes the latent channels as strongly as the identity path carries them."""
-    with torch.no_grad():
-        phi, pre_scale = _released_branch(module, x)
-        module.fc_scale.mul_(4.0 / pre_scale.std())
-        module.fc_phi.mul_(0.5 / module.latent_dim**0.5 / phi.std())
-        phi, pre_scale = _released_branch(module, x)
-    scale = F.relu6(pre_scale + 3.0) / 3.0
-    clipped = ((scale == 0) | (scale == 2)).any()
-    assert clipped and scale.max() - scale.min() > 1 and ((scale > 0) & (scale < 2)).any()
-    assert phi.abs().sum(2).mean() > 0.3
-    return module
-
-
-def _conv(kernel: int, stride: int, batch: int, bias: bool = False, seed: int = 0):
-    conv = DCDConv2d(12, 20, kernel, stride, kernel // 2, bias, pool_size=2)
-    conv = _prepared(conv, seed)
-    gen = torch.Generator().manual_seed(seed + 100 * batch)
-    x = torch.randn(batch, 12, 9, 9, generator=gen)
-    return _activate_branch(conv, x), x
-
-
-def _naive(module: DynamicOp, x: torch.Tensor) -> torch.Tensor:
-    impl = module.impl
-    module.set_impl("naive")
-    try:
-        with torch.no_grad():
-            return module(x)
-    finally:
-        module.set_impl(impl)
-
-
-@pytest.mark.parametrize("route", ROUTES)
-@pytest.mark.parametrize("batch", [1, 2, 3, 4, 5])
-@pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("kernel", [1, 3])
-def test_eval_routes_equal_naive(kernel, stride, batch, route):
-    """Both eval routes, with active Phi and Lambda and folded random BN statistics."""
-    conv, x = _conv(kernel, stride, batch, bias=kernel == 3)
-    conv.fold = ROUTES[route]
-    with torch.inference_mode():
-        fast = conv(x)
-    torch.testing.assert_close(fast, _naive(conv, x), **FP32)
-
-
-def test_auto_route_takes_each_route_where_it_is_cheaper():
-    early = DCDConv2d(64, 64, 3, 1, 1, latent_dim=16, pool_size=2)
-    late = DCDConv2d(512, 512, 3, 1, 1, latent_dim=45, pool_size=2)
-    assert early.kernel_is_cheaper(1, 56, 56)
-    assert not late.kernel_is_cheaper(1, 7, 7)
-    assert not early.kernel_is_cheaper(1024, 56, 56)  # the kernels' buffer is capped
-
-
-@pytest.mark.parametrize("route", ROUTES)
-@pytest.mark.parametrize("kernel", [1, 3])
-def test_reused_buffers_across_calls(kernel, route):
-    """Calls on new inputs (and a new batch size) give fresh, correct outputs, and an
-    earlier output is not overwritten by a later call."""
-    conv, x1 = _conv(kernel, 1, 2)
-    conv.fold = ROUTES[route]
-    x2 = torch.randn_like(x1)
-    x3 = torch.randn(3, *x1.shape[1:])
-    with torch.inference_mode():
-        out1 = conv(x1)
-        out1_copy = out1.clone()
-        out2 = conv(x2)
-        out3 = conv(x3)
-        out1_again = conv(x1)
-    torch.testing.assert_close(out1, out1_copy, rtol=0, atol=0)
-    torch.testing.assert_close(out1, _naive(conv, x1), **FP32)
-    torch.testing.assert_close(out2, _naive(conv, x2), **FP32)
-    torch.testing.assert_close(out3, _naive(conv, x3), **FP32)
-    torch.testing.assert_close(out1_again, out1, **FP32)
-    one = x1[:1]
-    with torch.no_grad():
-        out_one = conv(one)
-        out_one_next = conv(x2[:1])
-    torch.testing.assert_close(out_one, _naive(conv, one), **FP32)
-    torch.testing.assert_close(out_one_next, _naive(conv, x2[:1]), **FP32)
-
-
-@pytest.mark.parametrize("route", ROUTES)
-def test_inference_mode_then_no_grad_then_autograd(route):
-    """Buffers and constants made under inference mode serve later calls outside it,
-    and with autograd recording the routes give the naive path's gradients."""
-    conv, x = _conv(3, 1, 2, bias=True)
-    conv.fold = ROUTES[route]
-    reference = _naive(conv, x)
-    with torch.inference_mode():
-        torch.testing.assert_close(conv(x), reference, **FP32)
-    with torch.no_grad():
-        torch.testing.assert_close(conv(x), reference, **FP32)
-    x_fast = x.clone().requires_grad_()
-    out = conv(x_fast)
-    torch.testing.assert_close(out.detach(), reference, **FP32)
-    weights = torch.randn_like(out)
-    fast_grads = torch.autograd.grad((out * weights).sum(), [x_fast, *conv.parameters()])
-    conv.set_impl("naive")
-    x_naive = x.clone().requires_grad_()
-    naive_out = conv(x_naive)
-    naive_grads = torch.autograd.grad((naive_out * weights).sum(), [x_naive, *conv.parameters()])
-    for fast_grad, naive_grad in zip(fast_grads, naive_grads, strict=True):
-        torch.testing.assert_close(fast_grad, naive_grad, rtol=1e-4, atol=1e-5)
-
-
-def _changes(module: DynamicOp, x: torch.Tensor):
-    """Ways to change what the cached constants were built from, between two calls."""
-
-    def in_place_p():
-        with torch.no_grad():
-            module.p.mul_(1.5)
-
-    def in_place_running_var():
-        with torch.no_grad():
-            module.bn_phi.running_var.mul_(2.0)
-
-    def replaced_head():
-        module.fc_phi.data = module.fc_phi.data.flip(0).clone()
-
-    def replaced_running_mean():
-        module.bn_q.running_mean = module.bn_q.running_mean + 0.3
-
-    def trained_running_stats():
-        module.train()
-        with torch.no_grad():
-            module(torch.cat([x, 2 * x + 1]))
-        module.eval()
-
-    def only_bn_trained():
-        module.bn_q.train()
-        with torch.no_grad():
-            module(torch.cat([x, x - 1]))
-        module.bn_q.eval()
-
-    def loaded_state():
-        state = {k: v.clone() for k, v in module.state_dict().items()}
-        state["q"] = -state["q"]
-        state["fc_scale"] = state["fc_scale"].roll(1, 0)
-        module.load_state_dict(state)
-
-    return [
-        in_place_p,
-        in_place_running_var,
-        replaced_head,
-        replaced_running_mean,
-        trained_running_stats,
-        only_bn_trained,
-        loaded_state,
-    ]
-
-
-@pytest.mark.parametrize("route", ROUTES)
-def test_cached_constants_follow_parameter_changes(route):
-    conv, x = _conv(3, 2, 2)
-    conv.fold = ROUTES[route]
-    for change in _changes(conv, x):
-        with torch.inference_mode():
-            conv(x)
-        change()
-        with torch.inference_mode():
-            out = conv(x)
-        torch.testing.assert_close(out, _naive(conv, x), **FP32, msg=change.__name__)
-
-
-@pytest.mark.parametrize("batch", [1, 2, 5])
-@pytest.mark.parametrize("bias", [True, False])
-def test_linear_active_branch_and_reuse(batch, bias):
-    fc = _prepared(DCDLinear(40, 30, bias, latent_dim=6, squeeze=8), batch)
-    x1, x2 = torch.randn(batch, 40), torch.randn(batch, 40)
-    _activate_branch(fc, torch.cat([x1, x2]))
-    with torch.inference_mode():
-        out1 = fc(x1)
-        out2 = fc(x2)
-    torch.testing.assert_close(out1, _naive(fc, x1), **FP32)
-    torch.testing.assert_close(out2, _naive(fc, x2), **FP32)
-    for change in _changes(fc, x1):
-        change()
-        with torch.inference_mode():
-            torch.testing.assert_close(fc(x1), _naive(fc, x1), **FP32, msg=change.__name__)
-
 
 # --- training mode: the released wiring with batch statistics ------------------------
 

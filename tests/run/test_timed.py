@@ -1,7 +1,6 @@
-"""Timing suites: interleaving, ratios, the GPU path's logic on CPU, profile traces."""
+"""The timing measures: families, Ctrl-C in a family, the timing suites end to end."""
 
 import json
-import math
 import time
 from pathlib import Path
 
@@ -9,103 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from dynbench.measure.gpu import measure_throughput
-from dynbench.measure.timing import (
-    Timed,
-    interleaved,
-    median_ci,
-    ratio_with_ci,
-    train_step_call,
-)
-from dynbench.models import create_model, model_info
+from dynbench.models import model_info
 from dynbench.run.family import Target, families
 from dynbench.run.measures import LATENCY_SETTINGS
 from dynbench.run.timed import latency
 
-
-def test_ratio_is_median_of_paired_round_ratios():
-    base = Timed("b", times=[1.0, 2.0, 1.0, 1.0, 2.0, 1.0, 3.0])
-    variant = Timed("v", times=[1.5 * t for t in base.times])
-    ratio, low, high = ratio_with_ci(variant, base)
-    assert ratio == pytest.approx(1.5)
-    assert low == pytest.approx(1.5) and high == pytest.approx(1.5)  # no spread across rounds
-    # one round hit by a burst of load on the variant's side only moves the median little
-    burst = Timed("n", times=[1.5, 3.0, 1.5, 1.5, 3.0, 1.5, 9.0])
-    ratio, low, high = ratio_with_ci(burst, base)
-    assert ratio == pytest.approx(1.5) and high == pytest.approx(3.0)
-    noisy = Timed("n", times=[1.4, 3.2, 1.5, 1.6, 2.9, 1.7, 4.4])
-    ratio, low, high = ratio_with_ci(noisy, base)
-    assert low < ratio < high
-
-
-def test_median_interval_uses_binomial_order_statistics():
-    values = [float(v) for v in range(1, 21)]
-    # n = 20: P(Bin(20, 1/2) <= 5) = 0.0207 <= 0.025 < P(<= 6), so the 6th and 15th values
-    assert median_ci(values) == (6.0, 15.0)
-    assert median_ci(values[:6]) == (1.0, 6.0)  # 1 - 2/64 = 96.9%
-    assert all(math.isnan(v) for v in median_ci(values[:5]))  # 5 samples cannot give 95%
-
-
-def test_interleaved_runs_rounds_until_each_callable_has_min_run_time():
-    calls = {"a": lambda: time.sleep(0.004), "b": lambda: time.sleep(0.002)}
-    results = interleaved(calls, rounds=3, min_run_time=0.05, warmup=1, block_time=0.001)
-    assert not results.interrupted
-    assert len(results.timed["a"].times) == len(results.timed["b"].times) == results.rounds
-    assert results.rounds >= 0.05 / 0.002 - 1  # b is the faster one: it sets the count
-    assert all(t.measured_s >= 0.05 for t in results.timed.values())
-    fast = interleaved({"f": lambda: None}, rounds=4, min_run_time=1e-6, warmup=2)
-    assert fast.rounds == 4 and fast.timed["f"].measured_s >= 4 * 0.02  # blocks last block_time
-
-
 # A callable slower than block_time gets two calls a turn: blocked_autorange's untimed
 # block-size estimate, then one timed call. The warm-up (timeit) makes three calls.
 SLOW_CALL, BLOCK = 0.002, 0.001
-
-
-def test_interleaved_goes_on_until_precise_enough_or_max_rounds():
-    calls = {"a": lambda: None, "b": lambda: None}
-    asked: list[int] = []
-
-    def after_round_15(timed: dict) -> bool:
-        asked.append(len(timed["a"].times))
-        return len(timed["a"].times) >= 15
-
-    kw = {"min_run_time": 1e-9, "warmup": 1, "block_time": 1e-4}
-    results = interleaved(calls, 10, precise_enough=after_round_15, max_rounds=40, **kw)
-    assert results.rounds == 15 and asked[0] == 10  # not asked before the minimum rounds
-    never = interleaved(calls, 10, precise_enough=lambda timed: False, max_rounds=25, **kw)
-    assert never.rounds == 25
-    assert interleaved(calls, 10, precise_enough=lambda t: False, **kw).rounds == 10
-
-
-def test_interleaved_shuffles_the_order_of_every_round():
-    seen: list[str] = []
-
-    def call(name: str) -> None:
-        seen.append(name)
-        time.sleep(SLOW_CALL)
-
-    calls = {n: (lambda n=n: call(n)) for n in "abcd"}
-    interleaved(calls, rounds=10, min_run_time=1e-9, warmup=1, block_time=BLOCK)
-    turns = seen[4 * 3 :: 2]  # after the warm-up, the first call of every turn
-    rounds = [tuple(turns[i : i + 4]) for i in range(0, 40, 4)]
-    assert all(sorted(r) == list("abcd") for r in rounds)
-    assert len(set(rounds)) > 3
-
-
-def test_interleaved_keeps_complete_rounds_on_ctrl_c():
-    count = {"n": 0}
-
-    def dies_on_the_twelfth_call() -> None:
-        count["n"] += 1
-        if count["n"] == 12:
-            raise KeyboardInterrupt
-        time.sleep(SLOW_CALL)
-
-    calls = {"a": lambda: time.sleep(SLOW_CALL), "b": dies_on_the_twelfth_call}
-    results = interleaved(calls, rounds=50, min_run_time=1e-9, warmup=1, block_time=BLOCK)
-    assert results.interrupted and results.rounds == 4  # calls 4-11 were rounds 1-4
-    assert [len(t.times) for t in results.timed.values()] == [4, 4]
 
 
 class Dies(nn.Module):
@@ -158,35 +68,6 @@ def test_families_lead_with_baseline_and_add_it_when_missing():
         ["resnet10", "resnet10_odconv_1x", "resnet10_dyconv_4x"],
         ["mobilenetv2_035"],
     ]
-
-
-def test_throughput_logic_with_a_fake_timer():
-    """The CUDA path's bookkeeping, run on the CPU with a timer standing in for CUDA events."""
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())
-    calls = []
-
-    def fake_timer(fn, iterations):
-        for _ in range(iterations):
-            calls.append(fn())
-        return 250.0  # ms for all iterations
-
-    result = measure_throughput(
-        model, (3, 8, 8), batch=10, iterations=5, warmup=2, device="cpu", timer=fake_timer
-    )
-    assert len(calls) == 5 and calls[0].shape == (10, 4 * 6 * 6)
-    assert result.images_per_s == pytest.approx(10 * 5 / 0.25)
-    assert not result.oom
-
-
-def test_out_of_memory_is_recorded_not_raised():
-    class Exploding(nn.Module):
-        def forward(self, x):
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory (fake)")
-
-    result = measure_throughput(
-        Exploding(), (3, 8, 8), batch=200, iterations=2, warmup=1, device="cpu"
-    )
-    assert result.oom and result.images_per_s is None
 
 
 def test_throughput_suite_skips_without_cuda(cli, monkeypatch):
@@ -259,10 +140,18 @@ def test_bad_timing_settings(cli, tmp_path):
     assert result.code == 2 and "amp" in result.stderr
 
 
-def test_train_step_labels_follow_the_model_classes():
-    """A 10-class CIFAR model gets labels in [0, 10): a fixed 1000 would crash the loss."""
-    model = create_model("resnet18_cifar")
-    step = train_step_call(model, batch=2, input_size=(3, 32, 32))
-    before = model.fc.weight.detach().clone()
-    loss = step()
-    assert torch.isfinite(loss) and not torch.equal(before, model.fc.weight)  # SGD stepped
+def test_timing_records_say_which_implementation_ran(cli, tmp_path):
+    (tmp_path / "impl.toml").write_text(
+        'measures = ["latency"]\nmodels = ["resnet10_dcd", "resnet10_odconv_1x"]\n'
+        "[settings]\ninput_size = [3, 32, 32]\nrounds = 6\nmax_rounds = 6\nmin_run_time = 0.01\n"
+        "warmup = 1\n"
+    )
+    assert cli("run", "--suite", "impl.toml", "--json", "i.json").code == 0
+    records = json.loads((tmp_path / "i.json").read_text())
+    impl = {(r["model"], r["metric"]): r["settings"]["impl"] for r in records}
+    assert impl[("resnet10", "latency_ms")] == "static"
+    assert impl[("resnet10_odconv_1x", "latency_ratio")] == "fast"
+    dcd = next(r for r in records if r["model"] == "resnet10_dcd" and r["metric"] == "latency_ms")
+    routes = dcd["detail"]["implementations"]
+    assert dcd["settings"]["impl"] == ",".join(routes)
+    assert sum(routes.values()) == 9 and "fast/fold-feature-maps" in routes

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from dynbench.measure.madds import conv2d_madds, count_madds
-from dynbench.results.names import COUNTERS
 from dynbench.models import create_model
+from dynbench.results.names import COUNTERS
 
 
 class Single(nn.Module):
@@ -98,8 +98,8 @@ def test_a_failing_counter_is_recorded_and_the_others_still_count(monkeypatch):
     ],
 )
 def test_weight_reads_work_for_every_operator(name):
-    from dynbench.measure.weights import weight_reads
     from dynbench.measure.params import count_params
+    from dynbench.measure.weights import weight_reads
 
     with torch.device("meta"):
         model = create_model(name)

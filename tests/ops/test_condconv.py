@@ -16,8 +16,8 @@ from dynbench.models.mobilenetv2 import InvertedResidual
 from dynbench.models.resnet import BasicBlock
 from dynbench.models.zoo_condconv import condconv_layers
 from dynbench.ops.base import DynamicOp, set_impl
-from dynbench.results.names import MADDS_PARTS
 from dynbench.ops.condconv import CondConv2d, CondConvBlock, CondConvRouting, CondLinear
+from dynbench.results.names import MADDS_PARTS
 
 TOL = {"rtol": 1e-5, "atol": 1e-6}
 BATCHES = (1, 2, 3, 4, 5)

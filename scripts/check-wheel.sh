@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install dynbench as a user does, from a wheel into a fresh virtual environment (CPU torch
+# first), and run the installed command: the size guard over the whole registry against the
+# committed baseline, then a small run and its report. An editable install would hide a
+# package or a data file missing from the wheel.
+#   bash scripts/check-wheel.sh [DIR]      (default: a temporary directory, removed after)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
+work=${1:-$(mktemp -d)}
+[ -n "${1:-}" ] || trap 'rm -rf "$work"' EXIT
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+PY=${PYTHON:-python3}
+"$PY" -m venv "$work/venv"
+pip="$work/venv/bin/python -m pip"
+$pip install -q torch==2.13.0 || $pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+$pip wheel -q --no-deps -w "$work/dist" "$root"
+$pip install -q "$work"/dist/dynbench-*.whl
+cd "$work"  # away from the checkout: only the installed package can answer
+bin="$work/venv/bin"
+"$bin/dynbench" guard --baseline "$root/dynbench-baseline.json"
+"$bin/dynbench" run --suite params --models 'resnet18*' --db "$work/wheel.sqlite" >/dev/null
+"$bin/dynbench" report --db "$work/wheel.sqlite" --out "$work/report"
+test -s "$work/report/report.md" && test -s "$work/report/report.html"
+echo "wheel check passed: $(basename "$work"/dist/dynbench-*.whl) installed, guard and report ran"

@@ -1,0 +1,36 @@
+"""The GPU throughput path's bookkeeping, run on the CPU."""
+
+import pytest
+import torch
+from torch import nn
+
+from dynbench.measure.gpu import measure_throughput
+
+
+def test_throughput_logic_with_a_fake_timer():
+    """The CUDA path's bookkeeping, run on the CPU with a timer standing in for CUDA events."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())
+    calls = []
+
+    def fake_timer(fn, iterations):
+        for _ in range(iterations):
+            calls.append(fn())
+        return 250.0  # ms for all iterations
+
+    result = measure_throughput(
+        model, (3, 8, 8), batch=10, iterations=5, warmup=2, device="cpu", timer=fake_timer
+    )
+    assert len(calls) == 5 and calls[0].shape == (10, 4 * 6 * 6)
+    assert result.images_per_s == pytest.approx(10 * 5 / 0.25)
+    assert not result.oom
+
+
+def test_out_of_memory_is_recorded_not_raised():
+    class Exploding(nn.Module):
+        def forward(self, x):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (fake)")
+
+    result = measure_throughput(
+        Exploding(), (3, 8, 8), batch=200, iterations=2, warmup=1, device="cpu"
+    )
+    assert result.oom and result.images_per_s is None

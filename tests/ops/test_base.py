@@ -1,0 +1,75 @@
+"""What every operator shares: phase scopes that cost nothing unless a profiler runs,
+the same per-sample convolution, and a record of which implementation ran."""
+
+import pytest
+import torch
+from torch.autograd.profiler import record_function
+
+from dynbench.models import create_model
+from dynbench.ops.base import implementations, set_impl
+from dynbench.ops.condconv import CondConv2d, CondLinear
+from dynbench.ops.dcd import DCDConv2d, DCDLinear
+from dynbench.ops.dyconv import DynamicConv2d
+from dynbench.ops.odconv import ODConv2d
+
+OPERATORS = {
+    "condconv": (lambda: CondConv2d(8, 8, 3, 1, 1, num_kernels=4), (1, 8, 6, 6)),
+    "condlinear": (lambda: CondLinear(8, 4, num_kernels=4), (1, 8)),
+    "dyconv": (lambda: DynamicConv2d(8, 8, 3, 1, 1), (1, 8, 6, 6)),
+    "odconv": (lambda: ODConv2d(8, 8, 3, 1, 1, num_kernels=4), (1, 8, 6, 6)),
+    "dcd": (lambda: DCDConv2d(8, 8, 3, 1, 1), (1, 8, 6, 6)),
+    "dcdlinear": (lambda: DCDLinear(8, 4, latent_dim=4, squeeze=4), (1, 8)),
+}
+
+
+@pytest.fixture
+def scopes_entered(monkeypatch):
+    """Counts every record_function scope entered, profiler or not."""
+    entered = []
+    original = record_function.__enter__
+
+    def counting(self):
+        entered.append(self.name)
+        return original(self)
+
+    monkeypatch.setattr(record_function, "__enter__", counting)
+    return entered
+
+
+@pytest.mark.parametrize("impl", ["fast", "naive"])
+@pytest.mark.parametrize("name", OPERATORS)
+def test_no_phase_scope_without_a_profiler(name, impl, scopes_entered):
+    make, shape = OPERATORS[name]
+    op = make().eval()
+    op.set_impl(impl)
+    with torch.inference_mode():
+        op(torch.randn(shape))
+    assert scopes_entered == []  # every operator pays the same: nothing
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_every_operator_marks_its_phases_when_profiled(name):
+    make, shape = OPERATORS[name]
+    op = make().eval()
+    with torch.profiler.profile() as prof, torch.no_grad():
+        op(torch.randn(shape))
+    names = {event.name for event in prof.events()}
+    assert {"attention", "aggregation", "conv"} <= names
+
+
+def test_implementations_name_the_path_and_the_dcd_route():
+    model = create_model("resnet10_dcd").eval()
+    with torch.inference_mode():
+        model(torch.randn(1, 3, 64, 64))
+    routes = implementations(model)
+    # 8 block convs and the DCD classifier; early convs form the kernel, the late ones and
+    # the classifier apply the residual to the feature maps
+    assert set(routes) == {"fast/fold-kernel", "fast/fold-feature-maps"}
+    assert sum(routes.values()) == 9 and routes["fast/fold-kernel"] >= 1
+    set_impl(model, "naive")
+    assert implementations(model) == {"naive": 9}
+    model.train()
+    set_impl(model, "fast")
+    model(torch.randn(2, 3, 64, 64))
+    assert implementations(model) == {"fast/unfolded": 9}
+    assert implementations(create_model("resnet10")) == {}

@@ -1,0 +1,75 @@
+"""The runner: a model that fails is recorded and the others are still measured."""
+
+import json
+import sqlite3
+import textwrap
+
+
+def test_user_model_whose_forward_raises(cli, tmp_path):
+    (tmp_path / "brokennet.py").write_text(
+        textwrap.dedent("""
+        from torch import nn
+
+        class Broken(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 4, 1)
+
+            def forward(self, x):
+                raise ValueError("expected a 5-d input,\\ngot 4-d")
+
+        def broken():
+            return Broken()
+    """)
+    )
+    result = cli(
+        "run", "--suite", "madds", "--models", "resnet10", "--model", "brokennet:broken",
+        "--counters", "conv_linear,analytic", "--json", "r.json", "--db", "r.sqlite",
+    )  # fmt: skip
+    assert result.code == 1
+    assert "Traceback" not in result.stderr
+    summary = [line for line in result.stderr.splitlines() if "failed" in line]
+    assert summary == [
+        "1 model(s) failed: brokennet:broken (madds: ValueError: expected a 5-d input,)"
+    ]
+    records = json.loads((tmp_path / "r.json").read_text())
+    errors = [r for r in records if r["metric"] == "error"]
+    assert [(r["model"], r["method"], r["detail"]["error"]) for r in errors] == [
+        ("brokennet:broken", "madds", "ValueError: expected a 5-d input,")
+    ]
+    measured = {(r["model"], r["method"]) for r in records if r["metric"] == "madds"}
+    assert measured == {("resnet10", "conv_linear"), ("resnet10", "analytic")}
+    con = sqlite3.connect(tmp_path / "r.sqlite")
+    stored = con.execute("SELECT model, metric FROM measurements WHERE metric = 'error'")
+    assert stored.fetchall() == [("brokennet:broken", "error")]
+    assert con.execute("SELECT status FROM runs").fetchall() == [("complete",)]
+    con.close()
+
+
+def test_a_failing_family_measure_records_every_member(cli, tmp_path):
+    (tmp_path / "slownet.py").write_text(
+        textwrap.dedent("""
+        from torch import nn
+
+        class Fails(nn.Module):
+            def forward(self, x):
+                raise RuntimeError("no kernel for this shape")
+
+        def fails():
+            return Fails()
+    """)
+    )
+    (tmp_path / "quick.toml").write_text(
+        'measures = ["latency"]\nmodels = ["resnet10"]\n'
+        "[settings]\ninput_size = [3, 16, 16]\nrounds = 6\nmax_rounds = 6\nmin_run_time = 0.01\n"
+        "warmup = 1\n"
+    )
+    result = cli(
+        "run", "--suite", "quick.toml", "--models", "resnet10", "--model", "slownet:fails",
+        "--json", "t.json",
+    )  # fmt: skip
+    assert result.code == 1
+    records = json.loads((tmp_path / "t.json").read_text())
+    assert {r["model"] for r in records if r["metric"] == "latency_ms"} == {"resnet10"}
+    errors = [(r["model"], r["method"]) for r in records if r["metric"] == "error"]
+    assert errors == [("slownet:fails", "latency")]
