@@ -24,7 +24,43 @@ from dynbench.models.layers import (
 )
 
 
-class BasicBlock(nn.Module):
+def block_conv(layers: LayerFactory, block_index: int, num_blocks: int):
+    """``conv(cin, cout, k, stride, padding, position)`` for the convs of one block."""
+
+    def conv(cin: int, cout: int, k: int, stride: int, padding: int, position: str) -> nn.Module:
+        spec = ConvSpec(
+            cin,
+            cout,
+            k,
+            stride,
+            padding,
+            position=position,
+            block_index=block_index,
+            num_blocks=num_blocks,
+        )
+        return layers.conv(spec)
+
+    return conv
+
+
+class _Residual(nn.Module):
+    """What both blocks share: the branch attention a variant may add, and the residual."""
+
+    def _attach(self, layers: LayerFactory, spec: BlockSpec, downsample: nn.Module | None) -> None:
+        # registered after the block's own layers, in torchvision's order
+        self.attention = layers.branch_attention(spec)
+        self.downsample = downsample
+
+    def _identity(self, x: Tensor) -> Tensor:
+        return x if self.downsample is None else self.downsample(x)
+
+    def _add(self, out: Tensor, identity: Tensor) -> Tensor:
+        if self.attention is not None:
+            out = self.attention(out)
+        return self.relu(out + identity)
+
+
+class BasicBlock(_Residual):
     expansion = 1
 
     def __init__(
@@ -38,29 +74,22 @@ class BasicBlock(nn.Module):
         num_blocks: int,
     ) -> None:
         super().__init__()
-        where = {"block_index": block_index, "num_blocks": num_blocks}
-        self.conv1 = layers.conv(
-            ConvSpec(inplanes, planes, 3, stride, 1, position="conv1", **where)
-        )
+        conv = block_conv(layers, block_index, num_blocks)
+        self.conv1 = conv(inplanes, planes, 3, stride, 1, "conv1")
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = layers.conv(ConvSpec(planes, planes, 3, 1, 1, position="conv2", **where))
+        self.conv2 = conv(planes, planes, 3, 1, 1, "conv2")
         self.bn2 = nn.BatchNorm2d(planes)
-        self.attention = layers.branch_attention(
-            BlockSpec(planes, inplanes, block_index, num_blocks)
-        )
-        self.downsample = downsample
+        self._attach(layers, BlockSpec(planes, inplanes, block_index, num_blocks), downsample)
 
     def forward(self, x: Tensor, routing: Tensor | None = None) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
+        identity = self._identity(x)
         out = self.relu(self.bn1(run_routed(self.conv1, x, routing)))
         out = self.bn2(run_routed(self.conv2, out, routing))
-        if self.attention is not None:
-            out = self.attention(out)
-        return self.relu(out + identity)
+        return self._add(out, identity)
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_Residual):
     expansion = 4
 
     def __init__(
@@ -75,29 +104,24 @@ class Bottleneck(nn.Module):
         stride_on_3x3: bool = True,
     ) -> None:
         super().__init__()
-        where = {"block_index": block_index, "num_blocks": num_blocks}
+        conv = block_conv(layers, block_index, num_blocks)
         out_planes = planes * self.expansion
         s1, s2 = (1, stride) if stride_on_3x3 else (stride, 1)
-        self.conv1 = layers.conv(ConvSpec(inplanes, planes, 1, s1, 0, position="conv1", **where))
+        self.conv1 = conv(inplanes, planes, 1, s1, 0, "conv1")
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = layers.conv(ConvSpec(planes, planes, 3, s2, 1, position="conv2", **where))
+        self.conv2 = conv(planes, planes, 3, s2, 1, "conv2")
         self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = layers.conv(ConvSpec(planes, out_planes, 1, 1, 0, position="conv3", **where))
+        self.conv3 = conv(planes, out_planes, 1, 1, 0, "conv3")
         self.bn3 = nn.BatchNorm2d(out_planes)
         self.relu = nn.ReLU(inplace=True)
-        self.attention = layers.branch_attention(
-            BlockSpec(out_planes, inplanes, block_index, num_blocks)
-        )
-        self.downsample = downsample
+        self._attach(layers, BlockSpec(out_planes, inplanes, block_index, num_blocks), downsample)
 
     def forward(self, x: Tensor, routing: Tensor | None = None) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
+        identity = self._identity(x)
         out = self.relu(self.bn1(run_routed(self.conv1, x, routing)))
         out = self.relu(self.bn2(run_routed(self.conv2, out, routing)))
         out = self.bn3(run_routed(self.conv3, out, routing))
-        if self.attention is not None:
-            out = self.attention(out)
-        return self.relu(out + identity)
+        return self._add(out, identity)
 
 
 class ResNet(nn.Module):

@@ -94,12 +94,14 @@ class Variant:
     layers: Callable[[], LayerFactory]
     description: str
     kernels: int | None = None  # the "Nx" of a kernel-dynamic variant
+    operator: str = ""  # where a table mixes operators; else the table's
 
 
 def register_variants(operator: str, rows: tuple[Variant, ...]) -> None:
     """Register each row of an operator's table; a name must be ``{base}_...`` so that it
     sorts with its family."""
     for row in rows:
+        row_operator = row.operator or operator
         if not row.name.startswith(row.base + "_"):
             raise ValueError(f"variant {row.name!r} does not start with its base {row.base!r}")
         base_info = model_info(row.base)
@@ -107,10 +109,10 @@ def register_variants(operator: str, rows: tuple[Variant, ...]) -> None:
             row.name,
             _with_layers(base_info.builder, row.layers),
             family=row.base,
-            operator=operator,
+            operator=row_operator,
             description=row.description,
             input_size=base_info.input_size,
-            tags=(*base_info.tags[1:], operator),
+            tags=(*base_info.tags[1:], row_operator),
             kernels=row.kernels,
         )
 

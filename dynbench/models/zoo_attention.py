@@ -39,36 +39,24 @@ SE_LAYERS = attention_layers(SqueezeExcite, "se")
 CBAM_LAYERS = attention_layers(CBAM, "cbam")
 ECA_LAYERS = attention_layers(ECA, "eca")
 
-register_variants(
-    "se",
-    (
-        Variant("resnet18_se", "resnet18", SE_LAYERS, SE_NOTE),
-        Variant("resnet50_v1_se", "resnet50_v1", SE_LAYERS, SE_NOTE),
-        Variant("resnet50_se", "resnet50", SE_LAYERS, SE_NOTE),
-        Variant("resnet101_v1_se", "resnet101_v1", SE_LAYERS, SE_NOTE),
-        Variant("resnet101_se", "resnet101", SE_LAYERS, SE_NOTE),
-        Variant("mobilenetv2_100_se", "mobilenetv2_100", SE_LAYERS, SE_NOTE),
-    ),
+VARIANTS = (
+    Variant("resnet18_se", "resnet18", SE_LAYERS, SE_NOTE, operator="se"),
+    Variant("resnet18_cbam", "resnet18", CBAM_LAYERS, CBAM_NOTE, operator="cbam"),
+    Variant("resnet18_eca", "resnet18", ECA_LAYERS, ECA_NOTE, operator="eca"),
+    Variant("resnet50_v1_se", "resnet50_v1", SE_LAYERS, SE_NOTE, operator="se"),
+    Variant("resnet50_v1_cbam", "resnet50_v1", CBAM_LAYERS, CBAM_NOTE, operator="cbam"),
+    Variant("resnet50_v1_eca", "resnet50_v1", ECA_LAYERS, ECA_NOTE, operator="eca"),
+    Variant("resnet50_se", "resnet50", SE_LAYERS, SE_NOTE, operator="se"),
+    Variant("resnet50_cbam", "resnet50", CBAM_LAYERS, CBAM_NOTE, operator="cbam"),
+    Variant("resnet50_eca", "resnet50", ECA_LAYERS, ECA_NOTE, operator="eca"),
+    Variant("resnet101_v1_se", "resnet101_v1", SE_LAYERS, SE_NOTE, operator="se"),
+    Variant("resnet101_v1_cbam", "resnet101_v1", CBAM_LAYERS, CBAM_NOTE, operator="cbam"),
+    Variant("resnet101_v1_eca", "resnet101_v1", ECA_LAYERS, ECA_NOTE, operator="eca"),
+    Variant("resnet101_se", "resnet101", SE_LAYERS, SE_NOTE, operator="se"),
+    Variant("resnet101_cbam", "resnet101", CBAM_LAYERS, CBAM_NOTE, operator="cbam"),
+    Variant("resnet101_eca", "resnet101", ECA_LAYERS, ECA_NOTE, operator="eca"),
+    Variant("mobilenetv2_100_se", "mobilenetv2_100", SE_LAYERS, SE_NOTE, operator="se"),
+    Variant("mobilenetv2_100_cbam", "mobilenetv2_100", CBAM_LAYERS, CBAM_NOTE, operator="cbam"),
+    Variant("mobilenetv2_100_eca", "mobilenetv2_100", ECA_LAYERS, ECA_NOTE, operator="eca"),
 )
-register_variants(
-    "cbam",
-    (
-        Variant("resnet18_cbam", "resnet18", CBAM_LAYERS, CBAM_NOTE),
-        Variant("resnet50_v1_cbam", "resnet50_v1", CBAM_LAYERS, CBAM_NOTE),
-        Variant("resnet50_cbam", "resnet50", CBAM_LAYERS, CBAM_NOTE),
-        Variant("resnet101_v1_cbam", "resnet101_v1", CBAM_LAYERS, CBAM_NOTE),
-        Variant("resnet101_cbam", "resnet101", CBAM_LAYERS, CBAM_NOTE),
-        Variant("mobilenetv2_100_cbam", "mobilenetv2_100", CBAM_LAYERS, CBAM_NOTE),
-    ),
-)
-register_variants(
-    "eca",
-    (
-        Variant("resnet18_eca", "resnet18", ECA_LAYERS, ECA_NOTE),
-        Variant("resnet50_v1_eca", "resnet50_v1", ECA_LAYERS, ECA_NOTE),
-        Variant("resnet50_eca", "resnet50", ECA_LAYERS, ECA_NOTE),
-        Variant("resnet101_v1_eca", "resnet101_v1", ECA_LAYERS, ECA_NOTE),
-        Variant("resnet101_eca", "resnet101", ECA_LAYERS, ECA_NOTE),
-        Variant("mobilenetv2_100_eca", "mobilenetv2_100", ECA_LAYERS, ECA_NOTE),
-    ),
-)
+register_variants("", VARIANTS)

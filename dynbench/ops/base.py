@@ -110,6 +110,16 @@ class DynamicOp(nn.Module):
             raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
         self.impl = impl
 
+    @staticmethod
+    def one_sample(
+        coefficients: Tensor, weight: Tensor, bias: Tensor | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """The naive paths' kernel of one sample: sum_k c_k W_k (and sum_k c_k b_k), a loop."""
+        mixed = sum(coefficients[k] * weight[k] for k in range(weight.shape[0]))
+        if bias is None:
+            return mixed, None
+        return mixed, sum(coefficients[k] * bias[k] for k in range(bias.shape[0]))
+
     def implementation(self) -> str:
         """What the last forward ran: ``impl``, plus any eval-time route an operator took."""
         return self.impl
@@ -215,18 +225,26 @@ class KernelDynamicConv(DynamicOp):
         bias = None if self.bias is None else coefficients @ self.bias
         return kernels, bias
 
-    def naive_conv(self, x: Tensor, coefficients: Tensor) -> Tensor:
-        """The reference: per sample, sum_k c[i, k] W_k built in a loop, then a conv."""
-        outputs = []
-        for i in range(x.shape[0]):
-            with phase("aggregation"):
-                weight = sum(coefficients[i, j] * self.weight[j] for j in range(self.num_kernels))
-                bias = None
-                if self.bias is not None:
-                    bias = sum(coefficients[i, j] * self.bias[j] for j in range(self.num_kernels))
-            with phase("conv"):
-                outputs.append(self.conv(x[i : i + 1], weight, bias))
-        return torch.cat(outputs)
+    def mixed_conv(self, x: Tensor, coefficients: Tensor) -> Tensor:
+        """y_i = (sum_k c[i, k] W_k) * x_i: the batch's kernels in one matmul and one conv, or
+        on the naive path each sample's kernel built in a loop and applied on its own."""
+        if self.impl == "naive":
+            outputs = []
+            for i in range(x.shape[0]):
+                with phase("aggregation"):
+                    weight, bias = self.one_sample(coefficients[i], self.weight, self.bias)
+                with phase("conv"):
+                    outputs.append(self.conv(x[i : i + 1], weight, bias))
+            return torch.cat(outputs)
+        with phase("aggregation"):
+            weight, bias = self.mix(coefficients)
+        with phase("conv"):
+            return self.per_sample_conv(x, weight, bias)
+
+    def mixing_madds(self, batch: int) -> dict[str, int]:
+        """The conv-free parts of :meth:`mixed_conv`: K kernels (and biases) per sample."""
+        kernel = self.weight[0].numel() + (0 if self.bias is None else self.out_channels)
+        return {"aggregation": batch * self.num_kernels * kernel, "feature_scale": 0}
 
     def conv_part_madds(self, out_shape: tuple[int, ...]) -> int:
         """The convolution itself, as a static conv of this shape costs."""

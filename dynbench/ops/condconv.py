@@ -73,25 +73,18 @@ class CondConv2d(KernelDynamicConv):
                 routing = route(self.router, x)
         elif routing is None:
             raise RuntimeError("a shared-routing CondConv2d runs only inside its CondConvBlock")
-        if self.impl == "naive":
-            return self.naive_conv(x, routing)
-        with phase("aggregation"):
-            weight, bias = self.mix(routing)
-        with phase("conv"):
-            return self.per_sample_conv(x, weight, bias)
+        return self.mixed_conv(x, routing)
 
     def analytic_madds(
         self, x_shape: tuple[int, ...], out_shape: tuple[int, ...]
     ) -> dict[str, int]:
         n = x_shape[0]
-        kernel = self.weight[0].numel() + (0 if self.bias is None else self.out_channels)
         # a shared router is counted once, by its block's CondConvRouting
         attention = 0 if self.router is None else fc_madds(n, self.in_channels, self.num_kernels)
         return {
             "conv": self.conv_part_madds(out_shape),
             "attention": attention,
-            "aggregation": n * self.num_kernels * kernel,
-            "feature_scale": 0,
+            **self.mixing_madds(n),
         }
 
     def extra_repr(self) -> str:
@@ -136,10 +129,7 @@ class CondLinear(DynamicOp):
         outputs = []
         for i in range(x.shape[0]):
             with phase("aggregation"):
-                weight = sum(r[i, e] * self.weight[e] for e in range(self.num_kernels))
-                bias = None
-                if self.bias is not None:
-                    bias = sum(r[i, e] * self.bias[e] for e in range(self.num_kernels))
+                weight, bias = self.one_sample(r[i], self.weight, self.bias)
             with phase("conv"):
                 outputs.append(F.linear(x[i : i + 1], weight, bias))
         return torch.cat(outputs)

@@ -81,21 +81,14 @@ class DynamicConv2d(KernelDynamicConv):
     def forward(self, x: Tensor) -> Tensor:
         with phase("attention"):
             pi = self.attention(x)
-        if self.impl == "naive":
-            return self.naive_conv(x, pi)
-        with phase("aggregation"):
-            weight, bias = self.mix(pi)
-        with phase("conv"):
-            return self.per_sample_conv(x, weight, bias)
+        return self.mixed_conv(x, pi)
 
     def analytic_madds(
         self, x_shape: tuple[int, ...], out_shape: tuple[int, ...]
     ) -> dict[str, int]:
         b = x_shape[0]
-        kernel_size = self.weight[0].numel() + (0 if self.bias is None else self.out_channels)
         return {
             "conv": self.conv_part_madds(out_shape),
             "attention": b * self.attention.madds(),
-            "aggregation": b * self.num_kernels * kernel_size,
-            "feature_scale": 0,
+            **self.mixing_madds(b),
         }
