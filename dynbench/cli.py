@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from dynbench.errors import DynbenchError
+from dynbench.guard.baseline import DEFAULT_BASELINE
 from dynbench.guard.render import json_summary, markdown_summary, print_check, print_update
 from dynbench.guard.run import guard
 from dynbench.measure.breakdown import inspect_model
@@ -274,9 +275,7 @@ def compare_command(
 
 @app.command("guard")
 def guard_command(
-    baseline: Annotated[Path, typer.Option(help="baseline JSON file")] = Path(
-        "dynbench-baseline.json"
-    ),
+    baseline: Annotated[Path, typer.Option(help="baseline JSON file")] = Path(DEFAULT_BASELINE),
     models: Annotated[str | None, typer.Option("--models", help="glob over registry names")] = None,
     suite: Annotated[
         str | None, typer.Option("--suite", help="guard the models of this suite")

@@ -1,9 +1,9 @@
 """CPU timing with ``torch.utils.benchmark``: latency at batch 1 and training steps.
 
-The machines this runs on are shared virtual machines: a static ResNet-18 call
-takes 66 ms in a quiet second and 90 ms in a busy one, and the busy spells come
-and go within seconds. Timing each model in its own block of a few seconds and
-dividing medians therefore gives ratios that move by 5-20% between runs.
+The machines this runs on are often shared virtual machines whose speed drifts
+from second to second as neighbours load the host. Timing each model in its own
+block of a few seconds and dividing medians then gives ratios that move between
+runs by more than the effects being measured.
 
 So the models of one family are measured *interleaved call by call*: a round
 times every model once (a ``torch.utils.benchmark`` block of about

@@ -46,14 +46,6 @@ class ConvSpec:
     def is_pointwise(self) -> bool:
         return self.kernel_size == 1
 
-    @property
-    def is_depthwise(self) -> bool:
-        return self.groups == self.in_channels == self.out_channels and self.groups > 1
-
-    @property
-    def blocks_from_end(self) -> int:
-        """1 for the last block, 2 for the one before it, ..."""
-        return self.num_blocks - self.block_index
 
 
 @dataclass(frozen=True)
@@ -73,13 +65,10 @@ class BlockSpec:
     in_channels: int
     block_index: int
     num_blocks: int
-    expansion_channels: int = 0  # hidden width of an inverted residual
 
 
 class LayerFactory:
     """The static layers: what torchvision's ResNet and MobileNetV2 use."""
-
-    name = "static"
 
     def conv(self, spec: ConvSpec) -> nn.Module:
         return static_conv(spec)

@@ -76,7 +76,7 @@ class InvertedResidual(nn.Module):
         )
         parts.append(layers.conv(ConvSpec(hidden, oup, 1, position="project", **where)))
         parts.append(nn.BatchNorm2d(oup))
-        attention = layers.branch_attention(BlockSpec(oup, inp, block_index, num_blocks, hidden))
+        attention = layers.branch_attention(BlockSpec(oup, inp, block_index, num_blocks))
         if attention is not None:
             parts.append(attention)
         self.conv = nn.Sequential(*parts)
@@ -111,13 +111,7 @@ class MobileNetV2(nn.Module):
                 block = InvertedResidual(
                     layers, input_channel, output_channel, stride, t, block_index, num_blocks
                 )
-                spec = BlockSpec(
-                    output_channel,
-                    input_channel,
-                    block_index,
-                    num_blocks,
-                    int(round(input_channel * t)),
-                )
+                spec = BlockSpec(output_channel, input_channel, block_index, num_blocks)
                 features.append(layers.wrap_block(block, spec))
                 input_channel = output_channel
                 block_index += 1

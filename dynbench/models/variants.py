@@ -54,14 +54,12 @@ class OperatorLayers(LayerFactory):
 
     def __init__(
         self,
-        name: str,
         build_conv: Callable[[ConvSpec], nn.Module] | None = None,
         select: ConvPredicate = block_convs,
         build_linear: Callable[[LinearSpec], nn.Module] | None = None,
         wrap: Callable[[nn.Module, BlockSpec], nn.Module] | None = None,
         attention: Callable[[BlockSpec], nn.Module | None] | None = None,
     ) -> None:
-        self.name = name
         self._build_conv = build_conv
         self._select = select
         self._build_linear = build_linear

@@ -23,21 +23,21 @@ CBAM_NOTE = "CBAM: channel (r=16) then 7x7 spatial attention, on each residual b
 ECA_NOTE = "ECA: 1D conv across channels with adaptive k, on each residual branch"
 
 
-def attention_layers(module: Callable[[int], nn.Module], name: str):
+def attention_layers(module: Callable[[int], nn.Module]):
     """Static convs plus ``module(channels)`` on every residual branch."""
 
     def build(spec: BlockSpec) -> nn.Module:
         return module(spec.channels)
 
     def make() -> OperatorLayers:
-        return OperatorLayers(name, attention=build)
+        return OperatorLayers(attention=build)
 
     return make
 
 
-SE_LAYERS = attention_layers(SqueezeExcite, "se")
-CBAM_LAYERS = attention_layers(CBAM, "cbam")
-ECA_LAYERS = attention_layers(ECA, "eca")
+SE_LAYERS = attention_layers(SqueezeExcite)
+CBAM_LAYERS = attention_layers(CBAM)
+ECA_LAYERS = attention_layers(ECA)
 
 VARIANTS = (
     Variant("resnet18_se", "resnet18", SE_LAYERS, SE_NOTE, operator="se"),

@@ -64,7 +64,7 @@ def condconv_layers(
         return block
 
     def make() -> OperatorLayers:
-        return OperatorLayers(f"condconv{num_kernels}x", build_conv, select, build_linear, wrap)
+        return OperatorLayers(build_conv, select, build_linear, wrap)
 
     return make
 

@@ -118,16 +118,14 @@ def expanded_block_pointwise(spec: ConvSpec) -> bool:
 
 def resnet_layers(build_conv: Callable[[ConvSpec], DCDConv2d]) -> Callable[[], OperatorLayers]:
     def make() -> OperatorLayers:
-        return OperatorLayers("dcd", build_conv, block_convs, dcd_classifier)
+        return OperatorLayers(build_conv, block_convs, dcd_classifier)
 
     return make
 
 
 def mobilenet_layers(fc_squeeze: int) -> Callable[[], OperatorLayers]:
     def make() -> OperatorLayers:
-        return OperatorLayers(
-            "dcd", mobilenet_conv(fc_squeeze), expanded_block_pointwise, dcd_classifier
-        )
+        return OperatorLayers(mobilenet_conv(fc_squeeze), expanded_block_pointwise, dcd_classifier)
 
     return make
 

@@ -38,7 +38,7 @@ def dyconv_layers(num_kernels: int, resnet: bool):
         )
 
     def make() -> OperatorLayers:
-        return OperatorLayers(OPERATOR, build, block_and_downsample if resnet else all_but_stem)
+        return OperatorLayers(build, block_and_downsample if resnet else all_but_stem)
 
     return make
 

@@ -37,7 +37,7 @@ def odconv_layers(num_kernels: int, resnet: bool, reduction: float = 1 / 16):
         )
 
     def make() -> OperatorLayers:
-        return OperatorLayers(OPERATOR, build, block_convs if resnet else all_but_stem)
+        return OperatorLayers(build, block_convs if resnet else all_but_stem)
 
     return make
 

@@ -115,8 +115,8 @@ def _pooling_matrix(
 def adaptive_pool_flat(x: Tensor, size: int) -> Tensor:
     """``F.adaptive_avg_pool2d(x, size).flatten(1)``, by whichever route is cheapest.
 
-    ATen's adaptive pooling to 2 x 2 walks each window separately: on one thread it
-    costs 5 to 10 times a global mean of the same map. Here: a global mean for
+    ATen's adaptive pooling to 2 x 2 walks each window separately, far slower than a
+    reduction over the same map. Here: a global mean for
     size 1; two reductions over contiguous rows, then columns, for large maps that
     the windows tile exactly; a (C*..., H*W) x (H*W, size^2) matmul otherwise.
     """

@@ -41,8 +41,8 @@ class Folded(NamedTuple):
     squeeze_4d: Tensor  # (L, C_in, 1, 1)
     # [fc_phi; fc_scale]^T, (squeeze, L^2 + C_out), contiguous, or None while autograd
     # records. The heads map a short vector to a long one: as stored, (out, in) with
-    # in = squeeze small, BLAS reads them at about half the memory bandwidth that
-    # the transposed layout gets (measured one thread, weights not in cache).
+    # in = squeeze small, a matrix-vector product streams them with short inner loops;
+    # the transposed layout gives BLAS long contiguous rows to read.
     heads: Tensor | None
 
 

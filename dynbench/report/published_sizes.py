@@ -89,7 +89,7 @@ def compare_published(measurements: pd.DataFrame) -> pd.DataFrame:
         row = {
             "source": pub.source[:3],
             "table": pub.table,
-            "row": pub.row_label,
+            "row": clean_label(pub.row_label),
             "model": pub.model,
             "params_pub": pub.params,
             "params": params,

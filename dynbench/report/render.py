@@ -66,7 +66,6 @@ class Section:
     title: str
     note: str
     table: pd.DataFrame
-    extra_html: str = ""
 
 
 @dataclass

@@ -158,9 +158,6 @@ class ResultStore:
             query += " WHERE " + " AND ".join(clauses)
         return pd.read_sql_query(query + " ORDER BY id", self.conn, params=params)
 
-    def runs(self) -> pd.DataFrame:
-        return pd.read_sql_query("SELECT * FROM runs ORDER BY started", self.conn)
-
     def close(self) -> None:
         self.conn.close()
 

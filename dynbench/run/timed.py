@@ -241,7 +241,11 @@ def throughput(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record
         "channels_last": settings["channels_last"],
         **implementation_settings(model),
     }
-    detail = {"oom": result.oom, "gpu": torch.cuda.get_device_name(0)}
+    detail = {
+        "oom": result.oom,
+        "gpu": torch.cuda.get_device_name(0),
+        "elapsed_ms": result.milliseconds,  # all timed iterations
+    }
     return [
         Record(
             model=info.name,
