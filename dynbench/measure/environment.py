@@ -25,6 +25,28 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_mhz() -> float | None:
+    """The current clock of the CPUs in MHz (mean over cores), where the OS tells it.
+
+    A clock that moves between two timings (power saving, turbo, a throttled host) moves
+    every ratio measured across it; recorded before and after each timed family.
+    """
+    try:
+        khz = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq").read_text()
+        return round(int(khz) / 1000, 1)
+    except (OSError, ValueError):
+        pass
+    try:
+        values = [
+            float(line.split(":", 1)[1])
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("cpu MHz")
+        ]
+    except (OSError, ValueError):
+        return None
+    return round(sum(values) / len(values), 1) if values else None
+
+
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str | None:
     """The commit of the dynbench checkout, if it runs from one."""

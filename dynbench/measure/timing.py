@@ -22,6 +22,7 @@ import contextlib
 import math
 import os
 import random
+import resource
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,11 +51,22 @@ def set_single_thread() -> dict[str, int]:
 
 @dataclass
 class Timed:
-    """One model's samples, one per round (seconds per call)."""
+    """One model's samples, one per round (seconds per call), and the page faults its
+    turns caused: a call that faults on every run (a freshly mapped buffer) is slowed by
+    the kernel, not by its arithmetic, and its time says little about the operator."""
 
     name: str
     times: list[float] = field(default_factory=list)
     measured_s: float = 0.0  # timed seconds in all, for the suite's min_run_time
+    calls: int = 0  # calls in its turns, timed and untimed
+    minor_faults: int = 0
+    major_faults: int = 0
+
+    @property
+    def faults_per_call(self) -> tuple[float, float]:
+        """(minor, major) page faults per call over all of its turns."""
+        calls = max(self.calls, 1)
+        return self.minor_faults / calls, self.major_faults / calls
 
     @property
     def median(self) -> float:
@@ -153,9 +165,16 @@ def interleaved(
         while not finished():
             rng.shuffle(order)
             for name in order:
+                before = resource.getrusage(resource.RUSAGE_SELF)
                 measurement = timers[name].blocked_autorange(min_run_time=block_time)
-                results[name].times.append(measurement.median)
-                results[name].measured_s += sum(measurement.raw_times)
+                after = resource.getrusage(resource.RUSAGE_SELF)
+                timed = results[name]
+                timed.times.append(measurement.median)
+                timed.measured_s += sum(measurement.raw_times)
+                # the timed calls and blocked_autorange's untimed block-size estimate
+                timed.calls += measurement.number_per_run * len(measurement.raw_times) + 1
+                timed.minor_faults += after.ru_minflt - before.ru_minflt
+                timed.major_faults += after.ru_majflt - before.ru_majflt
             done += 1
             if on_round:
                 on_round(done, max(expected, done))

@@ -52,6 +52,8 @@ class RoundsDetail(Detail):
     rounds: int
     interrupted: bool
     widest_ci: float | None = None  # with a ci_target: the widest ratio CI at the end
+    cpu_mhz_before: float | None = None
+    cpu_mhz_after: float | None = None
     threads: int | None = None
     interop_threads: int | None = None
     device: str | None = None
@@ -67,6 +69,8 @@ class TimingDetail(RoundsDetail):
     round_ms: list[float] | None = None
     step_ms: float | None = None
     implementations: dict[str, int] | None = None  # operator implementation -> layers
+    minor_faults_per_call: float | None = None  # page faults of its turns, per call
+    major_faults_per_call: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

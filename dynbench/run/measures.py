@@ -127,6 +127,7 @@ LATENCY_SETTINGS = {
     "block_time": 0.02,
     "warmup": 3,
     "noise_threshold": 0.1,
+    "fault_threshold": 50.0,
 }
 THROUGHPUT_SETTINGS = {
     "input_size": None,
@@ -171,6 +172,7 @@ MEASURES: dict[str, Measure] = {
         _all(
             _positive("rounds", "max_rounds", "warmup", integer=True),
             _positive("min_run_time", "block_time", "noise_threshold", "ci_target"),
+            _positive("fault_threshold"),
         ),
         needs_family=True,
     ),

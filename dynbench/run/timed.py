@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dynbench.measure.environment import cpu_mhz
 from dynbench.measure.gpu import measure_throughput
 from dynbench.measure.profiling import profile_phases, trace_files
 from dynbench.measure.timing import (
@@ -65,6 +66,11 @@ def _ratio_records(
     return records
 
 
+def _faults(timed: Timed) -> dict[str, float]:
+    minor, major = timed.faults_per_call
+    return {"minor_faults_per_call": round(minor, 2), "major_faults_per_call": round(major, 2)}
+
+
 def _finite(value: float) -> float | None:
     return None if math.isnan(value) else round(value, 5)
 
@@ -105,7 +111,7 @@ def _measure_interleaved(
         else:
             progress(f"round {done}/{expected}")
 
-    load_before = load_average()
+    load_before, mhz_before = load_average(), cpu_mhz()
     results = interleaved(
         calls,
         settings["rounds"],
@@ -122,6 +128,8 @@ def _measure_interleaved(
     rounds = RoundsDetail(
         load_before=load_before,
         load_after=load_average(),
+        cpu_mhz_before=mhz_before,
+        cpu_mhz_after=cpu_mhz(),
         rounds=results.rounds,
         interrupted=results.interrupted,
         widest_ci=widest,
@@ -152,14 +160,16 @@ def latency(members: list[Member], settings: dict, emit: Emit, progress: Progres
     for info, model in members:
         timed = results.timed[info.name]
         noise = timed.iqr / timed.median
+        faulting = timed.faults_per_call[0] > settings["fault_threshold"]
         used = {**common, **implementation_settings(model)}
         detail = TimingDetail(
             **vars(rounds),
             iqr_ms=round(timed.iqr * 1e3, 4),
             iqr_over_median=round(noise, 4),
-            noisy=noise > settings["noise_threshold"],
+            noisy=noise > settings["noise_threshold"] or faulting,
             round_ms=[round(t * 1e3, 3) for t in timed.times],
             implementations=implementations(model),
+            **_faults(timed),
         )
         records.append(
             Record(
@@ -215,6 +225,7 @@ def train_step(members: list[Member], settings: dict, emit: Emit, progress: Prog
                     step_ms=round(timed.median * 1e3, 3),
                     iqr_ms=round(timed.iqr * 1e3, 3),
                     implementations=implementations(model),
+                    **_faults(timed),
                 ),
             )
         )

@@ -1,6 +1,7 @@
 """Interleaved timing: ratios, intervals, rounds, Ctrl-C, and the train-step call."""
 
 import math
+import mmap
 import time
 
 import pytest
@@ -108,3 +109,27 @@ def test_train_step_labels_follow_the_model_classes():
     before = model.fc.weight.detach().clone()
     loss = step()
     assert torch.isfinite(loss) and not torch.equal(before, model.fc.weight)  # SGD stepped
+
+
+def test_page_faults_per_call_are_counted():
+    """A call that maps a fresh 8 MB buffer faults on every page of it, every call (as a
+    kernel too large for the allocator's free lists does); a call reusing one does not."""
+    size = 8 * 1024 * 1024
+    kept = torch.empty(size // 4)
+
+    def fresh() -> None:
+        with mmap.mmap(-1, size) as buffer:
+            buffer[::4096] = b"\1" * (size // 4096)
+
+    def reused() -> None:
+        kept.fill_(1.0)
+
+    results = interleaved(
+        {"fresh": fresh, "reused": reused}, rounds=6, min_run_time=1e-9, warmup=2, block_time=1e-4
+    )
+    pages = size // 4096
+    fresh_minor, _ = results.timed["fresh"].faults_per_call
+    reused_minor, _ = results.timed["reused"].faults_per_call
+    assert fresh_minor > pages / 2
+    assert reused_minor < 5
+    assert results.timed["fresh"].calls >= 6
