@@ -24,7 +24,7 @@ from dynbench.measure.breakdown import inspect_model
 from dynbench.models import all_models, load_user_model, model_info
 from dynbench.models.registry import ModelInfo, parse_input_size, select_models
 from dynbench.report.compare_runs import compare_ratios, load_run
-from dynbench.report.render import build_report, write_report
+from dynbench.report.render import FORMATS, build_report, write_report
 from dynbench.report.terminal import (
     print_failures,
     print_inspection,
@@ -219,19 +219,32 @@ def report_command(
         Path, typer.Option("--out", help="directory for report.md and report.html")
     ] = Path("reports"),
     run: Annotated[
-        str | None,
-        typer.Option("--run", help="only this run id (default: newest value of each measurement)"),
+        list[str] | None,
+        typer.Option(
+            "--run", help="only these run ids (repeatable; default: newest value of each)"
+        ),
     ] = None,
+    format: Annotated[str, typer.Option("--format", help="md, html or both")] = "both",
 ) -> None:
-    """Write the markdown and HTML report from the stored measurements."""
+    """Write the claims report (markdown and/or one self-contained HTML page)."""
+    if format not in FORMATS:
+        raise DynbenchError(f"unknown report format {format!r}; accepted: {', '.join(FORMATS)}")
     require_db(db)
     if output.exists() and not output.is_dir():
         raise DynbenchError(f"--out {str(output)!r} is a file; give a directory")
     with ResultStore(db) as store:
-        frame = store.frame(run)
+        frame = store.frame()
+    if run:
+        unknown = sorted(set(run) - set(frame["run_id"]))
+        if unknown:
+            raise DynbenchError(
+                f"run id(s) {', '.join(unknown)} not in {store.path}; "
+                "'dynbench export' lists the stored runs"
+            )
+        frame = frame[frame["run_id"].isin(run)]
     if frame.empty:
         raise DynbenchError(f"no measurements in {store.path}; run 'dynbench run' first")
-    for path in write_report(build_report(frame), output):
+    for path in write_report(build_report(frame), output, format):
         err.print(f"wrote {path}")
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from dynbench.published import load_published
 from dynbench.report.data import ci95_bounds, ci95_text, family_of, latest
+from dynbench.report.quality import ratio_quality
 
 
 def minutes(text: str) -> float | None:
@@ -38,6 +39,7 @@ SPEED_COLUMNS = {
     "gpu_img_s": (float, "img/s", "gpu_images_per_s", None, True),
     "train_time": (minutes, "", "train_step_ms_per_image", "train_step_ratio", False),
 }
+NOISY = "inconclusive (noisy)"  # see dynbench.report.quality: no verdict from such a timing
 GPU_TOLERANCE = 0.05  # no CI for the throughput ratio: within 5% counts as "as printed"
 
 
@@ -78,12 +80,15 @@ def compare_published_speed(measurements: pd.DataFrame) -> pd.DataFrame:
                 continue
             pub_ratio = base_value / value if faster_is_higher else value / base_value
             low = high = None
+            noisy = False
             if pub.model == baseline:
                 our_ratio = 1.0
             elif ratio_metric is not None and (pub.model, ratio_metric) in measured:
                 ratio = measured[(pub.model, ratio_metric)]
                 our_ratio = ratio.value
                 low, high = ci95_bounds(ratio.detail)
+                details = [ours.detail, base_ours.detail]
+                noisy = ratio_quality(ratio.value, ratio.detail, details, []).noisy
             else:
                 our_value, our_base = ours.value, base_ours.value
                 our_ratio = our_base / our_value if faster_is_higher else our_value / our_base
@@ -100,6 +105,8 @@ def compare_published_speed(measurements: pd.DataFrame) -> pd.DataFrame:
                     "ci95": ci95_text(low, high),
                     "verdict": "baseline"
                     if pub.model == baseline
+                    else NOISY
+                    if noisy
                     else _verdict(pub_ratio, our_ratio, low, high),
                 }
             )

@@ -1,4 +1,6 @@
-"""Render a report as markdown and as one self-contained HTML page (jinja2)."""
+"""The report: the claims scorecard first, then the plots, the timings with their quality,
+the reproduction matrix and the sizes; as markdown (PNG plots and CSV tables beside it)
+and as one self-contained HTML page (inline CSS, SVG and a few lines of script)."""
 
 from __future__ import annotations
 
@@ -9,63 +11,67 @@ from pathlib import Path
 
 import jinja2
 import pandas as pd
+from markupsafe import escape
 
-from dynbench.report.data import size_table, timing_table
-from dynbench.report.published_sizes import compare_published
+from dynbench.report import figures
+from dynbench.report.claims import UNMEASURED, VERDICT_RULES, load_claims, scorecard
+from dynbench.report.data import detail_dict, family_of, latest, size_table
+from dynbench.report.figures import Figure
+from dynbench.report.matrix import reproduction_matrix
 from dynbench.report.published_speeds import compare_published_speed
+from dynbench.report.quality import RULES, section_quality
 
-SIZE_NOTE = (
-    "params in parameters; MAdds = multiply-adds at batch 1 (fvcore's unit; torch's FLOPs "
-    "halved). madds_conv_linear counts convolution and fully connected layers only (the papers' "
-    "convention); params_x and madds_x are ratios to the family's static baseline."
-)
-
+MAX_MARKDOWN_COLUMNS = 10
+FORMATS = ("md", "html", "both")
 
 TIMING_SECTIONS = [
     (
         "latency_ms",
         "latency_ratio",
         "CPU latency (batch 1, one thread)",
-        "Median latency in ms from torch.utils.benchmark; each family measured interleaved, one "
-        "turn per model per round in a shuffled order; ratio = median of the per-round latency "
-        "ratios to the family baseline with a distribution-free 95% interval (order "
-        "statistics); iqr_% = IQR / median over the rounds (noisy above the suite threshold); "
-        "load = 1-minute load average before -> after.",
+        "Median latency from torch.utils.benchmark; each family measured interleaved, one "
+        "turn per model per round in a shuffled order; × baseline = median of the per-round "
+        "latency ratios with a distribution-free 95% interval (order statistics); IQR = "
+        "interquartile range of the rounds over their median; faults = minor page faults per "
+        "call; load = 1-minute load average before -> after.",
     ),
     (
         "train_step_ms_per_image",
         "train_step_ratio",
         "Training step (forward + backward + SGD)",
         "ms per image of one SGD step at the suite's batch, families interleaved step by step; "
-        "ratio = median of the per-round ratios to the family baseline with a distribution-free "
-        "95% interval (none below 6 rounds).",
+        "× baseline = median of the per-round ratios with a distribution-free 95% interval "
+        "(none below 6 rounds).",
     ),
 ]
 
-SPEED_NOTE = (
-    "Each published speed figure beside this machine's timing of the same model. The papers "
-    "timed other hardware (column hardware; the ODConv paper does not say how many CPU threads), "
-    "so only the slowdown over the static baseline is compared: printed_ratio from the paper's "
-    "own baseline row, measured_ratio from the latency suite (with its 95% interval) or the "
-    "throughput suite (within 5%). verdict: as printed = the printed ratio lies in our "
-    "interval; costlier / cheaper here = the dynamic model costs more / less, relative to its "
-    "baseline, here than in the paper."
-)
 
-PUBLISHED_NOTE = (
-    "Each published row (source seed file, table, row as printed) beside the measurement of "
-    "the registry model it corresponds to. params_ok / madds_ok: ✓ reproduced to the printed "
-    "digit (half-up rounding), ≈ one unit off in the last digit, ✗ not reproduced; madds_ok "
-    "names every counter that reproduces the printed MAdds. Δ% = (measured - published) / "
-    "published. The note column carries conflicts between papers and transcription remarks."
-)
+@dataclass
+class Table:
+    """A table as shown: formatted strings, which columns are numbers, and where a wider
+    version of it is written (a CSV beside the report)."""
+
+    frame: pd.DataFrame
+    numeric: tuple[str, ...] = ()
+    csv_name: str = ""
+    csv: pd.DataFrame | None = None
+
+
+@dataclass
+class Block:
+    heading: str = ""
+    text: str = ""
+    bullets: list[str] = field(default_factory=list)
+    table: Table | None = None
+    footnotes: list[str] = field(default_factory=list)
+    figure: Figure | None = None
 
 
 @dataclass
 class Section:
+    id: str
     title: str
-    note: str
-    table: pd.DataFrame
+    blocks: list[Block] = field(default_factory=list)
 
 
 @dataclass
@@ -75,67 +81,324 @@ class Report:
     sections: list[Section] = field(default_factory=list)
 
 
-def build_report(frame: pd.DataFrame) -> Report:
-    env = json.loads(frame["environment"].iloc[-1]) if not frame.empty else {}
-    report = Report("dynbench report", env)
-    sizes = size_table(frame)
-    if not sizes.empty:
-        report.sections.append(Section("Params and MAdds", SIZE_NOTE, sizes))
-    for metric, ratio, title, note in TIMING_SECTIONS:
-        table = timing_table(frame, metric, ratio)
-        if not table.empty:
-            report.sections.append(Section(title, note, table))
-    speed = compare_published_speed(frame)
-    if not speed.empty:
-        report.sections.append(Section("Published speed versus measured", SPEED_NOTE, speed))
-    published = compare_published(frame)
-    if not published.empty:
-        report.sections.append(Section("Published versus measured", PUBLISHED_NOTE, published))
-    return report
+def _count(value: object) -> str:
+    return "" if value is None or pd.isna(value) else f"{int(value):,}"
 
 
-def _fmt(value: object) -> str:
+def _times(value: object, digits: int = 3) -> str:
+    return "" if value is None or pd.isna(value) else f"{value:.{digits}f}"
+
+
+def _number(value: object) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
     if isinstance(value, float):
-        if pd.isna(value):
-            return ""
-        if value.is_integer() and abs(value) >= 1000:
-            return f"{int(value):,}"
-        return f"{value:.4g}"
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
     return str(value)
 
 
+def _scorecard_section(frame: pd.DataFrame) -> Section:
+    card = scorecard(frame)
+    shown = card.drop(columns=["kind", "model"]).copy()
+    for column in ("Params ×", "Weight bytes ×", "GPU throughput ×", "Printed CPU slowdown ×"):
+        shown[column] = shown[column].map(lambda v: _times(v, 2))
+    numeric = ("Params ×", "Weight bytes ×", "GPU throughput ×", "Printed CPU slowdown ×")
+    counts = card["Verdict"].value_counts()
+    summary = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+    missing = card[card["Verdict"] == UNMEASURED]
+    longer = sorted({why.split("run ")[-1] for why in missing["Why"] if "run " in why})
+    blocks = [
+        Block(text=f"{len(card)} claims: {summary}."),
+        Block(table=Table(shown, numeric)),
+    ]
+    if longer:
+        blocks.append(
+            Block(
+                heading="What a longer run would add",
+                text="Claims not measured in this store, and the command that measures them:",
+                bullets=longer,
+            )
+        )
+    rules = [f"{name}: {rule}" for name, rule in VERDICT_RULES] + [RULES]
+    blocks.append(Block(heading="Verdict rules", bullets=rules))
+    return Section("claims", "Claims scorecard", blocks)
+
+
+def _figures_section(frame: pd.DataFrame) -> Section | None:
+    claims = load_claims()
+    printed_cpu = {
+        r.model: r.printed_ratio
+        for r in claims[claims["kind"].isin(["speed", "time"])].itertuples()
+    }
+    printed_train = {
+        r.model: r.printed_ratio for r in claims[claims["kind"] == "train"].itertuples()
+    }
+    made = [
+        figures.madds_vs_latency(frame),
+        figures.published_vs_measured(frame),
+        figures.counter_totals(frame),
+        figures.timing_ratios(frame, "latency_ratio", printed_cpu),
+        figures.gpu_throughput(frame),
+        figures.timing_ratios(frame, "train_step_ratio", printed_train),
+    ]
+    blocks = [Block(heading=f.title, text=f.caption, figure=f) for f in made if f is not None]
+    if not blocks:
+        return None
+    absent = 6 - len(blocks)
+    if absent:
+        blocks.append(Block(text=f"{absent} plot(s) left out: this store has no data for them."))
+    return Section("plots", "Plots", blocks)
+
+
+def _timing_table(frame: pd.DataFrame, metric: str, ratio_metric: str) -> pd.DataFrame:
+    times = frame[frame["metric"] == metric]
+    ratios = {r.model: r for r in frame[frame["metric"] == ratio_metric].itertuples(index=False)}
+    rows = []
+    for r in times.itertuples(index=False):
+        info = detail_dict(r.detail)
+        ratio = ratios.get(r.model)
+        ratio_detail = detail_dict(ratio.detail) if ratio is not None else {}
+        low, high = ratio_detail.get("ci95_low"), ratio_detail.get("ci95_high")
+        settings = r.settings if isinstance(r.settings, dict) else json.loads(r.settings or "{}")
+        load = info.get("load_before"), info.get("load_after")
+        rows.append(
+            {
+                "Model": r.model,
+                "Family": family_of(r.model)[0],
+                "ms": _times(r.value, 2),
+                "IQR %": _times(100 * info["iqr_over_median"], 1)
+                if "iqr_over_median" in info
+                else "",
+                "Faults / call": _times(info.get("minor_faults_per_call"), 1),
+                "× baseline": _times(ratio.value) if ratio is not None else "1.000",
+                "95% CI": f"[{low:.3f}, {high:.3f}]" if low is not None else "",
+                "Noisy": "yes" if info.get("noisy") else "",
+                "Load": f"{load[0]:.2f} -> {load[1]:.2f}" if None not in load else "",
+                "Implementation": settings.get("impl", ""),
+            }
+        )
+    table = pd.DataFrame(rows)
+    return table.sort_values(["Family", "× baseline"]).reset_index(drop=True)
+
+
+def _timing_sections(frame: pd.DataFrame) -> list[Section]:
+    values = latest(frame)
+    sections = []
+    for metric, ratio, title, note in TIMING_SECTIONS:
+        times = values[values["metric"] == metric]
+        if times.empty:
+            continue
+        table = _timing_table(values, metric, ratio)
+        numeric = ("ms", "IQR %", "Faults / call", "× baseline")
+        blocks = [
+            Block(text=section_quality(times)),
+            Block(text=note, table=Table(table, numeric)),
+        ]
+        sections.append(Section(metric.split("_")[0].replace("train", "train-step"), title, blocks))
+    return sections
+
+
+def _speed_section(frame: pd.DataFrame) -> Section | None:
+    speed = compare_published_speed(frame)
+    if speed.empty:
+        return None
+    shown = speed.rename(
+        columns={
+            "source": "Source",
+            "table": "Table",
+            "model": "Model",
+            "hardware": "Paper's hardware",
+            "printed": "Printed",
+            "printed_ratio": "Printed ×",
+            "measured": "Measured",
+            "measured_ratio": "Measured ×",
+            "ci95": "95% CI",
+            "verdict": "Verdict",
+        }
+    )
+    for column in ("Printed ×", "Measured ×"):
+        shown[column] = shown[column].map(_times)
+    note = (
+        "Each published speed figure beside this machine's timing of the same model. The papers "
+        "timed other hardware, so only the slowdown over the static baseline is compared. "
+        "Verdict: as printed = the printed ratio lies in our interval; costlier / cheaper here "
+        "= the dynamic model costs more / less, relative to its baseline, here; inconclusive "
+        "(noisy) = the timing may not decide (see the verdict rules)."
+    )
+    return Section(
+        "speed",
+        "Published speed versus measured",
+        [Block(text=note, table=Table(shown, ("Printed ×", "Measured ×")))],
+    )
+
+
+def _matrix_section(frame: pd.DataFrame) -> Section | None:
+    tables, conflicts = reproduction_matrix(frame)
+    if not tables:
+        return None
+    blocks = [
+        Block(
+            text="Each seed table: how many printed figures are reproduced (✓ to the printed "
+            "digit, half-up rounding; ≈ one unit off in the last digit; ✗ not), for params and "
+            "for each MAdds counter, then its rows. Δ% = (measured - printed) / printed. Notes "
+            "are numbered under each table; conflicts between the papers are listed once, at "
+            "the end."
+        )
+    ]
+    for seed in tables:
+        counts = Table(seed.counts.astype({"✓": str, "≈": str, "✗": str}), ("✓", "≈", "✗"))
+        blocks.append(Block(heading=seed.title, table=counts))
+        rows = seed.rows.copy()
+        for column in ("Params Δ%", "MAdds Δ% (analytic)", "MAdds Δ% (conv+FC)"):
+            rows[column] = rows[column].map(lambda v: _times(v, 2))
+        numeric = ("Params Δ%", "MAdds Δ% (analytic)", "MAdds Δ% (conv+FC)")
+        blocks.append(Block(table=Table(rows, numeric), footnotes=seed.footnotes))
+    if conflicts:
+        blocks.append(Block(heading="Conflicts between the papers", bullets=conflicts))
+    return Section("reproduction", "Reproduction matrix", blocks)
+
+
+SIZE_COLUMNS = {
+    "model": "Model",
+    "operator": "Operator",
+    "params": "Params",
+    "params_x": "Params ×",
+    "madds_conv_linear": "MAdds (conv+FC)",
+    "madds_analytic": "MAdds (analytic)",
+    "madds_x": "MAdds × (conv+FC)",
+    "counters_disagree": "Counters disagree by",
+}
+
+
+def _sizes_section(frame: pd.DataFrame) -> Section | None:
+    sizes = size_table(frame)
+    if sizes.empty:
+        return None
+    shown = sizes[[c for c in SIZE_COLUMNS if c in sizes]].rename(columns=SIZE_COLUMNS)
+    for column in ("Params", "MAdds (conv+FC)", "MAdds (analytic)"):
+        if column in shown:
+            shown[column] = shown[column].map(_count)
+    for column in ("Params ×", "MAdds × (conv+FC)"):
+        if column in shown:
+            shown[column] = shown[column].map(_times)
+    numeric = ("Params", "Params ×", "MAdds (conv+FC)", "MAdds (analytic)", "MAdds × (conv+FC)")
+    note = (
+        "Params in parameters; MAdds = multiply-adds at batch 1 (fvcore's unit; torch's FLOPs "
+        "halved). conv+FC counts convolution and fully connected layers only; analytic adds "
+        "each operator's kernel aggregation and attention-times-feature multiplies. × = ratio "
+        "to the family's static baseline. Every counter's total is in sizes.csv."
+    )
+    table = Table(shown, numeric, "sizes.csv", sizes)
+    return Section("sizes", "Params and MAdds", [Block(text=note, table=table)])
+
+
+def build_report(frame: pd.DataFrame) -> Report:
+    env = json.loads(frame["environment"].iloc[-1]) if "environment" in frame else {}
+    report = Report("dynbench report", env)
+    report.sections.append(_scorecard_section(frame))
+    for section in (
+        _figures_section(frame),
+        *_timing_sections(frame),
+        _speed_section(frame),
+        _matrix_section(frame),
+        _sizes_section(frame),
+    ):
+        if section is not None:
+            report.sections.append(section)
+    return report
+
+
+def environment_line(env: dict) -> str:
+    keys = ("cpu", "gpu", "threads", "torch", "python", "git_commit", "timestamp")
+    return "Measured on: " + "; ".join(f"{k} {env[k]}" for k in keys if env.get(k) is not None)
+
+
+def _markdown_table(table: Table) -> str:
+    frame = table.frame.fillna("").astype(str)
+    if len(frame.columns) > MAX_MARKDOWN_COLUMNS:
+        raise ValueError(f"a markdown table has {len(frame.columns)} columns; the limit is 10")
+    align = ["right" if c in table.numeric else "left" for c in frame.columns]
+    text = frame.to_markdown(index=False, colalign=align, disable_numparse=True)
+    return text + (
+        f"\n\nEvery column: [{table.csv_name}]({table.csv_name})" if table.csv_name else ""
+    )
+
+
 def to_markdown(report: Report) -> str:
-    lines = [f"# {report.title}", ""]
-    lines += [_environment_line(report.environment), ""]
+    lines = [f"# {report.title}", "", environment_line(report.environment), ""]
+    lines += ["Contents: " + ", ".join(f"[{s.title}](#{s.id})" for s in report.sections), ""]
     for section in report.sections:
-        lines += [f"## {section.title}", "", section.note, ""]
-        lines += [section.table.map(_fmt).to_markdown(index=False), ""]
+        lines += [f'<a id="{section.id}"></a>', "", f"## {section.title}", ""]
+        for block in section.blocks:
+            if block.heading:
+                lines += [f"### {block.heading}", ""]
+            if block.figure is not None:
+                lines += [f"![{block.figure.title}]({block.figure.name}.png)", ""]
+            if block.text:
+                lines += [block.text, ""]
+            lines += [f"- {b}" for b in block.bullets] + ([""] if block.bullets else [])
+            if block.table is not None:
+                lines += [_markdown_table(block.table), ""]
+            lines += [f"[{i}] {note}  " for i, note in enumerate(block.footnotes, 1)]
+            lines += [""] if block.footnotes else []
     return "\n".join(lines)
 
 
-def _environment_line(env: dict) -> str:
-    keys = ("cpu", "gpu", "threads", "torch", "python", "git_commit", "timestamp")
-    return "Measured on: " + "; ".join(f"{k} {env[k]}" for k in keys if env.get(k) is not None)
+def _html_table(table: Table) -> str:
+    frame = table.frame.fillna("").astype(str)
+    head = "".join(
+        f'<th class="{"num" if c in table.numeric else ""}">{escape(c)}</th>' for c in frame.columns
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="{"num" if c in table.numeric else ""}">{escape(v)}</td>'
+            for c, v in zip(frame.columns, row, strict=True)
+        )
+        + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
+    link = f'<p class="csv"><a href="{table.csv_name}">Every column: {table.csv_name}</a></p>'
+    table_html = f'<div class="scroll"><table class="data sortable"><thead><tr>{head}</tr>'
+    return (
+        table_html
+        + f"</thead><tbody>{body}</tbody></table></div>"
+        + (link if table.csv_name else "")
+    )
 
 
 def to_html(report: Report) -> str:
     loader = jinja2.PackageLoader("dynbench.report", "templates")
     env = jinja2.Environment(loader=loader, autoescape=jinja2.select_autoescape())
-    template = env.get_template("report.html.j2")
-    return template.render(
+    env.filters["table"] = _html_table
+    return env.get_template("report.html.j2").render(
         report=report,
-        environment_line=_environment_line(report.environment),
-        tables=[
-            s.table.map(_fmt).to_html(index=False, classes="data", border=0)
-            for s in report.sections
-        ],
+        environment_line=environment_line(report.environment),
         generated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
 
 
-def write_report(report: Report, out_dir: Path) -> list[Path]:
+def write_report(report: Report, out_dir: Path, format: str = "both") -> list[Path]:
+    """Write report.md (with its PNGs and CSVs) and/or report.html into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    md, html = out_dir / "report.md", out_dir / "report.html"
-    md.write_text(to_markdown(report))
-    html.write_text(to_html(report))
-    return [md, html]
+    written = []
+    blocks = [b for s in report.sections for b in s.blocks]
+    for block in blocks:
+        if block.table is not None and block.table.csv is not None:
+            path = out_dir / block.table.csv_name
+            block.table.csv.to_csv(path, index=False)
+            written.append(path)
+    if format in ("md", "both"):
+        for block in blocks:
+            if block.figure is not None:
+                path = out_dir / f"{block.figure.name}.png"
+                path.write_bytes(block.figure.png)
+                written.append(path)
+        path = out_dir / "report.md"
+        path.write_text(to_markdown(report))
+        written.append(path)
+    if format in ("html", "both"):
+        path = out_dir / "report.html"
+        path.write_text(to_html(report))
+        written.append(path)
+    return written

@@ -1,0 +1,317 @@
+"""The claims scorecard: each headline claim of the seed papers, judged on this machine.
+
+Claims are data (``dynbench/published/claims.csv``: the sentence, its source and the
+printed numbers); the rules that turn measurements into a verdict are here, one function
+per kind of claim, and :data:`VERDICT_RULES` states them in the report.
+
+Verdicts: ``holds``, ``holds for MAdds, not for time``, ``does not hold``,
+``inconclusive (noisy)`` (a timing exists but may not decide, see
+:mod:`dynbench.report.quality`), ``not measured`` (the why names the suite that would).
+
+Why these thresholds:
+
+* "negligible extra cost" is judged at ``NEGLIGIBLE`` = +10%: the papers call +1% to +6%
+  MAdds negligible, and 10% leaves room for rounding and counting conventions while still
+  meaning "hardly more"; the same bound then applies to time, which is what a user pays;
+* a printed time or speed ratio "holds" when our interval does not lie beyond it by more
+  than ``RATIO_TOLERANCE`` (5%): other hardware, and the papers print 2-3 digits;
+* a compactness claim ("only X% of the parameters") holds when our fraction is at most
+  X plus ``FRACTION_TOLERANCE`` (5 points): parameter counts are exact, the papers round.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from dynbench.report.data import ci95_bounds, detail_dict, latest
+from dynbench.report.quality import Quality, ratio_quality
+
+NEGLIGIBLE = 0.10
+RATIO_TOLERANCE = 0.05
+FRACTION_TOLERANCE = 0.05
+
+HOLDS = "holds"
+MADDS_ONLY = "holds for MAdds, not for time"
+FAILS = "does not hold"
+NOISY = "inconclusive (noisy)"
+UNMEASURED = "not measured"
+
+VERDICT_RULES = [
+    (
+        "Negligible extra cost (ODConv tables)",
+        f"holds when the analytic MAdds overhead (kernel aggregation included, as in the papers' "
+        f"figures) and the CPU latency overhead (upper end of its "
+        f"95% interval) are both at most +{NEGLIGIBLE:.0%}; holds for MAdds, not for time when "
+        f"the MAdds overhead is and the latency overhead's lower end is above it; does not hold "
+        f"when the MAdds overhead is above it.",
+    ),
+    (
+        "Time overhead (DCD section 5.5)",
+        f"holds when our latency ratio's interval does not exceed the printed ratio by more "
+        f"than {RATIO_TOLERANCE:.0%}; does not hold when its lower end does.",
+    ),
+    (
+        "Compactness (DCD section 5.3)",
+        f"holds when our parameter fraction is at most the printed one plus "
+        f"{FRACTION_TOLERANCE:.0%} points.",
+    ),
+    (
+        "Speed table (ODConv)",
+        f"the printed CPU slowdown holds when our latency ratio's interval does not exceed it by "
+        f"more than {RATIO_TOLERANCE:.0%}; the printed GPU throughput ratio holds when ours is "
+        f"not below it by more than {RATIO_TOLERANCE:.0%}; each part that is measured must hold.",
+    ),
+    (
+        "Training time (DY-Conv reproduction)",
+        f"holds when the printed ratio lies within our training-step ratio's interval widened "
+        f"by {RATIO_TOLERANCE:.0%} on each side.",
+    ),
+]
+
+LATENCY_SUITE = "dynbench run --suite latency --models MODEL"
+SUITE_HINT = {
+    "latency": "latency (dynbench run --suite latency-published, or --models)",
+    "train": "training step (dynbench run --suite train-step)",
+    "sizes": "params and MAdds (dynbench run --suite published)",
+    "spatial": "spatial DynConv's sparsity suite (the spatial DynConv issue, not built yet)",
+}
+
+
+def load_claims() -> pd.DataFrame:
+    path = importlib.resources.files("dynbench.published").joinpath("claims.csv")
+    with importlib.resources.as_file(path) as csv_path:
+        claims = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    for column in ("printed_ratio", "printed_madds_ratio", "printed_gpu_ratio"):
+        claims[column] = pd.to_numeric(claims[column].replace("", None))
+    return claims
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What the store holds about one claim's model and its reference."""
+
+    params: float | None
+    params_ref: float | None
+    madds: float | None  # conv+FC
+    madds_ref: float | None
+    analytic: float | None
+    analytic_ref: float | None
+    weight_bytes: float | None
+    weight_bytes_ref: float | None
+    latency: tuple[float, float | None, float | None] | None  # ratio, CI low, CI high
+    latency_quality: Quality | None
+    train: tuple[float, float | None, float | None] | None
+    train_quality: Quality | None
+    gpu: float | None  # throughput ratio model / reference
+
+    def ratio(self, a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None or not b else a / b
+
+
+class Lookup:
+    """The newest value of each (model, metric, method), and every run of each ratio."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        values = latest(frame)
+        self.rows = {(r.model, r.metric, r.method): r for r in values.itertuples(index=False)}
+        ratios = frame[frame["metric"].isin(["latency_ratio", "train_step_ratio"])]
+        self.repeats = ratios.groupby(["model", "metric"])["value"].apply(list).to_dict()
+
+    def value(self, model: str, metric: str, method: str) -> float | None:
+        row = self.rows.get((model, metric, method))
+        return None if row is None or pd.isna(row.value) else float(row.value)
+
+    def timed_ratio(self, model: str, ratio_metric: str, time_metric: str):
+        row = self.rows.get((model, ratio_metric, "torch.utils.benchmark"))
+        if row is None:
+            return None, None
+        low, high = ci95_bounds(row.detail)
+        baseline = self.rows.get((_baseline_of(row.detail), time_metric, "torch.utils.benchmark"))
+        own = self.rows.get((model, time_metric, "torch.utils.benchmark"))
+        details = [r.detail for r in (own, baseline) if r is not None]
+        repeats = self.repeats.get((model, ratio_metric), [])
+        quality = ratio_quality(row.value, row.detail, details, repeats)
+        return (row.value, low, high), quality
+
+    def measured(self, model: str, reference: str) -> Measured:
+        latency, latency_quality = self.timed_ratio(model, "latency_ratio", "latency_ms")
+        train, train_quality = self.timed_ratio(
+            model, "train_step_ratio", "train_step_ms_per_image"
+        )
+        gpu = self.value(model, "gpu_images_per_s", "cuda_events")
+        gpu_ref = self.value(reference, "gpu_images_per_s", "cuda_events")
+        return Measured(
+            params=self.value(model, "params", "count"),
+            params_ref=self.value(reference, "params", "count"),
+            madds=self.value(model, "madds", "conv_linear"),
+            madds_ref=self.value(reference, "madds", "conv_linear"),
+            analytic=self.value(model, "madds", "analytic"),
+            analytic_ref=self.value(reference, "madds", "analytic"),
+            weight_bytes=self.value(model, "weight_bytes_per_image", "analytic"),
+            weight_bytes_ref=self.value(reference, "weight_bytes_per_image", "analytic"),
+            latency=latency,
+            latency_quality=latency_quality,
+            train=train,
+            train_quality=train_quality,
+            gpu=None if gpu is None or not gpu_ref else gpu / gpu_ref,
+        )
+
+
+def _baseline_of(detail: object) -> str:
+    return str(detail_dict(detail).get("baseline", ""))
+
+
+def _pct(ratio: float | None) -> str:
+    return "" if ratio is None else f"{100 * (ratio - 1):+.1f}%"
+
+
+def _interval(timed: tuple[float, float | None, float | None] | None) -> str:
+    if timed is None:
+        return ""
+    value, low, high = timed
+    text = f"{value:.3f}×"
+    return text if low is None else f"{text} [{low:.3f}, {high:.3f}]"
+
+
+def judge_cost(claim, m: Measured) -> tuple[str, str]:
+    """MAdds are judged by the analytic count (everything the operator computes, its
+    kernel aggregation included, as the papers' own figures do); conv+FC alone leaves out
+    the aggregation and would call every kernel-mixing operator free."""
+    madds = m.ratio(m.analytic, m.analytic_ref) or m.ratio(m.madds, m.madds_ref)
+    if madds is None:
+        return UNMEASURED, f"no MAdds stored: run {SUITE_HINT['sizes']}"
+    size = f"analytic MAdds {_pct(madds)} (printed {_pct(claim.printed_madds_ratio)})"
+    if madds - 1 > NEGLIGIBLE:
+        return FAILS, f"{size}: above +{NEGLIGIBLE:.0%}"
+    if m.latency is None:
+        return UNMEASURED, f"{size}, negligible; time not measured: run {SUITE_HINT['latency']}"
+    if m.latency_quality.noisy:
+        return NOISY, f"{size}; latency {m.latency_quality.text()}"
+    value, low, high = m.latency
+    time = f"latency {_pct(value)} [{_pct(low)}, {_pct(high)}]"
+    if high - 1 <= NEGLIGIBLE:
+        return HOLDS, f"{size}, {time}: both within +{NEGLIGIBLE:.0%}"
+    if low - 1 > NEGLIGIBLE:
+        return MADDS_ONLY, f"{size} but {time}"
+    return NOISY, f"{size}; {time} straddles +{NEGLIGIBLE:.0%}"
+
+
+def _ratio_not_above(
+    printed: float, timed, quality: Quality | None, what: str
+) -> tuple[str, str] | None:
+    """None when not measured; else a verdict that our ratio is not above the printed one."""
+    if timed is None:
+        return None
+    if quality.noisy:
+        return NOISY, f"{what} {quality.text()}"
+    value, low, high = timed
+    ours = f"{what} {_interval(timed)} vs printed {printed:.2f}×"
+    if high <= printed * (1 + RATIO_TOLERANCE):
+        return HOLDS, ours
+    if low > printed * (1 + RATIO_TOLERANCE):
+        return FAILS, f"{ours}: costlier here"
+    return NOISY, f"{ours}: interval straddles the printed ratio"
+
+
+def judge_time(claim, m: Measured) -> tuple[str, str]:
+    result = _ratio_not_above(claim.printed_ratio, m.latency, m.latency_quality, "latency")
+    if result is None:
+        return UNMEASURED, f"run {SUITE_HINT['latency']}"
+    madds = m.ratio(m.madds, m.madds_ref)
+    extra = f"; MAdds {_pct(madds)} here" if madds is not None else ""
+    return result[0], result[1] + extra
+
+
+def judge_compact(claim, m: Measured) -> tuple[str, str]:
+    fraction = m.ratio(m.params, m.params_ref)
+    if fraction is None:
+        return UNMEASURED, f"run {SUITE_HINT['sizes']}"
+    text = f"{fraction:.0%} of the parameters here (printed {claim.printed_ratio:.0%})"
+    if fraction <= claim.printed_ratio + FRACTION_TOLERANCE:
+        return HOLDS, text
+    return FAILS, text
+
+
+def judge_speed(claim, m: Measured) -> tuple[str, str]:
+    parts = []
+    cpu = _ratio_not_above(claim.printed_ratio, m.latency, m.latency_quality, "CPU latency")
+    if cpu is not None:
+        parts.append(cpu)
+    if m.gpu is not None:
+        printed = claim.printed_gpu_ratio
+        text = f"GPU throughput {m.gpu:.2f}× vs printed {printed:.2f}×"
+        parts.append((HOLDS if m.gpu >= printed * (1 - RATIO_TOLERANCE) else FAILS, text))
+    if not parts:
+        return UNMEASURED, f"run {SUITE_HINT['latency']}; GPU: dynbench run --suite throughput"
+    verdicts = {verdict for verdict, _ in parts}
+    why = "; ".join(text for _, text in parts)
+    if m.gpu is None:
+        why += "; GPU not measured (throughput suite, needs CUDA)"
+    for verdict in (FAILS, NOISY):
+        if verdict in verdicts:
+            return verdict, why
+    return HOLDS, why
+
+
+def judge_train(claim, m: Measured) -> tuple[str, str]:
+    if m.train is None:
+        return UNMEASURED, f"run {SUITE_HINT['train']}"
+    value, low, high = m.train
+    ours = f"training step {_interval(m.train)} vs printed {claim.printed_ratio:.1f}×"
+    if low is None or m.train_quality.noisy:
+        return NOISY, f"{ours}; {m.train_quality.text()}"
+    printed = claim.printed_ratio
+    if low * (1 - RATIO_TOLERANCE) <= printed <= high * (1 + RATIO_TOLERANCE):
+        return HOLDS, ours
+    return FAILS, f"{ours} (CPU step at the suite's batch, not a whole GPU run)"
+
+
+def judge_spatial(claim, m: Measured) -> tuple[str, str]:
+    return UNMEASURED, f"needs {SUITE_HINT['spatial']}"
+
+
+JUDGES: dict[str, Callable[[object, Measured], tuple[str, str]]] = {
+    "cost": judge_cost,
+    "time": judge_time,
+    "compact": judge_compact,
+    "speed": judge_speed,
+    "train": judge_train,
+    "spatial": judge_spatial,
+}
+
+
+def scorecard(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per claim: what it says, what was measured here, the verdict and why."""
+    lookup = Lookup(frame)
+    speeds = load_claims()
+    printed_speed = {
+        r.model: r.printed_ratio for r in speeds[speeds["kind"] == "speed"].itertuples()
+    }
+    rows = []
+    for claim in load_claims().itertuples(index=False):
+        m = lookup.measured(claim.model, claim.reference)
+        verdict, why = JUDGES[claim.kind](claim, m)
+        madds = m.ratio(m.madds, m.madds_ref)
+        analytic = m.ratio(m.analytic, m.analytic_ref)
+        rows.append(
+            {
+                "Claim": f"{claim.sentence} ({claim.source}, {claim.table})",
+                "Params ×": m.ratio(m.params, m.params_ref),
+                "MAdds overhead (conv+FC / analytic)": " / ".join(
+                    t for t in (_pct(madds), _pct(analytic)) if t
+                ),
+                "Weight bytes ×": m.ratio(m.weight_bytes, m.weight_bytes_ref),
+                "CPU latency × [95% CI]": _interval(m.latency),
+                "GPU throughput ×": m.gpu,
+                "Printed CPU slowdown ×": printed_speed.get(claim.model),
+                "Verdict": verdict,
+                "Why": why,
+                "kind": claim.kind,
+                "model": claim.model,
+            }
+        )
+    return pd.DataFrame(rows)

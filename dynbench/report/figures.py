@@ -1,0 +1,232 @@
+"""The report's plots (matplotlib): each an SVG for the HTML page and a PNG beside the markdown.
+
+Each function takes the stored measurements and returns a :class:`Figure`, or None when
+the store holds nothing it could show. Every plot has a title, axes with units, a legend
+and a caption saying what to look at.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from dynbench.published import parse_printed  # noqa: E402
+from dynbench.report.data import ci95_bounds, family_of, latest  # noqa: E402
+from dynbench.report.published_sizes import compare_published  # noqa: E402
+from dynbench.results.names import COUNTERS  # noqa: E402
+
+MARKERS = {
+    "condconv": "s",
+    "dyconv": "^",
+    "dcd": "D",
+    "odconv": "o",
+    "se": "v",
+    "cbam": "<",
+    "eca": ">",
+    "static": "x",
+    "user": "*",
+}
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str  # file stem: NAME.png beside the markdown
+    title: str
+    caption: str
+    svg: str
+    png: bytes
+
+
+def _render(fig, name: str, title: str, caption: str) -> Figure:
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    svg, png = io.StringIO(), io.BytesIO()
+    fig.savefig(svg, format="svg")
+    fig.savefig(png, format="png", dpi=110)
+    plt.close(fig)
+    text = svg.getvalue()
+    return Figure(name, title, caption, text[text.index("<svg") :], png.getvalue())
+
+
+def _ratios(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    rows = frame[frame["metric"] == metric]
+    bounds = [ci95_bounds(d) for d in rows["detail"]]
+    return rows.assign(
+        low=[b[0] for b in bounds],
+        high=[b[1] for b in bounds],
+        operator=[family_of(m)[1] for m in rows["model"]],
+    )
+
+
+def madds_vs_latency(frame: pd.DataFrame) -> Figure | None:
+    """(a) MAdds overhead against latency overhead per variant, with y = x."""
+    values = latest(frame)
+    ratios = _ratios(values, "latency_ratio")
+    madds = values[(values["metric"] == "madds") & (values["method"] == "analytic")]
+    madds = dict(zip(madds["model"], madds["value"], strict=False))
+    points = []
+    for r in ratios.itertuples(index=False):
+        base = family_of(r.model)[0]
+        if r.model in madds and base in madds:
+            points.append((r.operator, 100 * (madds[r.model] / madds[base] - 1), r))
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    top = max(max(p[1] for p in points), max(100 * (p[2].value - 1) for p in points)) * 1.1
+    ax.plot([0, top], [0, top], color="#999", linestyle="--", label="y = x (time follows MAdds)")
+    for operator in sorted({p[0] for p in points}):
+        mine = [p for p in points if p[0] == operator]
+        xs = [p[1] for p in mine]
+        ys = [100 * (p[2].value - 1) for p in mine]
+        errors = [
+            [100 * (p[2].value - p[2].low) if p[2].low else 0 for p in mine],
+            [100 * (p[2].high - p[2].value) if p[2].high else 0 for p in mine],
+        ]
+        ax.errorbar(xs, ys, yerr=errors, fmt=MARKERS.get(operator, "o"), label=operator, capsize=2)
+    ax.set_xlabel("analytic MAdds overhead over the family baseline (%)")
+    ax.set_ylabel("CPU latency overhead, batch 1 (%)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _render(
+        fig,
+        "madds-vs-latency",
+        "MAdds overhead against measured latency overhead",
+        "Points far above the dashed line pay in time what MAdds do not show: the weight "
+        "reads and small ops of the attention branches.",
+    )
+
+
+def published_vs_measured(frame: pd.DataFrame) -> Figure | None:
+    """(b) Printed params and MAdds against ours, per published row with a model."""
+    compared = compare_published(frame)
+    if compared.empty:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.4))
+    pairs = (
+        ("params", "params_pub", "params", "parameters (millions)", 1e6),
+        ("MAdds", "madds_pub", "madds_analytic", "multiply-adds (billions)", 1e9),
+    )
+    for ax, (what, printed_col, measured_col, unit, scale) in zip(axes, pairs, strict=True):
+        printed = [parse_printed(t)[0] for t in compared[printed_col]]
+        data = [
+            (p / scale, m / scale)
+            for p, m in zip(printed, compared[measured_col], strict=True)
+            if p is not None and m is not None and not pd.isna(m)
+        ]
+        if not data:
+            ax.set_visible(False)
+            continue
+        top = max(max(d) for d in data) * 1.1
+        ax.plot([0, top], [0, top], color="#999", linestyle="--", label="measured = printed")
+        ax.scatter([d[0] for d in data], [d[1] for d in data], s=14, label="published row")
+        ax.set_xlabel(f"printed {unit}")
+        ax.set_ylabel(f"measured {unit}")
+        ax.set_title(what, fontsize=10)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    return _render(
+        fig,
+        "published-vs-measured",
+        "Published against measured params and MAdds (analytic)",
+        "Points on the dashed line are reproduced; the reproduction matrix below says which "
+        "are within the printed digit.",
+    )
+
+
+def counter_totals(frame: pd.DataFrame, limit: int = 24) -> Figure | None:
+    """(c) Each counter's total per model, relative to conv+FC."""
+    values = latest(frame)
+    madds = values[values["metric"] == "madds"].pivot_table(
+        index="model", columns="method", values="value", aggfunc="last"
+    )
+    if madds.empty or "conv_linear" not in madds:
+        return None
+    madds = madds.dropna(subset=["conv_linear"]).head(limit)
+    fig, ax = plt.subplots(figsize=(9.6, 0.28 * len(madds) + 1.6))
+    counters = [c for c in COUNTERS if c in madds]
+    height = 0.8 / len(counters)
+    for i, counter in enumerate(counters):
+        positions = [y + i * height for y in range(len(madds))]
+        ax.barh(positions, madds[counter] / madds["conv_linear"], height=height, label=counter)
+    ax.set_yticks([y + 0.4 - height / 2 for y in range(len(madds))])
+    ax.set_yticklabels(madds.index, fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(1.0, color="#999", linestyle="--")
+    ax.set_xlabel("counter's total / conv+FC MAdds (×)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3, axis="x")
+    return _render(
+        fig,
+        "counter-totals",
+        "What each MAdds counter counts, relative to conv+FC",
+        "A bar left of 1 means the counter misses layers (ptflops and torch skip ops they "
+        "have no formula for); right of 1, it also counts norms, pooling or aggregation.",
+    )
+
+
+def timing_ratios(frame: pd.DataFrame, metric: str, published: dict[str, float]) -> Figure | None:
+    """(d) and (f): a ratio with its interval per model, the printed ratio marked."""
+    ratios = _ratios(latest(frame), metric).sort_values("value")
+    if ratios.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(8.0, 0.34 * len(ratios) + 1.6))
+    ys = range(len(ratios))
+    lows = [r.value - r.low if r.low else 0 for r in ratios.itertuples()]
+    highs = [r.high - r.value if r.high else 0 for r in ratios.itertuples()]
+    ax.errorbar(
+        ratios["value"], ys, xerr=[lows, highs], fmt="o", capsize=3, label="measured, 95% CI"
+    )
+    printed = [
+        (y, published[m]) for y, m in zip(ys, ratios["model"], strict=False) if m in published
+    ]
+    if printed:
+        ax.scatter([p[1] for p in printed], [p[0] for p in printed], marker="x", s=50,
+                   color="#c0392b", label="printed", zorder=3)  # fmt: skip
+    ax.set_yticks(list(ys))
+    ax.set_yticklabels(ratios["model"], fontsize=8)
+    ax.axvline(1.0, color="#999", linestyle="--")
+    what = "CPU latency, batch 1" if metric == "latency_ratio" else "training step"
+    ax.set_xlabel(f"{what}: × family baseline")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="x")
+    name = "latency-ratios" if metric == "latency_ratio" else "train-step-ratios"
+    title = "Latency ratio per model" if metric == "latency_ratio" else "Training-step ratio"
+    return _render(
+        fig,
+        name,
+        title,
+        "Where a red cross lies outside a model's interval, this machine disagrees with the "
+        "paper's printed slowdown.",
+    )
+
+
+def gpu_throughput(frame: pd.DataFrame) -> Figure | None:
+    """(e) GPU images/s and peak memory per model, when the throughput suite ran."""
+    values = latest(frame)
+    speed = values[values["metric"] == "gpu_images_per_s"].dropna(subset=["value"])
+    if speed.empty:
+        return None
+    memory = values[values["metric"] == "gpu_peak_memory"].set_index("model")["value"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.6, 0.3 * len(speed) + 1.8), sharey=True)
+    left.barh(speed["model"], speed["value"], label="images/s")
+    right.barh(speed["model"], memory.reindex(speed["model"]).values / 2**30, color="#e67e22",
+               label="peak memory")  # fmt: skip
+    left.set_xlabel("images / s at the suite's batch")
+    right.set_xlabel("peak GPU memory (GiB)")
+    for ax in (left, right):
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3, axis="x")
+    left.tick_params(axis="y", labelsize=8)
+    return _render(
+        fig,
+        "gpu-throughput",
+        "GPU throughput and peak memory",
+        "Per-sample kernels grow with the batch: compare each model's memory with its baseline's.",
+    )

@@ -1,0 +1,103 @@
+"""The reproduction matrix: per seed table, how many printed figures we reproduce, then rows.
+
+Built on :func:`dynbench.report.published_sizes.compare_published`. A row's note becomes a
+numbered footnote under its table (the same note, numbered once per table); the conflicts
+between papers are collected once for their own subsection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from dynbench.report.published_sizes import compare_published
+from dynbench.results.names import COUNTERS
+
+MARKS = ("✓", "≈", "✗")
+SOURCES = {
+    "000": "DY-Conv reproduction (Malhotra)",
+    "001": "DY-Conv reproduction",
+    "002": "DCD (Li et al., ICLR 2021)",
+    "003": "ODConv (Li et al., ICLR 2022)",
+    "004": "Spatial DynConv reproduction",
+}
+
+
+@dataclass
+class SeedTable:
+    """One printed table: its counts, its rows, and the footnotes its rows point to."""
+
+    title: str
+    counts: pd.DataFrame
+    rows: pd.DataFrame
+    footnotes: list[str] = field(default_factory=list)
+
+
+def _mark(status: object) -> str:
+    text = str(status or "")
+    return next((m for m in MARKS if text.startswith(m)), "")
+
+
+def _counts(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows: params and each counter; columns: ✓, ≈, ✗ (figures printed and compared)."""
+    lines = []
+    params = table["params_ok"].map(_mark)
+    lines.append({"Figure": "params", **{m: int((params == m).sum()) for m in MARKS}})
+    for counter in COUNTERS:
+        column = f"{counter}_Δ%"
+        if column not in table or table[column].isna().all():
+            continue
+        marks = [
+            _counter_mark(ok, counter)
+            for ok, value in zip(table["madds_ok"], table[column], strict=False)
+            if not pd.isna(value)
+        ]
+        lines.append({"Figure": f"MAdds ({counter})", **{m: marks.count(m) for m in MARKS}})
+    return pd.DataFrame(lines)
+
+
+def _counter_mark(madds_ok: object, counter: str) -> str:
+    """✓ or ≈ when ``madds_ok`` names this counter, else ✗."""
+    text = str(madds_ok or "")
+    mark = _mark(text)
+    names = [n.strip() for n in text[1:].split(",")] if mark in ("✓", "≈") else []
+    return mark if counter in names else "✗"
+
+
+def reproduction_matrix(measurements: pd.DataFrame) -> tuple[list[SeedTable], list[str]]:
+    """(one entry per seed table, the conflicts between papers listed once)."""
+    compared = compare_published(measurements)
+    if compared.empty:
+        return [], []
+    tables = []
+    conflicts: list[str] = []
+    for (source, table_name), table in compared.groupby(["source", "table"], sort=True):
+        notes: list[str] = []
+        marks = []
+        for note in table["note"]:
+            if not note:
+                marks.append("")
+                continue
+            if "conflict" in note.lower() and note not in conflicts:
+                conflicts.append(note)
+            if note not in notes:
+                notes.append(note)
+            marks.append(f"[{notes.index(note) + 1}]")
+        rows = pd.DataFrame(
+            {
+                "Row as printed": table["row"].values,
+                "Model": table["model"].values,
+                "Params printed": table["params_pub"].values,
+                "Params Δ%": table["params_Δ%"].values,
+                "Params": table["params_ok"].values,
+                "MAdds printed": table["madds_pub"].values,
+                "MAdds Δ% (analytic)": table["analytic_Δ%"].values,
+                "MAdds Δ% (conv+FC)": table["conv_linear_Δ%"].values,
+                "MAdds reproduced by": table["madds_ok"].values,
+                "Note": marks,
+            }
+        )
+        title = f"{SOURCES.get(source, source)}: {table_name}"
+        tables.append(SeedTable(title, _counts(table), rows, notes))
+    return tables, conflicts

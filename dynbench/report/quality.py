@@ -1,0 +1,110 @@
+"""When may a timing become a verdict? The rules, in one place.
+
+A ratio measured on a shared machine is a finding only if the machine was quiet enough
+while it was taken and the measurement was precise enough to decide. A timing is
+*noisy*, and no verdict is drawn from it, when any of these holds:
+
+* its 95% interval is wider than ``MAX_CI_HALF_WIDTH`` of the ratio on either side, or
+  it has none (fewer than 6 rounds): the data cannot separate "as printed" from not;
+* the baseline's or the variant's rounds spread by more than ``MAX_IQR`` (IQR / median):
+  the machine's speed moved while they were taken;
+* either model page-faulted more than ``MAX_FAULTS_PER_CALL`` times per call: the time
+  went to the kernel mapping fresh memory, not to the operator (this is what made the
+  MobileNetV2 verdicts of an earlier report wrong);
+* two stored runs of the same ratio differ by more than ``MAX_REPEAT_DIFFERENCE``: the
+  machine drifted between runs by more than any one run's interval shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from dynbench.report.data import ci95_bounds, detail_dict
+
+MAX_CI_HALF_WIDTH = 0.03
+MAX_IQR = 0.10
+MAX_FAULTS_PER_CALL = 50.0
+MAX_REPEAT_DIFFERENCE = 0.03
+
+RULES = (
+    f"A timing is noisy (no verdict is drawn from it) when its 95% interval is wider than "
+    f"±{MAX_CI_HALF_WIDTH:.0%} of the ratio or missing, when the baseline's or the variant's "
+    f"rounds spread by more than {MAX_IQR:.0%} (IQR / median), when either model page-faults "
+    f"more than {MAX_FAULTS_PER_CALL:g} times per call, or when two stored runs of the same "
+    f"ratio differ by more than {MAX_REPEAT_DIFFERENCE:.0%}."
+)
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Whether a timed ratio may become a verdict, and if not, why."""
+
+    noisy: bool
+    reasons: tuple[str, ...] = ()
+
+    def text(self) -> str:
+        return "; ".join(self.reasons) if self.noisy else "quiet"
+
+
+def model_noise(detail: object) -> list[str]:
+    """Why one model's timing record is noisy (empty: it is not)."""
+    info = detail_dict(detail)
+    reasons = []
+    iqr = info.get("iqr_over_median")
+    if iqr is not None and iqr > MAX_IQR:
+        reasons.append(f"IQR {iqr:.0%} of the median")
+    faults = info.get("minor_faults_per_call")
+    if faults is not None and faults > MAX_FAULTS_PER_CALL:
+        reasons.append(f"{faults:,.0f} page faults per call")
+    return reasons
+
+
+def ratio_quality(
+    value: float, detail: object, time_details: list[object], repeats: list[float]
+) -> Quality:
+    """The quality of one ratio: its interval, both models' times, and other runs of it."""
+    reasons = []
+    low, high = ci95_bounds(detail)
+    if low is None:
+        reasons.append("no 95% interval (fewer than 6 rounds)")
+    elif max(value - low, high - value) > MAX_CI_HALF_WIDTH * value:
+        reasons.append(f"interval [{low:.3f}, {high:.3f}] wider than ±{MAX_CI_HALF_WIDTH:.0%}")
+    for time_detail in time_details:
+        reasons += model_noise(time_detail)
+    spread = max(repeats, default=value), min(repeats, default=value)
+    if repeats and (spread[0] - spread[1]) > MAX_REPEAT_DIFFERENCE * value:
+        reasons.append(f"runs disagree: {spread[1]:.3f} to {spread[0]:.3f}")
+    return Quality(bool(reasons), tuple(reasons))
+
+
+def section_quality(times: pd.DataFrame) -> str:
+    """One sentence for a timing section: was the machine quiet for these records?"""
+    noisy = {r.model: model_noise(r.detail) for r in times.itertuples(index=False)}
+    noisy = {model: why for model, why in noisy.items() if why}
+    loads = [
+        detail_dict(d).get(k)
+        for d in times["detail"]
+        for k in ("load_before", "load_after")
+        if detail_dict(d).get(k) is not None
+    ]
+    clocks = sorted(
+        {
+            detail_dict(d).get(k)
+            for d in times["detail"]
+            for k in ("cpu_mhz_before", "cpu_mhz_after")
+            if detail_dict(d).get(k) is not None
+        }
+    )
+    load = f"load average {min(loads):.2f}-{max(loads):.2f}" if loads else "load not recorded"
+    clock = (
+        f"CPU clock {clocks[0]:g}-{clocks[-1]:g} MHz" if clocks else "CPU clock not readable"
+    )
+    if not noisy:
+        return (
+            f"Quiet: every model's rounds within {MAX_IQR:.0%} IQR and "
+            f"{MAX_FAULTS_PER_CALL:g} page faults per call; {load}; {clock}."
+        )
+    listed = "; ".join(f"{model} ({', '.join(why)})" for model, why in sorted(noisy.items()))
+    return f"Noisy: {listed}. No verdict is drawn from these. {load}; {clock}."
