@@ -102,7 +102,14 @@ def _scorecard_section(frame: pd.DataFrame) -> Section:
     shown = card.drop(columns=["kind", "model"]).copy()
     for column in ("Params ×", "Weight bytes ×", "GPU throughput ×", "Printed CPU slowdown ×"):
         shown[column] = shown[column].map(lambda v: _times(v, 2))
-    numeric = ("Params ×", "Weight bytes ×", "GPU throughput ×", "Printed CPU slowdown ×")
+    numeric = (
+        "Params ×",
+        "MAdds overhead (conv+FC / analytic)",
+        "Weight bytes ×",
+        "CPU latency × [95% CI]",
+        "GPU throughput ×",
+        "Printed CPU slowdown ×",
+    )
     counts = card["Verdict"].value_counts()
     summary = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
     missing = card[card["Verdict"] == UNMEASURED]
@@ -344,6 +351,13 @@ def to_markdown(report: Report) -> str:
     return "\n".join(lines)
 
 
+def _cell_class(column: str, value: str, numeric: tuple[str, ...]) -> str:
+    """num: right-aligned, never wrapped; long: a sentence that needs room to read."""
+    if column in numeric:
+        return "num"
+    return "long" if len(value) > 60 else ""
+
+
 def _html_table(table: Table) -> str:
     frame = table.frame.fillna("").astype(str)
     head = "".join(
@@ -352,7 +366,7 @@ def _html_table(table: Table) -> str:
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td class="{"num" if c in table.numeric else ""}">{escape(v)}</td>'
+            f'<td class="{_cell_class(c, v, table.numeric)}">{escape(v)}</td>'
             for c, v in zip(frame.columns, row, strict=True)
         )
         + "</tr>"

@@ -1,0 +1,76 @@
+"""Verdicts of the scorecard, each reached on a constructed store."""
+
+import pytest
+
+from dynbench.report.claims import FAILS, HOLDS, MADDS_ONLY, NOISY, UNMEASURED, scorecard
+from tests.report.stores import BASE, DYCONV, frame, latency, sizes
+
+
+def verdict(store, model="resnet18_dyconv_4x", kind="cost"):
+    card = scorecard(store)
+    row = card[(card["model"] == model) & (card["kind"] == kind)].iloc[0]
+    return row["Verdict"], row["Why"], row
+
+
+def test_negligible_cost_holds_when_madds_and_time_stay_within_ten_percent():
+    store = frame(BASE, DYCONV, latency("resnet18", 40.0), latency(
+        "resnet18_dyconv_4x", 42.0, ratio=1.05, low=1.04, high=1.06))  # fmt: skip
+    result, why, row = verdict(store)
+    assert result == HOLDS
+    assert "analytic MAdds +2.5%" in why and "latency +5.0%" in why
+    assert row["Params ×"] == pytest.approx(45_475_008 / 11_689_512)
+    assert row["Weight bytes ×"] == pytest.approx(181_900_032 / 46_758_048)
+    assert row["CPU latency × [95% CI]"] == "1.050× [1.040, 1.060]"
+
+
+def test_holds_for_madds_not_for_time():
+    store = frame(BASE, DYCONV, latency("resnet18", 40.0), latency(
+        "resnet18_dyconv_4x", 56.0, ratio=1.40, low=1.39, high=1.41))  # fmt: skip
+    assert verdict(store)[0] == MADDS_ONLY
+
+
+def test_does_not_hold_when_madds_grow_by_more_than_ten_percent():
+    heavy = sizes("resnet18_dyconv_4x", 45_475_008, 1_815_000_000, 2_100_000_000, 1)
+    result, why, _ = verdict(frame(BASE, heavy))
+    assert result == FAILS and "+15.8%" in why
+
+
+@pytest.mark.parametrize(
+    "variant, reason",
+    [
+        (dict(iqr=0.25), "IQR 25% of the median"),
+        (dict(faults=900.0), "900 page faults per call"),
+        (dict(low=1.30, high=1.52), "wider than ±3%"),
+        (dict(low=None, high=None), "no 95% interval"),
+    ],
+)
+def test_a_noisy_timing_gives_no_verdict(variant, reason):
+    timing = {"ratio": 1.40, "low": 1.39, "high": 1.41, **variant}
+    store = frame(BASE, DYCONV, latency("resnet18", 40.0),
+                  latency("resnet18_dyconv_4x", 56.0, **timing))  # fmt: skip
+    result, why, _ = verdict(store)
+    assert result == NOISY and reason in why
+
+
+def test_two_runs_that_disagree_are_noisy():
+    first = latency("resnet18_dyconv_4x", 56.0, ratio=1.40, low=1.39, high=1.41, run_id="a")
+    second = latency("resnet18_dyconv_4x", 60.0, ratio=1.50, low=1.49, high=1.51, run_id="b")
+    store = frame(BASE, DYCONV, latency("resnet18", 40.0), first, second)
+    result, why, _ = verdict(store)
+    assert result == NOISY and "runs disagree: 1.400 to 1.500" in why
+
+
+def test_not_measured_names_the_suite_that_would_measure_it():
+    result, why, _ = verdict(frame(BASE, DYCONV))
+    assert result == UNMEASURED and "dynbench run --suite latency" in why
+    result, why, _ = verdict(frame(BASE), model="resnet18_dcd", kind="compact")
+    assert result == UNMEASURED and "--suite published" in why
+    assert verdict(frame(BASE), model="resnet50_dynconv", kind="spatial")[0] == UNMEASURED
+
+
+def test_compactness_is_a_parameter_fraction():
+    dcd = sizes("resnet18_dcd", 14_703_332, 1, 1, 1)
+    result, why, _ = verdict(frame(DYCONV, dcd), model="resnet18_dcd", kind="compact")
+    assert result == HOLDS and "32% of the parameters here (printed 33%)" in why
+    bloated = sizes("resnet18_dcd", 30_000_000, 1, 1, 1)
+    assert verdict(frame(DYCONV, bloated), model="resnet18_dcd", kind="compact")[0] == FAILS
