@@ -25,7 +25,7 @@ from dynbench.measure.environment import environment
 from dynbench.results.record import Record, error_record
 from dynbench.results.store import ResultStore
 from dynbench.run.family import Member, Target, families
-from dynbench.run.measures import MEASURES
+from dynbench.run.measures import MEASURES, Measure
 from dynbench.run.suite import Suite
 
 
@@ -89,15 +89,19 @@ def run_suite(
                     title = f"{suite.name}: {measure.name} {names}"
                     bar.update(task, description=title)
                     settings = measure.resolved(suite.settings)
+                    chosen = _chosen(suite, measure, members)
+                    if not chosen:
+                        bar.advance(task, len(group))
+                        continue
                     try:
                         measure.run(
-                            members,
+                            chosen,
                             settings,
                             lambda r, s=settings: emit(r, s),
                             lambda status, t=title: bar.update(task, description=f"{t} ({status})"),
                         )
                     except Exception as exc:  # the model's (or the user's) bug, not the run's
-                        for info, _ in members:
+                        for info, _ in chosen:
                             emit(error_record(info.name, measure.name, exc), {})
                     bar.advance(task, len(group))
                 del members
@@ -114,6 +118,16 @@ def run_suite(
         if json_path is not None:
             write_json(json_path, outcome)
     return outcome
+
+
+def _chosen(suite: Suite, measure: Measure, members: list[Member]) -> list[Member]:
+    """The members ``measure`` runs on (the suite's ``only``); a family measure keeps the
+    family's baseline whenever it runs on a variant: its ratios need it."""
+    chosen = [m for m in members if suite.measures_model(measure.name, m[0].name)]
+    baseline = members[0] if members and members[0][0].is_baseline else None
+    if measure.needs_family and chosen and baseline is not None and baseline not in chosen:
+        chosen.insert(0, baseline)
+    return chosen
 
 
 def _build(group: list[Target], emit_error) -> list[Member]:

@@ -8,6 +8,7 @@ ignored setting.
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.resources
 import sys
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SUITE_KEYS = {"description", "measures", "models", "exclude", "settings", "compare"}
+SUITE_KEYS = {"description", "measures", "models", "exclude", "settings", "compare", "only"}
 COMPARISONS = ("published",)
 
 
@@ -35,6 +36,13 @@ class Suite:
     settings: dict = field(default_factory=dict)
     source: str = ""
     compare: str | None = None  # "published": print measured beside the papers' figures
+    # measure -> registry globs: that measure runs on these of the suite's models only
+    only: dict[str, list[str]] = field(default_factory=dict)
+
+    def measures_model(self, measure: str, name: str) -> bool:
+        """Whether ``measure`` runs on model ``name`` (see ``only``)."""
+        patterns = self.only.get(measure)
+        return patterns is None or any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
 def available_suites() -> dict[str, str]:
@@ -98,9 +106,16 @@ def parse_suite(name: str, text: str, source: str = "<string>") -> Suite:
         raise DynbenchError(
             f"suite {source!r}: compare = {compare!r} is not known; accepted: {COMPARISONS}"
         )
+    only = data.get("only", {})
+    if not isinstance(only, dict) or any(m not in measures for m in only):
+        raise DynbenchError(
+            f"suite {source!r}: [only] maps measures of the suite ({', '.join(measures)}) to "
+            "lists of model globs"
+        )
     suite = Suite(
         name=name,
         compare=compare,
+        only={m: _string_list(only, m, source, required=True) for m in only},
         description=str(data.get("description", "")),
         measures=measures,
         models=_string_list(data, "models", source, required=True),

@@ -73,3 +73,26 @@ def test_a_failing_family_measure_records_every_member(cli, tmp_path):
     assert {r["model"] for r in records if r["metric"] == "latency_ms"} == {"resnet10"}
     errors = [(r["model"], r["method"]) for r in records if r["metric"] == "error"]
     assert errors == [("slownet:fails", "latency")]
+
+
+VARIANTS = ("dcd", "dyconv_4x", "odconv_1x", "odconv_2x", "odconv_3x", "odconv_4x", "odconv_8x")
+
+
+def test_only_restricts_a_measure_to_some_models(cli, tmp_path):
+    (tmp_path / "mixed.toml").write_text(
+        'measures = ["params", "latency"]\nmodels = ["resnet10_*", "resnet10"]\n'
+        '[only]\nlatency = ["resnet10_odconv_1x"]\n'
+        "[settings]\ninput_size = [3, 16, 16]\nrounds = 6\nmax_rounds = 6\nmin_run_time = 0.01\n"
+        "warmup = 1\n"
+    )
+    assert cli("run", "--suite", "mixed.toml", "--json", "o.json").code == 0
+    records = json.loads((tmp_path / "o.json").read_text())
+    params = {r["model"] for r in records if r["metric"] == "params"}
+    timed = {r["model"] for r in records if r["metric"] == "latency_ms"}
+    assert params == {"resnet10", *(f"resnet10_{v}" for v in VARIANTS)}
+    assert timed == {"resnet10", "resnet10_odconv_1x"}  # the baseline joins for the ratio
+    (tmp_path / "bad.toml").write_text(
+        'measures = ["params"]\nmodels = ["resnet10"]\n[only]\nlatency = ["resnet10"]\n'
+    )
+    result = cli("run", "--suite", "bad.toml")
+    assert result.code == 2 and "[only] maps measures of the suite (params)" in result.stderr
