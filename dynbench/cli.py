@@ -214,7 +214,14 @@ def export_command(
 
 @app.command("report")
 def report_command(
-    db: DbOption = None,
+    db: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--db",
+            help="results database (repeatable: several stores in one report; default "
+            "./dynbench.sqlite or $DYNBENCH_DB)",
+        ),
+    ] = None,
     output: Annotated[
         Path, typer.Option("--out", help="directory for report.md and report.html")
     ] = Path("reports"),
@@ -229,21 +236,25 @@ def report_command(
     """Write the claims report (markdown and/or one self-contained HTML page)."""
     if format not in FORMATS:
         raise DynbenchError(f"unknown report format {format!r}; accepted: {', '.join(FORMATS)}")
-    require_db(db)
+    for path in db or []:
+        require_db(path)
     if output.exists() and not output.is_dir():
         raise DynbenchError(f"--out {str(output)!r} is a file; give a directory")
-    with ResultStore(db) as store:
-        frame = store.frame()
+    frames = []
+    for path in db or [None]:
+        with ResultStore(path) as store:
+            frames.append(store.frame())
+    frame = pd.concat(frames, ignore_index=True)
     if run:
         unknown = sorted(set(run) - set(frame["run_id"]))
         if unknown:
             raise DynbenchError(
-                f"run id(s) {', '.join(unknown)} not in {store.path}; "
+                f"run id(s) {', '.join(unknown)} not in the store(s); "
                 "'dynbench export' lists the stored runs"
             )
         frame = frame[frame["run_id"].isin(run)]
     if frame.empty:
-        raise DynbenchError(f"no measurements in {store.path}; run 'dynbench run' first")
+        raise DynbenchError("no measurements in the store(s); run 'dynbench run' first")
     for path in write_report(build_report(frame), output, format):
         err.print(f"wrote {path}")
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run a latency suite twice and check that the two runs agree on every ratio within 3%.
 #   bash scripts/latency-stability.sh [SUITE] [OUT_DIR]     (defaults: latency, reports/latency)
-# Writes OUT_DIR/run1.json, run2.json, stability.md (the comparison) and report.{md,html};
-# exits 1 if some ratio differs by more than 3%. Takes 15-25 minutes on 2 cores.
+# Writes OUT_DIR/runs.sqlite (both runs), run1.json, run2.json, stability.md (the comparison)
+# and the report; exits 1 if some ratio differs by more than 3%. Takes 10-25 minutes here.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 suite="${1:-latency}"
@@ -18,5 +18,4 @@ DYNBENCH_DB="$db" .venv/bin/dynbench report --out "$out"
 status=0
 .venv/bin/dynbench compare "$out/run1.json" "$out/run2.json" --markdown "$out/stability.md" \
     || status=$?
-rm -f "$db"
 exit "$status"

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# The main job: measure the default suite and render the report into reports/.
+# The main job: measure the default suite into a fresh reports/default/runs.sqlite and render
+# its report (reports/default/report.md with plots and CSVs, reports/default/report.html).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/bootstrap.sh
-.venv/bin/dynbench run --suite "${SUITE:-default}" "$@"
-.venv/bin/dynbench report --out reports/default
+exec bash scripts/report-suite.sh "${SUITE:-default}" reports/default

@@ -185,3 +185,22 @@ def test_bad_inputs_fail_cleanly(cli, bad_inputs, tmp_path):
     runs = sqlite3.connect(db).execute("SELECT COUNT(*) FROM runs").fetchone()[0]
     assert after == before and runs == 1
     assert (tmp_path / "corrupt.sqlite").read_bytes() == b"this is not a database" * 100
+
+
+def test_report_formats_runs_and_bad_input(cli, tmp_path):
+    assert cli("run", "--suite", "params", "--models", "resnet10*", "--db", "s.sqlite").code == 0
+    result = cli("report", "--db", "s.sqlite", "--out", "md", "--format", "md")
+    assert result.code == 0, result.stderr
+    written = {p.name for p in (tmp_path / "md").iterdir()}
+    assert "report.md" in written and "report.html" not in written and "sizes.csv" in written
+    markdown = (tmp_path / "md" / "report.md").read_text()
+    assert markdown.index("## Claims scorecard") < markdown.index("## Params and MAdds")
+    run_id = load_results(tmp_path / "s.sqlite")["run_id"].iloc[0]
+    assert cli("report", "--db", "s.sqlite", "--out", "one", "--run", run_id).code == 0
+    assert (tmp_path / "one" / "report.html").is_file()
+    bad = cli("report", "--db", "s.sqlite", "--format", "pdf")
+    assert bad.code == 2 and bad.stderr.strip().splitlines() == [
+        "error: unknown report format 'pdf'; accepted: md, html, both"
+    ]
+    missing = cli("report", "--db", "s.sqlite", "--run", "nope")
+    assert missing.code == 2 and "run id(s) nope not in the store(s)" in missing.stderr

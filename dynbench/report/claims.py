@@ -72,7 +72,15 @@ VERDICT_RULES = [
     ),
 ]
 
-LATENCY_SUITE = "dynbench run --suite latency --models MODEL"
+# the suite that measures what a claim of each kind needs, for "not measured" verdicts
+MEASURED_BY = {
+    "cost": "dynbench run --suite latency-published (ResNet-50, MobileNetV2 x1.0)",
+    "time": "dynbench run --suite latency-published (MobileNetV2 x0.5, x1.0)",
+    "speed": "dynbench run --suite latency-published; GPU: --suite throughput (CUDA)",
+    "train": "dynbench run --suite train-step",
+    "compact": "dynbench run --suite published",
+    "spatial": "the sparsity suite of the spatial DynConv issue (not built yet)",
+}
 SUITE_HINT = {
     "latency": "latency (dynbench run --suite latency-published, or --models)",
     "train": "training step (dynbench run --suite train-step)",
@@ -300,6 +308,8 @@ def scorecard(frame: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             {
                 "Claim": f"{claim.sentence} ({claim.source}, {claim.table})",
+                "Verdict": verdict,
+                "Why": why,
                 "Params ×": m.ratio(m.params, m.params_ref),
                 "MAdds overhead (conv+FC / analytic)": " / ".join(
                     t for t in (_pct(madds), _pct(analytic)) if t
@@ -308,10 +318,9 @@ def scorecard(frame: pd.DataFrame) -> pd.DataFrame:
                 "CPU latency × [95% CI]": _interval(m.latency),
                 "GPU throughput ×": m.gpu,
                 "Printed CPU slowdown ×": printed_speed.get(claim.model),
-                "Verdict": verdict,
-                "Why": why,
                 "kind": claim.kind,
                 "model": claim.model,
+                "measured_by": MEASURED_BY[claim.kind] if verdict == UNMEASURED else "",
             }
         )
     return pd.DataFrame(rows)

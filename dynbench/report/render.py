@@ -14,7 +14,7 @@ import pandas as pd
 from markupsafe import escape
 
 from dynbench.report import figures
-from dynbench.report.claims import UNMEASURED, VERDICT_RULES, load_claims, scorecard
+from dynbench.report.claims import VERDICT_RULES, load_claims, scorecard
 from dynbench.report.data import detail_dict, family_of, latest, size_table
 from dynbench.report.figures import Figure
 from dynbench.report.matrix import reproduction_matrix
@@ -99,7 +99,7 @@ def _number(value: object) -> str:
 
 def _scorecard_section(frame: pd.DataFrame) -> Section:
     card = scorecard(frame)
-    shown = card.drop(columns=["kind", "model"]).copy()
+    shown = card.drop(columns=["kind", "model", "measured_by"]).copy()
     for column in ("Params ×", "Weight bytes ×", "GPU throughput ×", "Printed CPU slowdown ×"):
         shown[column] = shown[column].map(lambda v: _times(v, 2))
     numeric = (
@@ -112,8 +112,11 @@ def _scorecard_section(frame: pd.DataFrame) -> Section:
     )
     counts = card["Verdict"].value_counts()
     summary = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
-    missing = card[card["Verdict"] == UNMEASURED]
-    longer = sorted({why.split("run ")[-1] for why in missing["Why"] if "run " in why})
+    missing = card[card["measured_by"] != ""]
+    longer = [
+        f"{len(group)} claim(s): {command}"
+        for command, group in missing.groupby("measured_by", sort=False)
+    ]
     blocks = [
         Block(text=f"{len(card)} claims: {summary}."),
         Block(table=Table(shown, numeric)),

@@ -34,7 +34,7 @@ def test_sections_in_order_scorecard_first(written):
         "Params and MAdds",
     ]
     assert "holds for MAdds, not for time" in markdown
-    assert "Quiet: every model's rounds within 10% IQR" in markdown
+    assert "Quiet: no model's rounds spread by more than 10%" in markdown
 
 
 def test_footnotes_are_numbered_and_present(written):
