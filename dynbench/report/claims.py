@@ -229,8 +229,8 @@ def judge_time(claim, m: Measured) -> tuple[str, str]:
     result = _ratio_not_above(claim.printed_ratio, m.latency, m.latency_quality, "latency")
     if result is None:
         return UNMEASURED, f"run {SUITE_HINT['latency']}"
-    madds = m.ratio(m.madds, m.madds_ref)
-    extra = f"; MAdds {_pct(madds)} here" if madds is not None else ""
+    madds = m.ratio(m.analytic, m.analytic_ref)
+    extra = f"; analytic MAdds {_pct(madds)} here" if madds is not None else ""
     return result[0], result[1] + extra
 
 
