@@ -7,6 +7,7 @@ from dynbench.models import (  # noqa: F401
     zoo_condconv,
     zoo_dcd,
     zoo_dyconv,
+    zoo_dynconv,
     zoo_odconv,
 )
 from dynbench.models.registry import (

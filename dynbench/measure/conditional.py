@@ -1,0 +1,75 @@
+"""Conditional MAdds of a spatial DynConv model: what a sparse execution must compute.
+
+Dense counters (fvcore, ptflops, torch) see every convolution run everywhere and cannot see
+masks; these counts take the masks of one masked forward:
+
+* ``dynconv``: the released counter's convention: convolutions only (bias adds included),
+  a branch conv on the active positions of its mask (conv1 on the dilated mask), the mask
+  unit's 3x3 conv and every conv outside the masked branches (stem, downsample) dense;
+* ``conv_linear``: this project's convention: ``dynconv`` plus the mask units' Linear
+  layers and the classifier.
+
+``detail``: each block's measured density and dilated density.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dynbench.models.spatial import MASK, spatial_blocks
+from dynbench.ops.base import conv_madds, fc_madds
+
+CONDITIONAL_METHODS = ("dynconv", "conv_linear")
+
+
+def _conv_madds_at(conv: nn.Conv2d, positions: int) -> int:
+    """A conv computed at ``positions`` output positions, bias adds included."""
+    per_position = conv.weight.numel() + (conv.out_channels if conv.bias is not None else 0)
+    return positions * per_position
+
+
+def conditional_madds(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, int], list[dict]]:
+    """({method: MAdds} for one masked forward on ``x``, per-block densities)."""
+    blocks = list(spatial_blocks(model))
+    masked_convs = {id(conv) for b in blocks for conv, _ in b.branch_convs()}
+    mask_convs = {id(b.masker.conv) for b in blocks}
+    dense = {"madds": 0}
+
+    def hook(module: nn.Module, inputs, output) -> None:
+        if id(module) in masked_convs or id(module) in mask_convs:
+            return
+        if isinstance(module, nn.Conv2d):
+            cin_g = module.in_channels // module.groups
+            dense["madds"] += conv_madds(tuple(output.shape), cin_g, *module.kernel_size)
+            if module.bias is not None:
+                dense["madds"] += output.numel()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    total = dense["madds"]
+    linear = 0
+    detail = []
+    for block in blocks:
+        if not block.masks:
+            raise RuntimeError("conditional MAdds need a masked forward: set_execution('masked')")
+        for conv, which in block.branch_convs():
+            total += _conv_madds_at(conv, int(block.masks[which].sum()))
+        mask = block.masks[MASK]
+        total += block.masker.madds(tuple(mask.shape))
+        linear += fc_madds(mask.shape[0], block.masker.fc.in_features, 1)
+        detail.append(
+            {
+                "block": block.index,
+                "density": round(float(mask.mean()), 4),
+                "dilated_density": round(float(block.masks["dilated"].mean()), 4),
+            }
+        )
+    classifier = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    linear += sum(fc_madds(x.shape[0], m.in_features, m.out_features) for m in classifier[-1:])
+    return {"dynconv": total, "conv_linear": total + linear}, detail

@@ -1,0 +1,145 @@
+"""Spatial DynConv blocks: a backbone's residual block with a mask unit, run densely or masked.
+
+Where the masks apply follows the released classification code (thomasverelst/dynconv):
+
+* Bottleneck (v1.5 layout): conv1 on the dilated mask (the input positions the strided 3x3
+  reads), conv2 and conv3 on the mask, output = relu(identity + mask * branch);
+* BasicBlock: conv1 on the dilated mask (at the output resolution: the positions conv2's
+  3x3 window reads), conv2 on the mask;
+* MobileNetV2 inverted residual with stride 1 and equal in/out channels: expand on the
+  dilated mask, depthwise and project on the mask.
+
+Stem, downsample shortcut, the other inverted residuals and the classifier stay dense.
+
+``execution`` chooses how a block runs: ``dense`` is the plain backbone (the mask unit is
+not even called), ``masked`` computes everywhere and multiplies by the masks (what the
+released classification models do, so timing it measures the masks' overhead). The last
+forward's masks are kept so that :func:`dynbench.measure.conditional.conditional_madds`
+can count what a sparse execution must compute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from torch import Tensor, nn
+
+from dynbench.models.mobilenetv2 import InvertedResidual
+from dynbench.models.resnet import BasicBlock, Bottleneck
+from dynbench.ops.dynconv import EXECUTIONS, MaskSource, MaskUnit, dilate
+
+DILATED, MASK = "dilated", "mask"
+
+
+class SpatialBlock(nn.Module):
+    """A block, its mask unit, and which convs of its branch run on which mask."""
+
+    operator = "dynconv"
+
+    def __init__(self, block: nn.Module, channels: int, stride: int, index: int) -> None:
+        super().__init__()
+        self.block = block
+        self.masker = MaskUnit(channels, stride)
+        self.index = index
+        self.execution = "masked"
+        self.source = MaskSource()
+        self.masks: dict[str, Tensor] = {}  # the last forward's, by DILATED / MASK
+
+    def branch_convs(self) -> list[tuple[nn.Conv2d, str]]:
+        """(conv, DILATED or MASK) for every conv of the residual branch, in order."""
+        raise NotImplementedError
+
+    def _masks(self, x: Tensor, output_size: tuple[int, int], stride: int) -> tuple[Tensor, Tensor]:
+        mask = self.source.mask(self.masker(x), self.masker, self.index)
+        dilated = dilate(mask, stride, output_size)
+        self.masks = {MASK: mask, DILATED: dilated}
+        return mask, dilated
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.execution == "dense":
+            self.masks = {}
+            return self.block(x)
+        return self.masked(x)
+
+    def masked(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class SpatialBottleneck(SpatialBlock):
+    def __init__(self, block: Bottleneck, index: int) -> None:
+        if block.conv1.stride != (1, 1):
+            raise ValueError("spatial DynConv follows the v1.5 layout: stride on the 3x3 conv")
+        super().__init__(block, block.conv1.in_channels, block.conv2.stride[0], index)
+
+    def branch_convs(self) -> list[tuple[nn.Conv2d, str]]:
+        b = self.block
+        return [(b.conv1, DILATED), (b.conv2, MASK), (b.conv3, MASK)]
+
+    def masked(self, x: Tensor) -> Tensor:
+        b = self.block
+        mask, dilated = self._masks(x, tuple(x.shape[-2:]), b.conv2.stride[0])
+        identity = b._identity(x)
+        out = b.relu(b.bn1(b.conv1(x))) * dilated
+        out = b.relu(b.bn2(b.conv2(out))) * mask
+        out = b.bn3(b.conv3(out)) * mask
+        return b.relu(identity + out)
+
+
+class SpatialBasicBlock(SpatialBlock):
+    def __init__(self, block: BasicBlock, index: int) -> None:
+        super().__init__(block, block.conv1.in_channels, block.conv1.stride[0], index)
+
+    def branch_convs(self) -> list[tuple[nn.Conv2d, str]]:
+        return [(self.block.conv1, DILATED), (self.block.conv2, MASK)]
+
+    def masked(self, x: Tensor) -> Tensor:
+        b = self.block
+        stride = b.conv1.stride[0]
+        output_size = (-(-x.shape[2] // stride), -(-x.shape[3] // stride))
+        mask, dilated = self._masks(x, output_size, 1)
+        identity = b._identity(x)
+        out = b.relu(b.bn1(b.conv1(x))) * dilated
+        out = b.bn2(b.conv2(out)) * mask
+        return b.relu(identity + out)
+
+
+class SpatialInvertedResidual(SpatialBlock):
+    def __init__(self, block: InvertedResidual, index: int) -> None:
+        if not block.use_res_connect or block.expand_ratio == 1:
+            raise ValueError("only stride-1 expanding blocks with a residual are spatial")
+        super().__init__(block, block.conv[0][0].in_channels, 1, index)
+
+    def branch_convs(self) -> list[tuple[nn.Conv2d, str]]:
+        expand, depthwise, project = (
+            self.block.conv[0][0],
+            self.block.conv[1][0],
+            self.block.conv[2],
+        )
+        return [(expand, DILATED), (depthwise, MASK), (project, MASK)]
+
+    def masked(self, x: Tensor) -> Tensor:
+        expand, depthwise, project, bn = self.block.conv[:4]
+        mask, dilated = self._masks(x, tuple(x.shape[-2:]), 1)
+        out = expand(x) * dilated
+        out = depthwise(out) * mask
+        return x + bn(project(out)) * mask
+
+
+def spatial_blocks(model: nn.Module) -> Iterator[SpatialBlock]:
+    return (m for m in model.modules() if isinstance(m, SpatialBlock))
+
+
+def set_execution(model: nn.Module, execution: str) -> nn.Module:
+    """Run every spatial block of ``model`` ``dense`` or ``masked``."""
+    if execution not in EXECUTIONS:
+        raise ValueError(f"execution {execution!r}; accepted: {', '.join(EXECUTIONS)}")
+    for block in spatial_blocks(model):
+        block.execution = execution
+    return model
+
+
+def set_mask_source(model: nn.Module, source: MaskSource) -> nn.Module:
+    """Give every spatial block of ``model`` its masks from ``source``."""
+    for block in spatial_blocks(model):
+        block.source = source
+    return model

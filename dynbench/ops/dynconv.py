@@ -1,0 +1,127 @@
+"""Spatial DynConv (Verelst & Tuytelaars, CVPR 2020): compute only where a mask says.
+
+Each residual block gets a *mask unit* that predicts, per output position, whether the
+block's residual branch runs there; elsewhere the block passes its input through. As in
+the released code (thomasverelst/dynconv), the unit is a squeeze branch: a 3x3 conv
+(C_in -> 1, the block's stride, with bias) plus global average pooling -> Linear
+(C_in -> 1), broadcast-added into one logit map. Training draws a Gumbel-sigmoid sample
+with a straight-through hard mask (``temperature`` an attribute); eval thresholds the
+logits at 0.
+
+No trained masks exist here, so dynbench measures speed, not accuracy: a
+:class:`MaskSource` sets every block's mask to a target density ``d`` from a chosen
+source (``random`` pixels, a centred ``blob``, random ``patch`` blocks, or the ``unit``'s
+own logits with its threshold shifted), and the same seed gives the same masks.
+
+The masks' positions decide the conditional MAdds (:func:`block_madds`): a conv that
+feeds a 3x3 conv must run on the *dilated* mask, the positions the 3x3 window reads.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+MASK_SOURCES = ("random", "blob", "patch", "unit")
+EXECUTIONS = ("dense", "masked")
+
+
+class MaskUnit(nn.Module):
+    """The released squeeze branch: logits (N, 1, H_out, W_out) for the block's output."""
+
+    def __init__(self, channels: int, stride: int = 1, temperature: float = 1.0) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, 1, 3, stride=stride, padding=1, bias=True)
+        self.fc = nn.Linear(channels, 1)
+        self.temperature = temperature
+
+    def forward(self, x: Tensor) -> Tensor:
+        pooled = self.fc(x.mean((2, 3)))
+        return self.conv(x) + pooled[:, :, None, None]
+
+    def hard(self, logits: Tensor) -> Tensor:
+        """Training: Gumbel-sigmoid sample, hard in the forward, soft in the backward;
+        eval: logits >= 0."""
+        if not self.training:
+            return (logits >= 0).to(logits.dtype)
+        u1, u2 = torch.rand_like(logits), torch.rand_like(logits)
+        eps = 1e-8
+        noise = torch.log(torch.log(u2 + eps) / torch.log(u1 + eps) + eps)
+        soft = torch.sigmoid((logits + noise) / self.temperature)
+        return ((soft >= 0.5).to(soft.dtype) - soft).detach() + soft
+
+    def madds(self, out_shape: tuple[int, ...]) -> int:
+        """The released counter's figure: the 3x3 conv at every output position, bias adds
+        included (the Linear on the pooled vector is not counted)."""
+        positions = math.prod(out_shape[:1] + out_shape[2:])
+        return positions * (self.conv.weight[0].numel() + 1)
+
+
+def dilate(mask: Tensor, stride: int, size: tuple[int, int]) -> Tensor:
+    """The input positions (of resolution ``size``) a 3x3 conv of ``stride`` and padding 1
+    reads to produce the active outputs of ``mask``."""
+    if stride > 1:
+        spread = torch.zeros(1, 1, stride, stride, dtype=mask.dtype, device=mask.device)
+        spread[0, 0, 0, 0] = 1
+        padding = [size[1] - mask.shape[3] * stride, size[0] - mask.shape[2] * stride]
+        mask = F.conv_transpose2d(mask, spread, stride=stride)
+        mask = F.pad(mask, [0, max(padding[0], 0), 0, max(padding[1], 0)])
+        mask = mask[:, :, : size[0], : size[1]]
+    window = torch.ones(1, 1, 3, 3, dtype=mask.dtype, device=mask.device)
+    return (F.conv2d(mask, window, padding=1) > 0.5).to(mask.dtype)
+
+
+@dataclass(frozen=True)
+class MaskSource:
+    """Where masks come from when no trained mask unit exists: every block's mask gets
+    round(density x H x W) active positions per sample, chosen by ``kind``."""
+
+    kind: str = "unit"
+    density: float | None = None  # None: the unit's own threshold (logits >= 0)
+    seed: int = 0
+    patch: int = 4  # S of the S x S blocks of the "patch" source
+
+    def __post_init__(self) -> None:
+        if self.kind not in MASK_SOURCES:
+            raise ValueError(f"mask source {self.kind!r}; accepted: {', '.join(MASK_SOURCES)}")
+        if self.density is not None and not 0 <= self.density <= 1:
+            raise ValueError(f"density {self.density} is not in [0, 1]")
+        if self.density is None and self.kind != "unit":
+            raise ValueError(f"the {self.kind!r} mask source needs a density")
+
+    def mask(self, logits: Tensor, unit: MaskUnit, block_index: int) -> Tensor:
+        """The block's hard mask (N, 1, H, W) for these logits."""
+        if self.density is None:
+            return unit.hard(logits)
+        batch, _, height, width = logits.shape
+        active = round(self.density * height * width)
+        score = self._score(logits, block_index).to(logits.device)
+        mask = torch.zeros_like(logits).view(batch, -1)
+        if active:
+            top = score.view(batch, -1).topk(active, dim=1).indices
+            mask.scatter_(1, top, 1.0)
+        return mask.view_as(logits)
+
+    def _score(self, logits: Tensor, block_index: int) -> Tensor:
+        """A per-position priority: the top ``active`` positions form the mask."""
+        batch, _, height, width = logits.shape
+        gen = torch.Generator().manual_seed(self.seed * 1009 + block_index)
+        # a random tie-break keeps equal scores (inside a blob, a patch) from choosing by index
+        jitter = torch.rand(batch, 1, height, width, generator=gen) * 1e-3
+        if self.kind == "unit":
+            return logits.detach().float().cpu()
+        if self.kind == "random":
+            return jitter
+        if self.kind == "blob":
+            rows = (torch.arange(height) + 0.5) / height - 0.5
+            cols = (torch.arange(width) + 0.5) / width - 0.5
+            distance = rows[:, None] ** 2 + cols[None, :] ** 2
+            return -distance.expand(batch, 1, height, width) + jitter * 1e-3
+        grid = (batch, 1, -(-height // self.patch), -(-width // self.patch))
+        tiles = torch.rand(*grid, generator=gen)
+        tiles = tiles.repeat_interleave(self.patch, 2).repeat_interleave(self.patch, 3)
+        return tiles[:, :, :height, :width] + jitter * 1e-3
