@@ -13,7 +13,9 @@ Stem, downsample shortcut, the other inverted residuals and the classifier stay 
 
 ``execution`` chooses how a block runs: ``dense`` is the plain backbone (the mask unit is
 not even called), ``masked`` computes everywhere and multiplies by the masks (what the
-released classification models do, so timing it measures the masks' overhead). The last
+released classification models do, so timing it measures the masks' overhead), ``sparse``
+computes the active positions only (:mod:`dynbench.ops.dynconv_sparse`; bottlenecks in
+eval mode so far, other blocks run masked and say so in :meth:`SpatialBlock.ran`). The last
 forward's masks are kept so that :func:`dynbench.measure.conditional.conditional_madds`
 can count what a sparse execution must compute.
 """
@@ -26,7 +28,9 @@ from torch import Tensor, nn
 
 from dynbench.models.mobilenetv2 import InvertedResidual
 from dynbench.models.resnet import BasicBlock, Bottleneck
+from dynbench.ops.base import phase
 from dynbench.ops.dynconv import EXECUTIONS, MaskSource, MaskUnit, dilate
+from dynbench.ops.dynconv_sparse import SparseBottleneck
 
 DILATED, MASK = "dilated", "mask"
 
@@ -42,6 +46,7 @@ class SpatialBlock(nn.Module):
         self.masker = MaskUnit(channels, stride)
         self.index = index
         self.execution = "masked"
+        self.ran = "masked"  # what the last forward actually executed
         self.source = MaskSource()
         self.masks: dict[str, Tensor] = {}  # the last forward's, by DILATED / MASK
 
@@ -57,11 +62,21 @@ class SpatialBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.execution == "dense":
-            self.masks = {}
+            self.masks, self.ran = {}, "dense"
             return self.block(x)
+        if self.execution == "sparse" and self.can_run_sparse():
+            self.ran = "sparse"
+            return self.sparse(x)
+        self.ran = "masked"
         return self.masked(x)
 
+    def can_run_sparse(self) -> bool:
+        return False
+
     def masked(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def sparse(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
 
@@ -70,10 +85,19 @@ class SpatialBottleneck(SpatialBlock):
         if block.conv1.stride != (1, 1):
             raise ValueError("spatial DynConv follows the v1.5 layout: stride on the 3x3 conv")
         super().__init__(block, block.conv1.in_channels, block.conv2.stride[0], index)
+        self._sparse = SparseBottleneck()
 
     def branch_convs(self) -> list[tuple[nn.Conv2d, str]]:
         b = self.block
         return [(b.conv1, DILATED), (b.conv2, MASK), (b.conv3, MASK)]
+
+    def can_run_sparse(self) -> bool:
+        return not self.training
+
+    def sparse(self, x: Tensor) -> Tensor:
+        with phase("attention"):  # the mask unit
+            mask, dilated = self._masks(x, tuple(x.shape[-2:]), self.block.conv2.stride[0])
+        return self._sparse(self.block, x, mask, dilated)
 
     def masked(self, x: Tensor) -> Tensor:
         b = self.block

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 MASK_SOURCES = ("random", "blob", "patch", "unit")
-EXECUTIONS = ("dense", "masked")
+EXECUTIONS = ("dense", "masked", "sparse")
 
 
 class MaskUnit(nn.Module):

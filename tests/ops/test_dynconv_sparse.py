@@ -1,0 +1,82 @@
+"""Sparse execution of a spatial DynConv bottleneck equals the masked one at every position."""
+
+import pytest
+import torch
+
+from dynbench.models import create_model
+from dynbench.models.spatial import set_execution, set_mask_source, spatial_blocks
+from dynbench.ops.dynconv import MaskSource
+from dynbench.ops.dynconv_sparse import neighbour_rows
+from tests.models.test_spatial import _block
+
+FP32 = {"rtol": 1e-5, "atol": 1e-5}
+
+
+def _both(block, x):
+    with torch.no_grad():
+        block.execution = "masked"
+        masked = block(x)
+        block.execution = "sparse"
+        sparse = block(x)
+    assert block.ran == "sparse"
+    return masked, sparse
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("size", [(9, 9), (10, 7)])
+@pytest.mark.parametrize(
+    "source",
+    [MaskSource("random", 0.0), MaskSource("random", 1.0), MaskSource("random", 0.3, seed=4),
+     MaskSource("patch", 0.5, patch=2), MaskSource("blob", 0.1)],  # fmt: skip
+    ids=["empty", "full", "random", "patch", "blob"],
+)
+def test_sparse_equals_masked_on_a_bottleneck(stride, size, source):
+    torch.manual_seed(stride + size[1])
+    block = _block("bottleneck", stride)
+    block.source = source
+    x = torch.randn(3, 16, *size)  # three samples, each with its own mask
+    masked, sparse = _both(block, x)
+    torch.testing.assert_close(sparse, masked, **FP32)
+    if source.kind == "random" and 0 < source.density < 1:
+        masks = block.masks["mask"]
+        assert not torch.equal(masks[0], masks[1])
+
+
+def test_masks_touching_the_borders():
+    torch.manual_seed(5)
+    block = _block("bottleneck", 2)
+    x = torch.randn(1, 16, 9, 9)
+    edge = torch.zeros(1, 1, 5, 5)
+    edge[0, 0, 0, :] = edge[0, 0, :, -1] = edge[0, 0, -1, 0] = 1
+    block.source = type("Edge", (), {"mask": lambda self, logits, unit, i: edge})()
+    masked, sparse = _both(block, x)
+    torch.testing.assert_close(sparse, masked, **FP32)
+
+
+def test_a_whole_model_sparse_equals_masked():
+    torch.manual_seed(0)
+    model = create_model("resnet50_dynconv").eval()
+    x = torch.randn(2, 3, 64, 64)
+    set_mask_source(model, MaskSource("blob", 0.3))
+    with torch.no_grad():
+        masked = set_execution(model, "masked")(x)
+        sparse = set_execution(model, "sparse")(x)
+    assert {b.ran for b in spatial_blocks(model)} == {"sparse"}
+    torch.testing.assert_close(sparse, masked, rtol=1e-4, atol=1e-4)
+
+
+def test_other_blocks_run_masked_and_say_so():
+    block = _block("basic", 1)
+    block.execution = "sparse"
+    with torch.no_grad():
+        block(torch.randn(1, 16, 6, 6))
+    assert block.ran == "masked"
+
+
+def test_neighbour_rows_of_a_window():
+    active = torch.tensor([[0, 0, 0], [1, 1, 2]])
+    rows = neighbour_rows(active, height=4, width=5, stride=2)
+    # padded map 6 x 7 per sample: output (0, 0) reads padded rows 0-2, cols 0-2
+    assert rows[0].tolist() == [0, 1, 2, 7, 8, 9, 14, 15, 16]
+    first = 42 + 2 * 7 + 4  # sample 1, padded row 2, col 4
+    assert rows[1].tolist() == [first + dy * 7 + dx for dy in range(3) for dx in range(3)]
