@@ -29,6 +29,7 @@ import pandas as pd
 
 from dynbench.report.data import ci95_bounds, detail_dict, latest
 from dynbench.report.quality import Quality, ratio_quality
+from dynbench.report.spatial import spatial_points
 
 NEGLIGIBLE = 0.10
 RATIO_TOLERANCE = 0.05
@@ -79,13 +80,13 @@ MEASURED_BY = {
     "speed": "dynbench run --suite latency-published; GPU: --suite throughput (CUDA)",
     "train": "dynbench run --suite train-step",
     "compact": "dynbench run --suite published",
-    "spatial": "the sparsity suite of the spatial DynConv issue (not built yet)",
+    "spatial": "dynbench run --suite sparsity",
 }
 SUITE_HINT = {
     "latency": "latency (dynbench run --suite latency-published, or --models)",
     "train": "training step (dynbench run --suite train-step)",
     "sizes": "params and MAdds (dynbench run --suite published)",
-    "spatial": "spatial DynConv's sparsity suite (the spatial DynConv issue, not built yet)",
+    "spatial": "spatial DynConv's sparsity suite (dynbench run --suite sparsity)",
 }
 
 
@@ -115,6 +116,7 @@ class Measured:
     train: tuple[float, float | None, float | None] | None
     train_quality: Quality | None
     gpu: float | None  # throughput ratio model / reference
+    spatial: pd.DataFrame  # the sparsity measure's points of the model (empty: none)
 
     def ratio(self, a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None or not b else a / b
@@ -128,6 +130,7 @@ class Lookup:
         self.rows = {(r.model, r.metric, r.method): r for r in values.itertuples(index=False)}
         ratios = frame[frame["metric"].isin(["latency_ratio", "train_step_ratio"])]
         self.repeats = ratios.groupby(["model", "metric"])["value"].apply(list).to_dict()
+        self.spatial = spatial_points(frame)
 
     def value(self, model: str, metric: str, method: str) -> float | None:
         row = self.rows.get((model, metric, method))
@@ -166,6 +169,9 @@ class Lookup:
             train=train,
             train_quality=train_quality,
             gpu=None if gpu is None or not gpu_ref else gpu / gpu_ref,
+            spatial=self.spatial[self.spatial["model"] == model]
+            if not self.spatial.empty
+            else self.spatial,
         )
 
 
@@ -279,7 +285,23 @@ def judge_train(claim, m: Measured) -> tuple[str, str]:
 
 
 def judge_spatial(claim, m: Measured) -> tuple[str, str]:
-    return UNMEASURED, f"needs {SUITE_HINT['spatial']}"
+    """Holds when, at some measured density below 1, sparse execution is at least as fast as
+    the printed speed-up says (its ratio to dense within the printed one plus 5%)."""
+    sparse = m.spatial[m.spatial["execution"] == "sparse"] if not m.spatial.empty else m.spatial
+    sparse = sparse[sparse["density"] < 1] if not sparse.empty else sparse
+    if sparse.empty:
+        return UNMEASURED, f"needs {SUITE_HINT['spatial']}"
+    quiet = sparse[~sparse["noisy"]]
+    if quiet.empty:
+        return NOISY, f"every sparse timing is noisy: {sparse['quality'].iloc[0]}"
+    best = quiet.loc[quiet["high"].astype(float).idxmin()]
+    text = (
+        f"sparse {best['ratio']:.3f}× [{best['low']:.3f}, {best['high']:.3f}] of dense at "
+        f"density {best['density']:g} ({best['mask']} masks) vs printed {claim.printed_ratio:.2f}×"
+    )
+    if best["high"] <= claim.printed_ratio * (1 + RATIO_TOLERANCE):
+        return HOLDS, text
+    return FAILS, text
 
 
 JUDGES: dict[str, Callable[[object, Measured], tuple[str, str]]] = {

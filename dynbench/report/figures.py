@@ -236,3 +236,45 @@ def gpu_throughput(frame: pd.DataFrame) -> Figure | None:
         "GPU throughput and peak memory",
         "Per-sample kernels grow with the batch: compare each model's memory with its baseline's.",
     )
+
+
+def spatial_density(points: pd.DataFrame) -> Figure | None:
+    """Latency ratio to dense of the masked and sparse executions, and the MAdds the masks
+    leave, against mask density; one panel per mask source, the break-even marked."""
+    from dynbench.report.spatial import break_even
+
+    if points.empty:
+        return None
+    model = points["model"].iloc[0]
+    points = points[points["model"] == model]
+    masks = list(dict.fromkeys(points["mask"]))
+    fig, axes = plt.subplots(1, len(masks), figsize=(4.8 * len(masks), 4.2), squeeze=False)
+    for ax, mask in zip(axes[0], masks, strict=True):
+        mine = points[points["mask"] == mask]
+        for execution, style in (("masked", "s-"), ("sparse", "o-")):
+            line = mine[mine["execution"] == execution].sort_values("density")
+            if line.empty:
+                continue
+            ax.plot(line["density"], line["ratio"], style, label=f"{execution} / dense")
+            ax.fill_between(line["density"], line["low"], line["high"], alpha=0.25)
+            if execution == "sparse":
+                crossing = break_even(line)
+                if isinstance(crossing, float):
+                    ax.axvline(crossing, color="#c0392b", linestyle=":",
+                               label=f"break-even d = {crossing:.2f}")  # fmt: skip
+        madds = mine[mine["execution"] == "sparse"].sort_values("density")
+        ax.plot(madds["density"], madds["madds_vs_full"], "--", color="#7f8c8d",
+                label="MAdds / all positions")  # fmt: skip
+        ax.axhline(1.0, color="#999", linewidth=0.8)
+        ax.set_title(f"{mask} masks", fontsize=10)
+        ax.set_xlabel("mask density (fraction of positions computed)")
+        ax.set_ylabel("× dense latency, batch 1, one thread")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _render(
+        fig,
+        "spatial-density",
+        f"{model}: latency and MAdds against mask density",
+        "Sparse execution pays below the break-even density, where its line crosses 1; the "
+        "gap between its line and the MAdds line is what gathering and scattering cost.",
+    )

@@ -20,6 +20,7 @@ from dynbench.report.figures import Figure
 from dynbench.report.matrix import reproduction_matrix
 from dynbench.report.published_speeds import compare_published_speed
 from dynbench.report.quality import RULES, section_quality
+from dynbench.report.spatial import break_even_text, spatial_points
 
 MAX_MARKDOWN_COLUMNS = 10
 FORMATS = ("md", "html", "both")
@@ -154,7 +155,7 @@ def _figures_section(frame: pd.DataFrame) -> Section | None:
     blocks = [Block(heading=f.title, text=f.caption, figure=f) for f in made if f is not None]
     if not blocks:
         return None
-    absent = 6 - len(blocks)
+    absent = len(made) - len(blocks)
     if absent:
         blocks.append(Block(text=f"{absent} plot(s) left out: this store has no data for them."))
     return Section("plots", "Plots", blocks)
@@ -206,6 +207,55 @@ def _timing_sections(frame: pd.DataFrame) -> list[Section]:
         ]
         sections.append(Section(metric.split("_")[0].replace("train", "train-step"), title, blocks))
     return sections
+
+
+SPATIAL_NOTE = (
+    "Spatial DynConv at controlled mask densities (no trained masks exist here: these are "
+    "speed measurements, not accuracy claims). × = latency ratio to the dense execution of "
+    "the same model, median of interleaved rounds with its 95% interval; MAdds × = the "
+    "conditional MAdds (the released counter's convention) over those with every position "
+    "active. Dense counters (fvcore, ptflops, torch) cannot see masks."
+)
+
+
+def _ratio_cell(point) -> str:
+    if point is None:
+        return ""
+    ci = f" [{point.low:.3f}, {point.high:.3f}]" if point.low is not None else ""
+    return f"{point.ratio:.3f}{ci}" + (" (noisy)" if point.noisy else "")
+
+
+def _spatial_section(frame: pd.DataFrame) -> Section | None:
+    points = spatial_points(frame)
+    if points.empty:
+        return None
+    blocks = [Block(text=SPATIAL_NOTE)]
+    figure = figures.spatial_density(points)
+    if figure is not None:
+        blocks.append(Block(heading=figure.title, text=figure.caption, figure=figure))
+    bullets = []
+    for (model, mask), group in points.groupby(["model", "mask"], sort=False):
+        sparse = group[group["execution"] == "sparse"]
+        if not sparse.empty:
+            bullets.append(f"{model}, {mask} masks: break-even density {break_even_text(sparse)}")
+    blocks.append(Block(heading="Break-even density", bullets=bullets))
+    rows = []
+    for (model, mask, density), group in points.groupby(["model", "mask", "density"], sort=False):
+        by = {r.execution: r for r in group.itertuples()}
+        rows.append(
+            {
+                "Model": model,
+                "Mask": mask,
+                "Density": f"{density:g}",
+                "MAdds ×": _times(group.iloc[0]["madds_vs_full"]),
+                "Masked × [95% CI]": _ratio_cell(by.get("masked")),
+                "Sparse × [95% CI]": _ratio_cell(by.get("sparse")),
+                "Sparse ran": by["sparse"].impl if "sparse" in by else "",
+            }
+        )
+    numeric = ("Density", "MAdds ×", "Masked × [95% CI]", "Sparse × [95% CI]")
+    blocks.append(Block(table=Table(pd.DataFrame(rows), numeric)))
+    return Section("spatial", "Spatial DynConv: latency against mask density", blocks)
 
 
 def _speed_section(frame: pd.DataFrame) -> Section | None:
@@ -309,6 +359,7 @@ def build_report(frame: pd.DataFrame) -> Report:
     for section in (
         _figures_section(frame),
         *_timing_sections(frame),
+        _spatial_section(frame),
         _speed_section(frame),
         _matrix_section(frame),
         _sizes_section(frame),

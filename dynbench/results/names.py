@@ -50,6 +50,12 @@ METRICS: dict[str, tuple[str, str]] = {
         "train step time / family baseline's, median of the per-round ratios",
     ),
     "profile_ms": ("ms", "ms per forward in a phase (attention, aggregation, conv, other)"),
+    "conditional_madds": (
+        MADDS_UNIT,
+        "multiply-adds a spatial DynConv model's masks leave (method dynconv | conv_linear)",
+    ),
+    "spatial_latency_ms": ("ms", "latency of one execution (dense | masked | sparse)"),
+    "spatial_latency_ratio": (RATIO_UNIT, "latency / the dense execution's, per-round median"),
     "error": ("", "a model whose measurement failed; detail.error says why"),
 }
 

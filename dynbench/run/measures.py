@@ -15,9 +15,10 @@ from torch import nn
 
 from dynbench.errors import DynbenchError
 from dynbench.models.registry import ModelInfo
+from dynbench.ops.dynconv import MASK_SOURCES
 from dynbench.results.names import COUNTERS
 from dynbench.results.record import Record, error_record
-from dynbench.run import sizes, timed
+from dynbench.run import sizes, sparsity, timed
 from dynbench.run.family import Emit, Member, Progress
 
 FamilyRun = Callable[[list[Member], dict, Emit, Progress], None]
@@ -73,6 +74,22 @@ def check_input_size(value: object, source: str) -> tuple[int, int, int]:
             "such as [3, 224, 224]"
         )
     return tuple(value)  # type: ignore[return-value]
+
+
+def _check_sparsity(settings: dict, source: str) -> None:
+    densities = settings.get("densities", [0.0])
+    if (
+        not isinstance(densities, list)
+        or not densities
+        or not all(isinstance(d, (int, float)) and 0 <= d <= 1 for d in densities)
+    ):
+        raise DynbenchError(f"{source}: densities must be a list of numbers in [0, 1]")
+    masks = settings.get("masks", ["random"])
+    if not isinstance(masks, list) or not masks or any(m not in MASK_SOURCES for m in masks):
+        raise DynbenchError(
+            f"{source}: masks {masks!r} is not a list of mask sources; accepted: "
+            f"{', '.join(MASK_SOURCES)}"
+        )
 
 
 def _check_counters(settings: dict, source: str) -> None:
@@ -147,6 +164,17 @@ TRAIN_SETTINGS = {
     "block_time": 0.02,
     "warmup": 2,
 }
+SPARSITY_SETTINGS = {
+    **LATENCY_SETTINGS,
+    "rounds": 20,
+    "max_rounds": 60,
+    "ci_target": 0.02,
+    "min_run_time": 1.0,
+    "densities": [0.0, 0.1, 0.25, 0.5, 0.75, 1.0],
+    "masks": ["random", "blob"],
+    "seed": 0,
+    "patch": 4,
+}
 PROFILE_SETTINGS = {"input_size": None, "steps": 3, "trace_dir": "runs/profile", "device": "cpu"}
 
 
@@ -200,6 +228,18 @@ MEASURES: dict[str, Measure] = {
             _check_choice("device", ("auto", "cpu", "cuda")),
         ),
         needs_family=True,
+    ),
+    "sparsity": Measure(
+        "sparsity",
+        "spatial DynConv at mask densities: conditional MAdds, dense/masked/sparse latency",
+        sparsity.sparsity,
+        SPARSITY_SETTINGS,
+        _all(
+            _positive("rounds", "max_rounds", "warmup", "patch", integer=True),
+            _positive("min_run_time", "block_time", "noise_threshold", "ci_target"),
+            _positive("fault_threshold"),
+            _check_sparsity,
+        ),
     ),
     "profile": Measure(
         "profile",

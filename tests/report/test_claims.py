@@ -3,7 +3,7 @@
 import pytest
 
 from dynbench.report.claims import FAILS, HOLDS, MADDS_ONLY, NOISY, UNMEASURED, scorecard
-from tests.report.stores import BASE, DYCONV, frame, latency, sizes
+from tests.report.stores import BASE, DYCONV, frame, latency, record, sizes
 
 
 def verdict(store, model="resnet18_dyconv_4x", kind="cost"):
@@ -74,3 +74,28 @@ def test_compactness_is_a_parameter_fraction():
     assert result == HOLDS and "32% of the parameters here (printed 33%)" in why
     bloated = sizes("resnet18_dcd", 30_000_000, 1, 1, 1)
     assert verdict(frame(DYCONV, bloated), model="resnet18_dcd", kind="compact")[0] == FAILS
+
+
+def _spatial(ratio, low, high, density=0.25, iqr=0.03):
+    where = {"density": density, "mask": "blob"}
+    method = "torch.utils.benchmark"
+    timing = {"iqr_over_median": iqr, "minor_faults_per_call": 0.1, "rounds": 40}
+    rows = [
+        record("resnet50_dynconv", "spatial_latency_ms", 90.0, method, timing,
+               {**where, "execution": "dense"}),
+        record("resnet50_dynconv", "spatial_latency_ms", 90.0 * ratio, method, timing,
+               {**where, "execution": "sparse", "impl": "sparse"}),
+        record("resnet50_dynconv", "spatial_latency_ratio", ratio, method,
+               {"ci95_low": low, "ci95_high": high}, {**where, "execution": "sparse"}),
+    ]  # fmt: skip
+    return frame(rows)
+
+
+def test_spatial_speed_up_claim():
+    result, why, _ = verdict(_spatial(0.45, 0.44, 0.46), "resnet50_dynconv", "spatial")
+    assert result == HOLDS and "sparse 0.450× [0.440, 0.460] of dense at density 0.25" in why
+    assert verdict(_spatial(0.80, 0.79, 0.81), "resnet50_dynconv", "spatial")[0] == FAILS
+    noisy = verdict(_spatial(0.45, 0.40, 0.52), "resnet50_dynconv", "spatial")
+    assert noisy[0] == NOISY and "wider than ±3%" in noisy[1]
+    full = verdict(_spatial(0.45, 0.44, 0.46, density=1.0), "resnet50_dynconv", "spatial")
+    assert full[0] == UNMEASURED  # a speed-up at density 1 is no spatial speed-up

@@ -1,0 +1,102 @@
+"""Spatial DynConv in the report: latency and MAdds against mask density, and break-even.
+
+The sparsity measure stores one point per (model, mask source, density, execution); the
+newest of each is used. The *break-even density* is where the sparse execution's latency
+ratio to dense crosses 1, interpolated linearly between the measured densities: below it
+sparse execution pays, above it the gathering and scattering cost more than they save.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from dynbench.report.data import ci95_bounds, detail_dict
+from dynbench.report.quality import ratio_quality
+
+
+def _settings(value: object) -> dict:
+    return value if isinstance(value, dict) else json.loads(value or "{}")
+
+
+def spatial_points(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, mask, density, execution): ratio to dense with its interval,
+    whether the timing is noisy, and the conditional MAdds (method dynconv)."""
+    rows = frame[frame["metric"].isin(["spatial_latency_ratio", "spatial_latency_ms"])]
+    madds = frame[(frame["metric"] == "conditional_madds") & (frame["method"] == "dynconv")]
+    if rows.empty:
+        return pd.DataFrame()
+    settings = rows["settings"].map(_settings)
+    rows = rows.assign(
+        mask=[s.get("mask") for s in settings],
+        density=[s.get("density") for s in settings],
+        execution=[s.get("execution") for s in settings],
+        impl=[s.get("impl", "") for s in settings],
+    ).sort_values("measured_at")
+    keys = ["model", "mask", "density", "execution", "metric"]
+    rows = rows.drop_duplicates(keys, keep="last")
+    times = {
+        (r.model, r.mask, r.density, r.execution): r.detail
+        for r in rows[rows["metric"] == "spatial_latency_ms"].itertuples()
+    }
+    madds_settings = madds["settings"].map(_settings)
+    madds_at = {
+        (m, s.get("mask"), s.get("density")): v
+        for m, s, v in zip(madds["model"], madds_settings, madds["value"], strict=True)
+    }
+    points = []
+    for r in rows[rows["metric"] == "spatial_latency_ratio"].itertuples():
+        low, high = ci95_bounds(r.detail)
+        details = [
+            times.get((r.model, r.mask, r.density, r.execution)),
+            times.get((r.model, r.mask, r.density, "dense")),
+        ]
+        quality = ratio_quality(r.value, r.detail, [d for d in details if d is not None], [])
+        full = madds_at.get((r.model, r.mask, 1.0))
+        here = madds_at.get((r.model, r.mask, r.density))
+        points.append(
+            {
+                "model": r.model,
+                "mask": r.mask,
+                "density": float(r.density),
+                "execution": r.execution,
+                "impl": r.impl,
+                "ratio": float(r.value),
+                "low": low,
+                "high": high,
+                "noisy": quality.noisy,
+                "quality": quality.text(),
+                "madds_vs_full": here / full if here is not None and full else None,
+                "rounds": detail_dict(r.detail).get("rounds"),
+            }
+        )
+    return pd.DataFrame(points).sort_values(["model", "mask", "execution", "density"])
+
+
+def break_even(points: pd.DataFrame) -> float | None | str:
+    """The density where ``points`` (one execution of one mask, by density) cross ratio 1.
+
+    A float when they cross; "above" when every measured density is faster than dense,
+    "below" when none is.
+    """
+    ordered = points.sort_values("density")
+    pairs = list(zip(ordered["density"], ordered["ratio"], strict=True))
+    if all(r < 1 for _, r in pairs):
+        return "above"
+    if pairs and pairs[0][1] >= 1:
+        return "below"
+    for (d0, r0), (d1, r1) in zip(pairs, pairs[1:], strict=False):
+        if r0 < 1 <= r1:
+            return d0 + (1 - r0) * (d1 - d0) / (r1 - r0)
+    return None
+
+
+def break_even_text(points: pd.DataFrame) -> str:
+    value = break_even(points)
+    top, bottom = points["density"].max(), points["density"].min()
+    if value == "above":
+        return f"above {top:g} (sparse was faster at every measured density)"
+    if value == "below":
+        return f"below {bottom:g} (sparse was never faster)"
+    return "not found" if value is None else f"{value:.2f}"

@@ -1,0 +1,62 @@
+"""The sparsity suite end to end on a small input, and its bad settings."""
+
+import json
+
+import pandas as pd
+
+from dynbench.report.spatial import break_even, break_even_text
+
+
+def test_sparsity_suite_records_every_point(cli, tmp_path):
+    (tmp_path / "sp.toml").write_text(
+        'measures = ["sparsity"]\nmodels = ["resnet50_dynconv"]\n[settings]\n'
+        'input_size = [3, 64, 64]\ndensities = [0.0, 1.0]\nmasks = ["blob"]\n'
+        "rounds = 6\nmax_rounds = 6\nmin_run_time = 0.01\nwarmup = 1\n"
+    )
+    result = cli("run", "--suite", "sp.toml", "--json", "sp.json")
+    assert result.code == 0, result.stderr
+    records = json.loads((tmp_path / "sp.json").read_text())
+    assert {r["model"] for r in records} == {"resnet50_dynconv"}  # the baseline is skipped
+    madds = {
+        (r["settings"]["density"], r["method"]): r["value"]
+        for r in records
+        if r["metric"] == "conditional_madds"
+    }
+    assert set(madds) == {(d, m) for d in (0.0, 1.0) for m in ("dynconv", "conv_linear")}
+    assert madds[(0.0, "dynconv")] < madds[(1.0, "dynconv")] < madds[(1.0, "conv_linear")]
+    times = [r for r in records if r["metric"] == "spatial_latency_ms"]
+    assert sorted((r["settings"]["density"], r["settings"]["execution"]) for r in times) == [
+        (d, e) for d in (0.0, 1.0) for e in ("dense", "masked", "sparse")
+    ]
+    ratios = [r for r in records if r["metric"] == "spatial_latency_ratio"]
+    assert {r["settings"]["execution"] for r in ratios} == {"masked", "sparse"}
+    sparse = [r for r in ratios if r["settings"]["execution"] == "sparse"]
+    assert all(r["settings"]["impl"] == "sparse" for r in sparse)
+    assert all(r["settings"]["mask"] == "blob" for r in sparse)
+    assert all(r["detail"]["ci95_low"] <= r["value"] <= r["detail"]["ci95_high"] for r in ratios)
+    assert cli("report", "--out", "rep", "--format", "md").code == 0
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Spatial DynConv: latency against mask density" in report
+    assert "break-even density" in report and (tmp_path / "rep" / "spatial-density.png").is_file()
+
+
+def test_bad_sparsity_settings(cli, tmp_path):
+    for line, message in (
+        ("densities = [0.5, 1.5]", "densities must be a list of numbers in [0, 1]"),
+        ('masks = ["stripes"]', "accepted: random, blob, patch, unit"),
+    ):
+        (tmp_path / "bad.toml").write_text(
+            f'measures = ["sparsity"]\nmodels = ["resnet50_dynconv"]\n[settings]\n{line}\n'
+        )
+        result = cli("run", "--suite", "bad.toml")
+        assert result.code == 2 and message in result.stderr
+
+
+def test_break_even_is_interpolated_where_sparse_crosses_dense():
+    def points(*pairs):
+        return pd.DataFrame([{"density": d, "ratio": r} for d, r in pairs])
+
+    assert break_even(points((0.0, 0.4), (0.5, 0.8), (1.0, 1.2))) == 0.75
+    assert break_even(points((0.0, 0.4), (1.0, 0.9))) == "above"
+    assert break_even(points((0.1, 1.1), (1.0, 1.3))) == "below"
+    assert break_even_text(points((0.1, 1.1), (1.0, 1.3))).startswith("below 0.1")
