@@ -49,14 +49,24 @@ class SpatialBlock(nn.Module):
         self.ran = "masked"  # what the last forward actually executed
         self.source = MaskSource()
         self.masks: dict[str, Tensor] = {}  # the last forward's, by DILATED / MASK
+        self._fixed: tuple | None = None  # (key, mask, dilated) of an input-independent source
 
     def branch_convs(self) -> list[tuple[nn.Conv2d, str]]:
         """(conv, DILATED or MASK) for every conv of the residual branch, in order."""
         raise NotImplementedError
 
     def _masks(self, x: Tensor, output_size: tuple[int, int], stride: int) -> tuple[Tensor, Tensor]:
-        mask = self.source.mask(self.masker(x), self.masker, self.index)
-        dilated = dilate(mask, stride, output_size)
+        """The mask unit always runs (its cost is the model's); a synthetic source whose
+        masks do not depend on the input (all but ``unit``) is drawn once per input shape,
+        so that a call pays for a trained unit's threshold, not for drawing masks."""
+        logits = self.masker(x)
+        key = (self.source, tuple(logits.shape), logits.device, logits.dtype, output_size)
+        if self.source.kind != "unit" and self._fixed is not None and self._fixed[0] == key:
+            mask, dilated = self._fixed[1], self._fixed[2]
+        else:
+            mask = self.source.mask(logits, self.masker, self.index)
+            dilated = dilate(mask, stride, output_size)
+            self._fixed = (key, mask, dilated)
         self.masks = {MASK: mask, DILATED: dilated}
         return mask, dilated
 

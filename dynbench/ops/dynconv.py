@@ -41,7 +41,28 @@ class MaskUnit(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         pooled = self.fc(x.mean((2, 3)))
-        return self.conv(x) + pooled[:, :, None, None]
+        return self.squeeze_conv(x) + pooled[:, :, None, None]
+
+    def squeeze_conv(self, x: Tensor) -> Tensor:
+        """``self.conv(x)``, computed as one GEMM and a shift-add.
+
+        A conv with one output channel leaves the conv kernels' blocking idle; as a GEMM
+        the rows of x (channels last) meet the 9 taps at once, (H W, C) x (C, 9), and the
+        9 tap maps, shifted, add up to the conv's output. Same MAdds, same function.
+        """
+        batch, channels, height, width = x.shape
+        stride = self.conv.stride[0]
+        rows = x.permute(0, 2, 3, 1).reshape(-1, channels)
+        taps = rows @ self.conv.weight[0].reshape(channels, 9)
+        taps = F.pad(taps.view(batch, height, width, 9), (0, 0, 1, 1, 1, 1))
+        out_h, out_w = (height - 1) // stride + 1, (width - 1) // stride + 1
+        out = self.conv.bias.view(1, 1, 1).expand(batch, out_h, out_w).clone()
+        for k in range(9):
+            ky, kx = divmod(k, 3)
+            rows_k = slice(ky, ky + stride * (out_h - 1) + 1, stride)
+            cols_k = slice(kx, kx + stride * (out_w - 1) + 1, stride)
+            out += taps[:, rows_k, cols_k, k]
+        return out.unsqueeze(1)
 
     def hard(self, logits: Tensor) -> Tensor:
         """Training: Gumbel-sigmoid sample, hard in the forward, soft in the backward;
@@ -53,6 +74,18 @@ class MaskUnit(nn.Module):
         noise = torch.log(torch.log(u2 + eps) / torch.log(u1 + eps) + eps)
         soft = torch.sigmoid((logits + noise) / self.temperature)
         return ((soft >= 0.5).to(soft.dtype) - soft).detach() + soft
+
+    def conv_linear_madds(self, x: Tensor, out: Tensor) -> int:
+        """The conv+linear convention: the 3x3 conv's weights at every output position and
+        the Linear on the pooled vector (it runs as a GEMM, so the counters ask here)."""
+        return out.numel() * self.conv.weight.numel() + x.shape[0] * self.fc.in_features
+
+    def analytic_madds(
+        self, x_shape: tuple[int, ...], out_shape: tuple[int, ...]
+    ) -> dict[str, int]:
+        """The unit is the model's attention branch: conv and Linear, no aggregation."""
+        attention = math.prod(out_shape) * self.conv.weight.numel() + x_shape[0] * x_shape[1]
+        return {"conv": 0, "attention": attention, "aggregation": 0, "feature_scale": 0}
 
     def madds(self, out_shape: tuple[int, ...]) -> int:
         """The released counter's figure: the 3x3 conv at every output position, bias adds

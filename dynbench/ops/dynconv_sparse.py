@@ -90,7 +90,9 @@ class SparseBottleneck:
             h2 = torch.relu(torch.addmm(w2.bias, cols, w2.weight))
             h3 = torch.addmm(w3.bias, h2, w3.weight)
         with phase("aggregation"):  # scattering the branch into the shortcut
-            out = identity.permute(0, 2, 3, 1).reshape(-1, identity.shape[1]).clone()
+            out = identity.permute(0, 2, 3, 1).reshape(-1, identity.shape[1])
+            if block.downsample is None:  # the shortcut is the block's input: not ours to write
+                out = out.clone()
             n, i, j = active.unbind(1)
             out.index_add_(0, (n * out_h + i) * out_w + j, h3)
             out = torch.relu_(out)

@@ -48,7 +48,7 @@ def test_masks_touching_the_borders():
     x = torch.randn(1, 16, 9, 9)
     edge = torch.zeros(1, 1, 5, 5)
     edge[0, 0, 0, :] = edge[0, 0, :, -1] = edge[0, 0, -1, 0] = 1
-    block.source = type("Edge", (), {"mask": lambda self, logits, unit, i: edge})()
+    block.source = type("Edge", (), {"kind": "unit", "mask": lambda self, logits, unit, i: edge})()
     masked, sparse = _both(block, x)
     torch.testing.assert_close(sparse, masked, **FP32)
 
