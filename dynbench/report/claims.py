@@ -285,10 +285,13 @@ def judge_train(claim, m: Measured) -> tuple[str, str]:
 
 
 def judge_spatial(claim, m: Measured) -> tuple[str, str]:
-    """Holds when, at some measured density below 1, sparse execution is at least as fast as
-    the printed speed-up says (its ratio to dense within the printed one plus 5%)."""
+    """Holds when, at some measured density strictly between 0 and 1, sparse execution is at
+    least as fast as the printed speed-up says (its ratio to dense within the printed one
+    plus 5%); density 0 computes no position at all and proves nothing."""
     sparse = m.spatial[m.spatial["execution"] == "sparse"] if not m.spatial.empty else m.spatial
-    sparse = sparse[sparse["density"] < 1] if not sparse.empty else sparse
+    # a speed-up needs some positions computed and some skipped: 0 < density < 1
+    if not sparse.empty:
+        sparse = sparse[(sparse["density"] > 0) & (sparse["density"] < 1)]
     if sparse.empty:
         return UNMEASURED, f"needs {SUITE_HINT['spatial']}"
     quiet = sparse[~sparse["noisy"]]
