@@ -7,7 +7,12 @@ masks; these counts take the masks of one masked forward:
   a branch conv on the active positions of its mask (conv1 on the dilated mask), the mask
   unit's 3x3 conv and every conv outside the masked branches (stem, downsample) dense;
 * ``conv_linear``: this project's convention: ``dynconv`` plus the mask units' Linear
-  layers and the classifier.
+  layers and the classifier;
+* ``executed``: what the execution that ran computed: a sparse block its GEMMs on the
+  gathered rows (the 3x3 over all 9 taps of each window, zero border rows included, and
+  the folded batch norms' bias adds), a masked block its convs at every position; the mask
+  unit as it runs (its taps at every *input* position, then the Linear), the dense convs
+  as they are, and the classifier.
 
 ``detail``: each block's measured density and dilated density.
 """
@@ -20,7 +25,7 @@ from torch import nn
 from dynbench.models.spatial import MASK, spatial_blocks
 from dynbench.ops.base import conv_madds, fc_madds
 
-CONDITIONAL_METHODS = ("dynconv", "conv_linear")
+CONDITIONAL_METHODS = ("dynconv", "conv_linear", "executed")
 
 
 def _conv_madds_at(conv: nn.Conv2d, positions: int) -> int:
@@ -52,17 +57,25 @@ def conditional_madds(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, int]
     finally:
         for handle in handles:
             handle.remove()
-    total = dense["madds"]
+    total = executed = dense["madds"]
     linear = 0
     detail = []
     for block in blocks:
         if not block.masks:
-            raise RuntimeError("conditional MAdds need a masked forward: set_execution('masked')")
+            raise RuntimeError("conditional MAdds need a masked or sparse forward")
         for conv, which in block.branch_convs():
-            total += _conv_madds_at(conv, int(block.masks[which].sum()))
+            positions = block.masks[which]
+            total += _conv_madds_at(conv, int(positions.sum()))
+            if block.ran == "sparse":  # GEMM on the gathered rows, the folded BN's bias adds
+                executed += int(positions.sum()) * (conv.weight.numel() + conv.out_channels)
+            else:
+                executed += _conv_madds_at(conv, positions.numel())
         mask = block.masks[MASK]
         total += block.masker.madds(tuple(mask.shape))
         linear += fc_madds(mask.shape[0], block.masker.fc.in_features, 1)
+        batch, channels, height, width = block.input_shape
+        executed += batch * height * width * block.masker.conv.weight.numel() + mask.numel()
+        executed += fc_madds(batch, channels, 1)
         detail.append(
             {
                 "block": block.index,
@@ -70,6 +83,12 @@ def conditional_madds(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, int]
                 "dilated_density": round(float(block.masks["dilated"].mean()), 4),
             }
         )
-    classifier = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    linear += sum(fc_madds(x.shape[0], m.in_features, m.out_features) for m in classifier[-1:])
-    return {"dynconv": total, "conv_linear": total + linear}, detail
+    units = {id(b.masker.fc) for b in blocks}
+    heads = [m for m in model.modules() if isinstance(m, nn.Linear) and id(m) not in units]
+    classifier = sum(fc_madds(x.shape[0], m.in_features, m.out_features) for m in heads[-1:])
+    madds = {
+        "dynconv": total,
+        "conv_linear": total + linear + classifier,
+        "executed": executed + classifier,
+    }
+    return madds, detail

@@ -50,6 +50,7 @@ class SpatialBlock(nn.Module):
         self.source = MaskSource()
         self.masks: dict[str, Tensor] = {}  # the last forward's, by DILATED / MASK
         self._fixed: tuple | None = None  # (key, mask, dilated) of an input-independent source
+        self.input_shape: tuple[int, ...] = ()  # of the last masked or sparse forward
 
     def branch_convs(self) -> list[tuple[nn.Conv2d, str]]:
         """(conv, DILATED or MASK) for every conv of the residual branch, in order."""
@@ -68,6 +69,7 @@ class SpatialBlock(nn.Module):
             dilated = dilate(mask, stride, output_size)
             self._fixed = (key, mask, dilated)
         self.masks = {MASK: mask, DILATED: dilated}
+        self.input_shape = tuple(x.shape)
         return mask, dilated
 
     def forward(self, x: Tensor) -> Tensor:

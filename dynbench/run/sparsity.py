@@ -43,7 +43,7 @@ def _point(
     """Every record of one (mask source, density); and whether Ctrl-C cut it short."""
     where = {"density": source.density, "mask": source.kind, "batch": 1}
     set_mask_source(model, source)
-    set_execution(model, "masked")
+    set_execution(model, "sparse")  # executed MAdds: what the sparse execution computes
     madds, blocks = conditional_madds(model, x)
     records = [
         Record(

@@ -53,3 +53,20 @@ def test_a_lone_bottleneck_by_hand():
     assert detail == [
         {"block": 0, "density": 0.24, "dilated_density": round(float(dilated.mean()), 4)}
     ]
+
+
+def test_executed_madds_of_a_lone_bottleneck_by_hand():
+    block = _block("bottleneck", 2)
+    block.source = MaskSource("blob", 0.25)
+    x = torch.randn(1, 16, 10, 10)
+    block.execution = "sparse"
+    sparse, _ = conditional_madds(block, x)
+    rows, active = int(block.masks["dilated"].sum()), int(block.masks["mask"].sum())
+    downsample = 25 * 16 * 32
+    unit = 100 * 16 * 9 + 25 + 16  # taps at every input position, bias at outputs, Linear
+    branch = rows * (16 * 8 + 8) + active * ((8 * 8 * 9 + 8) + (8 * 32 + 32))
+    assert sparse["executed"] == downsample + unit + branch
+    block.execution = "masked"
+    masked, _ = conditional_madds(block, x)
+    assert masked["executed"] == downsample + unit + 100 * 16 * 8 + 25 * (8 * 8 * 9 + 8 * 32)
+    assert masked["dynconv"] == sparse["dynconv"]  # the masks' count, whatever ran

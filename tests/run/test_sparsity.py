@@ -22,7 +22,8 @@ def test_sparsity_suite_records_every_point(cli, tmp_path):
         for r in records
         if r["metric"] == "conditional_madds"
     }
-    assert set(madds) == {(d, m) for d in (0.0, 1.0) for m in ("dynconv", "conv_linear")}
+    methods = ("dynconv", "conv_linear", "executed")
+    assert set(madds) == {(d, m) for d in (0.0, 1.0) for m in methods}
     assert madds[(0.0, "dynconv")] < madds[(1.0, "dynconv")] < madds[(1.0, "conv_linear")]
     times = [r for r in records if r["metric"] == "spatial_latency_ms"]
     assert sorted((r["settings"]["density"], r["settings"]["execution"]) for r in times) == [
