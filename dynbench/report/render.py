@@ -20,6 +20,7 @@ from dynbench.report.figures import Figure
 from dynbench.report.matrix import reproduction_matrix
 from dynbench.report.published_speeds import compare_published_speed
 from dynbench.report.quality import RULES, section_quality
+from dynbench.report.resolution import resolution_table
 from dynbench.report.spatial import break_even_text, spatial_points
 
 MAX_MARKDOWN_COLUMNS = 10
@@ -258,6 +259,22 @@ def _spatial_section(frame: pd.DataFrame) -> Section | None:
     return Section("spatial", "Spatial DynConv: latency against mask density", blocks)
 
 
+def _resolution_section(frame: pd.DataFrame) -> Section | None:
+    table = resolution_table(frame)
+    if table.empty:
+        return None
+    note = (
+        "MAdds counted at the input sizes the spatial DynConv reproduction quotes ptflops "
+        "GMACs for (dynbench run --suite resolution), beside each quoted figure. Reproduced by "
+        "names every model and counter that gives the quoted figure to its printed digit (✓) "
+        "or one unit off (≈); the published data's notes say why the others are not."
+    )
+    numeric = tuple(c for c in table.columns if "ptflops" in c)
+    return Section(
+        "resolution", "MAdds by input size", [Block(text=note, table=Table(table, numeric))]
+    )
+
+
 def _speed_section(frame: pd.DataFrame) -> Section | None:
     speed = compare_published_speed(frame)
     if speed.empty:
@@ -360,6 +377,7 @@ def build_report(frame: pd.DataFrame) -> Report:
         _figures_section(frame),
         *_timing_sections(frame),
         _spatial_section(frame),
+        _resolution_section(frame),
         _speed_section(frame),
         _matrix_section(frame),
         _sizes_section(frame),

@@ -50,6 +50,7 @@ METRICS: dict[str, tuple[str, str]] = {
         "train step time / family baseline's, median of the per-round ratios",
     ),
     "profile_ms": ("ms", "ms per forward in a phase (attention, aggregation, conv, other)"),
+    "resolution_madds": (MADDS_UNIT, "multiply-adds at batch 1 at settings.input_size"),
     "conditional_madds": (
         MADDS_UNIT,
         "multiply-adds a spatial DynConv model's masks leave (method dynconv | conv_linear)",

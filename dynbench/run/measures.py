@@ -92,6 +92,14 @@ def _check_sparsity(settings: dict, source: str) -> None:
         )
 
 
+def _check_input_sizes(settings: dict, source: str) -> None:
+    sizes = settings.get("input_sizes", [[3, 224, 224]])
+    if not isinstance(sizes, list) or not sizes:
+        raise DynbenchError(f"{source}: input_sizes must be a non-empty list of [C, H, W]")
+    for size in sizes:
+        check_input_size(size, source)
+
+
 def _check_counters(settings: dict, source: str) -> None:
     counters = settings.get("counters", COUNTERS)
     if not isinstance(counters, list) or not counters:
@@ -240,6 +248,13 @@ MEASURES: dict[str, Measure] = {
             _positive("fault_threshold"),
             _check_sparsity,
         ),
+    ),
+    "resolution": Measure(
+        "resolution",
+        "multiply-adds at batch 1 by each counter at several input sizes",
+        per_model(sizes.resolution),
+        {"counters": list(COUNTERS), "input_sizes": [[3, 224, 224]]},
+        _all(_check_counters, _check_input_sizes),
     ),
     "profile": Measure(
         "profile",

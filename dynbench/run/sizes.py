@@ -60,3 +60,23 @@ def madds(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
         )
     )
     return records
+
+
+def resolution(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
+    """Every chosen counter's MAdds at each of ``input_sizes`` (batch 1): how MAdds scale
+    with the input, and the figures papers quote at their own sizes."""
+    records = []
+    for size in settings["input_sizes"]:
+        result = count_madds(model, torch.randn(1, *size), tuple(settings["counters"]))
+        records += [
+            Record(
+                model=info.name,
+                metric="resolution_madds",
+                value=None if total is None else float(total),
+                method=counter,
+                settings={"input_size": list(size), "batch": 1},
+                detail={"error": result.errors[counter]} if counter in result.errors else {},
+            )
+            for counter, total in result.totals.items()
+        ]
+    return records
