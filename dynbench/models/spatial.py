@@ -14,8 +14,8 @@ Stem, downsample shortcut, the other inverted residuals and the classifier stay 
 ``execution`` chooses how a block runs: ``dense`` is the plain backbone (the mask unit is
 not even called), ``masked`` computes everywhere and multiplies by the masks (what the
 released classification models do, so timing it measures the masks' overhead), ``sparse``
-computes the active positions only (:mod:`dynbench.ops.dynconv_sparse`; bottlenecks in
-eval mode so far, other blocks run masked and say so in :meth:`SpatialBlock.ran`). The last
+computes the active positions only (:mod:`dynbench.ops.dynconv_sparse`; ResNet blocks in
+eval mode so far, inverted residuals run masked and say so in ``ran``). The last
 forward's masks are kept so that :func:`dynbench.measure.conditional.conditional_madds`
 can count what a sparse execution must compute.
 """
@@ -30,7 +30,7 @@ from dynbench.models.mobilenetv2 import InvertedResidual
 from dynbench.models.resnet import BasicBlock, Bottleneck
 from dynbench.ops.base import phase
 from dynbench.ops.dynconv import EXECUTIONS, MaskSource, MaskUnit, dilate
-from dynbench.ops.dynconv_sparse import SparseBottleneck
+from dynbench.ops.dynconv_sparse import SparseBasicBlock, SparseBottleneck
 
 DILATED, MASK = "dilated", "mask"
 
@@ -124,15 +124,26 @@ class SpatialBottleneck(SpatialBlock):
 class SpatialBasicBlock(SpatialBlock):
     def __init__(self, block: BasicBlock, index: int) -> None:
         super().__init__(block, block.conv1.in_channels, block.conv1.stride[0], index)
+        self._sparse = SparseBasicBlock()
+
+    def can_run_sparse(self) -> bool:
+        return not self.training
+
+    def sparse(self, x: Tensor) -> Tensor:
+        with phase("attention"):  # the mask unit
+            mask, dilated = self._masks(x, self._output_size(x), 1)
+        return self._sparse(self.block, x, mask, dilated)
+
+    def _output_size(self, x: Tensor) -> tuple[int, int]:
+        stride = self.block.conv1.stride[0]
+        return (-(-x.shape[2] // stride), -(-x.shape[3] // stride))
 
     def branch_convs(self) -> list[tuple[nn.Conv2d, str]]:
         return [(self.block.conv1, DILATED), (self.block.conv2, MASK)]
 
     def masked(self, x: Tensor) -> Tensor:
         b = self.block
-        stride = b.conv1.stride[0]
-        output_size = (-(-x.shape[2] // stride), -(-x.shape[3] // stride))
-        mask, dilated = self._masks(x, output_size, 1)
+        mask, dilated = self._masks(x, self._output_size(x), 1)
         identity = b._identity(x)
         out = b.relu(b.bn1(b.conv1(x))) * dilated
         out = b.bn2(b.conv2(out)) * mask

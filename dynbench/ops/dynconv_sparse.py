@@ -1,4 +1,4 @@
-"""Sparse execution of a spatial DynConv bottleneck: compute only the active positions.
+"""Sparse execution of spatial DynConv blocks: compute only the active positions.
 
 Eval mode only, batch norms folded into the convolutions. The feature maps are used as
 channels-last rows (one row per position, batch folded in), so that gathering positions
@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dynbench.ops.base import phase
@@ -49,15 +50,42 @@ def neighbour_rows(active: Tensor, height: int, width: int, stride: int) -> Tens
     return (base[:, None, None] + grid).reshape(-1, 9)
 
 
-class SparseBottleneck:
-    """The folded weights of one bottleneck, kept while its parameters do not change."""
+def window_cols(padded: Tensor, positions: Tensor, stride: int) -> Tensor:
+    """(P, 9 C): the 3x3 windows of a (N, H+2, W+2, C) zero-bordered map read by the
+    outputs at ``positions`` ((n, i, j) rows) of a conv of ``stride``."""
+    batch, height, width, channels = padded.shape
+    windows = neighbour_rows(positions, height - 2, width - 2, stride)
+    flat = padded.reshape(-1, channels).index_select(0, windows.reshape(-1))
+    return flat.reshape(len(positions), 9 * channels)
+
+
+def scatter_into(rows: Tensor, positions: Tensor, shape: tuple[int, int, int, int]) -> Tensor:
+    """A (N, H+2, W+2, C) zero-bordered map holding ``rows`` at ``positions`` ((n, i, j))."""
+    padded = rows.new_zeros(shape)
+    n, i, j = positions.unbind(1)
+    padded[n, i + 1, j + 1] = rows
+    return padded
+
+
+def add_to_shortcut(block: nn.Module, identity: Tensor, positions: Tensor, rows: Tensor) -> Tensor:
+    """relu(shortcut + branch), the branch's ``rows`` added at ``positions`` only."""
+    batch, channels, height, width = identity.shape
+    out = identity.permute(0, 2, 3, 1).reshape(-1, channels)
+    if block.downsample is None:  # the shortcut is the block's input: not ours to write
+        out = out.clone()
+    n, i, j = positions.unbind(1)
+    out.index_add_(0, (n * height + i) * width + j, rows)
+    return torch.relu_(out).view(batch, height, width, channels).permute(0, 3, 1, 2)
+
+
+class SparseBlock:
+    """The folded (conv, bn) pairs of one block, kept while their parameters do not change."""
 
     def __init__(self) -> None:
         self._key: tuple | None = None
-        self._folded: tuple[FoldedConv, FoldedConv, FoldedConv] | None = None
+        self._folded: tuple[FoldedConv, ...] = ()
 
-    def folded(self, block: nn.Module) -> tuple[FoldedConv, FoldedConv, FoldedConv]:
-        pairs = ((block.conv1, block.bn1), (block.conv2, block.bn2), (block.conv3, block.bn3))
+    def folded(self, pairs: tuple[tuple[nn.Conv2d, nn.BatchNorm2d], ...]) -> tuple[FoldedConv, ...]:
         tensors = [t for conv, bn in pairs for t in (conv.weight, *bn.parameters(), *bn.buffers())]
         key = tuple((t._version, t.data_ptr()) for t in tensors)
         if key != self._key:
@@ -66,34 +94,49 @@ class SparseBottleneck:
             self._key = key
         return self._folded
 
+
+class SparseBottleneck(SparseBlock):
     def __call__(self, block: nn.Module, x: Tensor, mask: Tensor, dilated: Tensor) -> Tensor:
         """relu(shortcut + mask * branch(x)) computed at the active positions only."""
-        (w1, w2, w3), stride = self.folded(block), block.conv2.stride[0]
+        pairs = ((block.conv1, block.bn1), (block.conv2, block.bn2), (block.conv3, block.bn3))
+        (w1, w2, w3), stride = self.folded(pairs), block.conv2.stride[0]
         batch, channels, height, width = x.shape
         x = x.contiguous(memory_format=torch.channels_last)
         identity = block._identity(x).contiguous(memory_format=torch.channels_last)
-        out_h, out_w, planes = identity.shape[2], identity.shape[3], w1.weight.shape[1]
         with phase("aggregation"):  # gathering the rows a conv needs
             rows = x.permute(0, 2, 3, 1).reshape(-1, channels)
-            read = dilated.reshape(-1).nonzero().squeeze(1)
-            active = mask[:, 0].nonzero()
+            read, active = dilated[:, 0].nonzero(), mask[:, 0].nonzero()
+            n, r, c = read.unbind(1)
+            gathered = rows.index_select(0, (n * height + r) * width + c)
         with phase("conv"):
-            h1 = torch.relu(torch.addmm(w1.bias, rows.index_select(0, read), w1.weight))
+            h1 = torch.relu(torch.addmm(w1.bias, gathered, w1.weight))
         with phase("aggregation"):
-            padded = x.new_zeros(batch, height + 2, width + 2, planes)
-            n, r, c = read // (height * width), read // width % height, read % width
-            padded[n, r + 1, c + 1] = h1
-            windows = neighbour_rows(active, height, width, stride)
-            patches = padded.reshape(-1, planes).index_select(0, windows.reshape(-1))
+            padded = scatter_into(h1, read, (batch, height + 2, width + 2, h1.shape[1]))
+            cols = window_cols(padded, active, stride)
         with phase("conv"):
-            cols = patches.reshape(len(active), 9 * planes)
             h2 = torch.relu(torch.addmm(w2.bias, cols, w2.weight))
             h3 = torch.addmm(w3.bias, h2, w3.weight)
         with phase("aggregation"):  # scattering the branch into the shortcut
-            out = identity.permute(0, 2, 3, 1).reshape(-1, identity.shape[1])
-            if block.downsample is None:  # the shortcut is the block's input: not ours to write
-                out = out.clone()
-            n, i, j = active.unbind(1)
-            out.index_add_(0, (n * out_h + i) * out_w + j, h3)
-            out = torch.relu_(out)
-            return out.view(batch, out_h, out_w, -1).permute(0, 3, 1, 2)
+            return add_to_shortcut(block, identity, active, h3)
+
+
+class SparseBasicBlock(SparseBlock):
+    def __call__(self, block: nn.Module, x: Tensor, mask: Tensor, dilated: Tensor) -> Tensor:
+        """conv1 (3x3, the block's stride) at the dilated outputs, conv2 at the active ones."""
+        pairs = ((block.conv1, block.bn1), (block.conv2, block.bn2))
+        (w1, w2), stride = self.folded(pairs), block.conv1.stride[0]
+        x = x.contiguous(memory_format=torch.channels_last)
+        identity = block._identity(x).contiguous(memory_format=torch.channels_last)
+        batch, _, out_h, out_w = identity.shape
+        with phase("aggregation"):
+            read, active = dilated[:, 0].nonzero(), mask[:, 0].nonzero()
+            cols = window_cols(F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1)), read, stride)
+        with phase("conv"):
+            h1 = torch.relu(torch.addmm(w1.bias, cols, w1.weight))
+        with phase("aggregation"):
+            padded = scatter_into(h1, read, (batch, out_h + 2, out_w + 2, h1.shape[1]))
+            cols = window_cols(padded, active, 1)
+        with phase("conv"):
+            h2 = torch.addmm(w2.bias, cols, w2.weight)
+        with phase("aggregation"):
+            return add_to_shortcut(block, identity, active, h2)

@@ -1,4 +1,4 @@
-"""Sparse execution of a spatial DynConv bottleneck equals the masked one at every position."""
+"""Sparse execution of spatial DynConv blocks equals the masked one at every position."""
 
 import pytest
 import torch
@@ -22,6 +22,7 @@ def _both(block, x):
     return masked, sparse
 
 
+@pytest.mark.parametrize("kind", ["bottleneck", "basic"])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("size", [(9, 9), (10, 7)])
 @pytest.mark.parametrize(
@@ -30,9 +31,9 @@ def _both(block, x):
      MaskSource("patch", 0.5, patch=2), MaskSource("blob", 0.1)],  # fmt: skip
     ids=["empty", "full", "random", "patch", "blob"],
 )
-def test_sparse_equals_masked_on_a_bottleneck(stride, size, source):
+def test_sparse_equals_masked(kind, stride, size, source):
     torch.manual_seed(stride + size[1])
-    block = _block("bottleneck", stride)
+    block = _block(kind, stride)
     block.source = source
     x = torch.randn(3, 16, *size)  # three samples, each with its own mask
     masked, sparse = _both(block, x)
@@ -42,9 +43,10 @@ def test_sparse_equals_masked_on_a_bottleneck(stride, size, source):
         assert not torch.equal(masks[0], masks[1])
 
 
-def test_masks_touching_the_borders():
+@pytest.mark.parametrize("kind", ["bottleneck", "basic"])
+def test_masks_touching_the_borders(kind):
     torch.manual_seed(5)
-    block = _block("bottleneck", 2)
+    block = _block(kind, 2)
     x = torch.randn(1, 16, 9, 9)
     edge = torch.zeros(1, 1, 5, 5)
     edge[0, 0, 0, :] = edge[0, 0, :, -1] = edge[0, 0, -1, 0] = 1
@@ -53,9 +55,10 @@ def test_masks_touching_the_borders():
     torch.testing.assert_close(sparse, masked, **FP32)
 
 
-def test_a_whole_model_sparse_equals_masked():
+@pytest.mark.parametrize("name", ["resnet50_dynconv", "resnet18_dynconv"])
+def test_a_whole_model_sparse_equals_masked(name):
     torch.manual_seed(0)
-    model = create_model("resnet50_dynconv").eval()
+    model = create_model(name).eval()
     x = torch.randn(2, 3, 64, 64)
     set_mask_source(model, MaskSource("blob", 0.3))
     with torch.no_grad():
@@ -65,8 +68,8 @@ def test_a_whole_model_sparse_equals_masked():
     torch.testing.assert_close(sparse, masked, rtol=1e-4, atol=1e-4)
 
 
-def test_other_blocks_run_masked_and_say_so():
-    block = _block("basic", 1)
+def test_inverted_residuals_run_masked_and_say_so():
+    block = _block("inverted", 1)
     block.execution = "sparse"
     with torch.no_grad():
         block(torch.randn(1, 16, 6, 6))
