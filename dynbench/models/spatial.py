@@ -14,8 +14,8 @@ Stem, downsample shortcut, the other inverted residuals and the classifier stay 
 ``execution`` chooses how a block runs: ``dense`` is the plain backbone (the mask unit is
 not even called), ``masked`` computes everywhere and multiplies by the masks (what the
 released classification models do, so timing it measures the masks' overhead), ``sparse``
-computes the active positions only (:mod:`dynbench.ops.dynconv_sparse`; ResNet blocks in
-eval mode so far, inverted residuals run masked and say so in ``ran``). The last
+computes the active positions only (:mod:`dynbench.ops.dynconv_sparse`, eval mode; a block
+in training mode runs masked and says so in ``ran``). The last
 forward's masks are kept so that :func:`dynbench.measure.conditional.conditional_madds`
 can count what a sparse execution must compute.
 """
@@ -30,7 +30,11 @@ from dynbench.models.mobilenetv2 import InvertedResidual
 from dynbench.models.resnet import BasicBlock, Bottleneck
 from dynbench.ops.base import phase
 from dynbench.ops.dynconv import EXECUTIONS, MaskSource, MaskUnit, dilate
-from dynbench.ops.dynconv_sparse import SparseBasicBlock, SparseBottleneck
+from dynbench.ops.dynconv_sparse import (
+    SparseBasicBlock,
+    SparseBottleneck,
+    SparseInvertedResidual,
+)
 
 DILATED, MASK = "dilated", "mask"
 
@@ -83,7 +87,8 @@ class SpatialBlock(nn.Module):
         return self.masked(x)
 
     def can_run_sparse(self) -> bool:
-        return False
+        """Sparse execution folds the batch norms: eval mode only."""
+        return not self.training
 
     def masked(self, x: Tensor) -> Tensor:
         raise NotImplementedError
@@ -102,9 +107,6 @@ class SpatialBottleneck(SpatialBlock):
     def branch_convs(self) -> list[tuple[nn.Conv2d, str]]:
         b = self.block
         return [(b.conv1, DILATED), (b.conv2, MASK), (b.conv3, MASK)]
-
-    def can_run_sparse(self) -> bool:
-        return not self.training
 
     def sparse(self, x: Tensor) -> Tensor:
         with phase("attention"):  # the mask unit
@@ -125,9 +127,6 @@ class SpatialBasicBlock(SpatialBlock):
     def __init__(self, block: BasicBlock, index: int) -> None:
         super().__init__(block, block.conv1.in_channels, block.conv1.stride[0], index)
         self._sparse = SparseBasicBlock()
-
-    def can_run_sparse(self) -> bool:
-        return not self.training
 
     def sparse(self, x: Tensor) -> Tensor:
         with phase("attention"):  # the mask unit
@@ -155,6 +154,7 @@ class SpatialInvertedResidual(SpatialBlock):
         if not block.use_res_connect or block.expand_ratio == 1:
             raise ValueError("only stride-1 expanding blocks with a residual are spatial")
         super().__init__(block, block.conv[0][0].in_channels, 1, index)
+        self._sparse = SparseInvertedResidual()
 
     def branch_convs(self) -> list[tuple[nn.Conv2d, str]]:
         expand, depthwise, project = (
@@ -163,6 +163,11 @@ class SpatialInvertedResidual(SpatialBlock):
             self.block.conv[2],
         )
         return [(expand, DILATED), (depthwise, MASK), (project, MASK)]
+
+    def sparse(self, x: Tensor) -> Tensor:
+        with phase("attention"):  # the mask unit
+            mask, dilated = self._masks(x, tuple(x.shape[-2:]), 1)
+        return self._sparse(self.block, x, mask, dilated)
 
     def masked(self, x: Tensor) -> Tensor:
         expand, depthwise, project, bn = self.block.conv[:4]

@@ -67,15 +67,19 @@ def scatter_into(rows: Tensor, positions: Tensor, shape: tuple[int, int, int, in
     return padded
 
 
-def add_to_shortcut(block: nn.Module, identity: Tensor, positions: Tensor, rows: Tensor) -> Tensor:
-    """relu(shortcut + branch), the branch's ``rows`` added at ``positions`` only."""
+def add_to_shortcut(
+    block: nn.Module, identity: Tensor, positions: Tensor, rows: Tensor, relu: bool = True
+) -> Tensor:
+    """(relu of) shortcut + branch, the branch's ``rows`` added at ``positions`` only."""
     batch, channels, height, width = identity.shape
     out = identity.permute(0, 2, 3, 1).reshape(-1, channels)
-    if block.downsample is None:  # the shortcut is the block's input: not ours to write
+    if getattr(block, "downsample", None) is None:  # the block's input: not ours to write
         out = out.clone()
     n, i, j = positions.unbind(1)
     out.index_add_(0, (n * height + i) * width + j, rows)
-    return torch.relu_(out).view(batch, height, width, channels).permute(0, 3, 1, 2)
+    if relu:
+        out = torch.relu_(out)
+    return out.view(batch, height, width, channels).permute(0, 3, 1, 2)
 
 
 class SparseBlock:
@@ -140,3 +144,29 @@ class SparseBasicBlock(SparseBlock):
             h2 = torch.addmm(w2.bias, cols, w2.weight)
         with phase("aggregation"):
             return add_to_shortcut(block, identity, active, h2)
+
+
+class SparseInvertedResidual(SparseBlock):
+    def __call__(self, block: nn.Module, x: Tensor, mask: Tensor, dilated: Tensor) -> Tensor:
+        """Expand (1x1) at the dilated positions, depthwise 3x3 and project at the active
+        ones, added to the input (stride 1, no activation after the sum)."""
+        expand, depthwise, project, bn = block.conv[:4]
+        pairs = ((expand[0], expand[1]), (depthwise[0], depthwise[1]), (project, bn))
+        w1, w2, w3 = self.folded(pairs)
+        batch, channels, height, width = x.shape
+        x = x.contiguous(memory_format=torch.channels_last)
+        with phase("aggregation"):
+            rows = x.permute(0, 2, 3, 1).reshape(-1, channels)
+            read, active = dilated[:, 0].nonzero(), mask[:, 0].nonzero()
+            n, r, c = read.unbind(1)
+            gathered = rows.index_select(0, (n * height + r) * width + c)
+        with phase("conv"):
+            h1 = torch.clamp_(torch.addmm(w1.bias, gathered, w1.weight), 0, 6)
+        with phase("aggregation"):
+            padded = scatter_into(h1, read, (batch, height + 2, width + 2, h1.shape[1]))
+            windows = window_cols(padded, active, 1).view(len(active), 9, h1.shape[1])
+        with phase("conv"):
+            h2 = torch.clamp_(torch.einsum("pkc,kc->pc", windows, w2.weight) + w2.bias, 0, 6)
+            h3 = torch.addmm(w3.bias, h2, w3.weight)
+        with phase("aggregation"):
+            return add_to_shortcut(block, x, active, h3, relu=False)

@@ -22,13 +22,26 @@ def _both(block, x):
     return masked, sparse
 
 
-@pytest.mark.parametrize("kind", ["bottleneck", "basic"])
-@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize(
+    "kind, stride",
+    [
+        ("bottleneck", 1),
+        ("bottleneck", 2),
+        ("basic", 1),
+        ("basic", 2),
+        ("inverted", 1),
+    ],  # fmt: skip
+)
 @pytest.mark.parametrize("size", [(9, 9), (10, 7)])
 @pytest.mark.parametrize(
     "source",
-    [MaskSource("random", 0.0), MaskSource("random", 1.0), MaskSource("random", 0.3, seed=4),
-     MaskSource("patch", 0.5, patch=2), MaskSource("blob", 0.1)],  # fmt: skip
+    [
+        MaskSource("random", 0.0),
+        MaskSource("random", 1.0),
+        MaskSource("random", 0.3, seed=4),
+        MaskSource("patch", 0.5, patch=2),
+        MaskSource("blob", 0.1),
+    ],  # fmt: skip
     ids=["empty", "full", "random", "patch", "blob"],
 )
 def test_sparse_equals_masked(kind, stride, size, source):
@@ -55,7 +68,9 @@ def test_masks_touching_the_borders(kind):
     torch.testing.assert_close(sparse, masked, **FP32)
 
 
-@pytest.mark.parametrize("name", ["resnet50_dynconv", "resnet18_dynconv"])
+@pytest.mark.parametrize(
+    "name", ["resnet50_dynconv", "resnet18_dynconv", "mobilenetv2_100_dynconv"]
+)
 def test_a_whole_model_sparse_equals_masked(name):
     torch.manual_seed(0)
     model = create_model(name).eval()
@@ -68,11 +83,10 @@ def test_a_whole_model_sparse_equals_masked(name):
     torch.testing.assert_close(sparse, masked, rtol=1e-4, atol=1e-4)
 
 
-def test_inverted_residuals_run_masked_and_say_so():
-    block = _block("inverted", 1)
+def test_a_block_in_training_mode_runs_masked_and_says_so():
+    block = _block("inverted", 1).train()
     block.execution = "sparse"
-    with torch.no_grad():
-        block(torch.randn(1, 16, 6, 6))
+    block(torch.randn(2, 16, 6, 6))
     assert block.ran == "masked"
 
 
