@@ -66,8 +66,9 @@ def conditional_madds(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, int]
         for conv, which in block.branch_convs():
             positions = block.masks[which]
             total += _conv_madds_at(conv, int(positions.sum()))
-            if block.ran == "sparse":  # GEMM on the gathered rows, the folded BN's bias adds
-                executed += int(positions.sum()) * (conv.weight.numel() + conv.out_channels)
+            if block.ran == "sparse":  # at its rows, plus the folded BN's bias adds
+                at = block.sparse_positions(conv, which)
+                executed += at * (conv.weight.numel() + conv.out_channels)
             else:
                 executed += _conv_madds_at(conv, positions.numel())
         mask = block.masks[MASK]

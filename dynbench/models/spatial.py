@@ -90,6 +90,10 @@ class SpatialBlock(nn.Module):
         """Sparse execution folds the batch norms: eval mode only."""
         return not self.training
 
+    def sparse_positions(self, conv: nn.Conv2d, which: str) -> int:
+        """At how many positions the sparse execution runs ``conv``: its mask's, by default."""
+        return int(self.masks[which].sum())
+
     def masked(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
@@ -168,6 +172,12 @@ class SpatialInvertedResidual(SpatialBlock):
         with phase("attention"):  # the mask unit
             mask, dilated = self._masks(x, tuple(x.shape[-2:]), 1)
         return self._sparse(self.block, x, mask, dilated)
+
+    def sparse_positions(self, conv: nn.Conv2d, which: str) -> int:
+        """The depthwise conv runs over the whole expanded map (see SparseInvertedResidual)."""
+        if conv is self.block.conv[1][0]:
+            return self.masks[which].numel()
+        return super().sparse_positions(conv, which)
 
     def masked(self, x: Tensor) -> Tensor:
         expand, depthwise, project, bn = self.block.conv[:4]

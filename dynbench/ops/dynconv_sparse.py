@@ -59,11 +59,13 @@ def window_cols(padded: Tensor, positions: Tensor, stride: int) -> Tensor:
     return flat.reshape(len(positions), 9 * channels)
 
 
-def scatter_into(rows: Tensor, positions: Tensor, shape: tuple[int, int, int, int]) -> Tensor:
-    """A (N, H+2, W+2, C) zero-bordered map holding ``rows`` at ``positions`` ((n, i, j))."""
+def scatter_into(
+    rows: Tensor, positions: Tensor, shape: tuple[int, int, int, int], border: int = 1
+) -> Tensor:
+    """A zero (N, H + 2 border, W + 2 border, C) map holding ``rows`` at ``positions``."""
     padded = rows.new_zeros(shape)
     n, i, j = positions.unbind(1)
-    padded[n, i + 1, j + 1] = rows
+    padded[n, i + border, j + border] = rows
     return padded
 
 
@@ -148,8 +150,9 @@ class SparseBasicBlock(SparseBlock):
 
 class SparseInvertedResidual(SparseBlock):
     def __call__(self, block: nn.Module, x: Tensor, mask: Tensor, dilated: Tensor) -> Tensor:
-        """Expand (1x1) at the dilated positions, depthwise 3x3 and project at the active
-        ones, added to the input (stride 1, no activation after the sum)."""
+        """Expand (1x1) at the dilated positions, the depthwise 3x3 over the expanded map,
+        project at the active positions, added to the input (stride 1, no activation after
+        the sum)."""
         expand, depthwise, project, bn = block.conv[:4]
         pairs = ((expand[0], expand[1]), (depthwise[0], depthwise[1]), (project, bn))
         w1, w2, w3 = self.folded(pairs)
@@ -163,10 +166,18 @@ class SparseInvertedResidual(SparseBlock):
         with phase("conv"):
             h1 = torch.clamp_(torch.addmm(w1.bias, gathered, w1.weight), 0, 6)
         with phase("aggregation"):
-            padded = scatter_into(h1, read, (batch, height + 2, width + 2, h1.shape[1]))
-            windows = window_cols(padded, active, 1).view(len(active), 9, h1.shape[1])
+            hidden = h1.shape[1]
+            expanded = scatter_into(h1, read, (batch, height, width, hidden), border=0)
         with phase("conv"):
-            h2 = torch.clamp_(torch.einsum("pkc,kc->pc", windows, w2.weight) + w2.bias, 0, 6)
+            # a depthwise 3x3 costs 9 MAdds a value: run it on the whole (mostly zero) map,
+            # which is cheaper than gathering 9 windows of every active output
+            kernel = w2.weight.t().reshape(hidden, 1, 3, 3)
+            maps = F.conv2d(expanded.permute(0, 3, 1, 2), kernel, w2.bias, padding=1, groups=hidden)
+        with phase("aggregation"):
+            n, i, j = active.unbind(1)
+            flat = maps.permute(0, 2, 3, 1).reshape(-1, hidden)
+            h2 = torch.clamp_(flat.index_select(0, (n * height + i) * width + j), 0, 6)
+        with phase("conv"):
             h3 = torch.addmm(w3.bias, h2, w3.weight)
         with phase("aggregation"):
             return add_to_shortcut(block, x, active, h3, relu=False)

@@ -70,3 +70,17 @@ def test_executed_madds_of_a_lone_bottleneck_by_hand():
     masked, _ = conditional_madds(block, x)
     assert masked["executed"] == downsample + unit + 100 * 16 * 8 + 25 * (8 * 8 * 9 + 8 * 32)
     assert masked["dynconv"] == sparse["dynconv"]  # the masks' count, whatever ran
+
+
+def test_executed_madds_of_a_sparse_inverted_residual():
+    block = _block("inverted", 1)
+    block.source = MaskSource("blob", 0.25)
+    block.execution = "sparse"
+    madds, _ = conditional_madds(block, torch.randn(1, 16, 8, 8))
+    rows, active = int(block.masks["dilated"].sum()), int(block.masks["mask"].sum())
+    hidden = 16 * 6
+    unit = 64 * 16 * 9 + 64 + 16
+    expand = rows * (16 * hidden + hidden)
+    depthwise = 64 * (9 * hidden + hidden)  # over the whole map: cheaper than gathering
+    project = active * (hidden * 16 + 16)
+    assert madds["executed"] == unit + expand + depthwise + project
