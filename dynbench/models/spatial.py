@@ -60,11 +60,17 @@ class SpatialBlock(nn.Module):
         """(conv, DILATED or MASK) for every conv of the residual branch, in order."""
         raise NotImplementedError
 
-    def _masks(self, x: Tensor, output_size: tuple[int, int], stride: int) -> tuple[Tensor, Tensor]:
+    def dilation(self, x: Tensor, logits: Tensor) -> tuple[tuple[int, int], int]:
+        """(size, stride) of the dilated mask: the positions, at the resolution of the conv
+        that feeds the 3x3, that the 3x3 of that stride reads."""
+        raise NotImplementedError
+
+    def _masks(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """The mask unit always runs (its cost is the model's); a synthetic source whose
         masks do not depend on the input (all but ``unit``) is drawn once per input shape,
         so that a call pays for a trained unit's threshold, not for drawing masks."""
         logits = self.masker(x)
+        output_size, stride = self.dilation(x, logits)
         key = (self.source, tuple(logits.shape), logits.device, logits.dtype, output_size)
         if self.source.kind != "unit" and self._fixed is not None and self._fixed[0] == key:
             mask, dilated = self._fixed[1], self._fixed[2]
@@ -98,7 +104,9 @@ class SpatialBlock(nn.Module):
         raise NotImplementedError
 
     def sparse(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
+        with phase("attention"):  # the mask unit
+            mask, dilated = self._masks(x)
+        return self._sparse(self.block, x, mask, dilated)
 
 
 class SpatialBottleneck(SpatialBlock):
@@ -112,14 +120,12 @@ class SpatialBottleneck(SpatialBlock):
         b = self.block
         return [(b.conv1, DILATED), (b.conv2, MASK), (b.conv3, MASK)]
 
-    def sparse(self, x: Tensor) -> Tensor:
-        with phase("attention"):  # the mask unit
-            mask, dilated = self._masks(x, tuple(x.shape[-2:]), self.block.conv2.stride[0])
-        return self._sparse(self.block, x, mask, dilated)
+    def dilation(self, x: Tensor, logits: Tensor) -> tuple[tuple[int, int], int]:
+        return tuple(x.shape[-2:]), self.block.conv2.stride[0]  # conv1 runs at the input's
 
     def masked(self, x: Tensor) -> Tensor:
         b = self.block
-        mask, dilated = self._masks(x, tuple(x.shape[-2:]), b.conv2.stride[0])
+        mask, dilated = self._masks(x)
         identity = b._identity(x)
         out = b.relu(b.bn1(b.conv1(x))) * dilated
         out = b.relu(b.bn2(b.conv2(out))) * mask
@@ -132,21 +138,15 @@ class SpatialBasicBlock(SpatialBlock):
         super().__init__(block, block.conv1.in_channels, block.conv1.stride[0], index)
         self._sparse = SparseBasicBlock()
 
-    def sparse(self, x: Tensor) -> Tensor:
-        with phase("attention"):  # the mask unit
-            mask, dilated = self._masks(x, self._output_size(x), 1)
-        return self._sparse(self.block, x, mask, dilated)
-
-    def _output_size(self, x: Tensor) -> tuple[int, int]:
-        stride = self.block.conv1.stride[0]
-        return (-(-x.shape[2] // stride), -(-x.shape[3] // stride))
+    def dilation(self, x: Tensor, logits: Tensor) -> tuple[tuple[int, int], int]:
+        return tuple(logits.shape[-2:]), 1  # conv1 is strided: it runs at the output's
 
     def branch_convs(self) -> list[tuple[nn.Conv2d, str]]:
         return [(self.block.conv1, DILATED), (self.block.conv2, MASK)]
 
     def masked(self, x: Tensor) -> Tensor:
         b = self.block
-        mask, dilated = self._masks(x, self._output_size(x), 1)
+        mask, dilated = self._masks(x)
         identity = b._identity(x)
         out = b.relu(b.bn1(b.conv1(x))) * dilated
         out = b.bn2(b.conv2(out)) * mask
@@ -168,10 +168,8 @@ class SpatialInvertedResidual(SpatialBlock):
         )
         return [(expand, DILATED), (depthwise, MASK), (project, MASK)]
 
-    def sparse(self, x: Tensor) -> Tensor:
-        with phase("attention"):  # the mask unit
-            mask, dilated = self._masks(x, tuple(x.shape[-2:]), 1)
-        return self._sparse(self.block, x, mask, dilated)
+    def dilation(self, x: Tensor, logits: Tensor) -> tuple[tuple[int, int], int]:
+        return tuple(x.shape[-2:]), 1
 
     def sparse_positions(self, conv: nn.Conv2d, which: str) -> int:
         """The depthwise conv runs over the whole expanded map (see SparseInvertedResidual)."""
@@ -181,7 +179,7 @@ class SpatialInvertedResidual(SpatialBlock):
 
     def masked(self, x: Tensor) -> Tensor:
         expand, depthwise, project, bn = self.block.conv[:4]
-        mask, dilated = self._masks(x, tuple(x.shape[-2:]), 1)
+        mask, dilated = self._masks(x)
         out = expand(x) * dilated
         out = depthwise(out) * mask
         return x + bn(project(out)) * mask
@@ -192,7 +190,7 @@ def spatial_blocks(model: nn.Module) -> Iterator[SpatialBlock]:
 
 
 def set_execution(model: nn.Module, execution: str) -> nn.Module:
-    """Run every spatial block of ``model`` ``dense`` or ``masked``."""
+    """Run every spatial block of ``model`` ``dense``, ``masked`` or ``sparse``."""
     if execution not in EXECUTIONS:
         raise ValueError(f"execution {execution!r}; accepted: {', '.join(EXECUTIONS)}")
     for block in spatial_blocks(model):
