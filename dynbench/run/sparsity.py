@@ -14,12 +14,12 @@ import torch
 from torch import nn
 
 from dynbench.measure.conditional import conditional_madds
-from dynbench.measure.timing import inference_call, ratio_with_ci, set_single_thread
+from dynbench.measure.timing import inference_call, set_single_thread
 from dynbench.models.spatial import set_execution, set_mask_source, spatial_blocks
 from dynbench.ops.dynconv import EXECUTIONS, MaskSource
-from dynbench.results.record import RatioDetail, Record, TimingDetail
+from dynbench.results.record import Record
 from dynbench.run.family import Emit, Member, Progress
-from dynbench.run.timed import METHOD, _faults, _finite, _measure_interleaved
+from dynbench.run.timed import METHOD, inference_detail, measure_interleaved, ratio_record
 
 
 def _executions(model: nn.Module, x: torch.Tensor) -> dict[str, object]:
@@ -57,7 +57,7 @@ def _point(
         for method, value in madds.items()
     ]
     calls = _executions(model, x)
-    results, rounds = _measure_interleaved(
+    results, rounds = measure_interleaved(
         calls, settings, lambda s: progress(f"{source.kind} d={source.density}: {s}"),
         **set_single_thread(),
     )  # fmt: skip
@@ -69,8 +69,6 @@ def _point(
         ran[execution] = sorted({b.ran for b in spatial_blocks(model)})
     for execution in EXECUTIONS:
         timed = results.timed[execution]
-        noise = timed.iqr / timed.median
-        faulting = timed.faults_per_call[0] > settings["fault_threshold"]
         used = {**where, "execution": execution, "impl": ",".join(ran[execution])}
         records.append(
             Record(
@@ -79,32 +77,14 @@ def _point(
                 value=timed.median * 1e3,
                 method=METHOD,
                 settings=used,
-                detail=TimingDetail(
-                    **vars(rounds),
-                    iqr_ms=round(timed.iqr * 1e3, 4),
-                    iqr_over_median=round(noise, 4),
-                    noisy=noise > settings["noise_threshold"] or faulting,
-                    round_ms=[round(t * 1e3, 3) for t in timed.times],
-                    **_faults(timed),
-                ),
+                detail=inference_detail(timed, rounds, settings),
             )
         )
         if execution != "dense":
-            ratio, low, high = ratio_with_ci(timed, results.timed["dense"])
+            dense = results.timed["dense"]
+            name = f"{info.name} (dense)"
             records.append(
-                Record(
-                    model=info.name,
-                    metric="spatial_latency_ratio",
-                    value=ratio,
-                    method=METHOD,
-                    settings=used,
-                    detail=RatioDetail(
-                        **vars(rounds),
-                        baseline=f"{info.name} (dense)",
-                        ci95_low=_finite(low),
-                        ci95_high=_finite(high),
-                    ),
-                )
+                ratio_record(info.name, "spatial_latency_ratio", timed, dense, used, rounds, name)
             )
     return records, results.interrupted
 

@@ -41,29 +41,61 @@ def implementation_settings(model: nn.Module) -> dict[str, str]:
     return {"impl": ",".join(implementations(model)) or "static"}
 
 
+def ratio_record(
+    model: str,
+    metric: str,
+    variant: Timed,
+    baseline: Timed,
+    settings: dict,
+    rounds: RoundsDetail,
+    baseline_name: str,
+) -> Record:
+    """``variant``'s median per-round ratio to ``baseline`` with its 95% interval."""
+    ratio, low, high = ratio_with_ci(variant, baseline)
+    detail = RatioDetail(
+        **vars(rounds), baseline=baseline_name, ci95_low=_finite(low), ci95_high=_finite(high)
+    )
+    return Record(
+        model=model, metric=metric, value=ratio, method=METHOD, settings=settings, detail=detail
+    )
+
+
 def _ratio_records(
     metric: str, results: Interleaved, members: list[Member], rounds: RoundsDetail, settings: dict
 ) -> list[Record]:
     baseline = members[0][0].name
-    records = []
-    for info, model in members[1:]:
-        ratio, low, high = ratio_with_ci(results.timed[info.name], results.timed[baseline])
-        records.append(
-            Record(
-                model=info.name,
-                metric=metric,
-                value=ratio,
-                method=METHOD,
-                settings={**settings, **implementation_settings(model)},
-                detail=RatioDetail(
-                    **vars(rounds),
-                    baseline=baseline,
-                    ci95_low=_finite(low),
-                    ci95_high=_finite(high),
-                ),
-            )
+    return [
+        ratio_record(
+            info.name,
+            metric,
+            results.timed[info.name],
+            results.timed[baseline],
+            {**settings, **implementation_settings(model)},
+            rounds,
+            baseline,
         )
-    return records
+        for info, model in members[1:]
+    ]
+
+
+def inference_detail(
+    timed: Timed,
+    rounds: RoundsDetail,
+    settings: dict,
+    implementations: dict[str, int] | None = None,
+) -> TimingDetail:
+    """One model's inference rounds: spread, page faults, and whether either makes it noisy."""
+    noise = timed.iqr / timed.median
+    faulting = timed.faults_per_call[0] > settings["fault_threshold"]
+    return TimingDetail(
+        **vars(rounds),
+        iqr_ms=round(timed.iqr * 1e3, 4),
+        iqr_over_median=round(noise, 4),
+        noisy=noise > settings["noise_threshold"] or faulting,
+        round_ms=[round(t * 1e3, 3) for t in timed.times],
+        implementations=implementations,
+        **_faults(timed),
+    )
 
 
 def _faults(timed: Timed) -> dict[str, float]:
@@ -85,7 +117,7 @@ def _widest_ci(timed: dict[str, Timed], baseline: str) -> float:
     return max(widths)
 
 
-def _measure_interleaved(
+def measure_interleaved(
     calls: dict, settings: dict, progress: Progress, **where: object
 ) -> tuple[Interleaved, RoundsDetail]:
     """Run the rounds with progress; the returned detail says how they went.
@@ -154,23 +186,13 @@ def latency(members: list[Member], settings: dict, emit: Emit, progress: Progres
         )
         for info, model in members
     }
-    results, rounds = _measure_interleaved(calls, settings, progress, **threads)
+    results, rounds = measure_interleaved(calls, settings, progress, **threads)
     common = {"batch": 1}
     records = []
     for info, model in members:
         timed = results.timed[info.name]
-        noise = timed.iqr / timed.median
-        faulting = timed.faults_per_call[0] > settings["fault_threshold"]
         used = {**common, **implementation_settings(model)}
-        detail = TimingDetail(
-            **vars(rounds),
-            iqr_ms=round(timed.iqr * 1e3, 4),
-            iqr_over_median=round(noise, 4),
-            noisy=noise > settings["noise_threshold"] or faulting,
-            round_ms=[round(t * 1e3, 3) for t in timed.times],
-            implementations=implementations(model),
-            **_faults(timed),
-        )
+        detail = inference_detail(timed, rounds, settings, implementations(model))
         records.append(
             Record(
                 model=info.name,
@@ -206,7 +228,7 @@ def train_step(members: list[Member], settings: dict, emit: Emit, progress: Prog
             calls[info.name] = train_step_call(
                 model, batch, info.resolved_input_size(settings.get("input_size"))
             )
-    results, rounds = _measure_interleaved(
+    results, rounds = measure_interleaved(
         calls, settings, progress, device=device, threads=torch.get_num_threads()
     )
     common = {"batch": batch, "device": device}
