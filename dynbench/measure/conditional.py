@@ -22,8 +22,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dynbench.measure.madds import leaf_calls
 from dynbench.models.spatial import MASK, spatial_blocks
-from dynbench.ops.base import conv_madds, fc_madds
+from dynbench.ops.base import fc_madds
 
 CONDITIONAL_METHODS = ("dynconv", "conv_linear", "executed")
 
@@ -38,26 +39,13 @@ def conditional_madds(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, int]
     """({method: MAdds} for one masked forward on ``x``, per-block densities)."""
     blocks = list(spatial_blocks(model))
     masked_convs = {id(conv) for b in blocks for conv, _ in b.branch_convs()}
-    mask_convs = {id(b.masker.conv) for b in blocks}
-    dense = {"madds": 0}
-
-    def hook(module: nn.Module, inputs, output) -> None:
-        if id(module) in masked_convs or id(module) in mask_convs:
-            return
-        if isinstance(module, nn.Conv2d):
-            cin_g = module.in_channels // module.groups
-            dense["madds"] += conv_madds(tuple(output.shape), cin_g, *module.kernel_size)
-            if module.bias is not None:
-                dense["madds"] += output.numel()
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    total = executed = dense["madds"]
+    # every conv outside the masked branches runs everywhere (a mask unit is a leaf of its own)
+    dense = sum(
+        _conv_madds_at(module, output.numel() // module.out_channels)
+        for _, module, _, output in leaf_calls(model, x, "conv_linear_madds")
+        if isinstance(module, nn.Conv2d) and id(module) not in masked_convs
+    )
+    total = executed = dense
     linear = 0
     detail = []
     for block in blocks:

@@ -224,7 +224,7 @@ def conv_linear_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     """Per-module conv/linear MAdds from layer shapes (the papers' convention)."""
     return {
         name: layer_madds(module, inputs, output)
-        for name, module, inputs, output in _leaf_calls(model, x, "conv_linear_madds")
+        for name, module, inputs, output in leaf_calls(model, x, "conv_linear_madds")
     }
 
 
@@ -235,7 +235,7 @@ def analytic_breakdown(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     aggregation and feature_scale; plain convs and linears count as conv.
     """
     parts = dict.fromkeys(MADDS_PARTS, 0)
-    for _, module, inputs, output in _leaf_calls(model, x, "analytic_madds"):
+    for _, module, inputs, output in leaf_calls(model, x, "analytic_madds"):
         if hasattr(module, "analytic_madds"):
             for key, value in module.analytic_madds(
                 tuple(inputs[0].shape), tuple(output.shape)
@@ -246,7 +246,7 @@ def analytic_breakdown(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     return parts
 
 
-def _leaf_calls(model: nn.Module, x: torch.Tensor, method: str) -> list[tuple]:
+def leaf_calls(model: nn.Module, x: torch.Tensor, method: str) -> list[tuple]:
     """(name, module, inputs, output) for every call of a conv/linear layer or an operator
     that has ``method`` (whose own sub-layers are then not visited)."""
     calls: list[tuple] = []
