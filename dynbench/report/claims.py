@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from dynbench.report.data import ci95_bounds, detail_dict, latest
+from dynbench.report.data import ci95_bounds, field_dict, latest
 from dynbench.report.quality import Quality, ratio_quality
 from dynbench.report.spatial import spatial_points
 
@@ -176,7 +176,7 @@ class Lookup:
 
 
 def _baseline_of(detail: object) -> str:
-    return str(detail_dict(detail).get("baseline", ""))
+    return str(field_dict(detail).get("baseline", ""))
 
 
 def _pct(ratio: float | None) -> str:

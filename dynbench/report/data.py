@@ -7,7 +7,7 @@ import json
 import pandas as pd
 
 from dynbench.models.registry import find_model
-from dynbench.results.names import COUNTERS, SIZE_METRICS
+from dynbench.results.names import COUNTERS, SIZE_METRICS, unit_of
 
 
 def latest(frame: pd.DataFrame) -> pd.DataFrame:
@@ -52,21 +52,22 @@ def size_table(frame: pd.DataFrame) -> pd.DataFrame:
 def _disagree(frame: pd.DataFrame, model: str) -> str:
     rows = frame[(frame["model"] == model) & (frame["metric"] == "madds")]
     for detail in rows["detail"]:
-        info = detail_dict(detail)
+        info = field_dict(detail)
         if info.get("disagree"):
             return f"{100 * info['spread']:.1f}%"
     return ""
 
 
-def detail_dict(value: object) -> dict:
+def field_dict(value: object) -> dict:
+    """A record's ``detail`` or ``settings``: JSON text as stored, a dict as measured."""
     if isinstance(value, str):
-        return json.loads(value)
+        return json.loads(value or "{}")
     return value if isinstance(value, dict) else {}
 
 
 def ci95_bounds(detail: object) -> tuple[float | None, float | None]:
     """A ratio record's 95% interval from its detail, (None, None) where it has none."""
-    info = detail_dict(detail)
+    info = field_dict(detail)
     low, high = info.get("ci95_low"), info.get("ci95_high")
     return (low, high) if low is not None and high is not None else (None, None)
 
@@ -76,7 +77,8 @@ def ci95_text(low: float | None, high: float | None) -> str:
 
 
 def timing_table(frame: pd.DataFrame, metric: str, ratio_metric: str) -> pd.DataFrame:
-    """One row per model: its time, noise, and ratio to the family baseline with a 95% CI."""
+    """One row per model: its time, spread, page faults, ratio to the family baseline with
+    a 95% CI, the load and the implementation that ran; numbers stay numbers."""
     frame = latest(frame)
     times = frame[frame["metric"] == metric]
     if times.empty:
@@ -84,16 +86,23 @@ def timing_table(frame: pd.DataFrame, metric: str, ratio_metric: str) -> pd.Data
     ratios = {r.model: r for r in frame[frame["metric"] == ratio_metric].itertuples(index=False)}
     rows = []
     for r in times.itertuples(index=False):
-        detail = detail_dict(r.detail)
+        info = field_dict(r.detail)
         ratio = ratios.get(r.model)
-        row = {"model": r.model, "family": family_of(r.model)[0], metric: round(r.value, 3)}
-        if "iqr_over_median" in detail:
-            row["iqr_%"] = round(100 * detail["iqr_over_median"], 1)
-            row["noisy"] = "yes" if detail.get("noisy") else ""
-        row["ratio"] = round(ratio.value, 3) if ratio is not None else 1.0
-        row["ci95"] = ci95_text(*ci95_bounds(ratio.detail)) if ratio is not None else ""
-        if "load_before" in detail:
-            row["load"] = f"{detail['load_before']:.2f}->{detail['load_after']:.2f}"
-        rows.append(row)
+        iqr = info.get("iqr_over_median")
+        load = info.get("load_before"), info.get("load_after")
+        rows.append(
+            {
+                "Model": r.model,
+                "Family": family_of(r.model)[0],
+                unit_of(metric): r.value,
+                "IQR %": None if iqr is None else 100 * iqr,
+                "Faults / call": info.get("minor_faults_per_call"),
+                "× baseline": 1.0 if ratio is None else ratio.value,
+                "95% CI": "" if ratio is None else ci95_text(*ci95_bounds(ratio.detail)),
+                "Noisy": "yes" if info.get("noisy") else "",
+                "Load": f"{load[0]:.2f} -> {load[1]:.2f}" if None not in load else "",
+                "Implementation": field_dict(r.settings).get("impl", ""),
+            }
+        )
     table = pd.DataFrame(rows)
-    return table.sort_values(["family", "ratio"]).reset_index(drop=True)
+    return table.sort_values(["Family", "× baseline"]).reset_index(drop=True)

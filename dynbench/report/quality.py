@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from dynbench.report.data import ci95_bounds, detail_dict
+from dynbench.report.data import ci95_bounds, field_dict
 
 MAX_CI_HALF_WIDTH = 0.03
 MAX_IQR = 0.10
@@ -52,7 +52,7 @@ class Quality:
 
 def model_noise(detail: object) -> list[str]:
     """Why one model's timing record is noisy (empty: it is not)."""
-    info = detail_dict(detail)
+    info = field_dict(detail)
     reasons = []
     iqr = info.get("iqr_over_median")
     if iqr is not None and iqr > MAX_IQR:
@@ -87,17 +87,17 @@ def section_quality(times: pd.DataFrame) -> str:
     noisy = {r.model: model_noise(r.detail) for r in times.itertuples(index=False)}
     noisy = {model: why for model, why in noisy.items() if why}
     loads = [
-        detail_dict(d).get(k)
+        field_dict(d).get(k)
         for d in times["detail"]
         for k in ("load_before", "load_after")
-        if detail_dict(d).get(k) is not None
+        if field_dict(d).get(k) is not None
     ]
     clocks = sorted(
         {
-            detail_dict(d).get(k)
+            field_dict(d).get(k)
             for d in times["detail"]
             for k in ("cpu_mhz_before", "cpu_mhz_after")
-            if detail_dict(d).get(k) is not None
+            if field_dict(d).get(k) is not None
         }
     )
     load = f"load average {min(loads):.2f}-{max(loads):.2f}" if loads else "load not recorded"

@@ -15,13 +15,14 @@ from markupsafe import escape
 
 from dynbench.report import figures
 from dynbench.report.claims import VERDICT_RULES, load_claims, scorecard
-from dynbench.report.data import detail_dict, family_of, latest, size_table
+from dynbench.report.data import latest, size_table, timing_table
 from dynbench.report.figures import Figure
 from dynbench.report.matrix import reproduction_matrix
 from dynbench.report.published_speeds import compare_published_speed
 from dynbench.report.quality import RULES, section_quality
 from dynbench.report.resolution import resolution_table
 from dynbench.report.spatial import break_even_text, spatial_points
+from dynbench.results.names import unit_of
 
 MAX_MARKDOWN_COLUMNS = 10
 FORMATS = ("md", "html", "both")
@@ -162,37 +163,6 @@ def _figures_section(frame: pd.DataFrame) -> Section | None:
     return Section("plots", "Plots", blocks)
 
 
-def _timing_table(frame: pd.DataFrame, metric: str, ratio_metric: str) -> pd.DataFrame:
-    times = frame[frame["metric"] == metric]
-    ratios = {r.model: r for r in frame[frame["metric"] == ratio_metric].itertuples(index=False)}
-    rows = []
-    for r in times.itertuples(index=False):
-        info = detail_dict(r.detail)
-        ratio = ratios.get(r.model)
-        ratio_detail = detail_dict(ratio.detail) if ratio is not None else {}
-        low, high = ratio_detail.get("ci95_low"), ratio_detail.get("ci95_high")
-        settings = r.settings if isinstance(r.settings, dict) else json.loads(r.settings or "{}")
-        load = info.get("load_before"), info.get("load_after")
-        rows.append(
-            {
-                "Model": r.model,
-                "Family": family_of(r.model)[0],
-                "ms": _times(r.value, 2),
-                "IQR %": _times(100 * info["iqr_over_median"], 1)
-                if "iqr_over_median" in info
-                else "",
-                "Faults / call": _times(info.get("minor_faults_per_call"), 1),
-                "× baseline": _times(ratio.value) if ratio is not None else "1.000",
-                "95% CI": f"[{low:.3f}, {high:.3f}]" if low is not None else "",
-                "Noisy": "yes" if info.get("noisy") else "",
-                "Load": f"{load[0]:.2f} -> {load[1]:.2f}" if None not in load else "",
-                "Implementation": settings.get("impl", ""),
-            }
-        )
-    table = pd.DataFrame(rows)
-    return table.sort_values(["Family", "× baseline"]).reset_index(drop=True)
-
-
 def _timing_sections(frame: pd.DataFrame) -> list[Section]:
     values = latest(frame)
     sections = []
@@ -200,8 +170,12 @@ def _timing_sections(frame: pd.DataFrame) -> list[Section]:
         times = values[values["metric"] == metric]
         if times.empty:
             continue
-        table = _timing_table(values, metric, ratio)
-        numeric = ("ms", "IQR %", "Faults / call", "× baseline")
+        table = timing_table(values, metric, ratio)
+        unit = unit_of(metric)
+        digits = {unit: 2, "IQR %": 1, "Faults / call": 1, "× baseline": 3}
+        for column, places in digits.items():
+            table[column] = table[column].map(lambda v, n=places: _times(v, n))
+        numeric = tuple(digits)
         blocks = [
             Block(text=section_quality(times)),
             Block(text=note, table=Table(table, numeric)),

@@ -8,12 +8,12 @@ both models' counts, and the counters that reproduce it to the printed digit are
 
 from __future__ import annotations
 
-import json
 import re
 
 import pandas as pd
 
 from dynbench.published import load_published
+from dynbench.report.data import field_dict
 from dynbench.report.published_sizes import match
 
 MODELS = ("resnet50", "resnet50_dynconv")
@@ -24,8 +24,7 @@ def resolution_table(frame: pd.DataFrame) -> pd.DataFrame:
     rows = frame[frame["metric"] == "resolution_madds"]
     if rows.empty:
         return pd.DataFrame()
-    sizes = [tuple(json.loads(s)["input_size"]) if isinstance(s, str) else tuple(s["input_size"])
-             for s in rows["settings"]]  # fmt: skip
+    sizes = [tuple(field_dict(s)["input_size"]) for s in rows["settings"]]
     counted = {
         (r.model, size, r.method): r.value
         for r, size in zip(rows.itertuples(index=False), sizes, strict=True)

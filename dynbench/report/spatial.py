@@ -8,16 +8,10 @@ sparse execution pays, above it the gathering and scattering cost more than they
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
-from dynbench.report.data import ci95_bounds, detail_dict
+from dynbench.report.data import ci95_bounds, field_dict
 from dynbench.report.quality import ratio_quality
-
-
-def _settings(value: object) -> dict:
-    return value if isinstance(value, dict) else json.loads(value or "{}")
 
 
 def spatial_points(frame: pd.DataFrame) -> pd.DataFrame:
@@ -27,7 +21,7 @@ def spatial_points(frame: pd.DataFrame) -> pd.DataFrame:
     madds = frame[(frame["metric"] == "conditional_madds") & (frame["method"] == "dynconv")]
     if rows.empty:
         return pd.DataFrame()
-    settings = rows["settings"].map(_settings)
+    settings = rows["settings"].map(field_dict)
     rows = rows.assign(
         mask=[s.get("mask") for s in settings],
         density=[s.get("density") for s in settings],
@@ -40,7 +34,7 @@ def spatial_points(frame: pd.DataFrame) -> pd.DataFrame:
         (r.model, r.mask, r.density, r.execution): r.detail
         for r in rows[rows["metric"] == "spatial_latency_ms"].itertuples()
     }
-    madds_settings = madds["settings"].map(_settings)
+    madds_settings = madds["settings"].map(field_dict)
     madds_at = {
         (m, s.get("mask"), s.get("density")): v
         for m, s, v in zip(madds["model"], madds_settings, madds["value"], strict=True)
@@ -68,7 +62,7 @@ def spatial_points(frame: pd.DataFrame) -> pd.DataFrame:
                 "noisy": quality.noisy,
                 "quality": quality.text(),
                 "madds_vs_full": here / full if here is not None and full else None,
-                "rounds": detail_dict(r.detail).get("rounds"),
+                "rounds": field_dict(r.detail).get("rounds"),
             }
         )
     return pd.DataFrame(points).sort_values(["model", "mask", "execution", "density"])
