@@ -24,7 +24,6 @@ from dynbench.measure.breakdown import inspect_model
 from dynbench.models import all_models, load_user_model, model_info
 from dynbench.models.registry import ModelInfo, parse_input_size, select_models
 from dynbench.report.compare_runs import compare_ratios, load_run
-from dynbench.report.render import FORMATS, build_report, write_report
 from dynbench.report.terminal import (
     print_failures,
     print_inspection,
@@ -234,6 +233,9 @@ def report_command(
     format: Annotated[str, typer.Option("--format", help="md, html or both")] = "both",
 ) -> None:
     """Write the claims report (markdown and/or one self-contained HTML page)."""
+    # imported here: the report's plots pull in matplotlib, which no other command needs
+    from dynbench.report.render import FORMATS, build_report, write_report
+
     if format not in FORMATS:
         raise DynbenchError(f"unknown report format {format!r}; accepted: {', '.join(FORMATS)}")
     for path in db or []:

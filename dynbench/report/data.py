@@ -76,6 +76,29 @@ def ci95_text(low: float | None, high: float | None) -> str:
     return f"[{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
 
 
+# (time metric, its ratio metric, section title, how it was measured)
+TIMING_SECTIONS = [
+    (
+        "latency_ms",
+        "latency_ratio",
+        "CPU latency (batch 1, one thread)",
+        "Median latency from torch.utils.benchmark; each family measured interleaved, one "
+        "turn per model per round in a shuffled order; × baseline = median of the per-round "
+        "latency ratios with a distribution-free 95% interval (order statistics); IQR = "
+        "interquartile range of the rounds over their median; faults = minor page faults per "
+        "call; load = 1-minute load average before -> after.",
+    ),
+    (
+        "train_step_ms_per_image",
+        "train_step_ratio",
+        "Training step (forward + backward + SGD)",
+        "ms per image of one SGD step at the suite's batch, families interleaved step by step; "
+        "× baseline = median of the per-round ratios with a distribution-free 95% interval "
+        "(none below 6 rounds).",
+    ),
+]
+
+
 def timing_table(frame: pd.DataFrame, metric: str, ratio_metric: str) -> pd.DataFrame:
     """One row per model: its time, spread, page faults, ratio to the family baseline with
     a 95% CI, the load and the implementation that ran; numbers stay numbers."""

@@ -84,22 +84,15 @@ def ratio_quality(
 
 def section_quality(times: pd.DataFrame) -> str:
     """One sentence for a timing section: was the machine quiet for these records?"""
-    noisy = {r.model: model_noise(r.detail) for r in times.itertuples(index=False)}
+    details = [field_dict(d) for d in times["detail"]]
+    noisy = {model: model_noise(d) for model, d in zip(times["model"], details, strict=True)}
     noisy = {model: why for model, why in noisy.items() if why}
-    loads = [
-        field_dict(d).get(k)
-        for d in times["detail"]
-        for k in ("load_before", "load_after")
-        if field_dict(d).get(k) is not None
-    ]
-    clocks = sorted(
-        {
-            field_dict(d).get(k)
-            for d in times["detail"]
-            for k in ("cpu_mhz_before", "cpu_mhz_after")
-            if field_dict(d).get(k) is not None
-        }
-    )
+
+    def recorded(*keys: str) -> list[float]:
+        return [d[k] for d in details for k in keys if d.get(k) is not None]
+
+    loads = recorded("load_before", "load_after")
+    clocks = sorted(set(recorded("cpu_mhz_before", "cpu_mhz_after")))
     load = f"load average {min(loads):.2f}-{max(loads):.2f}" if loads else "load not recorded"
     clock = (
         f"CPU clock {clocks[0]:g}-{clocks[-1]:g} MHz" if clocks else "CPU clock not readable"

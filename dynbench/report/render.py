@@ -15,7 +15,7 @@ from markupsafe import escape
 
 from dynbench.report import figures
 from dynbench.report.claims import VERDICT_RULES, load_claims, scorecard
-from dynbench.report.data import latest, size_table, timing_table
+from dynbench.report.data import TIMING_SECTIONS, latest, size_table, timing_table
 from dynbench.report.figures import Figure
 from dynbench.report.matrix import reproduction_matrix
 from dynbench.report.published_speeds import compare_published_speed
@@ -26,27 +26,6 @@ from dynbench.results.names import unit_of
 
 MAX_MARKDOWN_COLUMNS = 10
 FORMATS = ("md", "html", "both")
-
-TIMING_SECTIONS = [
-    (
-        "latency_ms",
-        "latency_ratio",
-        "CPU latency (batch 1, one thread)",
-        "Median latency from torch.utils.benchmark; each family measured interleaved, one "
-        "turn per model per round in a shuffled order; × baseline = median of the per-round "
-        "latency ratios with a distribution-free 95% interval (order statistics); IQR = "
-        "interquartile range of the rounds over their median; faults = minor page faults per "
-        "call; load = 1-minute load average before -> after.",
-    ),
-    (
-        "train_step_ms_per_image",
-        "train_step_ratio",
-        "Training step (forward + backward + SGD)",
-        "ms per image of one SGD step at the suite's batch, families interleaved step by step; "
-        "× baseline = median of the per-round ratios with a distribution-free 95% interval "
-        "(none below 6 rounds).",
-    ),
-]
 
 
 @dataclass

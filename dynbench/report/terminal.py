@@ -10,9 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from dynbench.measure.breakdown import Inspection
-from dynbench.report.data import timing_table
+from dynbench.report.data import TIMING_SECTIONS, timing_table
 from dynbench.report.published_sizes import COMPACT_COLUMNS, compare_published
-from dynbench.report.render import TIMING_SECTIONS
 
 
 def format_value(value: object) -> str:
