@@ -10,11 +10,13 @@ masks; these counts take the masks of one masked forward:
   layers and the classifier;
 * ``executed``: what the execution that ran computed: a sparse block its GEMMs on the
   gathered rows (the 3x3 over all 9 taps of each window, zero border rows included, and
-  the folded batch norms' bias adds), a masked block its convs at every position; the mask
-  unit as it runs (its taps at every *input* position, then the Linear), the dense convs
-  as they are, and the classifier.
+  the folded batch norms' bias adds; at tile granularity every position of the active tiles
+  and their halo), a masked block its convs at every position; the mask unit as it runs
+  (:meth:`~dynbench.ops.dynconv.MaskUnit.executed_madds`), the dense convs as they are, and
+  the classifier.
 
-``detail``: each block's measured density and dilated density.
+``detail``: each block's measured density and dilated density, and for a sparse block the
+granularity it ran at (and, when ``auto`` chose it, the trial timings in ms).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def _conv_madds_at(conv: nn.Conv2d, positions: int) -> int:
 def conditional_madds(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, int], list[dict]]:
     """({method: MAdds} for one masked forward on ``x``, per-block densities)."""
     blocks = list(spatial_blocks(model))
+    with torch.no_grad():  # settles every auto granularity: its trials would be counted too
+        model(x)
     masked_convs = {id(conv) for b in blocks for conv, _ in b.branch_convs()}
     # every conv outside the masked branches runs everywhere (a mask unit is a leaf of its own)
     dense = sum(
@@ -51,25 +55,25 @@ def conditional_madds(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, int]
     for block in blocks:
         if not block.masks:
             raise RuntimeError("conditional MAdds need a masked or sparse forward")
-        for conv, which in block.branch_convs():
+        ran = block.sparse_positions() if block.ran == "sparse" else None
+        for k, (conv, which) in enumerate(block.branch_convs()):
             positions = block.masks[which]
             total += _conv_madds_at(conv, int(positions.sum()))
-            if block.ran == "sparse":  # at its rows, plus the folded BN's bias adds
-                at = block.sparse_positions(conv, which)
-                executed += at * (conv.weight.numel() + conv.out_channels)
+            if ran:  # at its rows, plus the folded BN's bias adds
+                executed += ran[k] * (conv.weight.numel() + conv.out_channels)
             else:
                 executed += _conv_madds_at(conv, positions.numel())
         mask = block.masks[MASK]
         total += block.masker.madds(tuple(mask.shape))
         linear += fc_madds(mask.shape[0], block.masker.fc.in_features, 1)
-        batch, channels, height, width = block.input_shape
-        executed += batch * height * width * block.masker.conv.weight.numel() + mask.numel()
-        executed += fc_madds(batch, channels, 1)
+        executed += block.masker.executed_madds(block.input_shape, tuple(mask.shape))
         detail.append(
             {
                 "block": block.index,
                 "density": round(float(mask.mean()), 4),
                 "dilated_density": round(float(block.masks["dilated"].mean()), 4),
+                **({"granularity": block.ran_granularity} if ran else {}),
+                **({"trial_ms": block.trial_ms} if ran and block.granularity == "auto" else {}),
             }
         )
     units = {id(b.masker.fc) for b in blocks}

@@ -14,29 +14,47 @@ Stem, downsample shortcut, the other inverted residuals and the classifier stay 
 ``execution`` chooses how a block runs: ``dense`` is the plain backbone (the mask unit is
 not even called), ``masked`` computes everywhere and multiplies by the masks (what the
 released classification models do, so timing it measures the masks' overhead), ``sparse``
-computes the active positions only (:mod:`dynbench.ops.dynconv_sparse`, eval mode; a block
-in training mode runs masked and says so in ``ran``). The last
+computes the active positions only, eval mode (a block in training mode runs masked and says
+so in ``ran``). Sparse runs at pixel granularity (:mod:`dynbench.ops.dynconv_sparse`), at
+S x S tile granularity (:mod:`dynbench.ops.dynconv_tiles`), or under ``auto`` (the default)
+at whichever of the two a short timing on the block's masks finds faster; the block keeps
+the choice per mask key and says what it ran in ``implementation``. The last
 forward's masks are kept so that :func:`dynbench.measure.conditional.conditional_madds`
 can count what a sparse execution must compute.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import torch
 from torch import Tensor, nn
+from torch.utils import benchmark
 
 from dynbench.models.mobilenetv2 import InvertedResidual
 from dynbench.models.resnet import BasicBlock, Bottleneck
 from dynbench.ops.base import phase
-from dynbench.ops.dynconv import EXECUTIONS, MaskSource, MaskUnit, dilate
+from dynbench.ops.dynconv import EXECUTIONS, GRANULARITIES, MaskSource, MaskUnit, dilate
 from dynbench.ops.dynconv_sparse import (
     SparseBasicBlock,
+    SparseBlock,
     SparseBottleneck,
     SparseInvertedResidual,
 )
+from dynbench.ops.dynconv_tiles import (
+    TiledBasicBlock,
+    TiledBlock,
+    TiledBottleneck,
+    TiledInvertedResidual,
+)
 
 DILATED, MASK = "dilated", "mask"
+
+
+def _median_ms(call: Callable[[], object]) -> float:
+    """A short timing of ``call`` (torch.utils.benchmark, the caller's thread count)."""
+    timer = benchmark.Timer("call()", globals={"call": call}, num_threads=torch.get_num_threads())
+    return timer.blocked_autorange(min_run_time=0.02).median * 1e3
 
 
 class SpatialBlock(nn.Module):
@@ -44,7 +62,15 @@ class SpatialBlock(nn.Module):
 
     operator = "dynconv"
 
-    def __init__(self, block: nn.Module, channels: int, stride: int, index: int) -> None:
+    def __init__(
+        self,
+        block: nn.Module,
+        channels: int,
+        stride: int,
+        index: int,
+        pixel: SparseBlock,
+        tiled: TiledBlock,
+    ) -> None:
         super().__init__()
         self.block = block
         self.masker = MaskUnit(channels, stride)
@@ -55,6 +81,25 @@ class SpatialBlock(nn.Module):
         self.masks: dict[str, Tensor] = {}  # the last forward's, by DILATED / MASK
         self._fixed: tuple | None = None  # (key, mask, dilated) of an input-independent source
         self.input_shape: tuple[int, ...] = ()  # of the last masked or sparse forward
+        self.granularity = "auto"  # of the sparse execution (GRANULARITIES)
+        self.ran_granularity = ""  # what the last sparse forward ran at: pixel or tile
+        self.trial_ms: dict[str, float] = {}  # auto's timing of each granularity
+        self._runners: dict[str, SparseBlock] = {"pixel": pixel, "tile": tiled}
+        self._choice: tuple | None = None  # (mask key, granularity) of auto's last choice
+
+    @property
+    def tile(self) -> int:
+        """S of the tile granularity, at the block's output resolution."""
+        return self._runners["tile"].size
+
+    @tile.setter
+    def tile(self, size: int) -> None:
+        self._runners["tile"].size = size
+
+    @property
+    def implementation(self) -> str:
+        """What the last forward ran: dense, masked, sparse/pixel or sparse/tile."""
+        return f"sparse/{self.ran_granularity}" if self.ran == "sparse" else self.ran
 
     def branch_convs(self) -> list[tuple[nn.Conv2d, str]]:
         """(conv, DILATED or MASK) for every conv of the residual branch, in order."""
@@ -96,9 +141,9 @@ class SpatialBlock(nn.Module):
         """Sparse execution folds the batch norms: eval mode only."""
         return not self.training
 
-    def sparse_positions(self, conv: nn.Conv2d, which: str) -> int:
-        """At how many positions the sparse execution runs ``conv``: its mask's, by default."""
-        return int(self.masks[which].sum())
+    def sparse_positions(self) -> tuple[int, ...]:
+        """At how many positions the last sparse forward ran each branch conv, in order."""
+        return self._runners[self.ran_granularity].positions
 
     def masked(self, x: Tensor) -> Tensor:
         raise NotImplementedError
@@ -106,15 +151,32 @@ class SpatialBlock(nn.Module):
     def sparse(self, x: Tensor) -> Tensor:
         with phase("attention"):  # the mask unit
             mask, dilated = self._masks(x)
-        return self._sparse(self.block, x, mask, dilated)
+        self.ran_granularity = self._granularity(x, mask, dilated)
+        return self._runners[self.ran_granularity](self.block, x, mask, dilated)
+
+    def _granularity(self, x: Tensor, mask: Tensor, dilated: Tensor) -> str:
+        """The set granularity; under ``auto``, the faster of pixel and tile on these masks,
+        timed the first time the block meets their key (source, shapes: a ``unit`` source's
+        masks change with the input, so its choice holds per input shape)."""
+        if self.granularity != "auto":
+            return self.granularity
+        key = (self._fixed[0], self.tile)
+        if self._choice is None or self._choice[0] != key:
+            self.trial_ms = {
+                kind: _median_ms(lambda run=run: run(self.block, x, mask, dilated))
+                for kind, run in self._runners.items()
+            }
+            self._choice = (key, min(self.trial_ms, key=self.trial_ms.get))
+        return self._choice[1]
 
 
 class SpatialBottleneck(SpatialBlock):
     def __init__(self, block: Bottleneck, index: int) -> None:
         if block.conv1.stride != (1, 1):
             raise ValueError("spatial DynConv follows the v1.5 layout: stride on the 3x3 conv")
-        super().__init__(block, block.conv1.in_channels, block.conv2.stride[0], index)
-        self._sparse = SparseBottleneck()
+        stride = block.conv2.stride[0]
+        pixel, tiled = SparseBottleneck(), TiledBottleneck()
+        super().__init__(block, block.conv1.in_channels, stride, index, pixel, tiled)
 
     def branch_convs(self) -> list[tuple[nn.Conv2d, str]]:
         b = self.block
@@ -135,8 +197,9 @@ class SpatialBottleneck(SpatialBlock):
 
 class SpatialBasicBlock(SpatialBlock):
     def __init__(self, block: BasicBlock, index: int) -> None:
-        super().__init__(block, block.conv1.in_channels, block.conv1.stride[0], index)
-        self._sparse = SparseBasicBlock()
+        stride = block.conv1.stride[0]
+        pixel, tiled = SparseBasicBlock(), TiledBasicBlock()
+        super().__init__(block, block.conv1.in_channels, stride, index, pixel, tiled)
 
     def dilation(self, x: Tensor, logits: Tensor) -> tuple[tuple[int, int], int]:
         return tuple(logits.shape[-2:]), 1  # conv1 is strided: it runs at the output's
@@ -157,8 +220,8 @@ class SpatialInvertedResidual(SpatialBlock):
     def __init__(self, block: InvertedResidual, index: int) -> None:
         if not block.use_res_connect or block.expand_ratio == 1:
             raise ValueError("only stride-1 expanding blocks with a residual are spatial")
-        super().__init__(block, block.conv[0][0].in_channels, 1, index)
-        self._sparse = SparseInvertedResidual()
+        pixel, tiled = SparseInvertedResidual(), TiledInvertedResidual()
+        super().__init__(block, block.conv[0][0].in_channels, 1, index, pixel, tiled)
 
     def branch_convs(self) -> list[tuple[nn.Conv2d, str]]:
         expand, depthwise, project = (
@@ -170,12 +233,6 @@ class SpatialInvertedResidual(SpatialBlock):
 
     def dilation(self, x: Tensor, logits: Tensor) -> tuple[tuple[int, int], int]:
         return tuple(x.shape[-2:]), 1
-
-    def sparse_positions(self, conv: nn.Conv2d, which: str) -> int:
-        """The depthwise conv runs over the whole expanded map (see SparseInvertedResidual)."""
-        if conv is self.block.conv[1][0]:
-            return self.masks[which].numel()
-        return super().sparse_positions(conv, which)
 
     def masked(self, x: Tensor) -> Tensor:
         expand, depthwise, project, bn = self.block.conv[:4]
@@ -195,6 +252,18 @@ def set_execution(model: nn.Module, execution: str) -> nn.Module:
         raise ValueError(f"execution {execution!r}; accepted: {', '.join(EXECUTIONS)}")
     for block in spatial_blocks(model):
         block.execution = execution
+    return model
+
+
+def set_granularity(model: nn.Module, granularity: str, tile: int = 8) -> nn.Module:
+    """Run the sparse blocks of ``model`` at ``pixel``, ``tile`` (``tile`` x ``tile``) or
+    ``auto`` granularity."""
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity {granularity!r}; accepted: {', '.join(GRANULARITIES)}")
+    if not isinstance(tile, int) or tile < 1:
+        raise ValueError(f"tile {tile!r}: give a whole number of positions, at least 1")
+    for block in spatial_blocks(model):
+        block.granularity, block.tile = granularity, tile
     return model
 
 

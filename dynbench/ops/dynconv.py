@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 MASK_SOURCES = ("random", "blob", "patch", "unit")
 EXECUTIONS = ("dense", "masked", "sparse")
+GRANULARITIES = ("auto", "pixel", "tile")  # of the sparse execution; auto: the faster
 
 
 class MaskUnit(nn.Module):
@@ -40,29 +41,23 @@ class MaskUnit(nn.Module):
         self.temperature = temperature
 
     def forward(self, x: Tensor) -> Tensor:
-        pooled = self.fc(x.mean((2, 3)))
-        return self.squeeze_conv(x) + pooled[:, :, None, None]
-
-    def squeeze_conv(self, x: Tensor) -> Tensor:
-        """``self.conv(x)``, computed as one GEMM and a shift-add.
+        """``self.conv(x) + self.fc(x.mean((2, 3)))``, computed as one GEMM and a shift-add.
 
         A conv with one output channel leaves the conv kernels' blocking idle; as a GEMM
         the rows of x (channels last) meet the 9 taps at once, (H W, C) x (C, 9), and the
-        9 tap maps, shifted, add up to the conv's output. Same MAdds, same function.
+        9 tap maps, each shifted by its offset, add up to the conv's output (a conv of
+        the 9 maps with a one-hot 3x3 selector per map). The Linear rides along as a
+        tenth column: the mean of x . w over the positions is w . mean(x), so the pooling
+        pass over x is saved too. Same MAdds to one GEMM column, same function.
         """
         batch, channels, height, width = x.shape
-        stride = self.conv.stride[0]
-        rows = x.permute(0, 2, 3, 1).reshape(-1, channels)
-        taps = rows @ self.conv.weight[0].reshape(channels, 9)
-        taps = F.pad(taps.view(batch, height, width, 9), (0, 0, 1, 1, 1, 1))
-        out_h, out_w = (height - 1) // stride + 1, (width - 1) // stride + 1
-        out = self.conv.bias.view(1, 1, 1).expand(batch, out_h, out_w).clone()
-        for k in range(9):
-            ky, kx = divmod(k, 3)
-            rows_k = slice(ky, ky + stride * (out_h - 1) + 1, stride)
-            cols_k = slice(kx, kx + stride * (out_w - 1) + 1, stride)
-            out += taps[:, rows_k, cols_k, k]
-        return out.unsqueeze(1)
+        columns = torch.cat([self.conv.weight[0].reshape(channels, 9), self.fc.weight.t()], 1)
+        taps = (x.permute(0, 2, 3, 1).reshape(-1, channels) @ columns).view(batch, -1, 10)
+        pooled = taps[:, :, 9].mean(1) + self.fc.bias + self.conv.bias
+        maps = taps.view(batch, height, width, 10)[..., :9].permute(0, 3, 1, 2)
+        selector = torch.eye(9, dtype=x.dtype, device=x.device).view(1, 9, 3, 3)
+        out = F.conv2d(maps, selector, stride=self.conv.stride, padding=1)
+        return out + pooled.view(batch, 1, 1, 1)
 
     def hard(self, logits: Tensor) -> Tensor:
         """Training: Gumbel-sigmoid sample, hard in the forward, soft in the backward;
@@ -86,6 +81,14 @@ class MaskUnit(nn.Module):
         """The unit is the model's attention branch: conv and Linear, no aggregation."""
         attention = math.prod(out_shape) * self.conv.weight.numel() + x_shape[0] * x_shape[1]
         return {"conv": 0, "attention": attention, "aggregation": 0, "feature_scale": 0}
+
+    def executed_madds(self, x_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> int:
+        """What :meth:`forward` computes: the GEMM of 9 taps and the Linear's column at every
+        input position, the one-hot selector conv (9 maps x 9 taps) at every output, and
+        the pooled logit's add."""
+        batch, channels, height, width = x_shape
+        outputs = math.prod(out_shape)
+        return batch * height * width * 10 * channels + outputs * 81 + outputs
 
     def madds(self, out_shape: tuple[int, ...]) -> int:
         """The released counter's figure: the 3x3 conv at every output position, bias adds

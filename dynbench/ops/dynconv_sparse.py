@@ -28,6 +28,7 @@ from dynbench.ops.base import phase
 class FoldedConv(NamedTuple):
     weight: Tensor  # (C_in * k * k, C_out): rows in (ky, kx, c_in) order, ready for x @ w
     bias: Tensor  # (C_out,)
+    kernel: Tensor  # the same weights in conv layout (C_out, C_in / groups, k, k)
 
 
 def fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> FoldedConv:
@@ -35,7 +36,8 @@ def fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> FoldedConv:
     scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
     weight = conv.weight * scale[:, None, None, None]
     rows = weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1).t().contiguous()
-    return FoldedConv(rows, bn.bias - bn.running_mean * scale)
+    kernel = weight.contiguous(memory_format=torch.channels_last)  # as the tiles: no reorder
+    return FoldedConv(rows, bn.bias - bn.running_mean * scale, kernel)
 
 
 def neighbour_rows(active: Tensor, height: int, width: int, stride: int) -> Tensor:
@@ -69,27 +71,42 @@ def scatter_into(
     return padded
 
 
-def add_to_shortcut(
-    block: nn.Module, identity: Tensor, positions: Tensor, rows: Tensor, relu: bool = True
-) -> Tensor:
-    """(relu of) shortcut + branch, the branch's ``rows`` added at ``positions`` only."""
-    batch, channels, height, width = identity.shape
-    out = identity.permute(0, 2, 3, 1).reshape(-1, channels)
-    if getattr(block, "downsample", None) is None:  # the block's input: not ours to write
-        out = out.clone()
+def flat_rows(positions: Tensor, height: int, width: int) -> Tensor:
+    """Row indices of (n, i, j) ``positions`` in an (N H W, C) channels-last map."""
     n, i, j = positions.unbind(1)
-    out.index_add_(0, (n * height + i) * width + j, rows)
+    return (n * height + i) * width + j
+
+
+def add_to_shortcut(
+    block: nn.Module, identity: Tensor, index: Tensor, rows: Tensor, relu: bool = True
+) -> Tensor:
+    """(relu of) shortcut + branch, the branch's ``rows`` added at the map rows ``index``.
+
+    With the ReLU, the output is written in one pass over the shortcut (its ReLU) and
+    the active rows are then overwritten; a copy of the shortcut followed by an in-place
+    add and ReLU would cross the whole map twice.
+    """
+    batch, channels, height, width = identity.shape
+    shortcut = identity.permute(0, 2, 3, 1).reshape(-1, channels)
     if relu:
-        out = torch.relu_(out)
+        summed = torch.relu_(shortcut.index_select(0, index).add_(rows))
+        fresh = getattr(block, "downsample", None) is not None  # else the block's input
+        out = torch.relu_(shortcut) if fresh else torch.relu(shortcut)
+        out.index_copy_(0, index, summed)
+    else:
+        out = shortcut.clone().index_add_(0, index, rows)
     return out.view(batch, height, width, channels).permute(0, 3, 1, 2)
 
 
 class SparseBlock:
-    """The folded (conv, bn) pairs of one block, kept while their parameters do not change."""
+    """The folded (conv, bn) pairs of one block, kept while their parameters do not change;
+    and at how many positions the last call ran each conv of the branch (``positions``, in
+    the order of the block's branch convs), which the executed MAdds count."""
 
     def __init__(self) -> None:
         self._key: tuple | None = None
         self._folded: tuple[FoldedConv, ...] = ()
+        self.positions: tuple[int, ...] = ()
 
     def folded(self, pairs: tuple[tuple[nn.Conv2d, nn.BatchNorm2d], ...]) -> tuple[FoldedConv, ...]:
         tensors = [t for conv, bn in pairs for t in (conv.weight, *bn.parameters(), *bn.buffers())]
@@ -101,19 +118,30 @@ class SparseBlock:
         return self._folded
 
 
+def bottleneck_pairs(block: nn.Module) -> tuple[tuple[nn.Conv2d, nn.BatchNorm2d], ...]:
+    return ((block.conv1, block.bn1), (block.conv2, block.bn2), (block.conv3, block.bn3))
+
+
+def basic_pairs(block: nn.Module) -> tuple[tuple[nn.Conv2d, nn.BatchNorm2d], ...]:
+    return ((block.conv1, block.bn1), (block.conv2, block.bn2))
+
+
+def inverted_pairs(block: nn.Module) -> tuple[tuple[nn.Conv2d, nn.BatchNorm2d], ...]:
+    expand, depthwise, project, bn = block.conv[:4]
+    return ((expand[0], expand[1]), (depthwise[0], depthwise[1]), (project, bn))
+
+
 class SparseBottleneck(SparseBlock):
     def __call__(self, block: nn.Module, x: Tensor, mask: Tensor, dilated: Tensor) -> Tensor:
         """relu(shortcut + mask * branch(x)) computed at the active positions only."""
-        pairs = ((block.conv1, block.bn1), (block.conv2, block.bn2), (block.conv3, block.bn3))
-        (w1, w2, w3), stride = self.folded(pairs), block.conv2.stride[0]
+        (w1, w2, w3), stride = self.folded(bottleneck_pairs(block)), block.conv2.stride[0]
         batch, channels, height, width = x.shape
         x = x.contiguous(memory_format=torch.channels_last)
         identity = block._identity(x).contiguous(memory_format=torch.channels_last)
         with phase("aggregation"):  # gathering the rows a conv needs
             rows = x.permute(0, 2, 3, 1).reshape(-1, channels)
             read, active = dilated[:, 0].nonzero(), mask[:, 0].nonzero()
-            n, r, c = read.unbind(1)
-            gathered = rows.index_select(0, (n * height + r) * width + c)
+            gathered = rows.index_select(0, flat_rows(read, height, width))
         with phase("conv"):
             h1 = torch.relu(torch.addmm(w1.bias, gathered, w1.weight))
         with phase("aggregation"):
@@ -122,15 +150,16 @@ class SparseBottleneck(SparseBlock):
         with phase("conv"):
             h2 = torch.relu(torch.addmm(w2.bias, cols, w2.weight))
             h3 = torch.addmm(w3.bias, h2, w3.weight)
+        self.positions = (len(read), len(active), len(active))
         with phase("aggregation"):  # scattering the branch into the shortcut
-            return add_to_shortcut(block, identity, active, h3)
+            out_h, out_w = identity.shape[-2:]
+            return add_to_shortcut(block, identity, flat_rows(active, out_h, out_w), h3)
 
 
 class SparseBasicBlock(SparseBlock):
     def __call__(self, block: nn.Module, x: Tensor, mask: Tensor, dilated: Tensor) -> Tensor:
         """conv1 (3x3, the block's stride) at the dilated outputs, conv2 at the active ones."""
-        pairs = ((block.conv1, block.bn1), (block.conv2, block.bn2))
-        (w1, w2), stride = self.folded(pairs), block.conv1.stride[0]
+        (w1, w2), stride = self.folded(basic_pairs(block)), block.conv1.stride[0]
         x = x.contiguous(memory_format=torch.channels_last)
         identity = block._identity(x).contiguous(memory_format=torch.channels_last)
         batch, _, out_h, out_w = identity.shape
@@ -144,8 +173,9 @@ class SparseBasicBlock(SparseBlock):
             cols = window_cols(padded, active, 1)
         with phase("conv"):
             h2 = torch.addmm(w2.bias, cols, w2.weight)
+        self.positions = (len(read), len(active))
         with phase("aggregation"):
-            return add_to_shortcut(block, identity, active, h2)
+            return add_to_shortcut(block, identity, flat_rows(active, out_h, out_w), h2)
 
 
 class SparseInvertedResidual(SparseBlock):
@@ -153,16 +183,13 @@ class SparseInvertedResidual(SparseBlock):
         """Expand (1x1) at the dilated positions, the depthwise 3x3 over the expanded map,
         project at the active positions, added to the input (stride 1, no activation after
         the sum)."""
-        expand, depthwise, project, bn = block.conv[:4]
-        pairs = ((expand[0], expand[1]), (depthwise[0], depthwise[1]), (project, bn))
-        w1, w2, w3 = self.folded(pairs)
+        w1, w2, w3 = self.folded(inverted_pairs(block))
         batch, channels, height, width = x.shape
         x = x.contiguous(memory_format=torch.channels_last)
         with phase("aggregation"):
             rows = x.permute(0, 2, 3, 1).reshape(-1, channels)
             read, active = dilated[:, 0].nonzero(), mask[:, 0].nonzero()
-            n, r, c = read.unbind(1)
-            gathered = rows.index_select(0, (n * height + r) * width + c)
+            gathered = rows.index_select(0, flat_rows(read, height, width))
         with phase("conv"):
             h1 = torch.clamp_(torch.addmm(w1.bias, gathered, w1.weight), 0, 6)
         with phase("aggregation"):
@@ -171,13 +198,15 @@ class SparseInvertedResidual(SparseBlock):
         with phase("conv"):
             # a depthwise 3x3 costs 9 MAdds a value: run it on the whole (mostly zero) map,
             # which is cheaper than gathering 9 windows of every active output
-            kernel = w2.weight.t().reshape(hidden, 1, 3, 3)
-            maps = F.conv2d(expanded.permute(0, 3, 1, 2), kernel, w2.bias, padding=1, groups=hidden)
+            maps = F.conv2d(
+                expanded.permute(0, 3, 1, 2), w2.kernel, w2.bias, padding=1, groups=hidden
+            )
         with phase("aggregation"):
-            n, i, j = active.unbind(1)
+            index = flat_rows(active, height, width)
             flat = maps.permute(0, 2, 3, 1).reshape(-1, hidden)
-            h2 = torch.clamp_(flat.index_select(0, (n * height + i) * width + j), 0, 6)
+            h2 = torch.clamp_(flat.index_select(0, index), 0, 6)
         with phase("conv"):
             h3 = torch.addmm(w3.bias, h2, w3.weight)
+        self.positions = (len(read), batch * height * width, len(active))
         with phase("aggregation"):
-            return add_to_shortcut(block, x, active, h3, relu=False)
+            return add_to_shortcut(block, x, index, h3, relu=False)

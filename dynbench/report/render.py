@@ -21,7 +21,7 @@ from dynbench.report.matrix import reproduction_matrix
 from dynbench.report.published_speeds import compare_published_speed
 from dynbench.report.quality import RULES, section_quality
 from dynbench.report.resolution import resolution_table
-from dynbench.report.spatial import break_even_text, spatial_points
+from dynbench.report.spatial import break_even_text, gpu_table, spatial_points
 from dynbench.results.names import unit_of
 
 MAX_MARKDOWN_COLUMNS = 10
@@ -168,8 +168,11 @@ SPATIAL_NOTE = (
     "speed measurements, not accuracy claims). × = latency ratio to the dense execution of "
     "the same model, median of interleaved rounds with its 95% interval; MAdds × = the "
     "conditional MAdds (the released counter's convention) over those with every position "
-    "active. Dense counters (fvcore, ptflops, torch) cannot see masks."
+    "active. Dense counters (fvcore, ptflops, torch) cannot see masks. Sparse runs each "
+    "block at pixel granularity or at S x S tiles with their halo; under the default 'auto' "
+    "each block times both on its masks and keeps the faster ('Blocks at' counts the choices)."
 )
+GPU_SPATIAL_HEADING = "GPU throughput of the three executions (images/s, CUDA events)"
 
 
 def _ratio_cell(point) -> str:
@@ -205,10 +208,15 @@ def _spatial_section(frame: pd.DataFrame) -> Section | None:
                 "Masked × [95% CI]": _ratio_cell(by.get("masked")),
                 "Sparse × [95% CI]": _ratio_cell(by.get("sparse")),
                 "Sparse ran": by["sparse"].impl if "sparse" in by else "",
+                "Blocks at": by["sparse"].granularity if "sparse" in by else "",
             }
         )
     numeric = ("Density", "MAdds ×", "Masked × [95% CI]", "Sparse × [95% CI]")
     blocks.append(Block(table=Table(pd.DataFrame(rows), numeric)))
+    gpu = gpu_table(frame)
+    if not gpu.empty:
+        numeric = ("Density", "Batch", *[c for c in gpu.columns if "/" in c])
+        blocks.append(Block(heading=GPU_SPATIAL_HEADING, table=Table(gpu, numeric)))
     return Section("spatial", "Spatial DynConv: latency against mask density", blocks)
 
 

@@ -8,8 +8,11 @@ sparse execution pays, above it the gathering and scattering cost more than they
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pandas as pd
 
+from dynbench.ops.dynconv import EXECUTIONS
 from dynbench.report.data import ci95_bounds, field_dict
 from dynbench.report.quality import ratio_quality
 
@@ -34,10 +37,15 @@ def spatial_points(frame: pd.DataFrame) -> pd.DataFrame:
         (r.model, r.mask, r.density, r.execution): r.detail
         for r in rows[rows["metric"] == "spatial_latency_ms"].itertuples()
     }
+    madds = madds.sort_values("measured_at")
     madds_settings = madds["settings"].map(field_dict)
     madds_at = {
         (m, s.get("mask"), s.get("density")): v
         for m, s, v in zip(madds["model"], madds_settings, madds["value"], strict=True)
+    }
+    chosen_at = {
+        (m, s.get("mask"), s.get("density")): _granularities(d)
+        for m, s, d in zip(madds["model"], madds_settings, madds["detail"], strict=True)
     }
     points = []
     for r in rows[rows["metric"] == "spatial_latency_ratio"].itertuples():
@@ -56,6 +64,7 @@ def spatial_points(frame: pd.DataFrame) -> pd.DataFrame:
                 "density": float(r.density),
                 "execution": r.execution,
                 "impl": r.impl,
+                "granularity": chosen_at.get((r.model, r.mask, r.density), ""),
                 "ratio": float(r.value),
                 "low": low,
                 "high": high,
@@ -66,6 +75,48 @@ def spatial_points(frame: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(points).sort_values(["model", "mask", "execution", "density"])
+
+
+def _granularities(detail: object) -> str:
+    """How many blocks ran at each granularity, e.g. ``pixel 14, tile 2``."""
+    counts = Counter(b.get("granularity") for b in field_dict(detail).get("blocks", []))
+    return ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()) if kind)
+
+
+def gpu_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Images/s of each execution at each (model, mask, density), newest record of each,
+    with sparse / dense; empty when no GPU throughput was measured."""
+    rows = frame[frame["metric"] == "spatial_gpu_images_per_s"].sort_values("measured_at")
+    if rows.empty:
+        return pd.DataFrame()
+    settings = rows["settings"].map(field_dict)
+    rows = rows.assign(
+        mask=[s.get("mask") for s in settings],
+        density=[s.get("density") for s in settings],
+        execution=[s.get("execution") for s in settings],
+        batch=[s.get("batch") for s in settings],
+    ).drop_duplicates(["model", "mask", "density", "execution"], keep="last")
+    table = []
+    for (model, mask, density), group in rows.groupby(["model", "mask", "density"], sort=False):
+        speed = dict(zip(group["execution"], group["value"], strict=True))
+        dense, sparse = speed.get("dense"), speed.get("sparse")
+        both = pd.notna(sparse) and pd.notna(dense)
+        cells = {
+            f"{e} (images/s)": "OOM" if pd.isna(speed.get(e)) else f"{speed[e]:.0f}"
+            for e in EXECUTIONS
+            if e in speed
+        }
+        table.append(
+            {
+                "Model": model,
+                "Mask": mask,
+                "Density": f"{density:g}",
+                "Batch": int(group["batch"].iloc[0]),
+                **cells,
+                "Sparse / dense": f"{sparse / dense:.3f}" if both else "",
+            }
+        )
+    return pd.DataFrame(table)
 
 
 def break_even(points: pd.DataFrame) -> float | None | str:

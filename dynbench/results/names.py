@@ -57,6 +57,10 @@ METRICS: dict[str, tuple[str, str]] = {
     ),
     "spatial_latency_ms": ("ms", "latency of one execution (dense | masked | sparse)"),
     "spatial_latency_ratio": (RATIO_UNIT, "latency / the dense execution's, per-round median"),
+    "spatial_gpu_images_per_s": (
+        "images/s",
+        "GPU throughput of one execution (dense | masked | sparse) at settings.batch",
+    ),
     "error": ("", "a model whose measurement failed; detail.error says why"),
 }
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from dynbench.errors import DynbenchError
 from dynbench.models.registry import ModelInfo
-from dynbench.ops.dynconv import MASK_SOURCES
+from dynbench.ops.dynconv import GRANULARITIES, MASK_SOURCES
 from dynbench.results.names import COUNTERS
 from dynbench.results.record import Record, error_record
 from dynbench.run import sizes, sparsity, timed
@@ -182,6 +182,12 @@ SPARSITY_SETTINGS = {
     "masks": ["random", "blob"],
     "seed": 0,
     "patch": 4,
+    "granularity": "auto",
+    "tile": 8,
+    "gpu": "auto",
+    "gpu_batch": 200,
+    "gpu_iterations": 10,
+    "gpu_warmup": 3,
 }
 PROFILE_SETTINGS = {"input_size": None, "steps": 3, "trace_dir": "runs/profile", "device": "cpu"}
 
@@ -243,7 +249,10 @@ MEASURES: dict[str, Measure] = {
         sparsity.sparsity,
         SPARSITY_SETTINGS,
         _all(
-            _positive("rounds", "max_rounds", "warmup", "patch", integer=True),
+            _positive("rounds", "max_rounds", "warmup", "patch", "tile", integer=True),
+            _positive("gpu_batch", "gpu_iterations", "gpu_warmup", integer=True),
+            _check_choice("granularity", GRANULARITIES),
+            _check_choice("gpu", ("auto", "off")),
             _positive("min_run_time", "block_time", "noise_threshold", "ci_target"),
             _positive("fault_threshold"),
             _check_sparsity,

@@ -4,18 +4,30 @@ For every mask source and density: the conditional MAdds of the masks (methods
 ``dynconv`` and ``conv_linear``, see :mod:`dynbench.measure.conditional`), and the
 single-thread batch-1 CPU latency of the ``dense``, ``masked`` and ``sparse`` executions
 of the same model, timed interleaved round by round as the latency suite does, each as a
-ratio to ``dense`` with its 95% interval. No trained masks exist here: these are speed
-measurements at controlled densities, not accuracy claims.
+ratio to ``dense`` with its 95% interval; and, when a CUDA device is present (setting ``gpu``
+``auto``), the batch-``gpu_batch`` GPU throughput of the three. The sparse execution runs at
+the suite's ``granularity`` (``auto``: each block at whichever of pixel and S x S tiles,
+S = ``tile``, its own short timing finds faster; the conditional MAdds records' detail says
+what each block chose). No trained masks exist here: these are speed measurements at
+controlled densities, not accuracy claims.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from dynbench.measure.conditional import conditional_madds
+from dynbench.measure.gpu import cuda_event_timer, measure_throughput
 from dynbench.measure.timing import inference_call, set_single_thread
-from dynbench.models.spatial import set_execution, set_mask_source, spatial_blocks
+from dynbench.models.spatial import (
+    set_execution,
+    set_granularity,
+    set_mask_source,
+    spatial_blocks,
+)
 from dynbench.ops.dynconv import EXECUTIONS, MaskSource
 from dynbench.results.record import Record
 from dynbench.run.family import Emit, Member, Progress
@@ -37,11 +49,63 @@ def _executions(model: nn.Module, x: torch.Tensor) -> dict[str, object]:
     return {execution: run(execution) for execution in EXECUTIONS}
 
 
+def _implementation(model: nn.Module) -> str:
+    """What the spatial blocks ran in the last forward, e.g. ``sparse/pixel,sparse/tile``."""
+    return ",".join(sorted({b.implementation for b in spatial_blocks(model)}))
+
+
+def _where(source: MaskSource, settings: dict, batch: int) -> dict:
+    granularity = {"granularity": settings["granularity"], "tile": settings["tile"]}
+    return {"density": source.density, "mask": source.kind, "batch": batch, **granularity}
+
+
+def gpu_throughput(
+    info,
+    model: nn.Module,
+    source: MaskSource,
+    settings: dict,
+    device: str = "cuda",
+    timer: Callable[[Callable[[], object], int], float] = cuda_event_timer,
+) -> list[Record]:
+    """Images per second of each execution at batch ``gpu_batch`` on ``device``."""
+    where = _where(source, settings, settings["gpu_batch"])
+    size = info.resolved_input_size(settings.get("input_size"))
+    records = []
+    for execution in EXECUTIONS:
+        set_execution(model, execution)
+        result = measure_throughput(
+            model,
+            size,
+            settings["gpu_batch"],
+            settings["gpu_iterations"],
+            settings["gpu_warmup"],
+            device=device,
+            timer=timer,
+        )
+        gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else device
+        records.append(
+            Record(
+                model=info.name,
+                metric="spatial_gpu_images_per_s",
+                value=result.images_per_s,
+                method="cuda_events" if device.startswith("cuda") else "timer",
+                settings={**where, "execution": execution, "impl": _implementation(model)},
+                detail={
+                    "oom": result.oom,
+                    "gpu": gpu,
+                    "peak_memory_bytes": result.peak_memory_bytes,
+                    "elapsed_ms": result.milliseconds,
+                },
+            )
+        )
+    return records
+
+
 def _point(
     info, model: nn.Module, x: torch.Tensor, source: MaskSource, settings: dict, progress
 ) -> tuple[list[Record], bool]:
     """Every record of one (mask source, density); and whether Ctrl-C cut it short."""
-    where = {"density": source.density, "mask": source.kind, "batch": 1}
+    where = _where(source, settings, 1)
     set_mask_source(model, source)
     set_execution(model, "sparse")  # executed MAdds: what the sparse execution computes
     madds, blocks = conditional_madds(model, x)
@@ -66,10 +130,10 @@ def _point(
         set_execution(model, execution)
         with torch.inference_mode():
             model(x)
-        ran[execution] = sorted({b.ran for b in spatial_blocks(model)})
+        ran[execution] = _implementation(model)
     for execution in EXECUTIONS:
         timed = results.timed[execution]
-        used = {**where, "execution": execution, "impl": ",".join(ran[execution])}
+        used = {**where, "execution": execution, "impl": ran[execution]}
         records.append(
             Record(
                 model=info.name,
@@ -96,10 +160,15 @@ def sparsity(members: list[Member], settings: dict, emit: Emit, progress: Progre
             continue
         size = info.resolved_input_size(settings.get("input_size"))
         x = torch.randn(1, *size)
+        set_granularity(model, settings["granularity"], settings["tile"])
+        gpu = settings["gpu"] == "auto" and torch.cuda.is_available()
         for kind in settings["masks"]:
             for density in settings["densities"]:
                 source = MaskSource(kind, float(density), settings["seed"], settings["patch"])
                 records, interrupted = _point(info, model, x, source, settings, progress)
+                if gpu and not interrupted:
+                    progress(f"{kind} d={density}: GPU batch {settings['gpu_batch']}")
+                    records += gpu_throughput(info, model, source, settings)
                 for record in records:
                     emit(record)
                 if interrupted:

@@ -55,32 +55,82 @@ def test_a_lone_bottleneck_by_hand():
     ]
 
 
+def _unit(positions_in: int, positions_out: int, channels: int) -> int:
+    """The mask unit as it runs: 9 taps and the Linear's column at every input position,
+    the one-hot selector conv (9 maps x 9 taps) and the pooled logit's add at every output."""
+    return positions_in * 10 * channels + positions_out * (81 + 1)
+
+
 def test_executed_madds_of_a_lone_bottleneck_by_hand():
     block = _block("bottleneck", 2)
     block.source = MaskSource("blob", 0.25)
+    block.granularity = "pixel"
     x = torch.randn(1, 16, 10, 10)
     block.execution = "sparse"
-    sparse, _ = conditional_madds(block, x)
+    sparse, detail = conditional_madds(block, x)
     rows, active = int(block.masks["dilated"].sum()), int(block.masks["mask"].sum())
     downsample = 25 * 16 * 32
-    unit = 100 * 16 * 9 + 25 + 16  # taps at every input position, bias at outputs, Linear
+    unit = _unit(100, 25, 16)
     branch = rows * (16 * 8 + 8) + active * ((8 * 8 * 9 + 8) + (8 * 32 + 32))
     assert sparse["executed"] == downsample + unit + branch
+    assert detail[0]["granularity"] == "pixel" and "trial_ms" not in detail[0]
     block.execution = "masked"
     masked, _ = conditional_madds(block, x)
     assert masked["executed"] == downsample + unit + 100 * 16 * 8 + 25 * (8 * 8 * 9 + 8 * 32)
     assert masked["dynconv"] == sparse["dynconv"]  # the masks' count, whatever ran
 
 
+def test_executed_madds_of_a_tiled_bottleneck_by_hand():
+    block = _block("bottleneck", 2)
+    block.source = MaskSource("blob", 0.25)  # 6 positions at the centre of the 5 x 5 output
+    block.granularity, block.tile = "tile", 2
+    block.execution = "sparse"
+    madds, detail = conditional_madds(block, torch.randn(1, 16, 10, 10))
+    active = int(block.masks["mask"].sum())
+    tiles = int(torch.nn.functional.max_pool2d(block.masks["mask"], 2, 2, ceil_mode=True).sum())
+    window = (2 - 1) * 2 + 3  # 2 strided outputs a side read 5 positions
+    branch = (
+        tiles * window**2 * (16 * 8 + 8)  # conv1 on every window position, halo included
+        + tiles * 4 * (8 * 8 * 9 + 8)  # the 3x3 at every position of the tiles
+        + active * (8 * 32 + 32)  # conv3 at the active positions
+    )
+    assert madds["executed"] == 25 * 16 * 32 + _unit(100, 25, 16) + branch
+    assert detail[0]["granularity"] == "tile"
+
+
+def test_auto_granularity_times_both_and_keeps_the_faster():
+    block = _block("basic", 1)
+    block.source = MaskSource("random", 0.3)
+    block.execution = "sparse"
+    _, detail = conditional_madds(block, torch.randn(1, 16, 12, 12))
+    trial = detail[0]["trial_ms"]
+    assert set(trial) == {"pixel", "tile"} and all(ms > 0 for ms in trial.values())
+    assert detail[0]["granularity"] == min(trial, key=trial.get)
+    assert block.implementation == f"sparse/{detail[0]['granularity']}"
+
+
 def test_executed_madds_of_a_sparse_inverted_residual():
     block = _block("inverted", 1)
     block.source = MaskSource("blob", 0.25)
+    block.granularity = "pixel"
     block.execution = "sparse"
     madds, _ = conditional_madds(block, torch.randn(1, 16, 8, 8))
     rows, active = int(block.masks["dilated"].sum()), int(block.masks["mask"].sum())
     hidden = 16 * 6
-    unit = 64 * 16 * 9 + 64 + 16
+    unit = _unit(64, 64, 16)
     expand = rows * (16 * hidden + hidden)
     depthwise = 64 * (9 * hidden + hidden)  # over the whole map: cheaper than gathering
     project = active * (hidden * 16 + 16)
     assert madds["executed"] == unit + expand + depthwise + project
+
+
+def test_auto_granularity_trials_are_not_counted():
+    """The trial timings call the downsample shortcut many times; the count sees one call."""
+    block = _block("bottleneck", 2)
+    block.source = MaskSource("blob", 0.25)
+    block.execution = "sparse"
+    x = torch.randn(1, 16, 10, 10)
+    auto, _ = conditional_madds(block, x)
+    block.granularity = block.ran_granularity
+    fixed, _ = conditional_madds(block, x)
+    assert auto == fixed

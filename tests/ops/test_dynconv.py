@@ -76,3 +76,12 @@ def test_sources_have_their_shapes():
         MaskSource("random")
     with pytest.raises(ValueError, match="accepted: random, blob, patch, unit"):
         MaskSource("stripes", 0.5)
+
+
+@pytest.mark.parametrize("stride, size", [(1, (6, 5)), (2, (7, 8))])
+def test_mask_unit_is_its_conv_plus_its_linear_on_the_pooled_input(stride, size):
+    torch.manual_seed(stride)
+    unit = MaskUnit(12, stride=stride)
+    x = torch.randn(2, 12, *size)
+    expected = unit.conv(x) + unit.fc(x.mean((2, 3)))[:, :, None, None]
+    torch.testing.assert_close(unit(x), expected, rtol=1e-5, atol=1e-5)

@@ -4,7 +4,12 @@ import pytest
 import torch
 
 from dynbench.models import create_model
-from dynbench.models.spatial import set_execution, set_mask_source, spatial_blocks
+from dynbench.models.spatial import (
+    set_execution,
+    set_granularity,
+    set_mask_source,
+    spatial_blocks,
+)
 from dynbench.ops.dynconv import MaskSource
 from dynbench.ops.dynconv_sparse import neighbour_rows
 from tests.models.test_spatial import _block
@@ -12,13 +17,14 @@ from tests.models.test_spatial import _block
 FP32 = {"rtol": 1e-5, "atol": 1e-5}
 
 
-def _both(block, x):
+def _both(block, x, granularity="pixel"):
+    block.granularity = granularity
     with torch.no_grad():
         block.execution = "masked"
         masked = block(x)
         block.execution = "sparse"
         sparse = block(x)
-    assert block.ran == "sparse"
+    assert block.ran == "sparse" and block.ran_granularity == granularity
     return masked, sparse
 
 
@@ -33,6 +39,7 @@ def _both(block, x):
     ],  # fmt: skip
 )
 @pytest.mark.parametrize("size", [(9, 9), (10, 7)])
+@pytest.mark.parametrize("granularity, tile", [("pixel", 8), ("tile", 2), ("tile", 3), ("tile", 8)])
 @pytest.mark.parametrize(
     "source",
     [
@@ -44,42 +51,47 @@ def _both(block, x):
     ],  # fmt: skip
     ids=["empty", "full", "random", "patch", "blob"],
 )
-def test_sparse_equals_masked(kind, stride, size, source):
+def test_sparse_equals_masked(kind, stride, size, granularity, tile, source):
     torch.manual_seed(stride + size[1])
     block = _block(kind, stride)
-    block.source = source
+    block.source, block.tile = source, tile
     x = torch.randn(3, 16, *size)  # three samples, each with its own mask
-    masked, sparse = _both(block, x)
+    masked, sparse = _both(block, x, granularity)
     torch.testing.assert_close(sparse, masked, **FP32)
     if source.kind == "random" and 0 < source.density < 1:
         masks = block.masks["mask"]
         assert not torch.equal(masks[0], masks[1])
 
 
-@pytest.mark.parametrize("kind", ["bottleneck", "basic"])
-def test_masks_touching_the_borders(kind):
+@pytest.mark.parametrize("granularity", ["pixel", "tile"])
+@pytest.mark.parametrize("kind", ["bottleneck", "basic", "inverted"])
+def test_masks_touching_the_borders(kind, granularity):
     torch.manual_seed(5)
-    block = _block(kind, 2)
+    block = _block(kind, 1 if kind == "inverted" else 2)
+    block.tile = 2
     x = torch.randn(1, 16, 9, 9)
-    edge = torch.zeros(1, 1, 5, 5)
+    edge = torch.zeros(1, 1, *((9, 9) if kind == "inverted" else (5, 5)))
     edge[0, 0, 0, :] = edge[0, 0, :, -1] = edge[0, 0, -1, 0] = 1
     block.source = type("Edge", (), {"kind": "unit", "mask": lambda self, logits, unit, i: edge})()
-    masked, sparse = _both(block, x)
+    masked, sparse = _both(block, x, granularity)
     torch.testing.assert_close(sparse, masked, **FP32)
 
 
+@pytest.mark.parametrize("granularity", ["pixel", "tile", "auto"])
 @pytest.mark.parametrize(
     "name", ["resnet50_dynconv", "resnet18_dynconv", "mobilenetv2_100_dynconv"]
 )
-def test_a_whole_model_sparse_equals_masked(name):
+def test_a_whole_model_sparse_equals_masked(name, granularity):
     torch.manual_seed(0)
     model = create_model(name).eval()
     x = torch.randn(2, 3, 64, 64)
     set_mask_source(model, MaskSource("blob", 0.3))
+    set_granularity(model, granularity, tile=4)
     with torch.no_grad():
         masked = set_execution(model, "masked")(x)
         sparse = set_execution(model, "sparse")(x)
-    assert {b.ran for b in spatial_blocks(model)} == {"sparse"}
+    ran = {b.implementation for b in spatial_blocks(model)}
+    assert ran <= {"sparse/pixel", "sparse/tile"} and (granularity == "auto" or len(ran) == 1)
     torch.testing.assert_close(sparse, masked, rtol=1e-4, atol=1e-4)
 
 

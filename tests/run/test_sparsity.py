@@ -1,10 +1,15 @@
 """The sparsity suite end to end on a small input, and its bad settings."""
 
 import json
+import time
 
 import pandas as pd
 
+from dynbench.models.registry import find_model
+from dynbench.models.spatial import set_granularity, set_mask_source
+from dynbench.ops.dynconv import MaskSource
 from dynbench.report.spatial import break_even, break_even_text
+from dynbench.run.sparsity import gpu_throughput
 
 
 def test_sparsity_suite_records_every_point(cli, tmp_path):
@@ -32,7 +37,21 @@ def test_sparsity_suite_records_every_point(cli, tmp_path):
     ratios = [r for r in records if r["metric"] == "spatial_latency_ratio"]
     assert {r["settings"]["execution"] for r in ratios} == {"masked", "sparse"}
     sparse = [r for r in ratios if r["settings"]["execution"] == "sparse"]
-    assert all(r["settings"]["impl"] == "sparse" for r in sparse)
+    # auto granularity: each block ran at pixels or tiles, and the MAdds records say which
+    assert all(
+        set(r["settings"]["impl"].split(",")) <= {"sparse/pixel", "sparse/tile"} for r in sparse
+    )
+    assert all(
+        r["settings"]["granularity"] == "auto" and r["settings"]["tile"] == 8 for r in sparse
+    )
+    blocks = [
+        b for r in records if r["metric"] == "conditional_madds" for b in r["detail"]["blocks"]
+    ]
+    assert all(
+        b["granularity"] in ("pixel", "tile") and set(b["trial_ms"]) == {"pixel", "tile"}
+        for b in blocks
+    )
+    assert not any(r["metric"] == "spatial_gpu_images_per_s" for r in records)  # no CUDA here
     assert all(r["settings"]["mask"] == "blob" for r in sparse)
     assert all(r["detail"]["ci95_low"] <= r["value"] <= r["detail"]["ci95_high"] for r in ratios)
     assert cli("report", "--out", "rep", "--format", "md").code == 0
@@ -45,12 +64,39 @@ def test_bad_sparsity_settings(cli, tmp_path):
     for line, message in (
         ("densities = [0.5, 1.5]", "densities must be a list of numbers in [0, 1]"),
         ('masks = ["stripes"]', "accepted: random, blob, patch, unit"),
+        ('granularity = "rows"', "accepted: ('auto', 'pixel', 'tile')"),
+        ("tile = 0", "tile = 0 is not a positive integer"),
     ):
         (tmp_path / "bad.toml").write_text(
             f'measures = ["sparsity"]\nmodels = ["resnet50_dynconv"]\n[settings]\n{line}\n'
         )
         result = cli("run", "--suite", "bad.toml")
         assert result.code == 2 and message in result.stderr
+
+
+def test_gpu_throughput_of_the_three_executions_runs_on_any_device():
+    """The CUDA path's code, run on the CPU with a wall-clock timer (CI has no GPU)."""
+    info = find_model("resnet18_dynconv")
+    model = info.builder().eval()
+    settings = {
+        "input_size": [3, 32, 32], "gpu_batch": 4, "gpu_iterations": 2, "gpu_warmup": 1,
+        "granularity": "pixel", "tile": 8,
+    }  # fmt: skip
+    set_granularity(model, "pixel")
+
+    def timer(call, iterations):
+        start = time.perf_counter()
+        for _ in range(iterations):
+            call()
+        return (time.perf_counter() - start) * 1e3
+
+    source = MaskSource("blob", 0.25)
+    set_mask_source(model, source)
+    records = gpu_throughput(info, model, source, settings, device="cpu", timer=timer)
+    assert [r.settings["execution"] for r in records] == ["dense", "masked", "sparse"]
+    assert [r.settings["impl"] for r in records] == ["dense", "masked", "sparse/pixel"]
+    assert all(r.metric == "spatial_gpu_images_per_s" and r.value > 0 for r in records)
+    assert all(r.settings["batch"] == 4 and r.settings["density"] == 0.25 for r in records)
 
 
 def test_break_even_is_interpolated_where_sparse_crosses_dense():
