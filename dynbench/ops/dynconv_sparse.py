@@ -65,9 +65,11 @@ def scatter_into(
     rows: Tensor, positions: Tensor, shape: tuple[int, int, int, int], border: int = 1
 ) -> Tensor:
     """A zero (N, H + 2 border, W + 2 border, C) map holding ``rows`` at ``positions``."""
+    batch, height, width, channels = shape
     padded = rows.new_zeros(shape)
     n, i, j = positions.unbind(1)
-    padded[n, i + border, j + border] = rows
+    index = (n * height + i + border) * width + j + border
+    padded.view(-1, channels).index_copy_(0, index, rows)
     return padded
 
 
@@ -143,12 +145,12 @@ class SparseBottleneck(SparseBlock):
             read, active = dilated[:, 0].nonzero(), mask[:, 0].nonzero()
             gathered = rows.index_select(0, flat_rows(read, height, width))
         with phase("conv"):
-            h1 = torch.relu(torch.addmm(w1.bias, gathered, w1.weight))
+            h1 = torch.relu_(torch.addmm(w1.bias, gathered, w1.weight))
         with phase("aggregation"):
             padded = scatter_into(h1, read, (batch, height + 2, width + 2, h1.shape[1]))
             cols = window_cols(padded, active, stride)
         with phase("conv"):
-            h2 = torch.relu(torch.addmm(w2.bias, cols, w2.weight))
+            h2 = torch.relu_(torch.addmm(w2.bias, cols, w2.weight))
             h3 = torch.addmm(w3.bias, h2, w3.weight)
         self.positions = (len(read), len(active), len(active))
         with phase("aggregation"):  # scattering the branch into the shortcut
@@ -167,7 +169,7 @@ class SparseBasicBlock(SparseBlock):
             read, active = dilated[:, 0].nonzero(), mask[:, 0].nonzero()
             cols = window_cols(F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1)), read, stride)
         with phase("conv"):
-            h1 = torch.relu(torch.addmm(w1.bias, cols, w1.weight))
+            h1 = torch.relu_(torch.addmm(w1.bias, cols, w1.weight))
         with phase("aggregation"):
             padded = scatter_into(h1, read, (batch, out_h + 2, out_w + 2, h1.shape[1]))
             cols = window_cols(padded, active, 1)
