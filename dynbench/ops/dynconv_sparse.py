@@ -82,21 +82,14 @@ def flat_rows(positions: Tensor, height: int, width: int) -> Tensor:
 def add_to_shortcut(
     block: nn.Module, identity: Tensor, index: Tensor, rows: Tensor, relu: bool = True
 ) -> Tensor:
-    """(relu of) shortcut + branch, the branch's ``rows`` added at the map rows ``index``.
-
-    With the ReLU, the output is written in one pass over the shortcut (its ReLU) and
-    the active rows are then overwritten; a copy of the shortcut followed by an in-place
-    add and ReLU would cross the whole map twice.
-    """
+    """(relu of) shortcut + branch, the branch's ``rows`` added at the map rows ``index``."""
     batch, channels, height, width = identity.shape
-    shortcut = identity.permute(0, 2, 3, 1).reshape(-1, channels)
+    out = identity.permute(0, 2, 3, 1).reshape(-1, channels)
+    if getattr(block, "downsample", None) is None:  # the block's input: not ours to write
+        out = out.clone()
+    out.index_add_(0, index, rows)
     if relu:
-        summed = torch.relu_(shortcut.index_select(0, index).add_(rows))
-        fresh = getattr(block, "downsample", None) is not None  # else the block's input
-        out = torch.relu_(shortcut) if fresh else torch.relu(shortcut)
-        out.index_copy_(0, index, summed)
-    else:
-        out = shortcut.clone().index_add_(0, index, rows)
+        out = torch.relu_(out)
     return out.view(batch, height, width, channels).permute(0, 3, 1, 2)
 
 
