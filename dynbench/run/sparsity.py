@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from dynbench.measure.conditional import conditional_madds
-from dynbench.measure.timing import inference_call, set_single_thread
+from dynbench.measure.timing import inference_call, set_threads
 from dynbench.models.spatial import set_execution, set_mask_source, spatial_blocks
 from dynbench.ops.dynconv import EXECUTIONS, MaskSource
 from dynbench.results.record import Record
@@ -59,7 +59,7 @@ def _point(
     calls = _executions(model, x)
     results, rounds = measure_interleaved(
         calls, settings, lambda s: progress(f"{source.kind} d={source.density}: {s}"),
-        **set_single_thread(),
+        **set_threads(),
     )  # fmt: skip
     ran = {}
     for execution in EXECUTIONS:
