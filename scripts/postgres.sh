@@ -14,7 +14,8 @@ if [ -z "$bin" ] || [ ! -x "$bin/pg_ctl" ]; then
     exit 1
 fi
 as_server() {
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    # from /, which that user may enter, unlike the caller's checkout in a root-only folder
+    if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 case "$action" in
 start)
