@@ -1,4 +1,4 @@
-"""The ``dynbench`` command line: list, run, inspect, export, report, compare, guard.
+"""The ``dynbench`` command line: list, run, inspect, export, report, compare, merge, guard.
 
 Every user error is a :class:`DynbenchError` (or a usage error from the
 parser) and ends as one line on stderr with exit code 2; nothing is written to
@@ -31,10 +31,12 @@ from dynbench.report.terminal import (
     print_summary,
     rich_table,
 )
-from dynbench.results.store import ResultStore, check_writable
+from dynbench.results.merge import merge
+from dynbench.results.store import ResultStore, check_writable, sqlite_path, store_url
 from dynbench.run.family import resolve_targets, with_input_size
 from dynbench.run.measures import MEASURES
 from dynbench.run.runner import run_suite
+from dynbench.run.shard import parse_shard
 from dynbench.run.suite import available_suites, load_suite, validate_settings
 
 # typer's usage errors derive from a ClickException (vendored in newer typer, click's in older).
@@ -49,18 +51,24 @@ app = typer.Typer(
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)
 
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="results database (default ./dynbench.sqlite or $DYNBENCH_DB)"),
-]
+DB_HELP = (
+    "results store: a path (SQLite) or a URL, sqlite:///PATH or "
+    "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DBNAME (default ./dynbench.sqlite or "
+    "$DYNBENCH_DB)"
+)
+DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP)]
 InputSizeOption = Annotated[
     str | None, typer.Option("--input-size", help="C,H,W input size, e.g. 3,224,224")
 ]
 
 
 def require_db(db: str | None) -> None:
-    """A ``--db`` given for reading must exist (sqlite would quietly create an empty one)."""
-    if db is not None and not Path(db).exists():
+    """A SQLite store given for reading must exist (sqlite would quietly create an empty
+    one); a server's store is checked when it is opened."""
+    if db is None:
+        return
+    path = sqlite_path(store_url(db))
+    if path is not None and not path.exists():
         raise DynbenchError(f"database {db!r} does not exist; run 'dynbench run' first")
 
 
@@ -128,9 +136,53 @@ def run_command(
     counters: Annotated[
         str | None, typer.Option(help="comma-separated MAdds counters to run")
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="i/N: only the i-th of N deterministic parts (0 <= i < N), e.g. "
+            "$SLURM_ARRAY_TASK_ID/8; a timing suite keeps each family in one part"
+        ),
+    ] = None,
+    machine_label: Annotated[
+        str | None,
+        typer.Option(
+            "--machine-label",
+            envvar="DYNBENCH_MACHINE_LABEL",
+            help="your name for this machine, e.g. laptop (stored with every record)",
+        ),
+    ] = None,
+    compile: Annotated[
+        bool | None,
+        typer.Option("--compile/--no-compile", help="torch.compile each model (timing suites)"),
+    ] = None,
+    compile_mode: Annotated[
+        str | None, typer.Option("--compile-mode", help="torch.compile mode (default: default)")
+    ] = None,
+    dtype: Annotated[
+        str | None, typer.Option("--dtype", help="fp32 (default), bf16 or fp16")
+    ] = None,
+    channels_last: Annotated[
+        bool | None,
+        typer.Option("--channels-last/--no-channels-last", help="channels-last memory layout"),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="CPU threads of the latency suite (default 1)")
+    ] = None,
 ) -> None:
     """Run a suite and store every measurement."""
     the_suite = load_suite(suite)
+    options = {
+        "compile": compile,
+        "compile_mode": compile_mode,
+        "dtype": dtype,
+        "channels_last": channels_last,
+        "threads": threads,
+    }
+    for key, value in options.items():
+        if value is not None:
+            the_suite.settings[key] = value
+            validate_settings(the_suite.measures, the_suite.settings, f"--{key.replace('_', '-')}")
+    parts = parse_shard(shard) if shard is not None else None
     if counters is not None:
         the_suite.settings["counters"] = [c.strip() for c in counters.split(",") if c.strip()]
         if "madds" not in the_suite.measures:
@@ -152,12 +204,12 @@ def run_command(
     if json_path is not None:
         check_writable(json_path, "--json path")
     with ResultStore(db) as store:
-        outcome = run_suite(the_suite, targets, store, json_path, err)
+        outcome = run_suite(the_suite, targets, store, json_path, err, parts, machine_label)
     records = pd.DataFrame([r.as_dict() for r in outcome.records])
     print_summary(out, records, the_suite.name)
     if the_suite.compare == "published":
         print_published_comparison(out, records)
-    err.print(f"run {outcome.run_id}: {len(outcome.records)} measurements stored in {store.path}")
+    err.print(f"run {outcome.run_id}: {len(outcome.records)} measurements stored in {store.where}")
     if outcome.failures:
         print_failures(err, [r.as_dict() for r in outcome.failures])
         raise typer.Exit(1)
@@ -199,7 +251,7 @@ def export_command(
     if output is not None:
         check_writable(output, "--out path")
     require_db(db)
-    with ResultStore(db) as store:
+    with ResultStore(db, write=False) as store:
         frame = store.frame(run, suite)
     text = (
         frame.to_csv(index=False) if format == "csv" else frame.to_json(orient="records", indent=1)
@@ -231,9 +283,16 @@ def report_command(
         ),
     ] = None,
     format: Annotated[str, typer.Option("--format", help="md, html or both")] = "both",
+    machine: Annotated[
+        str | None,
+        typer.Option(
+            "--machine", help="only this machine: its --machine-label or fingerprint (prefix)"
+        ),
+    ] = None,
 ) -> None:
     """Write the claims report (markdown and/or one self-contained HTML page)."""
     # imported here: the report's plots pull in matplotlib, which no other command needs
+    from dynbench.report.machines import select_machine
     from dynbench.report.render import FORMATS, build_report, write_report
 
     if format not in FORMATS:
@@ -244,7 +303,7 @@ def report_command(
         raise DynbenchError(f"--out {str(output)!r} is a file; give a directory")
     frames = []
     for path in db or [None]:
-        with ResultStore(path) as store:
+        with ResultStore(path, write=False) as store:
             frames.append(store.frame())
     frame = pd.concat(frames, ignore_index=True)
     if run:
@@ -257,6 +316,8 @@ def report_command(
         frame = frame[frame["run_id"].isin(run)]
     if frame.empty:
         raise DynbenchError("no measurements in the store(s); run 'dynbench run' first")
+    if machine is not None:
+        frame = select_machine(frame, machine)
     for path in write_report(build_report(frame), output, format):
         err.print(f"wrote {path}")
 
@@ -297,6 +358,24 @@ def compare_command(
     err.print(verdict)
     if not agree:
         raise typer.Exit(1)
+
+
+@app.command("merge")
+def merge_command(
+    output: Annotated[str, typer.Argument(help="store to merge into (path or URL; created)")],
+    inputs: Annotated[list[str], typer.Argument(help="stores to merge from (paths or URLs)")],
+) -> None:
+    """Combine stores (of several machines or shards) without duplicating a measurement."""
+    for source in inputs:
+        require_db(source)
+    with ResultStore(output) as out_store:
+        for source in inputs:
+            with ResultStore(source, write=False) as in_store:
+                done = merge(out_store, in_store)
+            err.print(
+                f"{done.source}: {done.measurements} measurements and {done.runs} runs added, "
+                f"{done.known} already in {out_store.where}"
+            )
 
 
 @app.command("guard")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv with the CPU build of torch first, then dynbench and its test tools.
+# Create .venv with the CPU build of torch first, then dynbench, its test tools and the
+# PostgreSQL driver (the store's tests run against a real server too).
 # Idempotent and quick when nothing changed; sourced by run.sh and test.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,6 +17,6 @@ if ! "$VPY" -c "import torch" 2>/dev/null; then
 fi
 stamp=.venv/.dynbench-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    "$VPY" -m pip install -q -e '.[test,profile]'
+    "$VPY" -m pip install -q -e '.[test,profile,postgres]'
     touch "$stamp"
 fi

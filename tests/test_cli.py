@@ -164,7 +164,7 @@ def bad_inputs(tmp_path):
         ),
         "corrupt db": (
             ["run", "--models", "resnet18", "--db", "corrupt.sqlite"],
-            "not a usable dynbench SQLite file",
+            "not a usable dynbench store",
         ),
         "unknown export format": (["export", "--format", "xml"], "unknown export format"),
     }

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+import json
+import os
 import platform
 import socket
 import subprocess
@@ -68,8 +71,60 @@ def gpu_name() -> str | None:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
-def environment() -> dict[str, object]:
-    """Versions, hardware and threads in force now."""
+def memory_gib() -> int | None:
+    """Total memory rounded to GiB: the kernel's reserve moves MemTotal by a few MiB between
+    boots, which must not make a new machine."""
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def gpu_driver() -> str | None:
+    """The NVIDIA driver version (nvidia-smi), where there is a CUDA GPU."""
+    if not torch.cuda.is_available() or torch.version.cuda is None:
+        return None
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
+
+
+# what identifies a machine: hardware and the torch build, never a reading such as the clock
+MACHINE_FIELDS = ("cpu", "cores", "memory_gib", "gpu", "gpu_driver", "torch_build")
+
+
+def fingerprint(fields: dict[str, object]) -> str:
+    """12 hex digits of a hash of the identifying fields, the same on every run."""
+    stable = {k: fields.get(k) for k in MACHINE_FIELDS}
+    return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def machine() -> dict[str, object]:
+    """This machine's identity: CPU model, logical cores, memory, GPU and driver, the torch
+    build (version, CUDA or CPU); ``fingerprint`` groups the records of one machine."""
+    fields: dict[str, object] = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": memory_gib(),
+        "gpu": gpu_name(),
+        "gpu_driver": gpu_driver(),
+        "torch_build": f"{torch.__version__} cuda {torch.version.cuda or 'none'}",
+    }
+    return {**fields, "fingerprint": fingerprint(fields)}
+
+
+def environment(machine_label: str | None = None) -> dict[str, object]:
+    """Versions, hardware and threads in force now, the machine's identity and the user's
+    name for it (``--machine-label``)."""
     return {
         "dynbench": dynbench.__version__,
         "torch": torch.__version__,
@@ -83,4 +138,6 @@ def environment() -> dict[str, object]:
         "hostname": socket.gethostname(),
         "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "argv": " ".join(sys.argv[1:]) if sys.argv else "",
+        "machine": machine(),
+        "machine_label": machine_label,
     }

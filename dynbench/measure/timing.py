@@ -39,9 +39,10 @@ def load_average() -> float | None:
         return None
 
 
-def set_single_thread() -> dict[str, int]:
-    """One intra-op and one inter-op thread (inter-op can only be set once per process)."""
-    torch.set_num_threads(1)
+def set_threads(threads: int = 1) -> dict[str, int]:
+    """``threads`` intra-op threads (the papers' setting: one) and one inter-op thread
+    (inter-op can only be set once per process)."""
+    torch.set_num_threads(threads)
     # inter-op threads can be set only before the first parallel work; the value in force
     # is what gets recorded
     with contextlib.suppress(RuntimeError):

@@ -129,3 +129,46 @@ def timing_table(frame: pd.DataFrame, metric: str, ratio_metric: str) -> pd.Data
         )
     table = pd.DataFrame(rows)
     return table.sort_values(["Family", "× baseline"]).reset_index(drop=True)
+
+
+# the latency suite's options (dynbench.run.options) and the values the papers timed with:
+# eager fp32, one thread, the default layout; the claims are judged on those records only
+LATENCY_METRICS = ("latency_ms", "latency_ratio", "cpu_images_per_s")
+
+
+def options_text(settings: object) -> str:
+    """How a timing ran, e.g. ``eager fp32 1 thread`` or ``compiled (default) bf16
+    channels-last 4 threads``; a record older than the options ran eager fp32 1 thread."""
+    s = field_dict(settings)
+    parts = [f"compiled ({s.get('compile_mode', 'default')})" if s.get("compile") else "eager"]
+    parts.append(str(s.get("dtype", "fp32")))
+    if s.get("channels_last"):
+        parts.append("channels-last")
+    threads = s.get("threads", 1)
+    parts.append(f"{threads} thread{'s' if threads != 1 else ''}")
+    return " ".join(parts)
+
+
+DEFAULT_OPTIONS = "eager fp32 1 thread"
+
+
+def papers_setting(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` without the latency records taken with other options than the papers'."""
+    if frame.empty:
+        return frame
+    other = frame["metric"].isin(LATENCY_METRICS) & (
+        frame["settings"].map(options_text) != DEFAULT_OPTIONS
+    )
+    return frame[~other]
+
+
+def latest_by_options(frame: pd.DataFrame) -> pd.DataFrame:
+    """The newest latency record of each (model, metric, options), with an ``options``
+    column (see :func:`options_text`)."""
+    rows = frame[frame["metric"].isin(LATENCY_METRICS)]
+    if rows.empty:
+        return rows.assign(options=[])
+    rows = rows.assign(options=rows["settings"].map(options_text))
+    return rows.sort_values("measured_at").drop_duplicates(
+        ["model", "metric", "method", "options"], keep="last"
+    )

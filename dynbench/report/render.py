@@ -13,10 +13,25 @@ import jinja2
 import pandas as pd
 from markupsafe import escape
 
+from dynbench.errors import DynbenchError
 from dynbench.report import figures
 from dynbench.report.claims import VERDICT_RULES, load_claims, scorecard
-from dynbench.report.data import TIMING_SECTIONS, latest, size_table, timing_table
+from dynbench.report.data import (
+    DEFAULT_OPTIONS,
+    TIMING_SECTIONS,
+    ci95_bounds,
+    ci95_text,
+    family_of,
+    field_dict,
+    latest,
+    latest_by_options,
+    options_text,
+    papers_setting,
+    size_table,
+    timing_table,
+)
 from dynbench.report.figures import Figure
+from dynbench.report.machines import machine_of, split_by_machine
 from dynbench.report.matrix import reproduction_matrix
 from dynbench.report.published_speeds import compare_published_speed
 from dynbench.report.quality import RULES, section_quality
@@ -331,26 +346,185 @@ def _sizes_section(frame: pd.DataFrame) -> Section | None:
 
 
 def build_report(frame: pd.DataFrame) -> Report:
-    env = json.loads(frame["environment"].iloc[-1]) if "environment" in frame else {}
+    """The report of ``frame``; records of several machines are judged machine by machine."""
+    machines = split_by_machine(frame)
+    newest = frame.sort_values("measured_at") if "measured_at" in frame else frame
+    env = json.loads(newest["environment"].iloc[-1]) if "environment" in frame else {}
+    timed = latest_by_options(frame) if "settings" in frame else pd.DataFrame()
+    if not timed.empty:
+        env["options"] = sorted(set(timed["options"]), key=lambda o: (o != DEFAULT_OPTIONS, o))
+    if len(machines) > 1:
+        return _machines_report(frame, machines, env)
     report = Report("dynbench report", env)
-    report.sections.append(_scorecard_section(frame))
+    papers = papers_setting(frame)
+    report.sections.append(_scorecard_section(papers))
     for section in (
-        _figures_section(frame),
-        *_timing_sections(frame),
-        _spatial_section(frame),
-        _resolution_section(frame),
-        _speed_section(frame),
-        _matrix_section(frame),
-        _sizes_section(frame),
+        _figures_section(papers),
+        *_timing_sections(papers),
+        _options_section(frame),
+        _spatial_section(papers),
+        _resolution_section(papers),
+        _speed_section(papers),
+        _matrix_section(papers),
+        _sizes_section(papers),
     ):
         if section is not None:
             report.sections.append(section)
     return report
 
 
+def _machines_report(
+    frame: pd.DataFrame, machines: list[tuple[str, pd.DataFrame]], env: dict
+) -> Report:
+    """One column group per machine in the scorecard, each machine's timings on their own;
+    sizes and MAdds do not depend on the machine and are shown once."""
+    env = {**env, "machines": [_machine_text(name, group) for name, group in machines]}
+    report = Report("dynbench report", env)
+    report.sections.append(_machines_scorecard(machines))
+    newest_name, newest = max(machines, key=lambda m: m[1]["measured_at"].max())
+    plots = _figures_section(papers_setting(newest))
+    if plots is not None:
+        plots.title += f" ({newest_name})"
+        plots.blocks.insert(
+            0,
+            Block(
+                text=f"Plots of {newest_name}, the machine measured last; "
+                "'dynbench report --machine NAME' draws another's."
+            ),
+        )
+        report.sections.append(plots)
+    for k, (name, group) in enumerate(machines, 1):
+        papers = papers_setting(group)
+        for section in (
+            *_timing_sections(papers),
+            _options_section(group),
+            _spatial_section(papers),
+            _speed_section(papers),
+        ):
+            if section is not None:
+                section.id += f"-m{k}"
+                section.title += f" ({name})"
+                report.sections.append(section)
+    papers = papers_setting(frame)
+    for section in (
+        _resolution_section(papers),
+        _matrix_section(papers),
+        _sizes_section(papers),
+    ):
+        if section is not None:
+            report.sections.append(section)
+    return report
+
+
+def _machine_text(name: str, group: pd.DataFrame) -> str:
+    machine = machine_of(group["environment"].iloc[-1])
+    hardware = ", ".join(p for p in (machine.cpu, machine.gpu) if p)
+    return f"{name} ({hardware}; fingerprint {machine.fingerprint})"
+
+
+def _machines_scorecard(machines: list[tuple[str, pd.DataFrame]]) -> Section:
+    """Each claim judged on each machine: a verdict per machine, and its CPU latency ratio
+    where the table has room (markdown tables stop at 10 columns)."""
+    with_latency = 1 + 2 * len(machines) <= MAX_MARKDOWN_COLUMNS
+    if 1 + len(machines) > MAX_MARKDOWN_COLUMNS:
+        raise DynbenchError(
+            f"the records come from {len(machines)} machines, more than one report shows side "
+            "by side (9); choose one with --machine, or report fewer stores"
+        )
+    table = None
+    numeric: list[str] = []
+    for name, group in machines:
+        card = scorecard(papers_setting(group))
+        if table is None:
+            table = card[["Claim"]].copy()
+        table[f"Verdict ({name})"] = card["Verdict"]
+        if with_latency:
+            column = f"CPU latency × ({name})"
+            table[column] = card["CPU latency × [95% CI]"]
+            numeric.append(column)
+    summary = "; ".join(
+        f"{name}: "
+        + ", ".join(f"{n} {v}" for v, n in table[f"Verdict ({name})"].value_counts().items())
+        for name, _ in machines
+    )
+    rules = [f"{name}: {rule}" for name, rule in VERDICT_RULES] + [RULES]
+    return Section(
+        "claims",
+        "Claims scorecard",
+        [
+            Block(
+                text=f"{len(table)} claims judged on each of {len(machines)} machines "
+                f"(one column group per machine). {summary}."
+            ),
+            Block(table=Table(table, tuple(numeric))),
+            Block(heading="Verdict rules", bullets=rules),
+        ],
+    )
+
+
+OPTIONS_NOTE = (
+    "The latency suite with other options than the papers' setting (eager PyTorch, fp32, one "
+    "thread): each cell is the median latency and the ratio to the family baseline timed "
+    "with the same options, with its 95% interval. The scorecard judges the claims on the "
+    "papers' setting only; set side by side, the eager and compiled ratios show whether a "
+    "compiler narrows (or widens) the cost of dynamic per-sample kernels."
+)
+
+
+def _options_section(frame: pd.DataFrame) -> Section | None:
+    """Latency per model and option set (compile, dtype, layout, threads), side by side,
+    and the models that failed to compile, with the compiler's reason."""
+    timed = latest_by_options(frame)
+    failed = frame[(frame["metric"] == "error") & (frame["method"] == "compile")]
+    if (timed.empty or set(timed["options"]) == {DEFAULT_OPTIONS}) and failed.empty:
+        return None
+    blocks = [Block(text=OPTIONS_NOTE)]
+    if not timed.empty:
+        cells: dict[tuple[str, str], str] = {}
+        for r in timed[timed["metric"] == "latency_ms"].itertuples(index=False):
+            ratio = timed[
+                (timed["model"] == r.model)
+                & (timed["options"] == r.options)
+                & (timed["metric"] == "latency_ratio")
+            ]
+            text = f"{r.value:.2f} ms"
+            if not ratio.empty:
+                row = ratio.iloc[-1]
+                ci = ci95_text(*ci95_bounds(row["detail"]))
+                text += f", {row['value']:.3f}× {ci}".rstrip()
+            compile_s = field_dict(r.detail).get("compile_s")
+            if compile_s is not None:
+                text += f" (compiled in {compile_s:.1f} s)"
+            cells[(r.model, r.options)] = text
+        options = sorted(set(timed["options"]), key=lambda o: (o != DEFAULT_OPTIONS, o))
+        options = options[: MAX_MARKDOWN_COLUMNS - 1]
+        models = sorted({m for m, _ in cells}, key=lambda m: (family_of(m)[0], m))
+        rows = [{"Model": m, **{o: cells.get((m, o), "") for o in options}} for m in models]
+        blocks.append(Block(table=Table(pd.DataFrame(rows), tuple(options))))
+    if not failed.empty:
+        bullets = [
+            f"{r.model} ({options_text(r.settings)}): {field_dict(r.detail).get('error', '')}"
+            for r in failed.drop_duplicates(["model", "settings"], keep="last").itertuples()
+        ]
+        blocks.append(Block(heading="Failed to compile", bullets=bullets))
+    return Section("options", "Latency by option (compile, dtype, layout, threads)", blocks)
+
+
 def environment_line(env: dict) -> str:
+    if env.get("machines"):
+        return "Measured on: " + "; ".join(env["machines"]) + options_line(env)
     keys = ("cpu", "gpu", "threads", "torch", "python", "git_commit", "timestamp")
-    return "Measured on: " + "; ".join(f"{k} {env[k]}" for k in keys if env.get(k) is not None)
+    line = "Measured on: " + "; ".join(f"{k} {env[k]}" for k in keys if env.get(k) is not None)
+    machine = env.get("machine") or {}
+    if machine.get("fingerprint"):
+        label = env.get("machine_label")
+        line += f"; machine {label + ' ' if label else ''}{machine['fingerprint']}"
+    return line + options_line(env)
+
+
+def options_line(env: dict) -> str:
+    options = env.get("options")
+    return f"; timing options: {', '.join(options)}" if options else ""
 
 
 def _markdown_table(table: Table) -> str:

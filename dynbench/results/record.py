@@ -71,6 +71,7 @@ class TimingDetail(RoundsDetail):
     implementations: dict[str, int] | None = None  # operator implementation -> layers
     minor_faults_per_call: float | None = None  # page faults of its turns, per call
     major_faults_per_call: float | None = None
+    compile_s: float | None = None  # torch.compile: the first call, which compiled
 
 
 @dataclass(frozen=True, kw_only=True)

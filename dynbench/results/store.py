@@ -1,165 +1,274 @@
-"""The results store: one SQLite row per measurement, committed as it is measured.
+"""The results store: one row per measurement, committed as it is measured, in SQLite (a
+file, the default) or any SQL server SQLAlchemy speaks to (PostgreSQL, shared by machines).
 
-A run that is killed half way therefore keeps every measurement it finished;
-the next run simply adds a new ``run_id``. The database path defaults to
-``./dynbench.sqlite``, overridden by ``--db`` or ``DYNBENCH_DB``.
+A run that is killed half way therefore keeps every measurement it finished; the next run
+simply adds a new ``run_id``. Several processes, on one machine or many, may write to one
+store at once: each insert is its own transaction and no row depends on another. The
+store is ``./dynbench.sqlite`` unless ``--db`` or ``DYNBENCH_DB`` names another, as a path
+or a SQLAlchemy URL (``sqlite:///runs.db``, ``postgresql+psycopg://user:pw@host/db``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
-import sqlite3
 import uuid
 from pathlib import Path
 
 import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 
 from dynbench.errors import DynbenchError
+from dynbench.results import schema
 from dynbench.results.record import Record
+from dynbench.results.schema import COLUMNS, measurements, runs
 
 DB_ENV_VAR = "DYNBENCH_DB"
 DEFAULT_DB = "dynbench.sqlite"
+CONNECT_TIMEOUT_S = 5  # a wrong host fails within seconds, not after the OS's minutes
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    suite TEXT NOT NULL,
-    started TEXT NOT NULL,
-    finished TEXT,
-    status TEXT NOT NULL,
-    environment TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS measurements (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    suite TEXT NOT NULL,
-    model TEXT NOT NULL,
-    metric TEXT NOT NULL,
-    value REAL,
-    unit TEXT NOT NULL,
-    method TEXT NOT NULL,
-    settings TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    environment TEXT NOT NULL,
-    measured_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS measurements_model ON measurements(model, metric);
-"""
-
-COLUMNS = [
-    "run_id",
-    "suite",
-    "model",
-    "metric",
-    "value",
-    "unit",
-    "method",
-    "settings",
-    "detail",
-    "environment",
-    "measured_at",
-]
+__all__ = ["COLUMNS", "DB_ENV_VAR", "ResultStore", "load_results", "resolve_db", "store_url"]
 
 
-def resolve_db_path(path: str | os.PathLike | None) -> Path:
-    return Path(path or os.environ.get(DB_ENV_VAR) or DEFAULT_DB)
+def resolve_db(db: str | os.PathLike | None) -> str:
+    """What the user named (``--db``, ``$DYNBENCH_DB`` or the default), as given."""
+    return str(db or os.environ.get(DB_ENV_VAR) or DEFAULT_DB)
+
+
+def is_url(db: str) -> bool:
+    return "://" in db
+
+
+def store_url(db: str) -> sa.URL:
+    """A path becomes a SQLite URL; a URL must be one SQLAlchemy can parse."""
+    if not is_url(db):
+        return sa.URL.create("sqlite", database=str(Path(db)))
+    try:
+        return sa.make_url(db)
+    except sa_exc.ArgumentError:
+        raise DynbenchError(
+            f"--db {db!r} is neither a path nor a database URL; accepted: a file path, "
+            "sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DBNAME"
+        ) from None
+
+
+def sqlite_path(url: sa.URL) -> Path | None:
+    """The file of a SQLite URL (None for another database or an in-memory one)."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def shown(db: str) -> str:
+    """The store as a message names it: the path, or the URL without its password."""
+    return db if not is_url(db) else store_url(db).render_as_string(hide_password=True)
 
 
 def check_writable(path: Path, what: str) -> None:
-    """Fail early, before anything is measured, if ``path`` cannot be written."""
+    """Fail early, before anything is measured, if ``path`` cannot be written. Nothing is
+    created: another process may be creating the same store at this moment."""
     if path.is_dir():
         raise DynbenchError(f"{what} {str(path)!r} is a directory; give a file path")
-    existed = path.exists()
-    try:
-        with open(path, "a"):
-            pass
-    except OSError as exc:
+    problem = None
+    if path.exists():
+        try:
+            with open(path, "a"):
+                pass
+        except OSError as exc:
+            problem = exc.strerror
+    elif not path.parent.is_dir():
+        problem = "No such file or directory"
+    elif not os.access(path.parent, os.W_OK):
+        problem = "Permission denied"
+    if problem:
         raise DynbenchError(
-            f"{what} {str(path)!r} is not writable ({exc.strerror}); give a path in a writable "
+            f"{what} {str(path)!r} is not writable ({problem}); give a path in a writable "
             "directory"
+        )
+
+
+def _engine(url: sa.URL) -> sa.Engine:
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(engine, "connect")
+        def _wal(dbapi_conn, _record) -> None:  # readers never block the writers
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+
+        return engine
+    args = {"connect_timeout": CONNECT_TIMEOUT_S} if backend == "postgresql" else {}
+    try:
+        return sa.create_engine(url, connect_args=args, pool_pre_ping=True)
+    except (sa_exc.NoSuchModuleError, ImportError) as exc:
+        hint = " (pip install 'dynbench[postgres]')" if backend == "postgresql" else ""
+        raise DynbenchError(
+            f"no database driver for {url.drivername!r}{hint}: {exc}; accepted: sqlite:///PATH, "
+            "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DBNAME"
         ) from None
-    if not existed:
-        path.unlink()
+
+
+def _first_line(exc: BaseException) -> str:
+    inner = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(inner).splitlines() if line.strip()]
+    return lines[0] if lines else type(inner).__name__
 
 
 class ResultStore:
-    """A thin layer over SQLite; every insert is its own committed transaction.
+    """Runs and measurements in one database; every insert is its own committed transaction.
 
-    A context manager: ``with ResultStore(path) as store: ...`` closes it on the way out.
+    ``write=True`` (the default) creates the tables, or migrates an older version; a store
+    opened with ``write=False`` is read as it is. A context manager:
+    ``with ResultStore(db) as store: ...`` closes it on the way out.
     """
 
-    def __init__(self, path: str | os.PathLike | None = None) -> None:
-        self.path = resolve_db_path(path)
-        check_writable(self.path, "database")
+    def __init__(self, db: str | os.PathLike | None = None, write: bool = True) -> None:
+        self.db = resolve_db(db)
+        self.where = shown(self.db)
+        url = store_url(self.db)
+        path = sqlite_path(url)
+        if path is not None and write:
+            check_writable(path, "database")
+        self.engine = _engine(url)
         try:
-            self.conn = sqlite3.connect(self.path, timeout=30)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.executescript(_SCHEMA)
-            self._check_schema()
-        except sqlite3.DatabaseError as exc:
+            with self.engine.connect() as conn:
+                self.version = schema.version(conn)
+            if write:
+                self._set_up()
+            else:
+                self._check_version()
+        except sa_exc.OperationalError as exc:
+            self.engine.dispose()
             raise DynbenchError(
-                f"database {str(self.path)!r} is not a usable dynbench SQLite file ({exc}); "
-                "move it aside or pass another --db path"
+                f"cannot open database {self.where} ({_first_line(exc)}); check the URL, the "
+                "server and its credentials, or pass another --db"
+            ) from None
+        except sa_exc.DatabaseError as exc:
+            self.engine.dispose()
+            raise DynbenchError(
+                f"database {self.where} is not a usable dynbench store ({_first_line(exc)}); "
+                "move it aside or pass another --db"
             ) from None
 
-    def _check_schema(self) -> None:
-        cols = {row[1] for row in self.conn.execute("PRAGMA table_info(measurements)")}
-        missing = set(COLUMNS) - cols
-        if missing:
-            raise sqlite3.DatabaseError(f"table 'measurements' lacks {sorted(missing)}")
+    def _check_version(self) -> None:
+        if self.version is not None and self.version > schema.SCHEMA_VERSION:
+            raise DynbenchError(
+                f"database {self.where} has schema version {self.version}, newer than this "
+                f"dynbench's {schema.SCHEMA_VERSION}; upgrade dynbench to use it"
+            )
+        if self.version is not None:
+            with self.engine.connect() as conn:
+                columns = {c["name"] for c in sa.inspect(conn).get_columns("measurements")}
+            missing = set(COLUMNS) - columns
+            if missing:
+                raise DynbenchError(
+                    f"database {self.where} is not a usable dynbench store (table "
+                    f"'measurements' lacks {sorted(missing)}); move it aside or pass another --db"
+                )
+
+    def _set_up(self) -> None:
+        """Create or migrate, once, even with several processes opening a new store at once:
+        PostgreSQL serialises them on a lock; SQLite's write lock does, and a process that
+        lost the race finds the work done when it tries again."""
+        self._check_version()
+        for attempt in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    if conn.dialect.name == "postgresql":
+                        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(0x64796E62)))
+                    self.version = schema.version(conn)
+                    if self.version is None:
+                        schema.create(conn)
+                    elif self.version == 1:
+                        schema.migrate_1_to_2(conn)
+                    self.version = schema.SCHEMA_VERSION
+                return
+            except (sa_exc.OperationalError, sa_exc.IntegrityError, sa_exc.ProgrammingError):
+                if attempt == 4:
+                    raise
 
     def start_run(self, suite: str, environment: dict) -> str:
         run_id = uuid.uuid4().hex[:12]
-        with self.conn:
-            self.conn.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, NULL, 'running', ?)",
-                (run_id, suite, environment["timestamp"], json.dumps(environment)),
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(runs).values(
+                    run_id=run_id,
+                    suite=suite,
+                    started=environment["timestamp"],
+                    finished=None,
+                    status="running",
+                    environment=json.dumps(environment),
+                )
             )
         return run_id
 
     def finish_run(self, run_id: str, status: str, finished: str) -> None:
-        with self.conn:
-            self.conn.execute(
-                "UPDATE runs SET status = ?, finished = ? WHERE run_id = ?",
-                (status, finished, run_id),
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(runs)
+                .where(runs.c.run_id == run_id)
+                .values(status=status, finished=finished)
             )
 
     def add(self, run_id: str, record: Record, environment: dict) -> None:
-        with self.conn:
-            self.conn.execute(
-                "INSERT INTO measurements (run_id, suite, model, metric, value, unit, method,"
-                " settings, detail, environment, measured_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                " ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-                (
-                    run_id,
-                    record.suite,
-                    record.model,
-                    record.metric,
-                    record.value,
-                    record.unit,
-                    record.method,
-                    json.dumps(dict(record.settings), sort_keys=True),
-                    json.dumps(record.detail_json(), sort_keys=True),
-                    json.dumps(environment, sort_keys=True),
-                ),
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(measurements).values(
+                    run_id=run_id,
+                    suite=record.suite,
+                    model=record.model,
+                    metric=record.metric,
+                    value=record.value,
+                    unit=record.unit,
+                    method=record.method,
+                    settings=json.dumps(dict(record.settings), sort_keys=True),
+                    detail=json.dumps(record.detail_json(), sort_keys=True),
+                    environment=json.dumps(environment, sort_keys=True),
+                    measured_at=now_millis(),
+                    uid=uuid.uuid4().hex,
+                )
             )
 
     def frame(self, run_id: str | None = None, suite: str | None = None) -> pd.DataFrame:
-        query = f"SELECT {', '.join(COLUMNS)} FROM measurements"
-        clauses, params = [], []
+        """The measurements in the order they were stored, the columns of :data:`COLUMNS`."""
+        if self.version is None:
+            return pd.DataFrame(columns=COLUMNS)
+        query = sa.select(*(measurements.c[c] for c in COLUMNS)).order_by(measurements.c.id)
         if run_id:
-            clauses.append("run_id = ?")
-            params.append(run_id)
+            query = query.where(measurements.c.run_id == run_id)
         if suite:
-            clauses.append("suite = ?")
-            params.append(suite)
-        if clauses:
-            query += " WHERE " + " AND ".join(clauses)
-        return pd.read_sql_query(query + " ORDER BY id", self.conn, params=params)
+            query = query.where(measurements.c.suite == suite)
+        with self.engine.connect() as conn:
+            return pd.DataFrame(conn.execute(query).all(), columns=COLUMNS)
+
+    def dump(self) -> tuple[list[dict], list[dict]]:
+        """Every run and every measurement (with its uid, derived for a version-1 store) as
+        plain rows, for :func:`dynbench.results.merge.merge`."""
+        if self.version is None:
+            return [], []
+        with self.engine.connect() as conn:
+            run_rows = [dict(r._mapping) for r in conn.execute(sa.select(runs))]
+            columns = [measurements.c.id, *(measurements.c[c] for c in COLUMNS)]
+            if self.version >= 2:
+                columns.append(measurements.c.uid)
+            rows = [dict(r._mapping) for r in conn.execute(sa.select(*columns))]
+        for row in rows:
+            row_id = row.pop("id")
+            if row.get("uid") is None:
+                row["uid"] = schema.legacy_uid(
+                    row_id,
+                    row["run_id"],
+                    row["model"],
+                    row["metric"],
+                    row["method"],
+                    row["measured_at"],
+                )
+        return run_rows, rows
 
     def close(self) -> None:
-        self.conn.close()
+        self.engine.dispose()
 
     def __enter__(self) -> ResultStore:
         return self
@@ -168,9 +277,15 @@ class ResultStore:
         self.close()
 
 
+def now_millis() -> str:
+    """UTC now as the store has always written it: 2026-01-31T12:00:00.123Z (sorts as text)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
 def load_results(
     db: str | os.PathLike | None = None, run_id: str | None = None, suite: str | None = None
 ) -> pd.DataFrame:
     """All measurements (optionally of one run or suite) as a DataFrame."""
-    with ResultStore(db) as store:
+    with ResultStore(db, write=False) as store:
         return store.frame(run_id, suite)

@@ -20,6 +20,7 @@ from dynbench.results.names import COUNTERS
 from dynbench.results.record import Record, error_record
 from dynbench.run import sizes, sparsity, timed
 from dynbench.run.family import Emit, Member, Progress
+from dynbench.run.options import OPTION_SETTINGS, check_options
 
 FamilyRun = Callable[[list[Member], dict, Emit, Progress], None]
 ModelRun = Callable[[ModelInfo, nn.Module, dict], list[Record]]
@@ -143,7 +144,8 @@ def _check_choice(key: str, choices: tuple) -> Callable[[dict, str], None]:
     return check
 
 
-LATENCY_SETTINGS = {
+# the interleaved rounds of the latency and sparsity measures
+ROUNDS_SETTINGS = {
     "input_size": None,
     "rounds": 150,
     "max_rounds": 400,
@@ -154,6 +156,7 @@ LATENCY_SETTINGS = {
     "noise_threshold": 0.1,
     "fault_threshold": 50.0,
 }
+LATENCY_SETTINGS = {**ROUNDS_SETTINGS, **OPTION_SETTINGS, "threads": 1}
 THROUGHPUT_SETTINGS = {
     "input_size": None,
     "batch": 200,
@@ -173,7 +176,7 @@ TRAIN_SETTINGS = {
     "warmup": 2,
 }
 SPARSITY_SETTINGS = {
-    **LATENCY_SETTINGS,
+    **ROUNDS_SETTINGS,
     "rounds": 20,
     "max_rounds": 60,
     "ci_target": 0.02,
@@ -208,11 +211,12 @@ MEASURES: dict[str, Measure] = {
     ),
     "latency": Measure(
         "latency",
-        "single-thread CPU latency at batch 1, families interleaved",
+        "CPU latency at batch 1 (one thread unless set), families interleaved",
         timed.latency,
         LATENCY_SETTINGS,
         _all(
-            _positive("rounds", "max_rounds", "warmup", integer=True),
+            _positive("rounds", "max_rounds", "warmup", "threads", integer=True),
+            check_options,
             _positive("min_run_time", "block_time", "noise_threshold", "ci_target"),
             _positive("fault_threshold"),
         ),

@@ -26,6 +26,7 @@ from dynbench.results.record import Record, error_record
 from dynbench.results.store import ResultStore
 from dynbench.run.family import Member, Target, families
 from dynbench.run.measures import MEASURES, Measure
+from dynbench.run.shard import take_shard
 from dynbench.run.suite import Suite
 
 
@@ -63,14 +64,20 @@ def run_suite(
     store: ResultStore,
     json_path: Path | None = None,
     console: Console | None = None,
+    shard: tuple[int, int] | None = None,
+    machine_label: str | None = None,
 ) -> RunOutcome:
-    """Measure every target with every measure of the suite, family by family."""
+    """Measure every target with every measure of the suite, family by family; with
+    ``shard`` (i, N) only the i-th of N deterministic parts (see :mod:`dynbench.run.shard`)."""
     console = console or Console(stderr=True)
-    env = environment()
-    outcome = RunOutcome(store.start_run(suite.name, env))
+    env = environment(machine_label)
     measures = [MEASURES[name] for name in suite.measures]
     family_wise = any(m.needs_family for m in measures)
     groups = families(targets) if family_wise else [[t] for t in targets]
+    if shard is not None:
+        groups = take_shard(groups, [g[0].info.name for g in groups], *shard)
+        env["shard"] = f"{shard[0]}/{shard[1]}"
+    outcome = RunOutcome(store.start_run(suite.name, env))
 
     def emit(record: Record, settings: dict) -> None:
         stamped = {**settings_for_record(settings), **record.settings}
@@ -110,7 +117,7 @@ def run_suite(
         outcome.status = "interrupted"
         console.print(
             f"[yellow]interrupted: kept {len(outcome.records)} measurements of run "
-            f"{outcome.run_id} in {store.path}[/]"
+            f"{outcome.run_id} in {store.where}[/]"
         )
         raise
     finally:

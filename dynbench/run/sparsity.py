@@ -21,7 +21,7 @@ from torch import nn
 
 from dynbench.measure.conditional import conditional_madds
 from dynbench.measure.gpu import cuda_event_timer, measure_throughput
-from dynbench.measure.timing import inference_call, set_single_thread
+from dynbench.measure.timing import inference_call, set_threads
 from dynbench.models.spatial import (
     set_execution,
     set_granularity,
@@ -123,7 +123,7 @@ def _point(
     calls = _executions(model, x)
     results, rounds = measure_interleaved(
         calls, settings, lambda s: progress(f"{source.kind} d={source.density}: {s}"),
-        **set_single_thread(),
+        **set_threads(),
     )  # fmt: skip
     ran = {}
     for execution in EXECUTIONS:

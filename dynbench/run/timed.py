@@ -8,6 +8,7 @@ the operators ran (``settings.impl``, and per layer in ``detail.implementations`
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -24,13 +25,14 @@ from dynbench.measure.timing import (
     interleaved,
     load_average,
     ratio_with_ci,
-    set_single_thread,
+    set_threads,
     train_step_call,
 )
 from dynbench.models.registry import ModelInfo
 from dynbench.ops.base import implementations
-from dynbench.results.record import RatioDetail, Record, RoundsDetail, TimingDetail
+from dynbench.results.record import RatioDetail, Record, RoundsDetail, TimingDetail, error_record
 from dynbench.run.family import Emit, Member, Progress
+from dynbench.run.options import Prepared, prepare
 
 METHOD = "torch.utils.benchmark"
 
@@ -179,20 +181,22 @@ def _emit_or_stop(results: Interleaved, records: list[Record], emit: Emit) -> No
 
 
 def latency(members: list[Member], settings: dict, emit: Emit, progress: Progress) -> None:
-    threads = set_single_thread()
-    calls = {
-        info.name: inference_call(
-            model, torch.randn(1, *info.resolved_input_size(settings.get("input_size")))
-        )
-        for info, model in members
-    }
+    threads = set_threads(settings["threads"])
+    prepared = _prepared(members, settings, emit)
+    if prepared is None:
+        return
+    members = [(info, model) for info, model in members if info.name in prepared]
+    calls = {name: inference_call(p.model, p.x) for name, p in prepared.items()}
     results, rounds = measure_interleaved(calls, settings, progress, **threads)
     common = {"batch": 1}
     records = []
     for info, model in members:
         timed = results.timed[info.name]
         used = {**common, **implementation_settings(model)}
-        detail = inference_detail(timed, rounds, settings, implementations(model))
+        detail = dataclasses.replace(
+            inference_detail(timed, rounds, settings, implementations(model)),
+            compile_s=prepared[info.name].compile_s,
+        )
         records.append(
             Record(
                 model=info.name,
@@ -214,6 +218,27 @@ def latency(members: list[Member], settings: dict, emit: Emit, progress: Progres
         )
     records += _ratio_records("latency_ratio", results, members, rounds, common)
     _emit_or_stop(results, records, emit)
+
+
+def _prepared(members: list[Member], settings: dict, emit: Emit) -> dict[str, Prepared] | None:
+    """Each member in the suite's dtype and layout, compiled if asked; one that fails gets
+    an error record and the family goes on without it, unless it is the baseline: then no
+    ratio can be taken, every member says so and the family is not timed (None)."""
+    stage = "compile" if settings.get("compile") else "latency"
+    prepared: dict[str, Prepared] = {}
+    for info, model in members:
+        x = torch.randn(1, *info.resolved_input_size(settings.get("input_size")))
+        try:
+            prepared[info.name] = prepare(model, x, settings)
+        except Exception as exc:  # the compiler's (or the dtype's) limit, not the run's
+            emit(error_record(info.name, stage, exc))
+    baseline = members[0][0].name
+    if baseline in prepared:
+        return prepared
+    reason = RuntimeError(f"the family's baseline {baseline} failed ({stage}): no ratio")
+    for name in prepared:
+        emit(error_record(name, stage, reason))
+    return None
 
 
 def train_step(members: list[Member], settings: dict, emit: Emit, progress: Progress) -> None:

@@ -1,0 +1,79 @@
+"""Which machine measured a record, from the environment stored with it.
+
+A record of a store of schema version 2 carries ``environment.machine`` (hardware and torch
+build, and their fingerprint, see :func:`dynbench.measure.environment.machine`) and the user's
+``machine_label``; an older record is given a fingerprint of the fields it has (CPU, GPU,
+torch). A report over records of several machines judges each claim on each machine, since
+a ratio taken on one machine says nothing about another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from dynbench.errors import DynbenchError
+from dynbench.measure.environment import fingerprint
+from dynbench.report.data import field_dict
+
+
+@dataclass(frozen=True)
+class Machine:
+    fingerprint: str
+    label: str | None  # the user's --machine-label, if any
+    cpu: str | None
+    gpu: str | None
+
+    @property
+    def name(self) -> str:
+        return self.label or self.fingerprint
+
+
+def machine_of(environment: object) -> Machine:
+    env = field_dict(environment)
+    fields = env.get("machine") or {
+        "cpu": env.get("cpu"),
+        "gpu": env.get("gpu"),
+        "torch_build": env.get("torch"),
+    }
+    found = fields.get("fingerprint") or fingerprint(fields)
+    return Machine(found, env.get("machine_label"), fields.get("cpu"), fields.get("gpu"))
+
+
+def with_machines(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a ``machine`` column (the fingerprint) and a ``machine_name`` column
+    (the label where one was given, else the fingerprint; the newest label wins)."""
+    if "environment" not in frame or frame.empty:
+        return frame.assign(machine="", machine_name="")
+    machines = [machine_of(env) for env in frame["environment"]]
+    out = frame.assign(machine=[m.fingerprint for m in machines])
+    names: dict[str, str] = {}
+    for m in machines:
+        names[m.fingerprint] = m.label or names.get(m.fingerprint) or m.fingerprint
+    return out.assign(machine_name=out["machine"].map(names))
+
+
+def split_by_machine(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(name, its records) per machine, in the order the machines first appear."""
+    frame = with_machines(frame)
+    return [
+        (str(group["machine_name"].iloc[0]), group)
+        for _, group in frame.groupby("machine", sort=False)
+    ]
+
+
+def select_machine(frame: pd.DataFrame, which: str) -> pd.DataFrame:
+    """The records of the machine labelled ``which``, or whose fingerprint starts with it."""
+    marked = with_machines(frame)
+    hit = (marked["machine_name"] == which) | marked["machine"].str.startswith(which)
+    chosen = marked[hit]["machine"].unique()
+    if len(chosen) != 1:
+        known = sorted(
+            {f"{n} ({f})" for n, f in zip(marked["machine_name"], marked["machine"], strict=True)}
+        )
+        problem = "matches no machine" if len(chosen) == 0 else "matches several machines"
+        raise DynbenchError(
+            f"--machine {which!r} {problem}; accepted (label or fingerprint): {', '.join(known)}"
+        )
+    return frame[(marked["machine"] == chosen[0]).to_numpy()]

@@ -1,0 +1,122 @@
+"""Records of several machines: each claim judged on each machine; --machine selects one;
+timings with other options (compile, dtype) beside the papers' setting, never mixed in."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from dynbench.errors import DynbenchError
+from dynbench.report.machines import select_machine, split_by_machine
+from dynbench.report.render import build_report, environment_line, to_markdown
+from tests.report.stores import BASE, DYCONV, frame, latency
+
+CLAIM = "resnet18_dyconv_4x"
+
+
+def on_machine(rows: pd.DataFrame, label: str, cpu: str) -> pd.DataFrame:
+    env = {
+        "cpu": cpu,
+        "torch": "2.x",
+        "machine": {"cpu": cpu, "cores": 8, "fingerprint": f"{label}-fp-0001"},
+        "machine_label": label,
+    }
+    return rows.assign(environment=json.dumps(env))
+
+
+def _store(ratio: float, run: str) -> pd.DataFrame:
+    return frame(
+        BASE,
+        DYCONV,
+        latency("resnet18", 40.0, run_id=run),
+        latency(CLAIM, 40 * ratio, ratio=ratio, low=ratio - 0.01, high=ratio + 0.01, run_id=run),
+    )
+
+
+TWO = pd.concat(
+    [on_machine(_store(1.40, "a"), "laptop", "CPU A"), on_machine(_store(1.05, "b"), "ws", "B")],
+    ignore_index=True,
+)
+
+
+def _claim_rows(card: pd.DataFrame, latency: str) -> pd.DataFrame:
+    """The claims on ResNet-18 DY-Conv that a latency was measured for."""
+    mask = card["Claim"].str.contains("DY-Conv") & card["Claim"].str.contains("ResNet-18")
+    return card[mask & (card[latency] != "")]
+
+
+def test_each_claim_is_judged_on_each_machine():
+    report = build_report(TWO)
+    scorecard = report.sections[0].blocks[1].table.frame
+    assert list(scorecard.columns) == [
+        "Claim",
+        "Verdict (laptop)",
+        "CPU latency × (laptop)",
+        "Verdict (ws)",
+        "CPU latency × (ws)",
+    ]
+    rows = _claim_rows(scorecard, "CPU latency × (laptop)")
+    assert not rows.empty
+    assert set(rows["Verdict (laptop)"]) == {"holds for MAdds, not for time"}
+    assert set(rows["Verdict (ws)"]) == {"holds"}
+    assert rows["CPU latency × (laptop)"].iloc[0].startswith("1.400")
+    titles = [s.title for s in report.sections]
+    assert "CPU latency (batch 1, one thread) (laptop)" in titles
+    assert "CPU latency (batch 1, one thread) (ws)" in titles
+    line = environment_line(report.environment)
+    assert "laptop (CPU A; fingerprint laptop-fp-0001)" in line
+    assert "ws (B; fingerprint ws-fp-0001)" in line
+    assert to_markdown(report).count("## Claims scorecard") == 1
+
+
+def test_machine_selects_one_by_label_or_fingerprint():
+    assert len(split_by_machine(TWO)) == 2
+    laptop = select_machine(TWO, "laptop")
+    assert len(laptop) == len(TWO) // 2
+    assert select_machine(TWO, "ws-fp").equals(select_machine(TWO, "ws"))
+    report = build_report(laptop)
+    assert "Verdict" in report.sections[0].blocks[1].table.frame.columns
+    with pytest.raises(DynbenchError, match="matches no machine; accepted .*laptop"):
+        select_machine(TWO, "cluster")
+
+
+def test_records_without_machine_identity_form_one_machine():
+    old = frame(BASE, DYCONV, latency("resnet18", 40.0))
+    assert len(split_by_machine(old)) == 1
+
+
+def test_compiled_timings_are_shown_beside_eager_and_do_not_judge_claims():
+    eager = _store(1.40, "a")
+    compiled = _store(1.10, "c")
+    settings = json.dumps({"compile": True, "compile_mode": "default", "dtype": "fp32"})
+    timed = compiled["metric"].isin(["latency_ms", "latency_ratio"])
+    compiled.loc[timed, "settings"] = settings
+    compiled.loc[timed, "measured_at"] = "2026-11-30T00:00:00Z"  # newer than eager
+    failed = compiled.iloc[:1].assign(
+        model="resnet18_odconv_4x",
+        metric="error",
+        value=None,
+        method="compile",
+        settings=settings,
+        detail=json.dumps({"error": "Unsupported: dynamic kernel"}),
+    )
+    report = build_report(pd.concat([eager, compiled, failed], ignore_index=True))
+    card = report.sections[0].blocks[1].table.frame
+    assert set(_claim_rows(card, "CPU latency × [95% CI]")["Verdict"]) == {
+        "holds for MAdds, not for time"
+    }
+    options = next(s for s in report.sections if s.id == "options")
+    table = options.blocks[1].table.frame
+    assert list(table.columns) == [
+        "Model",
+        "eager fp32 1 thread",
+        "compiled (default) fp32 1 thread",
+    ]
+    row = table.set_index("Model").loc[CLAIM]
+    assert row["eager fp32 1 thread"].startswith("56.00 ms, 1.400× [1.390, 1.410]")
+    assert row["compiled (default) fp32 1 thread"].startswith("44.00 ms, 1.100×")
+    assert options.blocks[2].bullets == [
+        "resnet18_odconv_4x (compiled (default) fp32 1 thread): Unsupported: dynamic kernel"
+    ]
+    line = environment_line(report.environment)
+    assert "timing options: eager fp32 1 thread, compiled (default) fp32 1 thread" in line
