@@ -5,7 +5,9 @@ precision, equals the printed figure ("✓"); "≈" means one unit off in the la
 printed digit (rounding conventions of papers differ); "✗" anything else. For
 MAdds each counter is compared, and the status names the counters that
 reproduce the figure. The DCD paper leaves the classifier out of its ResNet
-params, so for those rows a figure matched only without the classifier says so.
+params, so for those rows a figure matched only without the classifier says so. A row
+whose ``params_metric`` names another params metric (the ODConv paper's backbone-only
+figures: ``params_no_classifier``) is compared with that metric alone.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def compare_published(measurements: pd.DataFrame) -> pd.DataFrame:
             continue
         if _missing(pub.params_value) and _missing(pub.madds_value):
             continue
-        params = lookup.get((pub.model, "params", "count"))
+        params = lookup.get((pub.model, pub.params_metric or "params", "count"))
         no_fc = lookup.get((pub.model, "params_no_classifier", "count"))
         status = match(params, pub.params_value, pub.params_step)
         if pub.source.startswith("002") and pub.model.startswith("resnet") and status == "✗":

@@ -70,6 +70,37 @@ def test_comparison_rows():
     assert dcd["params_ok"] == "≈ (no fc)"  # 11,176,512 without the fc vs the printed 11.1M
 
 
+def test_backbone_rows_compare_params_without_the_classifier():
+    measured = pd.DataFrame(
+        [
+            {"model": "resnet50_v1", "metric": "params", "method": "count", "value": 25_557_032.0},
+            {
+                "model": "resnet50_v1",
+                "metric": "params_no_classifier",
+                "method": "count",
+                "value": 23_508_032.0,
+            },
+        ]
+    ).assign(measured_at=range(2))
+    table = compare_published(measured)
+    backbone = table[table["table"] == "MS-COCO 2017 backbones (in parentheses)"].iloc[0]
+    assert (backbone["params_pub"], backbone["params"]) == ("23.51M", 23_508_032.0)
+    assert backbone["params_ok"] == "✓"
+    main = table[(table["table"] == "ResNet ImageNet") & (table["model"] == "resnet50_v1")]
+    assert main.iloc[0]["params"] == 25_557_032.0  # the full model elsewhere
+
+
+def test_every_ablation_row_has_a_model_or_says_why_not():
+    data = load_published()
+    ablations = data[
+        data["table"].isin(["Table 1(a)", "Table 1(b)", "Table 2", "Table 3(a)", "Table 3(b)"])
+        | data["table"].str.startswith("Ablation")
+        | (data["table"] == "ResNet ImageNet")
+    ]
+    for row in ablations.itertuples(index=False):
+        assert row.model or row.note.startswith("Not built") or "Not built:" in row.note, row
+
+
 def _timings(rows: list[tuple], unit: str) -> pd.DataFrame:
     """Stored-measurement rows from (model, metric, value, detail) tuples."""
     return pd.DataFrame(
