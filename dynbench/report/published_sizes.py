@@ -115,3 +115,49 @@ def compare_published(measurements: pd.DataFrame) -> pd.DataFrame:
         row["note"] = pub.note
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# The printed efficiency columns of published.csv, and the suites that compare the ones
+# that are not sizes.
+EFFICIENCY_COLUMNS = ("params", "madds", "gpu_img_s", "cpu_img_s", "cpu_ms", "train_time")
+TIMED_ELSEWHERE = (
+    "speed or time only: compared by the latency-published, throughput and train-step suites"
+)
+
+
+def uncompared_published(compared: pd.DataFrame) -> pd.DataFrame:
+    """Every efficiency row the size comparison leaves out, and why: no model (its note
+    says why none is built), a model not measured here, or figures that are not sizes."""
+    done = set()
+    if not compared.empty:
+        done = set(
+            zip(
+                compared["source"],
+                compared["table"],
+                compared["row"],
+                compared["model"],
+                strict=True,
+            )
+        )
+    rows = []
+    for pub in load_published().itertuples(index=False):
+        printed = {c: getattr(pub, c) for c in EFFICIENCY_COLUMNS if getattr(pub, c)}
+        row = clean_label(pub.row_label)
+        if not printed or (pub.source[:3], pub.table, row, pub.model) in done:
+            continue
+        if not pub.model:
+            why = f"no model: {pub.note}"
+        elif _missing(pub.params_value) and _missing(pub.madds_value):
+            why = TIMED_ELSEWHERE
+        else:
+            why = "model not measured in this run"
+        rows.append(
+            {
+                "source": pub.source[:3],
+                "table": pub.table,
+                "row": row,
+                "printed": ", ".join(f"{c} {v}" for c, v in printed.items()),
+                "why": why,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -4,7 +4,14 @@ import pandas as pd
 import pytest
 
 from dynbench.published import load_published, parse_printed, published_models
-from dynbench.report.published_sizes import clean_label, compare_published, match
+from dynbench.report.published_sizes import (
+    EFFICIENCY_COLUMNS,
+    TIMED_ELSEWHERE,
+    clean_label,
+    compare_published,
+    match,
+    uncompared_published,
+)
 from dynbench.report.published_speeds import compare_published_speed, minutes
 
 
@@ -88,6 +95,14 @@ def test_backbone_rows_compare_params_without_the_classifier():
     assert backbone["params_ok"] == "✓"
     main = table[(table["table"] == "ResNet ImageNet") & (table["model"] == "resnet50_v1")]
     assert main.iloc[0]["params"] == 25_557_032.0  # the full model elsewhere
+    # every other efficiency row is listed once, with the reason it is not compared
+    left = uncompared_published(table)
+    printed = load_published()[list(EFFICIENCY_COLUMNS)].ne("").any(axis=1)
+    assert len(table) + len(left) == int(printed.sum())
+    cgc = left[left["row"] == "+ CGC"].iloc[0]
+    assert cgc["why"].startswith("no model: Not built")
+    speed = left[(left["table"] == "Inference speed") & (left["row"] == "+ DCD")].iloc[0]
+    assert speed["why"] == TIMED_ELSEWHERE
 
 
 def test_every_ablation_row_has_a_model_or_says_why_not():
