@@ -193,11 +193,9 @@ class _DCDBase(EvalFold, DynamicOp):
         # backbones' initialisers treat every nn.Linear as a classifier with a bias.
         self.fc = nn.Parameter(torch.empty(self.squeeze, pooled))
         self.gate = nn.Parameter(torch.empty(self.squeeze, self.squeeze))
-        heads = [self.fc, self.gate]
         self.fc_scale = None
         if switches.channel_attention:
             self.fc_scale = nn.Parameter(torch.empty(out_features, self.squeeze))
-            heads.append(self.fc_scale)
         self.fc_phi = self.q = self.p = self.bn_q = self.bn_phi = None
         if fusion:
             # Q and P are stored as grouped 1x1 conv weights: block b's Q_b^T is rows
@@ -207,12 +205,13 @@ class _DCDBase(EvalFold, DynamicOp):
             self.bn_q = nn.BatchNorm1d(self.latent_dim)
             self.bn_phi = nn.BatchNorm1d(self.latent_dim)
             self.fc_phi = nn.Parameter(torch.empty(phi_size, self.squeeze))
-            heads.append(self.fc_phi)
+        for fc in (self.fc, self.gate, self.fc_phi, self.fc_scale):
+            if fc is not None:
+                nn.init.kaiming_uniform_(fc, a=math.sqrt(5))  # nn.Linear's default
+        if fusion:
             # Q and P are 1x1 convs in the released code: He init with fan_out.
             nn.init.kaiming_normal_(self.q, mode="fan_out", nonlinearity="relu")
             nn.init.kaiming_normal_(self.p, mode="fan_out", nonlinearity="relu")
-        for fc in heads:
-            nn.init.kaiming_uniform_(fc, a=math.sqrt(5))  # nn.Linear's default
 
     def dense_q(self) -> Tensor:
         """Q^T as a (latent_dim, C_in) matrix: block diagonal when there are blocks."""
