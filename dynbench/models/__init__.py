@@ -6,6 +6,7 @@ from dynbench.models import (  # noqa: F401
     zoo_attention,
     zoo_condconv,
     zoo_dcd,
+    zoo_dcd_ablation,
     zoo_dyconv,
     zoo_dynconv,
     zoo_odconv,

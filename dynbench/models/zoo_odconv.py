@@ -3,6 +3,10 @@
 Placement follows the released code: in ResNet every conv of a residual block
 (stem, downsample and classifier stay static); in MobileNetV2 every conv but the
 stem, the classifier static. Kernel numbers n in {1, 2, 3, 4, 8}, r = 1/16.
+
+The attention-type ablation (ResNet-18, r = 1/4) keeps only some of the four
+attentions; its rows print no kernel number, and the subsets without the kernel-wise
+attention reproduce with n = 1, the row with all four with n = 4.
 """
 
 from __future__ import annotations
@@ -15,7 +19,13 @@ from dynbench.models.variants import (
     block_convs,
     register_variants,
 )
-from dynbench.ops.odconv import ODConv2d
+from dynbench.ops.odconv import (
+    ALL_ATTENTIONS,
+    CHANNEL,
+    FILTER,
+    SPATIAL,
+    ODConv2d,
+)
 
 OPERATOR = "odconv"
 RESNET, MOBILE = True, False  # where the operator goes: see the module docstring
@@ -23,7 +33,12 @@ BLOCK_CONVS = "ODConv (r=1/16) on every block conv"
 NOT_STEM = "ODConv (r=1/16) on every conv but the stem"
 
 
-def odconv_layers(num_kernels: int, resnet: bool, reduction: float = 1 / 16):
+def odconv_layers(
+    num_kernels: int,
+    resnet: bool,
+    reduction: float = 1 / 16,
+    attentions: frozenset[str] = ALL_ATTENTIONS,
+):
     def build(spec: ConvSpec) -> ODConv2d:
         return ODConv2d(
             spec.in_channels,
@@ -34,6 +49,7 @@ def odconv_layers(num_kernels: int, resnet: bool, reduction: float = 1 / 16):
             spec.groups,
             num_kernels=num_kernels,
             reduction=reduction,
+            attentions=attentions,
         )
 
     def make() -> OperatorLayers:
@@ -99,4 +115,35 @@ VARIANTS = (
     Variant("mobilenetv2_035_odconv_4x", "mobilenetv2_035", odconv_layers(4, MOBILE), NOT_STEM, 4),
     Variant("mobilenetv2_035_odconv_8x", "mobilenetv2_035", odconv_layers(8, MOBILE), NOT_STEM, 8),
 )
-register_variants(OPERATOR, VARIANTS)
+# suffix -> attentions of the ablation table's rows (s: spatial, c: input channel,
+# f: output filter; the kernel-wise one only with all four)
+ABLATION = {
+    "s": frozenset({SPATIAL}),
+    "c": frozenset({CHANNEL}),
+    "f": frozenset({FILTER}),
+    "sc": frozenset({SPATIAL, CHANNEL}),
+    "sf": frozenset({SPATIAL, FILTER}),
+    "cf": frozenset({CHANNEL, FILTER}),
+    "scf": frozenset({SPATIAL, CHANNEL, FILTER}),
+}
+ABLATION_VARIANTS = (
+    *(
+        Variant(
+            f"resnet18_odconv_1x_r4_{suffix}",
+            "resnet18",
+            odconv_layers(1, RESNET, 1 / 4, attentions),
+            f"ODConv (r=1/4, n=1) with only the {', '.join(sorted(attentions))} "
+            "attention(s) on every block conv",
+            1,
+        )
+        for suffix, attentions in ABLATION.items()
+    ),
+    Variant(
+        "resnet18_odconv_4x_r4",
+        "resnet18",
+        odconv_layers(4, RESNET, 1 / 4),
+        "ODConv (r=1/4, n=4) with all four attentions on every block conv",
+        4,
+    ),
+)
+register_variants(OPERATOR, VARIANTS + ABLATION_VARIANTS)

@@ -45,12 +45,19 @@ shape, the cheaper of two routes (:meth:`DCDConv2d._kernel_is_cheaper`):
 Both build their per-call tensors into reused buffers when autograd records nothing,
 and keep the folded constants between calls (:meth:`_DCDBase._constants`).
 
+The paper's ablations switch terms off or make the residual sparse
+(:class:`DCDSwitches`): Lambda alone (no P, Q, BNs or Phi head), P Phi Q^T alone (no
+Lambda head; Lambda is then ones), and B diagonal blocks P_b Phi_b Q_b^T (Eq. 7), with
+P and Q stored as grouped 1x1 conv weights and expanded to block-diagonal matrices
+where a route needs them whole.
+
 Every parameter (W0, P, Q, the branch) is read by every image, so
 :meth:`DynamicOp.weight_count`'s default (all parameters) is already right.
 """
 
 import functools
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -62,6 +69,7 @@ from dynbench.ops.dcd_route import kernel_is_cheaper
 
 # the routes of the fast path (see DCDConv2d._fast)
 UNFOLDED, FOLD_KERNEL, FOLD_FEATURE_MAPS = "unfolded", "fold-kernel", "fold-feature-maps"
+LAMBDA_ONLY = "lambda-only"  # no residual: the static output scaled by Lambda
 MIN_SQUEEZE = 4  # the released code's floor on the branch's hidden width
 LINEAR_POOL_MAX = 32 * 32  # maps up to this many pixels pool as one matmul
 
@@ -78,9 +86,9 @@ def paper_latent_dim(channels: int) -> int:
     return channels >> ((channels.bit_length() - 1) // 2)
 
 
-def default_squeeze(pooled_features: int, latent_dim: int, reduction: int) -> int:
-    """Hidden width of the branch: the larger of its input and output sizes over r."""
-    return max(max(pooled_features, latent_dim**2) // reduction, MIN_SQUEEZE)
+def default_squeeze(pooled_features: int, phi_size: int, reduction: int) -> int:
+    """Hidden width of the branch: the larger of its input and Phi's size over r."""
+    return max(max(pooled_features, phi_size) // reduction, MIN_SQUEEZE)
 
 
 def hard_sigmoid(v: Tensor) -> Tensor:
@@ -130,6 +138,21 @@ def adaptive_pool_flat(x: Tensor, size: int) -> Tensor:
     return F.linear(x.reshape(batch * channels, height * width), matrix).view(batch, -1)
 
 
+@dataclass(frozen=True)
+class DCDSwitches:
+    """Which terms of the paper's Eq. 6/7 a DCD layer has: its Tables 1 and 3(a) switch
+    them one at a time. The defaults are the full layer, Lambda W0 + P Phi Q^T."""
+
+    channel_attention: bool = True  # Lambda(x), the dynamic channel-wise attention
+    channel_fusion: bool = True  # the dynamic residual P Phi(x) Q^T
+    blocks: int = 1  # B: the residual as B diagonal blocks P_b Phi_b Q_b^T (Eq. 7)
+
+    def __post_init__(self) -> None:
+        if not (self.channel_attention or self.channel_fusion):
+            raise ValueError("a DCD layer without Lambda and without P Phi Q^T is a static conv")
+        if self.blocks < 1 or (self.blocks > 1 and not self.channel_fusion):
+            raise ValueError("diagonal blocks need the dynamic residual (channel_fusion)")
+
 
 class _DCDBase(EvalFold, DynamicOp):
     """The parts a DCD conv and the DCD classifier share: P, Q, the BNs and the branch."""
@@ -144,45 +167,96 @@ class _DCDBase(EvalFold, DynamicOp):
         squeeze: int | None,
         reduction: int,
         pool_size: int,
+        switches: DCDSwitches | None = None,
     ) -> None:
         super().__init__()
-        self.latent_dim = latent_dim or paper_latent_dim(in_features)
+        switches = switches or DCDSwitches()
+        blocks = switches.blocks
+        if in_features % blocks or out_features % blocks:
+            raise ValueError(
+                f"{blocks} diagonal blocks must divide both {in_features} input and "
+                f"{out_features} output channels"
+            )
+        self.switches = switches
+        self.scale_size = out_features  # Lambda's length
+        self.blocks = blocks
         self.pool_size = pool_size
         pooled = in_features * pool_size**2
-        self.squeeze = squeeze or default_squeeze(pooled, self.latent_dim, reduction)
-        self.q = nn.Parameter(torch.empty(self.latent_dim, in_features))
-        self.p = nn.Parameter(torch.empty(out_features, self.latent_dim))
+        fusion = switches.channel_fusion
+        # L of one diagonal block; latent_dim is the whole latent space (blocks x L).
+        self.block_latent = (latent_dim or paper_latent_dim(in_features // blocks)) if fusion else 0
+        self.latent_dim = blocks * self.block_latent
+        phi_size = blocks * self.block_latent**2  # Phi's non-zero entries: one L x L per block
+        self.squeeze = squeeze or default_squeeze(pooled, phi_size, reduction)
         self.route = UNFOLDED  # the fast path's route in the last call, see implementation()
-        self.bn_q = nn.BatchNorm1d(self.latent_dim)
-        self.bn_phi = nn.BatchNorm1d(self.latent_dim)
         # The branch's bias-free FC layers are plain weight matrices, not nn.Linear: the
         # backbones' initialisers treat every nn.Linear as a classifier with a bias.
         self.fc = nn.Parameter(torch.empty(self.squeeze, pooled))
         self.gate = nn.Parameter(torch.empty(self.squeeze, self.squeeze))
-        self.fc_phi = nn.Parameter(torch.empty(self.latent_dim**2, self.squeeze))
-        self.fc_scale = nn.Parameter(torch.empty(out_features, self.squeeze))
+        self.fc_scale = None
+        if switches.channel_attention:
+            self.fc_scale = nn.Parameter(torch.empty(out_features, self.squeeze))
+        self.fc_phi = self.q = self.p = self.bn_q = self.bn_phi = None
+        if fusion:
+            # Q and P are stored as grouped 1x1 conv weights: block b's Q_b^T is rows
+            # b L .. (b+1) L of q, its P_b rows b C_out/B .. of p (see dense_q, dense_p).
+            self.q = nn.Parameter(torch.empty(self.latent_dim, in_features // blocks))
+            self.p = nn.Parameter(torch.empty(out_features, self.block_latent))
+            self.bn_q = nn.BatchNorm1d(self.latent_dim)
+            self.bn_phi = nn.BatchNorm1d(self.latent_dim)
+            self.fc_phi = nn.Parameter(torch.empty(phi_size, self.squeeze))
         for fc in (self.fc, self.gate, self.fc_phi, self.fc_scale):
-            nn.init.kaiming_uniform_(fc, a=math.sqrt(5))  # nn.Linear's default
-        # Q and P are 1x1 convs in the released code: He init with fan_out.
-        nn.init.kaiming_normal_(self.q, mode="fan_out", nonlinearity="relu")
-        nn.init.kaiming_normal_(self.p, mode="fan_out", nonlinearity="relu")
+            if fc is not None:
+                nn.init.kaiming_uniform_(fc, a=math.sqrt(5))  # nn.Linear's default
+        if fusion:
+            # Q and P are 1x1 convs in the released code: He init with fan_out.
+            nn.init.kaiming_normal_(self.q, mode="fan_out", nonlinearity="relu")
+            nn.init.kaiming_normal_(self.p, mode="fan_out", nonlinearity="relu")
 
-    def _branch(self, pooled: Tensor, heads: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def dense_q(self) -> Tensor:
+        """Q^T as a (latent_dim, C_in) matrix: block diagonal when there are blocks."""
+        q = self._parameters["q"]
+        return q if self.blocks == 1 else torch.block_diag(*q.chunk(self.blocks))
+
+    def dense_p(self) -> Tensor:
+        """P as a (C_out, latent_dim) matrix: block diagonal when there are blocks."""
+        p = self._parameters["p"]
+        return p if self.blocks == 1 else torch.block_diag(*p.chunk(self.blocks))
+
+    def _branch(self, pooled: Tensor, heads: Tensor | None = None) -> tuple[Tensor | None, Tensor]:
         """Phi (B, L, L) and Lambda (B, C_out) from the pooled, flattened input.
 
-        ``heads``: the two heads packed by :meth:`_constants` (one product instead of
-        two, each weight read in its faster layout).
+        Phi is None without channel fusion, and block diagonal with blocks; Lambda is
+        ones without channel-wise attention, so that every route multiplies it alike.
+        ``heads``: the heads packed by :meth:`_constants` (one product instead of two,
+        each weight read in its faster layout).
         """
-        latent = self.latent_dim
+        phi_size = 0 if self.fc_phi is None else self.fc_phi.shape[0]
         with phase("attention"):
             y = F.linear(pooled, self.fc)
             y = y * hard_sigmoid(F.linear(y, self.gate))
             if heads is None:
-                phi = F.linear(y, self.fc_phi).view(-1, latent, latent)
-                return phi, hard_sigmoid(F.linear(y, self.fc_scale))
-            both = torch.mm(y, heads)
-            phi = both[:, : latent * latent].reshape(-1, latent, latent)
-            return phi, hard_sigmoid(both[:, latent * latent :])
+                phi = None if self.fc_phi is None else F.linear(y, self.fc_phi)
+                scale = None if self.fc_scale is None else F.linear(y, self.fc_scale)
+            else:
+                both = torch.mm(y, heads)
+                phi, scale = both[:, :phi_size], both[:, phi_size:]
+                scale = scale if self.fc_scale is not None else None
+            if scale is None:
+                scale = y.new_ones(y.shape[0], self.scale_size)
+            else:
+                scale = hard_sigmoid(scale)
+            return (None if phi is None else self._fusion_matrix(phi)), scale
+
+    def _fusion_matrix(self, phi: Tensor) -> Tensor:
+        """(B, latent_dim, latent_dim) from the head's output: the blocks on the diagonal."""
+        batch, blocks, latent = phi.shape[0], self.blocks, self.block_latent
+        if blocks == 1:
+            return phi.reshape(batch, latent, latent)
+        full = phi.new_zeros(batch, blocks, latent, blocks, latent)
+        diagonal = full.diagonal(dim1=1, dim2=3)  # (B, L, L, blocks), a view
+        diagonal.copy_(phi.view(batch, blocks, latent, latent).permute(0, 2, 3, 1))
+        return full.view(batch, self.latent_dim, self.latent_dim)
 
     def implementation(self) -> str:
         """``naive``, or ``fast/`` plus the route the last fast call took: ``unfolded`` (the
@@ -210,22 +284,28 @@ class _DCDBase(EvalFold, DynamicOp):
         s2, t2 = fold_bn(self.bn_phi)
         fusion = torch.eye(self.latent_dim, device=phi.device, dtype=phi.dtype)
         fusion = fusion + s2[:, None] * phi
-        expand = self.p @ fusion
-        return expand @ (s1[:, None] * self.q), expand @ t1 + self.p @ t2
+        p = self.dense_p()
+        expand = p @ fusion
+        return expand @ (s1[:, None] * self.dense_q()), expand @ t1 + p @ t2
 
-    def _branch_madds(self, batch: int, out_features: int) -> int:
+    def _branch_madds(self, batch: int) -> int:
         """The branch's FC layers (pooling and the elementwise gate excluded)."""
-        return batch * (
-            self.fc.shape[1] * self.squeeze
-            + self.squeeze**2
-            + self.squeeze * self.latent_dim**2
-            + self.squeeze * out_features
-        )
+        heads = (self.fc, self.gate, self.fc_phi, self.fc_scale)
+        return batch * sum(h.numel() for h in heads if h is not None)
+
+    def _scale_madds(self, positions: int) -> int:
+        """Lambda on the static output, where there is a Lambda."""
+        return positions * self.scale_size if self.fc_scale is not None else 0
 
     def _residual_madds(self, positions: int, in_features: int, out_features: int) -> int:
-        """Q^T, Phi and P applied at ``positions`` (output pixels x batch); BNs excluded."""
-        latent = self.latent_dim
-        return positions * (in_features * latent + latent**2 + latent * out_features)
+        """Q^T, Phi and P applied at ``positions`` (output pixels x batch); BNs excluded.
+
+        With B diagonal blocks each block's products cost 1/B^2 of the dense ones.
+        """
+        if self.p is None:
+            return 0
+        latent, blocks = self.block_latent, self.blocks
+        return positions * (in_features * latent + blocks * latent**2 + latent * out_features)
 
 
 class DCDConv2d(ConvEvalFold, _DCDBase):
@@ -249,6 +329,7 @@ class DCDConv2d(ConvEvalFold, _DCDBase):
         squeeze: int | None = None,
         reduction: int = 16,
         pool_size: int = 1,
+        switches: DCDSwitches | None = None,
     ) -> None:
         if kernel_size % 2 == 0 or padding != kernel_size // 2:
             raise ValueError(
@@ -256,7 +337,9 @@ class DCDConv2d(ConvEvalFold, _DCDBase):
                 f"1x1 residual lines up with the centre tap (got k={kernel_size}, "
                 f"padding={padding})"
             )
-        super().__init__(in_channels, out_channels, latent_dim, squeeze, reduction, pool_size)
+        super().__init__(
+            in_channels, out_channels, latent_dim, squeeze, reduction, pool_size, switches
+        )
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = kernel_size
@@ -274,7 +357,7 @@ class DCDConv2d(ConvEvalFold, _DCDBase):
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
             f"stride={self.stride}, latent_dim={self.latent_dim}, squeeze={self.squeeze}, "
-            f"pool_size={self.pool_size}, impl={self.impl!r}"
+            f"pool_size={self.pool_size}, {self.switches}, impl={self.impl!r}"
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -286,7 +369,15 @@ class DCDConv2d(ConvEvalFold, _DCDBase):
     def _fast(self, x: Tensor) -> Tensor:
         """Eval mode: the BNs folded, either into each sample's kernel (one conv) or into
         a low-rank residual on the feature maps, whichever the cost model prefers;
-        training mode: the released code's wiring (:meth:`_feature_maps`)."""
+        training mode: the released code's wiring (:meth:`_feature_maps`). Lambda alone
+        scales the static conv's output."""
+        if self.p is None:
+            self.route = LAMBDA_ONLY
+            _, scale = self._branch(self._pooled(x))
+            with phase("conv"):
+                out = F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+            with phase("aggregation"):
+                return out * scale[:, :, None, None]
         if not self._foldable():
             self.route = UNFOLDED
             phi, scale = self._branch(self._pooled(x))
@@ -325,10 +416,10 @@ class DCDConv2d(ConvEvalFold, _DCDBase):
         with phase("conv"):
             out = F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
         with phase("aggregation"):
-            latent = F.conv2d(x, self.q[:, :, None, None], stride=self.stride)
+            latent = F.conv2d(x, self.dense_q()[:, :, None, None], stride=self.stride)
             batch, _, height, width = latent.shape
             fused = self._fuse(phi, latent.flatten(2)).view(batch, -1, height, width)
-            residual = F.conv2d(fused, self.p[:, :, None, None])
+            residual = F.conv2d(fused, self.dense_p()[:, :, None, None])
             return torch.addcmul(residual, out, scale[:, :, None, None])
 
     def _naive(self, x: Tensor) -> Tensor:
@@ -338,11 +429,12 @@ class DCDConv2d(ConvEvalFold, _DCDBase):
         for sample in x.split(1):
             phi, scale = self._branch(self._pooled(sample))
             with phase("aggregation"):
-                residual, bias = self._residual_matrix(phi[0])
                 weight = scale[0, :, None, None, None] * self.weight
-                weight[:, :, centre, centre] += residual
-                if self.bias is not None:
-                    bias = bias + scale[0] * self.bias
+                bias = None if self.bias is None else scale[0] * self.bias
+                if phi is not None:
+                    residual, residual_bias = self._residual_matrix(phi[0])
+                    weight[:, :, centre, centre] += residual
+                    bias = residual_bias if bias is None else bias + residual_bias
             with phase("conv"):
                 outputs.append(F.conv2d(sample, weight, bias, self.stride, self.padding))
         return torch.cat(outputs)
@@ -362,9 +454,9 @@ class DCDConv2d(ConvEvalFold, _DCDBase):
         positions = batch * height * width
         return {
             "conv": conv_madds(out_shape, self.in_channels, self.kernel_size),
-            "attention": self._branch_madds(batch, out_channels),
+            "attention": self._branch_madds(batch),
             "aggregation": self._residual_madds(positions, self.in_channels, out_channels),
-            "feature_scale": positions * out_channels,
+            "feature_scale": self._scale_madds(positions),
         }
 
 
@@ -446,7 +538,7 @@ class DCDLinear(_DCDBase):
         batch = math.prod(x_shape[:-1])
         return {
             "conv": fc_madds(batch, self.in_features, self.out_features),
-            "attention": self._branch_madds(batch, self.out_features),
+            "attention": self._branch_madds(batch),
             "aggregation": self._residual_madds(batch, self.in_features, self.out_features),
-            "feature_scale": batch * self.out_features,
+            "feature_scale": self._scale_madds(batch),
         }

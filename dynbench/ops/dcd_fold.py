@@ -84,7 +84,7 @@ class EvalFold:
             params["p"],
             params["q"],
             params["fc_phi"],
-            params["fc_scale"],
+            params.get("fc_scale"),  # None without Lambda
             *bn_q._parameters.values(),
             *bn_q._buffers.values(),
             *bn_phi._parameters.values(),
@@ -106,12 +106,16 @@ class EvalFold:
         self._constants_cache = (key, aliases, folded)
         return folded
 
+    def _heads(self) -> list[Tensor]:
+        """The branch's output heads present, Phi's first (as ``_branch`` splits them)."""
+        return [h for h in (self.fc_phi, self.fc_scale) if h is not None]
+
     def _fold_constants(self, heads: bool) -> Folded:
         s1, t1 = fold_bn(self.bn_q)
         s2, t2 = fold_bn(self.bn_phi)
-        p = self.p
+        p = self.dense_p()
         p_t2 = torch.mv(p, t2)
-        squeeze = s1[:, None] * self.q
+        squeeze = s1[:, None] * self.dense_q()
         return Folded(
             p * s2,
             p_t2,
@@ -122,7 +126,7 @@ class EvalFold:
             t1[:, None],
             s2[:, None],
             squeeze[:, :, None, None],
-            torch.cat([self.fc_phi, self.fc_scale]).t().contiguous() if heads else None,
+            torch.cat(self._heads()).t().contiguous() if heads else None,
         )
 
     def _expand(self, phi: Tensor, folded: Folded) -> tuple[Tensor, Tensor]:
@@ -135,7 +139,7 @@ class EvalFold:
             squeeze = diag(s1) Q^T              (L, C_in), shared by the batch
             bias = expand t1 + P t2             (C_out,) at batch 1, else (B, C_out)
         """
-        p = self._parameters["p"]
+        p = self.dense_p()
         batch, latent = phi.shape[0], self.latent_dim
         if batch == 1:
             expand = torch.addmm(p, folded.p_s2, phi.view(latent, latent))
@@ -201,7 +205,7 @@ class ConvEvalFold(EvalFold):
             out = F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
         with phase("aggregation"):
             batch, cout, height, width = out.shape
-            p, latent_dim = self._parameters["p"], self.latent_dim
+            p, latent_dim = self.dense_p(), self.latent_dim
             if batch == 1:
                 if self.stride == 1:
                     latent = torch.addmm(

@@ -11,7 +11,9 @@ bias) -> BN -> ReLU -> four 1x1 heads; the spatial, channel and filter heads use
 sigmoid(z / T), the kernel head softmax(z / T). As in the released code a head
 is left out where it has nothing to do: the filter head for depthwise convs,
 the spatial head for 1x1 kernels, the kernel head when n = 1 (its attention is
-then the constant 1).
+then the constant 1). The paper's attention-type ablation leaves heads out by
+choice: ``attentions`` names the ones a layer has (all four by default), and a
+missing attention is the constant 1.
 
 Because a_c and a_f are per channel, each can be applied either to the weights
 or to the feature map with the same result; the fast path picks the smaller
@@ -29,6 +31,10 @@ from torch import Tensor, nn
 
 from dynbench.ops.base import KernelDynamicConv, phase
 
+# The four attentions (paper: alpha_s, alpha_c, alpha_f, alpha_w).
+SPATIAL, CHANNEL, FILTER, KERNEL = "spatial", "channel", "filter", "kernel"
+ALL_ATTENTIONS = frozenset((SPATIAL, CHANNEL, FILTER, KERNEL))
+
 
 class ODConvAttention(nn.Module):
     """The shared squeeze branch and its four attention heads."""
@@ -43,19 +49,28 @@ class ODConvAttention(nn.Module):
         reduction: float = 1 / 16,
         min_channels: int = 16,
         temperature: float = 1.0,
+        attentions: frozenset[str] = ALL_ATTENTIONS,
     ) -> None:
         super().__init__()
+        if not attentions or not attentions <= ALL_ATTENTIONS:
+            raise ValueError(f"attentions must be a non-empty subset of {sorted(ALL_ATTENTIONS)}")
+        if num_kernels > 1 and KERNEL not in attentions:
+            raise ValueError("n > 1 kernels need the kernel-wise attention to mix them")
         hidden = max(int(in_channels * reduction), min_channels)
         self.hidden = hidden
         self.temperature = temperature
         self.fc = nn.Conv2d(in_channels, hidden, 1, bias=False)
         self.bn = nn.BatchNorm2d(hidden)
         self.relu = nn.ReLU(inplace=True)
-        self.channel_fc = nn.Conv2d(hidden, in_channels, 1)
         depthwise = in_channels == groups == out_channels
-        self.filter_fc = None if depthwise else nn.Conv2d(hidden, out_channels, 1)
-        self.spatial_fc = None if kernel_size == 1 else nn.Conv2d(hidden, kernel_size**2, 1)
-        self.kernel_fc = None if num_kernels == 1 else nn.Conv2d(hidden, num_kernels, 1)
+
+        def head(name: str, size: int, useful: bool) -> nn.Conv2d | None:
+            return nn.Conv2d(hidden, size, 1) if name in attentions and useful else None
+
+        self.channel_fc = head(CHANNEL, in_channels, True)
+        self.filter_fc = head(FILTER, out_channels, not depthwise)
+        self.spatial_fc = head(SPATIAL, kernel_size**2, kernel_size > 1)
+        self.kernel_fc = head(KERNEL, num_kernels, num_kernels > 1)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -68,7 +83,9 @@ class ODConvAttention(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
+    def forward(
+        self, x: Tensor
+    ) -> tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None]:
         """Attentions: channel [B,Cin], filter [B,Cout], spatial [B,k*k], kernel [B,n].
 
         A head that is left out returns None.
@@ -108,6 +125,7 @@ class ODConv2d(KernelDynamicConv):
         num_kernels: int = 4,
         reduction: float = 1 / 16,
         temperature: float = 1.0,
+        attentions: frozenset[str] = ALL_ATTENTIONS,
     ) -> None:
         super().__init__(
             in_channels, out_channels, kernel_size, stride, padding, groups, num_kernels, False
@@ -120,6 +138,7 @@ class ODConv2d(KernelDynamicConv):
             num_kernels,
             reduction,
             temperature=temperature,
+            attentions=attentions,
         )
         for i in range(num_kernels):  # the released code's initialisation
             nn.init.kaiming_normal_(self.weight[i], mode="fan_out", nonlinearity="relu")
@@ -138,7 +157,7 @@ class ODConv2d(KernelDynamicConv):
         out_hw = self._out_hw(h, w)
         # apply a_c / a_f on the weights when a sample's kernel is smaller than its map
         weight_size = cout * cin_g * k * k
-        channel_on_weight = b == 1 and weight_size < cin * h * w
+        channel_on_weight = b == 1 and channel is not None and weight_size < cin * h * w
         filter_on_weight = b == 1 and filt is not None and weight_size < cout * out_hw
         with phase("aggregation"):
             owned = kernel is not None
@@ -154,7 +173,7 @@ class ODConv2d(KernelDynamicConv):
                 per_filter = channel.view(1, g, 1, cin_g).expand(1, g, cout // g, cin_g)
                 weight = self.scale(weight, per_filter.reshape(1, cout, cin_g, 1, 1), owned)
                 owned = True
-            else:
+            elif channel is not None:
                 x = x * channel.view(b, cin, 1, 1)
             if filter_on_weight:
                 weight = self.scale(weight, filt.view(1, cout, 1, 1, 1), owned)
@@ -179,8 +198,9 @@ class ODConv2d(KernelDynamicConv):
                 a_s = 1.0 if spatial is None else spatial[i].view(1, 1, k, k)
                 weight = weight + a_w * a_s * self.weight[j]
             # input-channel attention: channel c of group gi sits at weight[gi*cout/g:, c % cin_g]
-            a_c = channel[i].view(g, 1, cin_g).expand(g, cout // g, cin_g).reshape(cout, cin_g)
-            weight = weight * a_c.view(cout, cin_g, 1, 1)
+            if channel is not None:
+                a_c = channel[i].view(g, 1, cin_g).expand(g, cout // g, cin_g)
+                weight = weight * a_c.reshape(cout, cin_g, 1, 1)
             if filt is not None:
                 weight = weight * filt[i].view(cout, 1, 1, 1)
             outputs.append(self.conv(x[i : i + 1], weight))
@@ -196,17 +216,18 @@ class ODConv2d(KernelDynamicConv):
         """Costs of the paper's dataflow (the released code's), whatever path runs.
 
         a_s and a_w scale each of the n kernels (n x weight size per image when
-        either exists), a_c scales the input map and a_f the output map.
+        either exists), a_c scales the input map and a_f the output map (each where
+        the layer has it).
         """
         b, cin, h, w = x_shape
         n, cout, cin_g, k, _ = self.weight.shape
         att = self.attention
         mixes = att.spatial_fc is not None or att.kernel_fc is not None
         filter_scale = math.prod(out_shape) if att.filter_fc is not None else 0
+        channel_scale = b * cin * h * w if att.channel_fc is not None else 0
         return {
             "conv": self.conv_part_madds(out_shape),
             "attention": b * att.madds(),
             "aggregation": b * n * cout * cin_g * k * k if mixes else 0,
-            "feature_scale": b * cin * h * w + filter_scale,
+            "feature_scale": channel_scale + filter_scale,
         }
-

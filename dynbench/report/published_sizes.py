@@ -5,7 +5,9 @@ precision, equals the printed figure ("✓"); "≈" means one unit off in the la
 printed digit (rounding conventions of papers differ); "✗" anything else. For
 MAdds each counter is compared, and the status names the counters that
 reproduce the figure. The DCD paper leaves the classifier out of its ResNet
-params, so for those rows a figure matched only without the classifier says so.
+params, so for those rows a figure matched only without the classifier says so. A row
+whose ``params_metric`` names another params metric (the ODConv paper's backbone-only
+figures: ``params_no_classifier``) is compared with that metric alone.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def compare_published(measurements: pd.DataFrame) -> pd.DataFrame:
             continue
         if _missing(pub.params_value) and _missing(pub.madds_value):
             continue
-        params = lookup.get((pub.model, "params", "count"))
+        params = lookup.get((pub.model, pub.params_metric or "params", "count"))
         no_fc = lookup.get((pub.model, "params_no_classifier", "count"))
         status = match(params, pub.params_value, pub.params_step)
         if pub.source.startswith("002") and pub.model.startswith("resnet") and status == "✗":
@@ -112,4 +114,50 @@ def compare_published(measurements: pd.DataFrame) -> pd.DataFrame:
             row["madds_ok"] = "" if _missing(pub.madds_value) else "✗"
         row["note"] = pub.note
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# The printed efficiency columns of published.csv, and the suites that compare the ones
+# that are not sizes.
+EFFICIENCY_COLUMNS = ("params", "madds", "gpu_img_s", "cpu_img_s", "cpu_ms", "train_time")
+TIMED_ELSEWHERE = (
+    "speed or time only: compared by the latency-published, throughput and train-step suites"
+)
+
+
+def uncompared_published(compared: pd.DataFrame) -> pd.DataFrame:
+    """Every efficiency row the size comparison leaves out, and why: no model (its note
+    says why none is built), a model not measured here, or figures that are not sizes."""
+    done = set()
+    if not compared.empty:
+        done = set(
+            zip(
+                compared["source"],
+                compared["table"],
+                compared["row"],
+                compared["model"],
+                strict=True,
+            )
+        )
+    rows = []
+    for pub in load_published().itertuples(index=False):
+        printed = {c: getattr(pub, c) for c in EFFICIENCY_COLUMNS if getattr(pub, c)}
+        row = clean_label(pub.row_label)
+        if not printed or (pub.source[:3], pub.table, row, pub.model) in done:
+            continue
+        if not pub.model:
+            why = f"no model: {pub.note}"
+        elif _missing(pub.params_value) and _missing(pub.madds_value):
+            why = TIMED_ELSEWHERE
+        else:
+            why = "model not measured in this run"
+        rows.append(
+            {
+                "source": pub.source[:3],
+                "table": pub.table,
+                "row": row,
+                "printed": ", ".join(f"{c} {v}" for c, v in printed.items()),
+                "why": why,
+            }
+        )
     return pd.DataFrame(rows)

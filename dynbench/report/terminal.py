@@ -11,7 +11,11 @@ from rich.table import Table
 
 from dynbench.measure.breakdown import Inspection
 from dynbench.report.data import TIMING_SECTIONS, timing_table
-from dynbench.report.published_sizes import COMPACT_COLUMNS, compare_published
+from dynbench.report.published_sizes import (
+    COMPACT_COLUMNS,
+    compare_published,
+    uncompared_published,
+)
 
 
 def format_value(value: object) -> str:
@@ -100,6 +104,15 @@ def print_published_comparison(out: Console, records: pd.DataFrame) -> None:
     conflicts = table[table["note"].str.contains("conflict", case=False)]
     for _, row in conflicts.drop_duplicates("note").iterrows():
         out.print(f"[yellow]! {row['model']} ({row['source']} {row['table']}): {row['note']}[/]")
+    left = uncompared_published(table)
+    if not left.empty:
+        out.print(
+            rich_table(
+                left,
+                title="published rows not compared above",
+                caption="every other efficiency row of the seed files, with the reason",
+            )
+        )
 
 
 def describe_counter(counter: str, detail: dict) -> str:

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from dynbench.measure.madds import count_madds
 from dynbench.measure.params import count_params
 from dynbench.models import create_model
-from dynbench.ops.odconv import ODConv2d
+from dynbench.ops.base import set_impl
+from dynbench.ops.odconv import CHANNEL, FILTER, KERNEL, SPATIAL, ODConv2d
 
 SHAPES = [
     # cin, cout, k, stride, groups, n, batch, hw
@@ -76,6 +77,15 @@ ODCONV_PARAMS = {
     "mobilenetv2_075_odconv_4x": 7_496_013,
     "mobilenetv2_050_odconv_1x": 2_425_537,
     "mobilenetv2_050_odconv_4x": 4_435_501,
+    # the attention-type ablation (r = 1/4), printed 11.98M ... 45.54M
+    "resnet18_odconv_1x_r4_s": 11_982_632,
+    "resnet18_odconv_1x_r4_c": 12_261_896,
+    "resnet18_odconv_1x_r4_f": 12_283_848,
+    "resnet18_odconv_1x_r4_sc": 12_269_672,
+    "resnet18_odconv_1x_r4_sf": 12_291_624,
+    "resnet18_odconv_1x_r4_cf": 12_570_888,
+    "resnet18_odconv_1x_r4_scf": 12_578_664,
+    "resnet18_odconv_4x_r4": 45_538_536,
 }
 
 
@@ -118,3 +128,57 @@ def test_workspaces_survive_switching_between_inference_mode_and_no_grad():
     op.set_impl("naive")
     with torch.no_grad():
         torch.testing.assert_close(third, op(x * 2), rtol=1e-5, atol=1e-6)
+
+
+SUBSETS = [
+    frozenset({SPATIAL}),
+    frozenset({CHANNEL}),
+    frozenset({FILTER}),
+    frozenset({SPATIAL, FILTER}),
+    frozenset({CHANNEL, FILTER, KERNEL}),
+    frozenset({KERNEL}),
+]
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("attentions", SUBSETS, ids=lambda a: "+".join(sorted(a)))
+def test_attention_subsets_fast_equals_naive(attentions, batch):
+    torch.manual_seed(batch)
+    n = 3 if KERNEL in attentions else 1
+    op = ODConv2d(16, 24, 3, 1, 1, num_kernels=n, reduction=1 / 4, attentions=attentions)
+    op = _randomized(op)
+    att = op.attention
+    present = {
+        SPATIAL: att.spatial_fc,
+        CHANNEL: att.channel_fc,
+        FILTER: att.filter_fc,
+        KERNEL: att.kernel_fc,
+    }
+    assert {name for name, fc in present.items() if fc is not None} == attentions
+    x = torch.randn(batch, 16, 10, 10)
+    with torch.no_grad():
+        fast = op(x)
+        op.set_impl("naive")
+        naive = op(x)
+    torch.testing.assert_close(fast, naive, rtol=1e-5, atol=1e-6)
+    parts = op.analytic_madds(tuple(x.shape), tuple(fast.shape))
+    assert (parts["feature_scale"] > 0) == bool(attentions & {CHANNEL, FILTER})
+
+
+def test_attentions_must_be_known():
+    with pytest.raises(ValueError):
+        ODConv2d(8, 8, 3, 1, 1, attentions=frozenset({"temporal"}))
+    with pytest.raises(ValueError):
+        ODConv2d(8, 8, 3, 1, 1, num_kernels=2, attentions=frozenset({SPATIAL}))
+
+
+@pytest.mark.parametrize("name", ["resnet18_odconv_1x_r4_s", "resnet18_odconv_1x_r4_cf"])
+def test_ablation_model_fast_equals_naive(name):
+    model = create_model(name).eval()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        set_impl(model, "fast")
+        fast = model(x)
+        set_impl(model, "naive")
+        naive = model(x)
+    torch.testing.assert_close(fast, naive, rtol=1e-4, atol=1e-4)

@@ -4,7 +4,14 @@ import pandas as pd
 import pytest
 
 from dynbench.published import load_published, parse_printed, published_models
-from dynbench.report.published_sizes import clean_label, compare_published, match
+from dynbench.report.published_sizes import (
+    EFFICIENCY_COLUMNS,
+    TIMED_ELSEWHERE,
+    clean_label,
+    compare_published,
+    match,
+    uncompared_published,
+)
 from dynbench.report.published_speeds import compare_published_speed, minutes
 
 
@@ -68,6 +75,45 @@ def test_comparison_rows():
     assert odconv["fvcore_Δ%"] == pytest.approx(0.28, abs=0.01)
     dcd = table[(table["source"] == "002") & (table["row"] == "static")].iloc[0]
     assert dcd["params_ok"] == "≈ (no fc)"  # 11,176,512 without the fc vs the printed 11.1M
+
+
+def test_backbone_rows_compare_params_without_the_classifier():
+    measured = pd.DataFrame(
+        [
+            {"model": "resnet50_v1", "metric": "params", "method": "count", "value": 25_557_032.0},
+            {
+                "model": "resnet50_v1",
+                "metric": "params_no_classifier",
+                "method": "count",
+                "value": 23_508_032.0,
+            },
+        ]
+    ).assign(measured_at=range(2))
+    table = compare_published(measured)
+    backbone = table[table["table"] == "MS-COCO 2017 backbones (in parentheses)"].iloc[0]
+    assert (backbone["params_pub"], backbone["params"]) == ("23.51M", 23_508_032.0)
+    assert backbone["params_ok"] == "✓"
+    main = table[(table["table"] == "ResNet ImageNet") & (table["model"] == "resnet50_v1")]
+    assert main.iloc[0]["params"] == 25_557_032.0  # the full model elsewhere
+    # every other efficiency row is listed once, with the reason it is not compared
+    left = uncompared_published(table)
+    printed = load_published()[list(EFFICIENCY_COLUMNS)].ne("").any(axis=1)
+    assert len(table) + len(left) == int(printed.sum())
+    cgc = left[left["row"] == "+ CGC"].iloc[0]
+    assert cgc["why"].startswith("no model: Not built")
+    speed = left[(left["table"] == "Inference speed") & (left["row"] == "+ DCD")].iloc[0]
+    assert speed["why"] == TIMED_ELSEWHERE
+
+
+def test_every_ablation_row_has_a_model_or_says_why_not():
+    data = load_published()
+    ablations = data[
+        data["table"].isin(["Table 1(a)", "Table 1(b)", "Table 2", "Table 3(a)", "Table 3(b)"])
+        | data["table"].str.startswith("Ablation")
+        | (data["table"] == "ResNet ImageNet")
+    ]
+    for row in ablations.itertuples(index=False):
+        assert row.model or row.note.startswith("Not built") or "Not built:" in row.note, row
 
 
 def _timings(rows: list[tuple], unit: str) -> pd.DataFrame:
