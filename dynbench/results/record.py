@@ -57,6 +57,7 @@ class RoundsDetail(Detail):
     threads: int | None = None
     interop_threads: int | None = None
     device: str | None = None
+    allocator: str | None = None  # pinned: freed memory stays mapped (measure/allocator.py)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,42 @@
+"""Keep freed memory mapped while timing, so that a call does not page-fault every time.
+
+glibc hands a freed block above its mmap threshold back to the kernel, and trims the top of
+its heap above the trim threshold; the next call's activation of the same size is then mapped
+afresh and faults on every page it touches. A model with large activations (MobileNetV2's
+expanded maps at batch 1) pays thousands of page faults per call that way: a cost of the
+allocator's policy and of what the process did before, not of the model, and it shows as
+noise between runs. A long-running server keeps its memory; so does a timing run:
+:func:`pin` raises glibc's mmap and trim thresholds (``mallopt``) for the rest of the
+process. Where the C library is not glibc it changes nothing, and the records say
+``system``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+ALLOCATORS = ("pinned", "system")
+_state = {"allocator": "system"}
+
+
+def allocator() -> str:
+    """``pinned`` once :func:`pin` took effect in this process, else ``system``."""
+    return _state["allocator"]
+
+
+def pin() -> str:
+    """Keep every freed block mapped from now on; what is in force afterwards."""
+    if _state["allocator"] == "pinned":
+        return "pinned"
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc: nothing to set
+        return allocator()
+    # glibc refuses an mmap threshold above its largest heap on some builds: 32 MiB then
+    mapped = mallopt(M_MMAP_THRESHOLD, 1 << 30) or mallopt(M_MMAP_THRESHOLD, 1 << 25)
+    if mapped and mallopt(M_TRIM_THRESHOLD, (1 << 31) - 1):
+        _state["allocator"] = "pinned"
+    return allocator()
