@@ -197,16 +197,21 @@ def inference_call(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
 
 
 def train_step_call(
-    model: nn.Module, batch: int, input_size: tuple[int, ...]
+    model: nn.Module,
+    batch: int,
+    input_size: tuple[int, ...],
+    dtype: torch.dtype = torch.float32,
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> Callable[[], object]:
     """Forward, cross-entropy, backward and an SGD step on a random batch.
 
     The labels cover the classes the model actually outputs (1000 for ImageNet
     models, 10 for the CIFAR ones, anything for a user model), found by one
-    forward pass without a graph.
+    forward pass without a graph. ``model`` may be compiled; the batch takes its
+    ``dtype`` and ``memory_format``.
     """
     model.train()
-    x = torch.randn(batch, *input_size)
+    x = torch.randn(batch, *input_size, dtype=dtype).contiguous(memory_format=memory_format)
     with torch.no_grad():
         num_classes = model(x).shape[-1]
     y = torch.randint(0, num_classes, (batch,))

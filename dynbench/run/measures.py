@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from dynbench.errors import DynbenchError
+from dynbench.measure.allocator import ALLOCATORS
 from dynbench.models.registry import ModelInfo
 from dynbench.ops.dynconv import GRANULARITIES, MASK_SOURCES
 from dynbench.results.names import COUNTERS
@@ -155,6 +156,7 @@ ROUNDS_SETTINGS = {
     "warmup": 3,
     "noise_threshold": 0.1,
     "fault_threshold": 50.0,
+    "allocator": "pinned",
 }
 LATENCY_SETTINGS = {**ROUNDS_SETTINGS, **OPTION_SETTINGS, "threads": 1}
 THROUGHPUT_SETTINGS = {
@@ -167,6 +169,7 @@ THROUGHPUT_SETTINGS = {
     "cudnn_benchmark": True,
 }
 TRAIN_SETTINGS = {
+    **OPTION_SETTINGS,
     "input_size": None,
     "device": "auto",
     "batch": None,
@@ -174,9 +177,12 @@ TRAIN_SETTINGS = {
     "min_run_time": 1.0,
     "block_time": 0.02,
     "warmup": 2,
+    "allocator": "pinned",
 }
 SPARSITY_SETTINGS = {
     **ROUNDS_SETTINGS,
+    **OPTION_SETTINGS,
+    "threads": 1,
     "rounds": 20,
     "max_rounds": 60,
     "ci_target": 0.02,
@@ -217,6 +223,7 @@ MEASURES: dict[str, Measure] = {
         _all(
             _positive("rounds", "max_rounds", "warmup", "threads", integer=True),
             check_options,
+            _check_choice("allocator", ALLOCATORS),
             _positive("min_run_time", "block_time", "noise_threshold", "ci_target"),
             _positive("fault_threshold"),
         ),
@@ -244,6 +251,8 @@ MEASURES: dict[str, Measure] = {
             _positive("batch", "rounds", "warmup", integer=True),
             _positive("min_run_time", "block_time"),
             _check_choice("device", ("auto", "cpu", "cuda")),
+            check_options,
+            _check_choice("allocator", ALLOCATORS),
         ),
         needs_family=True,
     ),
@@ -253,7 +262,9 @@ MEASURES: dict[str, Measure] = {
         sparsity.sparsity,
         SPARSITY_SETTINGS,
         _all(
-            _positive("rounds", "max_rounds", "warmup", "patch", "tile", integer=True),
+            _positive("rounds", "max_rounds", "warmup", "patch", "tile", "threads", integer=True),
+            check_options,
+            _check_choice("allocator", ALLOCATORS),
             _positive("gpu_batch", "gpu_iterations", "gpu_warmup", integer=True),
             _check_choice("granularity", GRANULARITIES),
             _check_choice("gpu", ("auto", "off")),

@@ -74,18 +74,27 @@ class Prepared:
     compile_s: float | None = None  # the first call, which compiles
 
 
+def convert(model: nn.Module, settings: dict) -> tuple[nn.Module, torch.dtype, torch.memory_format]:
+    """``model`` in the settings' dtype and memory layout (in place), with both."""
+    dtype = DTYPES[settings.get("dtype", "fp32")]
+    layout = torch.channels_last if settings.get("channels_last") else torch.contiguous_format
+    return model.to(dtype=dtype, memory_format=layout), dtype, layout
+
+
+def compiled_if_asked(model: nn.Module, settings: dict) -> Callable[..., object] | nn.Module:
+    if not settings.get("compile"):
+        return model
+    return torch.compile(model, mode=settings.get("compile_mode", "default"))
+
+
 def prepare(model: nn.Module, x: torch.Tensor, settings: dict) -> Prepared:
     """Apply the options to ``model`` and ``x``; with ``compile``, compile and time the
     first call (an exception here is the compiler's: the caller records it)."""
-    dtype = DTYPES[settings.get("dtype", "fp32")]
-    model = model.to(dtype)
-    x = x.to(dtype)
-    if settings.get("channels_last"):
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
+    model, dtype, layout = convert(model, settings)
+    x = x.to(dtype).contiguous(memory_format=layout)
     if not settings.get("compile"):
         return Prepared(model, x)
-    compiled = torch.compile(model, mode=settings.get("compile_mode", "default"))
+    compiled = compiled_if_asked(model, settings)
     start = time.perf_counter()
     with torch.inference_mode():
         compiled(x)

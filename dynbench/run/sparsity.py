@@ -14,6 +14,7 @@ controlled densities, not accuracy claims.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
@@ -29,16 +30,18 @@ from dynbench.models.spatial import (
     spatial_blocks,
 )
 from dynbench.ops.dynconv import EXECUTIONS, MaskSource
-from dynbench.results.record import Record
+from dynbench.results.record import Record, error_record
 from dynbench.run.family import Emit, Member, Progress
+from dynbench.run.options import Prepared, prepare
 from dynbench.run.timed import METHOD, inference_detail, measure_interleaved, ratio_record
 
 
-def _executions(model: nn.Module, x: torch.Tensor) -> dict[str, object]:
-    """One callable per execution, each switching the model to it before the call."""
+def _executions(model: nn.Module, prepared: Prepared) -> dict[str, object]:
+    """One callable per execution, each switching ``model`` (the module behind the prepared,
+    perhaps compiled, callable) to it before the call."""
 
     def run(execution: str):
-        call = inference_call(model, x)
+        call = inference_call(prepared.model, prepared.x)
 
         def switched() -> object:
             set_execution(model, execution)
@@ -102,10 +105,11 @@ def gpu_throughput(
 
 
 def _point(
-    info, model: nn.Module, x: torch.Tensor, source: MaskSource, settings: dict, progress
+    info, model: nn.Module, prepared: Prepared, source: MaskSource, settings: dict, progress
 ) -> tuple[list[Record], bool]:
     """Every record of one (mask source, density); and whether Ctrl-C cut it short."""
     where = _where(source, settings, 1)
+    x = prepared.x
     set_mask_source(model, source)
     set_execution(model, "sparse")  # executed MAdds: what the sparse execution computes
     madds, blocks = conditional_madds(model, x)
@@ -120,10 +124,10 @@ def _point(
         )
         for method, value in madds.items()
     ]
-    calls = _executions(model, x)
+    calls = _executions(model, prepared)
     results, rounds = measure_interleaved(
         calls, settings, lambda s: progress(f"{source.kind} d={source.density}: {s}"),
-        **set_threads(),
+        **set_threads(settings["threads"]),
     )  # fmt: skip
     ran = {}
     for execution in EXECUTIONS:
@@ -134,6 +138,9 @@ def _point(
     for execution in EXECUTIONS:
         timed = results.timed[execution]
         used = {**where, "execution": execution, "impl": ran[execution]}
+        detail = dataclasses.replace(
+            inference_detail(timed, rounds, settings), compile_s=prepared.compile_s
+        )
         records.append(
             Record(
                 model=info.name,
@@ -141,7 +148,7 @@ def _point(
                 value=timed.median * 1e3,
                 method=METHOD,
                 settings=used,
-                detail=inference_detail(timed, rounds, settings),
+                detail=detail,
             )
         )
         if execution != "dense":
@@ -159,13 +166,17 @@ def sparsity(members: list[Member], settings: dict, emit: Emit, progress: Progre
         if not any(True for _ in spatial_blocks(model)):
             continue
         size = info.resolved_input_size(settings.get("input_size"))
-        x = torch.randn(1, *size)
         set_granularity(model, settings["granularity"], settings["tile"])
+        try:
+            prepared = prepare(model, torch.randn(1, *size), settings)
+        except Exception as exc:  # the compiler's (or the dtype's) limit, not the run's
+            emit(error_record(info.name, "compile" if settings["compile"] else "sparsity", exc))
+            continue
         gpu = settings["gpu"] == "auto" and torch.cuda.is_available()
         for kind in settings["masks"]:
             for density in settings["densities"]:
                 source = MaskSource(kind, float(density), settings["seed"], settings["patch"])
-                records, interrupted = _point(info, model, x, source, settings, progress)
+                records, interrupted = _point(info, model, prepared, source, settings, progress)
                 if gpu and not interrupted:
                     progress(f"{kind} d={density}: GPU batch {settings['gpu_batch']}")
                     records += gpu_throughput(info, model, source, settings)

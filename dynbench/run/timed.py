@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from dynbench.measure.allocator import allocator, pin
 from dynbench.measure.environment import cpu_mhz
 from dynbench.measure.gpu import measure_throughput
 from dynbench.measure.profiling import profile_phases, trace_files
@@ -32,7 +34,7 @@ from dynbench.models.registry import ModelInfo
 from dynbench.ops.base import implementations
 from dynbench.results.record import RatioDetail, Record, RoundsDetail, TimingDetail, error_record
 from dynbench.run.family import Emit, Member, Progress
-from dynbench.run.options import Prepared, prepare
+from dynbench.run.options import Prepared, compiled_if_asked, convert, prepare
 
 METHOD = "torch.utils.benchmark"
 
@@ -145,6 +147,7 @@ def measure_interleaved(
         else:
             progress(f"round {done}/{expected}")
 
+    in_force = pin() if settings.get("allocator", "pinned") == "pinned" else allocator()
     load_before, mhz_before = load_average(), cpu_mhz()
     results = interleaved(
         calls,
@@ -167,6 +170,7 @@ def measure_interleaved(
         rounds=results.rounds,
         interrupted=results.interrupted,
         widest_ci=widest,
+        allocator=in_force,
         **where,
     )
     return results, rounds
@@ -246,13 +250,30 @@ def train_step(members: list[Member], settings: dict, emit: Emit, progress: Prog
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     batch = settings["batch"] or (128 if device == "cuda" else 8)
-    calls = {}
+    calls, compile_s = {}, {}
+    stage = "compile" if settings.get("compile") else "train_step"
     for info, model in members:
-        model.to(device)
-        with torch.device(device):
-            calls[info.name] = train_step_call(
-                model, batch, info.resolved_input_size(settings.get("input_size"))
-            )
+        try:
+            model, dtype, layout = convert(model.to(device), settings)
+            size = info.resolved_input_size(settings.get("input_size"))
+            with torch.device(device):
+                step = train_step_call(
+                    compiled_if_asked(model, settings), batch, size, dtype, layout
+                )
+            if settings.get("compile"):  # the first step compiles: a one-off, timed apart
+                start = time.perf_counter()
+                step()
+                compile_s[info.name] = round(time.perf_counter() - start, 3)
+            calls[info.name] = step
+        except Exception as exc:  # the compiler's (or the dtype's) limit, not the run's
+            emit(error_record(info.name, stage, exc))
+            model.to("cpu")
+    if members[0][0].name not in calls:
+        reason = RuntimeError(f"the family's baseline {members[0][0].name} failed ({stage})")
+        for name in calls:
+            emit(error_record(name, stage, reason))
+        return
+    members = [(info, model) for info, model in members if info.name in calls]
     results, rounds = measure_interleaved(
         calls, settings, progress, device=device, threads=torch.get_num_threads()
     )
@@ -272,6 +293,7 @@ def train_step(members: list[Member], settings: dict, emit: Emit, progress: Prog
                     step_ms=round(timed.median * 1e3, 3),
                     iqr_ms=round(timed.iqr * 1e3, 3),
                     implementations=implementations(model),
+                    compile_s=compile_s.get(info.name),
                     **_faults(timed),
                 ),
             )

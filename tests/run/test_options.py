@@ -122,3 +122,59 @@ def test_options_need_a_timing_suite(cli):
     result = cli("run", "--suite", "params", "--compile")
     assert result.code == 2
     assert "setting 'compile' is not used by ['params']" in result.stderr
+
+
+STRICT_MODELS = '''
+import torch
+from torch import nn
+
+
+class Strict(nn.Module):
+    """Refuses any input but a bf16 channels-last batch: a run that succeeds used both."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        if x.dtype != torch.bfloat16 or not x.is_contiguous(memory_format=torch.channels_last):
+            raise TypeError(f"got {x.dtype}, not a bf16 channels-last batch")
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+def strict():
+    return Strict()
+'''
+
+
+def test_train_step_runs_in_the_dtype_and_layout_asked(cli, tmp_path):
+    (tmp_path / "strict_models.py").write_text(textwrap.dedent(STRICT_MODELS))
+    (tmp_path / "train.toml").write_text(
+        'measures = ["train_step"]\nmodels = ["resnet10"]\n[settings]\ninput_size = [3, 8, 8]\n'
+        'device = "cpu"\nbatch = 2\nrounds = 2\nmin_run_time = 0.01\nwarmup = 1\n'
+    )
+    args = ["run", "--suite", "train.toml", "--model", "strict_models:strict", "--json", "t.json"]
+    assert cli(*args).code == 1  # fp32 contiguous: the model refuses, an error record says so
+    assert cli(*args, "--dtype", "bf16", "--channels-last").code == 0
+    (step,) = [r for r in _records(tmp_path, "t.json") if r["metric"] == "train_step_ms_per_image"]
+    assert (step["settings"]["dtype"], step["settings"]["channels_last"]) == ("bf16", True)
+    assert step["value"] > 0
+
+
+def test_sparsity_suite_takes_the_options(cli, tmp_path):
+    (tmp_path / "sp.toml").write_text(
+        'measures = ["sparsity"]\nmodels = ["resnet18_dynconv"]\n[settings]\n'
+        'input_size = [3, 32, 32]\ndensities = [0.5]\nmasks = ["blob"]\n'
+        "rounds = 2\nmax_rounds = 2\nmin_run_time = 0.01\nwarmup = 1\n"
+    )
+    args = ["run", "--suite", "sp.toml", "--dtype", "bf16", "--channels-last", "--json", "s.json"]
+    result = cli(*args)
+    assert result.code == 0, result.stderr
+    records = _records(tmp_path, "s.json")
+    times = [r for r in records if r["metric"] == "spatial_latency_ms"]
+    assert len(times) == 3 and all(r["value"] > 0 for r in times)
+    assert {(r["settings"]["dtype"], r["settings"]["channels_last"]) for r in times} == {
+        ("bf16", True)
+    }
+    assert {r["settings"]["threads"] for r in times} == {1}

@@ -54,6 +54,7 @@ def test_sparsity_suite_records_every_point(cli, tmp_path):
     assert not any(r["metric"] == "spatial_gpu_images_per_s" for r in records)  # no CUDA here
     assert all(r["settings"]["mask"] == "blob" for r in sparse)
     assert all(r["detail"]["ci95_low"] <= r["value"] <= r["detail"]["ci95_high"] for r in ratios)
+    assert {r["detail"]["allocator"] for r in times} == {"pinned"}  # glibc here
     assert cli("report", "--out", "rep", "--format", "md").code == 0
     report = (tmp_path / "rep" / "report.md").read_text()
     assert "## Spatial DynConv: latency against mask density" in report
@@ -66,6 +67,7 @@ def test_bad_sparsity_settings(cli, tmp_path):
         ('masks = ["stripes"]', "accepted: random, blob, patch, unit"),
         ('granularity = "rows"', "accepted: ('auto', 'pixel', 'tile')"),
         ("tile = 0", "tile = 0 is not a positive integer"),
+        ('allocator = "jemalloc"', "accepted: ('pinned', 'system')"),
     ):
         (tmp_path / "bad.toml").write_text(
             f'measures = ["sparsity"]\nmodels = ["resnet50_dynconv"]\n[settings]\n{line}\n'
