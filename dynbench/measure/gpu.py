@@ -9,11 +9,14 @@ memory is reported as OOM at that batch size; the batch is never shrunk.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from dynbench.measure.layout import to_channels_last
 
 AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -24,6 +27,7 @@ class ThroughputResult:
     peak_memory_bytes: int | None
     oom: bool = False
     milliseconds: float | None = None
+    compile_s: float | None = None  # torch.compile: the first call, timed apart
 
 
 def cuda_event_timer(fn: Callable[[], object], iterations: int) -> float:
@@ -48,16 +52,24 @@ def measure_throughput(
     channels_last: bool = False,
     device: str = "cuda",
     timer: Callable[[Callable[[], object], int], float] = cuda_event_timer,
+    dtype: torch.dtype = torch.float32,
+    compile_mode: str | None = None,
 ) -> ThroughputResult:
-    """Images per second of ``model`` in eval + inference mode at ``batch``."""
+    """Images per second of ``model`` in eval + inference mode at ``batch``: in ``dtype``
+    (the weights and the batch; ``amp`` instead autocasts an fp32 model), compiled with
+    ``compile_mode`` when one is given (the first call, which compiles, timed apart)."""
     cuda = device.startswith("cuda")
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     try:
         if cuda:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-        model = model.to(device=device, memory_format=memory_format).eval()
-        x = torch.randn(batch, *input_size, device=device).to(memory_format=memory_format)
+        model = model.to(device=device, dtype=dtype).eval()
+        if channels_last:
+            to_channels_last(model)
+        x = torch.randn(batch, *input_size, device=device, dtype=dtype)
+        x = x.contiguous(memory_format=memory_format)
+        run = torch.compile(model, mode=compile_mode) if compile_mode else model
         autocast = (
             torch.autocast(device_type=device.split(":")[0], dtype=AMP_DTYPES[amp])
             if amp
@@ -65,20 +77,28 @@ def measure_throughput(
         )
 
         def forward() -> object:
-            return model(x)
+            return run(x)
 
+        compile_s = None
         with torch.inference_mode(), autocast:
+            if compile_mode:
+                start = time.perf_counter()
+                forward()
+                if cuda:
+                    torch.cuda.synchronize()
+                compile_s = round(time.perf_counter() - start, 3)
             for _ in range(warmup):
                 forward()
             if cuda:
                 torch.cuda.synchronize()
             elapsed_ms = timer(forward, iterations)
         peak = torch.cuda.max_memory_allocated() if cuda else None
-        return ThroughputResult(batch * iterations / (elapsed_ms / 1000), peak, False, elapsed_ms)
+        images_per_s = batch * iterations / (elapsed_ms / 1000)
+        return ThroughputResult(images_per_s, peak, False, elapsed_ms, compile_s)
     except torch.cuda.OutOfMemoryError:
         peak = torch.cuda.max_memory_allocated() if cuda else None
         return ThroughputResult(None, peak, oom=True)
     finally:
-        model.to("cpu")
+        model.to("cpu", torch.float32)
         if cuda:
             torch.cuda.empty_cache()

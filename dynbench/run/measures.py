@@ -160,12 +160,13 @@ ROUNDS_SETTINGS = {
 }
 LATENCY_SETTINGS = {**ROUNDS_SETTINGS, **OPTION_SETTINGS, "threads": 1}
 THROUGHPUT_SETTINGS = {
+    **OPTION_SETTINGS,
+    "device": "cuda",
     "input_size": None,
     "batch": 200,
     "iterations": 20,
     "warmup": 5,
     "amp": "none",
-    "channels_last": False,
     "cudnn_benchmark": True,
 }
 TRAIN_SETTINGS = {
@@ -237,7 +238,7 @@ MEASURES: dict[str, Measure] = {
         _all(
             _positive("batch", "iterations", "warmup", integer=True),
             _check_choice("amp", ("none", "fp16", "bf16")),
-            _check_choice("channels_last", (True, False)),
+            check_options,
             _check_choice("cudnn_benchmark", (True, False)),
         ),
         needs_cuda=True,

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from dynbench.errors import DynbenchError
+from dynbench.measure.layout import to_channels_last
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -50,6 +51,8 @@ def check_options(settings: dict, source: str) -> None:
     device = settings.get("device", "cpu")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        return  # a CUDA suite is skipped here, whatever its dtype
     if not dtype_supported(dtype, device):
         raise DynbenchError(f"{source}: dtype {dtype} is not supported on {device} here")
 
@@ -77,8 +80,10 @@ class Prepared:
 def convert(model: nn.Module, settings: dict) -> tuple[nn.Module, torch.dtype, torch.memory_format]:
     """``model`` in the settings' dtype and memory layout (in place), with both."""
     dtype = DTYPES[settings.get("dtype", "fp32")]
-    layout = torch.channels_last if settings.get("channels_last") else torch.contiguous_format
-    return model.to(dtype=dtype, memory_format=layout), dtype, layout
+    model = model.to(dtype=dtype)
+    if not settings.get("channels_last"):
+        return model, dtype, torch.contiguous_format
+    return to_channels_last(model), dtype, torch.channels_last
 
 
 def compiled_if_asked(model: nn.Module, settings: dict) -> Callable[..., object] | nn.Module:

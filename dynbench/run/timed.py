@@ -34,7 +34,7 @@ from dynbench.models.registry import ModelInfo
 from dynbench.ops.base import implementations
 from dynbench.results.record import RatioDetail, Record, RoundsDetail, TimingDetail, error_record
 from dynbench.run.family import Emit, Member, Progress
-from dynbench.run.options import Prepared, compiled_if_asked, convert, prepare
+from dynbench.run.options import DTYPES, Prepared, compiled_if_asked, convert, prepare
 
 METHOD = "torch.utils.benchmark"
 
@@ -314,6 +314,8 @@ def throughput(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record
         settings["warmup"],
         amp=amp,
         channels_last=settings["channels_last"],
+        dtype=DTYPES[settings["dtype"]],
+        compile_mode=settings["compile_mode"] if settings["compile"] else None,
     )
     used = {
         "batch": settings["batch"],
@@ -325,6 +327,7 @@ def throughput(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record
         "oom": result.oom,
         "gpu": torch.cuda.get_device_name(0),
         "elapsed_ms": result.milliseconds,  # all timed iterations
+        "compile_s": result.compile_s,
     }
     return [
         Record(

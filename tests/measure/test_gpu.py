@@ -34,3 +34,32 @@ def test_out_of_memory_is_recorded_not_raised():
         Exploding(), (3, 8, 8), batch=200, iterations=2, warmup=1, device="cpu"
     )
     assert result.oom and result.images_per_s is None
+
+
+def test_dtype_and_compile_on_the_throughput_path():
+    """bf16 weights and batch, channels-last, compiled: the first call timed apart."""
+    seen = []
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            seen.append((x.dtype, x.is_contiguous(memory_format=torch.channels_last)))
+            return self.conv(x)
+
+    def timer(fn, iterations):
+        for _ in range(iterations):
+            fn()
+        return 100.0
+
+    model = Probe()
+    result = measure_throughput(
+        model, (3, 8, 8), batch=2, iterations=2, warmup=1, channels_last=True,
+        device="cpu", timer=timer, dtype=torch.bfloat16, compile_mode="default",
+    )  # fmt: skip
+    assert result.compile_s is not None and result.compile_s > 0
+    assert result.images_per_s == pytest.approx(2 * 2 / 0.1)
+    assert (torch.bfloat16, True) in seen
+    assert model.conv.weight.dtype == torch.float32  # handed back as it came
