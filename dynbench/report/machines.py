@@ -2,9 +2,12 @@
 
 A record of a store of schema version 2 carries ``environment.machine`` (hardware and torch
 build, and their fingerprint, see :func:`dynbench.measure.environment.machine`) and the user's
-``machine_label``; an older record is given a fingerprint of the fields it has (CPU, GPU,
-torch). A report over records of several machines judges each claim on each machine, since
-a ratio taken on one machine says nothing about another.
+``machine_label``; an older record carries only the CPU model, the GPU and the torch version.
+It is given to the one identified machine of the selection with that CPU, GPU and torch
+version when there is exactly one (a store written before machine identity existed, beside
+one written after, on the same machine); otherwise it gets a fingerprint of those fields. A
+report over records of several machines judges each claim on each machine, since a ratio
+taken on one machine says nothing about another.
 """
 
 from __future__ import annotations
@@ -41,12 +44,35 @@ def machine_of(environment: object) -> Machine:
     return Machine(found, env.get("machine_label"), fields.get("cpu"), fields.get("gpu"))
 
 
+def _legacy_key(env: dict) -> tuple:
+    """What an older record and an identified machine can be matched on."""
+    build = (env.get("machine") or {}).get("torch_build")
+    return env.get("cpu"), env.get("gpu"), build.split(" ")[0] if build else env.get("torch")
+
+
+def _identified(environments: list[dict]) -> dict[tuple, str]:
+    """{legacy key: fingerprint} for the keys exactly one identified machine has."""
+    found: dict[tuple, set[str]] = {}
+    for env in environments:
+        if env.get("machine"):
+            found.setdefault(_legacy_key(env), set()).add(env["machine"]["fingerprint"])
+    return {key: next(iter(prints)) for key, prints in found.items() if len(prints) == 1}
+
+
 def with_machines(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with a ``machine`` column (the fingerprint) and a ``machine_name`` column
     (the label where one was given, else the fingerprint; the newest label wins)."""
     if "environment" not in frame or frame.empty:
         return frame.assign(machine="", machine_name="")
-    machines = [machine_of(env) for env in frame["environment"]]
+    environments = [field_dict(env) for env in frame["environment"]]
+    identified = _identified(environments)
+    machines = [machine_of(env) for env in environments]
+    machines = [
+        m
+        if env.get("machine") or _legacy_key(env) not in identified
+        else Machine(identified[_legacy_key(env)], m.label, m.cpu, m.gpu)
+        for m, env in zip(machines, environments, strict=True)
+    ]
     out = frame.assign(machine=[m.fingerprint for m in machines])
     names: dict[str, str] = {}
     for m in machines:

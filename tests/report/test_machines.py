@@ -120,3 +120,18 @@ def test_compiled_timings_are_shown_beside_eager_and_do_not_judge_claims():
     ]
     line = environment_line(report.environment)
     assert "timing options: eager fp32 1 thread, compiled (default) fp32 1 thread" in line
+
+
+def test_an_older_record_joins_the_one_identified_machine_with_its_cpu_gpu_and_torch():
+    old = {"cpu": "CPU A", "gpu": None, "torch": "2.13.0+cpu"}
+    new = {
+        **old,
+        "machine": {"cpu": "CPU A", "gpu": None, "torch_build": "2.13.0+cpu cuda none",
+                    "fingerprint": "aaaaaaaaaaaa"},
+    }  # fmt: skip
+    other = {**old, "cpu": "CPU B"}
+    rows = frame(latency("resnet18", 40.0, run_id="old"), latency("resnet18", 41.0, run_id="new"))
+    rows = rows.assign(environment=[json.dumps(old), json.dumps(new)])
+    assert [name for name, _ in split_by_machine(rows)] == ["aaaaaaaaaaaa"]
+    rows = rows.assign(environment=[json.dumps(other), json.dumps(new)])
+    assert len(split_by_machine(rows)) == 2  # another CPU: another machine
