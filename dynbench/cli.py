@@ -168,6 +168,14 @@ def run_command(
     threads: Annotated[
         int | None, typer.Option("--threads", help="CPU threads of the latency suite (default 1)")
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            min=1,
+            help="processes of a size suite (params, madds, resolution); default: one per core",
+        ),
+    ] = None,
 ) -> None:
     """Run a suite and store every measurement."""
     the_suite = load_suite(suite)
@@ -204,7 +212,9 @@ def run_command(
     if json_path is not None:
         check_writable(json_path, "--json path")
     with ResultStore(db) as store:
-        outcome = run_suite(the_suite, targets, store, json_path, err, parts, machine_label)
+        outcome = run_suite(
+            the_suite, targets, store, json_path, err, parts, machine_label, jobs
+        )
     records = pd.DataFrame([r.as_dict() for r in outcome.records])
     print_summary(out, records, the_suite.name)
     if the_suite.compare == "published":

@@ -222,10 +222,11 @@ def torch_madds(model: nn.Module, x: torch.Tensor, ops: Counter[str]) -> tuple[i
 
 def conv_linear_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     """Per-module conv/linear MAdds from layer shapes (the papers' convention)."""
-    return {
-        name: layer_madds(module, inputs, output)
-        for name, module, inputs, output in leaf_calls(model, x, "conv_linear_madds")
-    }
+    return _conv_linear_of(leaf_calls(model, x, "conv_linear_madds"))
+
+
+def _conv_linear_of(calls: list[tuple]) -> dict[str, int]:
+    return {name: layer_madds(module, inputs, output) for name, module, inputs, output in calls}
 
 
 def analytic_breakdown(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
@@ -234,8 +235,12 @@ def analytic_breakdown(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     Operators (anything with ``analytic_madds``) report conv, attention,
     aggregation and feature_scale; plain convs and linears count as conv.
     """
+    return _analytic_of(leaf_calls(model, x, "analytic_madds"))
+
+
+def _analytic_of(calls: list[tuple]) -> dict[str, int]:
     parts = dict.fromkeys(MADDS_PARTS, 0)
-    for _, module, inputs, output in leaf_calls(model, x, "analytic_madds"):
+    for _, module, inputs, output in calls:
         if hasattr(module, "analytic_madds"):
             for key, value in module.analytic_madds(
                 tuple(inputs[0].shape), tuple(output.shape)
@@ -250,6 +255,18 @@ def leaf_calls(model: nn.Module, x: torch.Tensor, method: str) -> list[tuple]:
     """(name, module, inputs, output) for every call of a conv/linear layer or an operator
     that has ``method`` (whose own sub-layers are then not visited)."""
     calls: list[tuple] = []
+    handles = _hook_leaves(model, method, calls)
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return calls
+
+
+def _hook_leaves(model: nn.Module, method: str, calls: list[tuple]) -> list:
+    """Forward hooks that append :func:`leaf_calls`' tuples to ``calls``; their handles."""
     names = {m: n for n, m in model.named_modules()}
     inside_custom: set[nn.Module] = set()
     for module in model.modules():
@@ -259,19 +276,12 @@ def leaf_calls(model: nn.Module, x: torch.Tensor, method: str) -> list[tuple]:
     def hook(module: nn.Module, inputs, output) -> None:
         calls.append((names[module], module, inputs, output))
 
-    handles = []
-    for module in model.modules():
-        if module in inside_custom:
-            continue
-        if hasattr(module, method) or isinstance(module, (nn.Conv2d, nn.Linear)):
-            handles.append(module.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return calls
+    return [
+        module.register_forward_hook(hook)
+        for module in model.modules()
+        if module not in inside_custom
+        and (hasattr(module, method) or isinstance(module, (nn.Conv2d, nn.Linear)))
+    ]
 
 
 def layer_madds(module: nn.Module, inputs: tuple, output: torch.Tensor) -> int:
@@ -305,20 +315,107 @@ COUNTER_FUNCTIONS: dict[str, Callable] = {
 }
 
 
+@dataclass
+class _Forward:
+    """What one forward under every shape counter saw (see :func:`shared_forward`)."""
+
+    ops: Counter[str]
+    ptflops: int
+    torch: int
+    torch_handled: set[str]
+    conv_linear: list[tuple]
+    analytic: list[tuple]
+
+
+def shared_forward(model: nn.Module, x: torch.Tensor) -> _Forward:
+    """One forward under the op tracer, ptflops' and torch's dispatch modes and the
+    conv_linear and analytic hooks at once, instead of one forward each.
+
+    Nested dispatch modes each see every op: the innermost (the tracer) first, each
+    passing the op on unchanged, so the tracer and ptflops see exactly the ops the
+    model calls, as when alone. torch's mode is the outermost because it may
+    decompose an op it has no formula for, and only it must see the decomposition.
+    """
+    from ptflops.aten_engine import FlopCounterMode as PtflopsMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    conv_linear: list[tuple] = []
+    analytic: list[tuple] = []
+    handles = _hook_leaves(model, "conv_linear_madds", conv_linear)
+    handles += _hook_leaves(model, "analytic_madds", analytic)
+    tracer, ptflops, flops = _OpTracer(), PtflopsMode(), FlopCounterMode(display=False)
+    try:
+        with torch.no_grad(), flops, ptflops, tracer:
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return _Forward(
+        ops=tracer.calls,
+        ptflops=int(ptflops.complexity),
+        torch=flops.get_total_flops() // 2,
+        torch_handled={getattr(op, "__name__", str(op)) for op in flops.flop_registry},
+        conv_linear=conv_linear,
+        analytic=analytic,
+    )
+
+
+def _ptflops_handled() -> set[str]:
+    from ptflops.aten_ops import ATEN_OPS_MAPPING
+
+    return {op.__name__ for op in ATEN_OPS_MAPPING}
+
+
 def count_madds(
     model: nn.Module, x: torch.Tensor, counters: tuple[str, ...] = COUNTERS
 ) -> MaddsResult:
-    """Run the chosen counters on one forward of ``model`` with input ``x`` (batch 1)."""
+    """Run the chosen counters on one forward of ``model`` with input ``x`` (batch 1).
+
+    A plain forward comes first: a model that cannot run raises there, as itself, and
+    caches kept across models by shape are then warm whichever models a process
+    measured before. ``eval()`` after it drops what a layer caches between its own
+    calls (DCD's folded constants), so the counted forward computes them, as a first
+    call does. fvcore traces the model itself (torch.jit); the other counters share
+    one forward (:func:`shared_forward`). Should that forward raise, each counter runs
+    alone, so that a failure costs only the counter that failed and says which it was.
+    """
+    with torch.no_grad():
+        model.eval()(x)
     model.eval()
-    ops = traced_ops(model, x) if {"ptflops", "torch"} & set(counters) else Counter()
     result = MaddsResult(totals={})
+    try:
+        shared = shared_forward(model, x)
+    except Exception:  # one counter's bug: each runs on its own below
+        shared = None
+    ops = Counter() if shared is None else shared.ops
+    if shared is None and {"ptflops", "torch"} & set(counters):
+        ops = traced_ops(model, x)
     for name in counters:
         try:
-            _run_counter(name, model, x, ops, result)
+            if shared is not None and name != "fvcore":
+                _from_shared(name, shared, result)
+            else:
+                _run_counter(name, model, x, ops, result)
         except Exception as exc:  # a counter's own bug must not cost the other counters
             result.totals[name] = None
             result.errors[name] = f"{type(exc).__name__}: {exc}"[:300]
     return result
+
+
+def _from_shared(name: str, shared: _Forward, result: MaddsResult) -> None:
+    if name == "conv_linear":
+        result.totals[name] = sum(_conv_linear_of(shared.conv_linear).values())
+        result.skipped[name] = {}
+    elif name == "analytic":
+        result.breakdown = _analytic_of(shared.analytic)
+        result.totals[name] = sum(result.breakdown.values())
+        result.skipped[name] = {}
+    elif name == "ptflops":
+        result.totals[name] = shared.ptflops
+        result.skipped[name] = _arith(shared.ops, _ptflops_handled())
+    else:
+        result.totals[name] = shared.torch
+        result.skipped[name] = _arith(shared.ops, shared.torch_handled)
 
 
 def _run_counter(

@@ -53,6 +53,7 @@ class Measure:
     check: Callable[[dict, str], None] | None = None
     needs_family: bool = False  # ratios to the baseline: the whole family at once
     needs_cuda: bool = False
+    untimed: bool = False  # times nothing: may run on every core at once (run.pool)
 
     def validate(self, settings: dict, source: str) -> None:
         if "input_size" in settings:
@@ -208,6 +209,7 @@ MEASURES: dict[str, Measure] = {
         "parameter counts (total, trainable, without classifier)",
         per_model(sizes.params),
         {"input_size": None},
+        untimed=True,
     ),
     "madds": Measure(
         "madds",
@@ -215,6 +217,7 @@ MEASURES: dict[str, Measure] = {
         per_model(sizes.madds),
         {"input_size": None, "counters": list(COUNTERS)},
         _check_counters,
+        untimed=True,
     ),
     "latency": Measure(
         "latency",
@@ -280,6 +283,7 @@ MEASURES: dict[str, Measure] = {
         per_model(sizes.resolution),
         {"counters": list(COUNTERS), "input_sizes": [[3, 224, 224]]},
         _all(_check_counters, _check_input_sizes),
+        untimed=True,
     ),
     "profile": Measure(
         "profile",

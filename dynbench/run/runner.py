@@ -9,11 +9,12 @@ goes on with the other models; the outcome lists the failures.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from dynbench.results.record import Record, error_record
 from dynbench.results.store import ResultStore
 from dynbench.run.family import Member, Target, families
 from dynbench.run.measures import MEASURES, Measure
+from dynbench.run.pool import Stamped, default_jobs, in_workers
 from dynbench.run.shard import take_shard
 from dynbench.run.suite import Suite
 
@@ -66,9 +68,13 @@ def run_suite(
     console: Console | None = None,
     shard: tuple[int, int] | None = None,
     machine_label: str | None = None,
+    jobs: int | None = None,
 ) -> RunOutcome:
     """Measure every target with every measure of the suite, family by family; with
-    ``shard`` (i, N) only the i-th of N deterministic parts (see :mod:`dynbench.run.shard`)."""
+    ``shard`` (i, N) only the i-th of N deterministic parts (see :mod:`dynbench.run.shard`).
+
+    A suite of untimed measures (sizes) runs on ``jobs`` processes (default: one per
+    core, see :mod:`dynbench.run.pool`); its records are stored in the same order."""
     console = console or Console(stderr=True)
     env = environment(machine_label)
     measures = [MEASURES[name] for name in suite.measures]
@@ -85,33 +91,34 @@ def run_suite(
         store.add(outcome.run_id, record, env)
         outcome.records.append(record)
 
+    def work(index: int) -> list[Stamped]:
+        made: list[Stamped] = []
+        _measure(suite, measures, groups[index], lambda r, s: made.append((r, s)))
+        return made
+
+    jobs = min(jobs or default_jobs(), len(groups))
+    parallel = jobs > 1 and all(m.untimed for m in measures)
+    # the workers are forked before the progress bar starts its refresh thread
+    pool = in_workers(work, len(groups), jobs) if parallel else contextlib.nullcontext()
     try:
-        with _sigterm_as_interrupt(), progress_bar(console) as bar:
+        with _sigterm_as_interrupt(), pool as results, progress_bar(console) as bar:
             task = bar.add_task(suite.name, total=sum(map(len, groups)) * len(measures))
-            for group in groups:
-                names = ", ".join(t.info.name for t in group)
-                bar.update(task, description=f"{suite.name}: building {names}")
-                members = _build(group, lambda r: emit(r, {}))
-                for measure in measures:
-                    title = f"{suite.name}: {measure.name} {names}"
-                    bar.update(task, description=title)
-                    settings = measure.resolved(suite.settings)
-                    chosen = _chosen(suite, measure, members)
-                    if not chosen:
-                        bar.advance(task, len(group))
-                        continue
-                    try:
-                        measure.run(
-                            chosen,
-                            settings,
-                            lambda r, s=settings: emit(r, s),
-                            lambda status, t=title: bar.update(task, description=f"{t} ({status})"),
-                        )
-                    except Exception as exc:  # the model's (or the user's) bug, not the run's
-                        for info, _ in chosen:
-                            emit(error_record(info.name, measure.name, exc), {})
-                    bar.advance(task, len(group))
-                del members
+            if results is not None:
+                bar.update(task, description=f"{suite.name}: {jobs} processes")
+                for group, made in zip(groups, results, strict=True):
+                    for record, settings in made:
+                        emit(record, settings)
+                    bar.advance(task, len(group) * len(measures))
+            else:
+                for group in groups:
+                    _measure(
+                        suite,
+                        measures,
+                        group,
+                        emit,
+                        lambda text: bar.update(task, description=f"{suite.name}: {text}"),
+                        lambda models: bar.advance(task, models),
+                    )
         outcome.status = "complete"
     except KeyboardInterrupt:
         outcome.status = "interrupted"
@@ -125,6 +132,37 @@ def run_suite(
         if json_path is not None:
             write_json(json_path, outcome)
     return outcome
+
+
+def _measure(
+    suite: Suite,
+    measures: list[Measure],
+    group: list[Target],
+    emit: Callable[[Record, dict], None],
+    status: Callable[[str], None] = lambda text: None,
+    done: Callable[[int], None] = lambda models: None,
+) -> None:
+    """Build one group and run every measure on it; ``done(len(group))`` after each measure."""
+    names = ", ".join(t.info.name for t in group)
+    status(f"building {names}")
+    members = _build(group, lambda r: emit(r, {}))
+    for measure in measures:
+        title = f"{measure.name} {names}"
+        status(title)
+        settings = measure.resolved(suite.settings)
+        chosen = _chosen(suite, measure, members)
+        if chosen:
+            try:
+                measure.run(
+                    chosen,
+                    settings,
+                    lambda r, s=settings: emit(r, s),
+                    lambda state, t=title: status(f"{t} ({state})"),
+                )
+            except Exception as exc:  # the model's (or the user's) bug, not the run's
+                for info, _ in chosen:
+                    emit(error_record(info.name, measure.name, exc), {})
+        done(len(group))
 
 
 def _chosen(suite: Suite, measure: Measure, members: list[Member]) -> list[Member]:

@@ -106,3 +106,41 @@ def test_weight_reads_work_for_every_operator(name):
     read, static = weight_reads(model)
     assert read == count_params(model)["params"]  # batch 1 reads every weight, all K kernels
     assert 0 < static <= read
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "resnet10_dcd",
+        "resnet18_dcd_joint",
+        "resnet18_condconv_8x",
+        "resnet18_dyconv_4x",
+        "resnet18_odconv_4x",
+        "resnet18_dynconv",
+        "resnet18_cbam",
+        "mobilenetv2_050_dcd_pw_fusion",
+    ],
+)
+def test_one_shared_forward_counts_as_each_counter_alone(monkeypatch, name):
+    import dynbench.measure.madds as madds
+
+    torch.manual_seed(0)
+    model, x = create_model(name), torch.randn(1, 3, 96, 96)
+    shared = count_madds(model, x)
+
+    def broken(model, x):
+        raise RuntimeError("shared forward off")
+
+    monkeypatch.setattr(madds, "shared_forward", broken)  # each counter on its own forward
+    alone = count_madds(model, x)
+    assert shared == alone
+    assert not shared.errors and all(shared.totals.values())
+
+
+def test_a_model_that_cannot_run_raises_as_itself():
+    class Broken(nn.Module):
+        def forward(self, x):
+            raise ValueError("expected a 5-d input")
+
+    with pytest.raises(ValueError, match="5-d input"):
+        count_madds(Broken(), torch.randn(1, 4))

@@ -96,3 +96,24 @@ def test_only_restricts_a_measure_to_some_models(cli, tmp_path):
     )
     result = cli("run", "--suite", "bad.toml")
     assert result.code == 2 and "[only] maps measures of the suite (params)" in result.stderr
+
+
+def test_a_size_suite_on_two_processes_stores_what_one_process_stores(cli, tmp_path):
+    def run(jobs: str) -> list[dict]:
+        result = cli(
+            "run", "--suite", "madds", "--models", "resnet10_odconv_*", "--input-size", "3,64,64",
+            "--jobs", jobs, "--json", f"{jobs}.json", "--db", f"{jobs}.sqlite",
+        )  # fmt: skip
+        assert result.code == 0, result.stderr
+        rows = json.loads((tmp_path / f"{jobs}.json").read_text())
+        con = sqlite3.connect(tmp_path / f"{jobs}.sqlite")
+        stored = con.execute("SELECT model, metric, method, value FROM measurements ORDER BY id")
+        expected = [(r["model"], r["metric"], r["method"], r["value"]) for r in rows]
+        assert stored.fetchall() == expected
+        con.close()
+        return [{k: v for k, v in r.items() if k != "run_id"} for r in rows]
+
+    one, two = run("1"), run("2")
+    # ODConv 1x, 2x, 3x, 4x, 8x: five counters and the weight bytes each
+    assert len(one) == 5 * 6 and not any(r["metric"] == "error" for r in one)
+    assert two == one

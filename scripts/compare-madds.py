@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Compare two ``dynbench run --json`` exports of a size suite, record by record.
+
+A change meant to make the madds sweep faster must not change one figure. This
+checks every (model, metric, method) of BEFORE against AFTER: the value exactly,
+and the settings and detail (skipped ops, extra ops, breakdown, spread) exactly,
+and that both hold the same records in the same order. Exit 0 when identical,
+1 with one line per difference otherwise.
+
+    python scripts/compare-madds.py before.json after.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+Key = tuple[str, str, str]
+
+
+def load(path: Path) -> tuple[list[Key], dict[Key, dict]]:
+    rows = json.loads(path.read_text())
+    keys = [(r["model"], r["metric"], r["method"]) for r in rows]
+    by_key = {}
+    for key, row in zip(keys, rows):
+        if key in by_key:
+            raise SystemExit(f"{path}: {key} appears twice")
+        by_key[key] = {k: v for k, v in row.items() if k != "run_id"}
+    return keys, by_key
+
+
+def differences(before: Path, after: Path) -> list[str]:
+    order_a, rows_a = load(before)
+    order_b, rows_b = load(after)
+    lines = [f"only in {before}: {k}" for k in order_a if k not in rows_b]
+    lines += [f"only in {after}: {k}" for k in order_b if k not in rows_a]
+    for key in order_a:
+        if key not in rows_b:
+            continue
+        a, b = rows_a[key], rows_b[key]
+        for field in sorted(set(a) | set(b)):
+            if a.get(field) != b.get(field):
+                lines.append(f"{key} {field}: {a.get(field)!r} != {b.get(field)!r}")
+    if not lines and order_a != order_b:
+        lines.append("same records in a different order")
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
+        return 2
+    before, after = map(Path, argv)
+    lines = differences(before, after)
+    for line in lines:
+        print(line)
+    count = len(load(before)[0])
+    print(f"{count} records compared: {'identical' if not lines else f'{len(lines)} differences'}")
+    return 1 if lines else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
