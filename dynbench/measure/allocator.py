@@ -5,10 +5,12 @@ its heap above the trim threshold; the next call's activation of the same size i
 afresh and faults on every page it touches. A model with large activations (MobileNetV2's
 expanded maps at batch 1) pays thousands of page faults per call that way: a cost of the
 allocator's policy and of what the process did before, not of the model, and it shows as
-noise between runs. A long-running server keeps its memory; so does a timing run:
-:func:`pin` raises glibc's mmap and trim thresholds (``mallopt``) for the rest of the
-process. Where the C library is not glibc it changes nothing, and the records say
-``system``.
+noise between runs. A long-running server keeps its memory; a timing suite with
+``allocator = "pinned"`` does the same: :func:`pin` raises glibc's mmap and trim thresholds
+(``mallopt``) for the rest of the process. It is not the default: on this project's machine
+the ResNets ran a few percent slower pinned in short A/B checks (not settled), so the
+sparsity suites, whose MobileNetV2 faulted thousands of times a call, opt in. Where the C
+library is not glibc it changes nothing, and the records say ``system``.
 """
 
 from __future__ import annotations

@@ -157,7 +157,7 @@ ROUNDS_SETTINGS = {
     "warmup": 3,
     "noise_threshold": 0.1,
     "fault_threshold": 50.0,
-    "allocator": "pinned",
+    "allocator": "system",
 }
 LATENCY_SETTINGS = {**ROUNDS_SETTINGS, **OPTION_SETTINGS, "threads": 1}
 THROUGHPUT_SETTINGS = {
@@ -179,7 +179,7 @@ TRAIN_SETTINGS = {
     "min_run_time": 1.0,
     "block_time": 0.02,
     "warmup": 2,
-    "allocator": "pinned",
+    "allocator": "system",
 }
 SPARSITY_SETTINGS = {
     **ROUNDS_SETTINGS,

@@ -147,7 +147,7 @@ def measure_interleaved(
         else:
             progress(f"round {done}/{expected}")
 
-    in_force = pin() if settings.get("allocator", "pinned") == "pinned" else allocator()
+    in_force = pin() if settings.get("allocator") == "pinned" else allocator()
     load_before, mhz_before = load_average(), cpu_mhz()
     results = interleaved(
         calls,

@@ -16,7 +16,7 @@ def test_sparsity_suite_records_every_point(cli, tmp_path):
     (tmp_path / "sp.toml").write_text(
         'measures = ["sparsity"]\nmodels = ["resnet50_dynconv"]\n[settings]\n'
         'input_size = [3, 64, 64]\ndensities = [0.0, 1.0]\nmasks = ["blob"]\n'
-        "rounds = 6\nmax_rounds = 6\nmin_run_time = 0.01\nwarmup = 1\n"
+        "rounds = 6\nmax_rounds = 6\nmin_run_time = 0.01\nwarmup = 1\nallocator = 'pinned'\n"
     )
     result = cli("run", "--suite", "sp.toml", "--json", "sp.json")
     assert result.code == 0, result.stderr
