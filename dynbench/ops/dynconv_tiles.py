@@ -135,8 +135,7 @@ class TiledBasicBlock(TiledBlock):
         with phase("aggregation"):
             keep, index = kept_rows(tiles, size, mask)
             h2 = h2.permute(0, 2, 3, 1).reshape(-1, h2.shape[1])[keep]
-        self.positions = (len(grown), len(keep))
-        with phase("aggregation"):
+            self.positions = (len(grown), len(keep))
             return add_to_shortcut(block, identity, index, h2)
 
 

@@ -73,6 +73,7 @@ def gpu_throughput(
     """Images per second of each execution at batch ``gpu_batch`` on ``device``."""
     where = _where(source, settings, settings["gpu_batch"])
     size = info.resolved_input_size(settings.get("input_size"))
+    gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else device
     records = []
     for execution in EXECUTIONS:
         set_execution(model, execution)
@@ -85,7 +86,6 @@ def gpu_throughput(
             device=device,
             timer=timer,
         )
-        gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else device
         records.append(
             Record(
                 model=info.name,

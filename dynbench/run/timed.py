@@ -236,13 +236,19 @@ def _prepared(members: list[Member], settings: dict, emit: Emit) -> dict[str, Pr
             prepared[info.name] = prepare(model, x, settings)
         except Exception as exc:  # the compiler's (or the dtype's) limit, not the run's
             emit(error_record(info.name, stage, exc))
+    return prepared if _baseline_ready(members, prepared, stage, emit) else None
+
+
+def _baseline_ready(members: list[Member], ready: dict, stage: str, emit: Emit) -> bool:
+    """Whether the family's baseline is among the ``ready`` members; if not, no ratio can be
+    taken and every ready member gets an error record saying so."""
     baseline = members[0][0].name
-    if baseline in prepared:
-        return prepared
+    if baseline in ready:
+        return True
     reason = RuntimeError(f"the family's baseline {baseline} failed ({stage}): no ratio")
-    for name in prepared:
+    for name in ready:
         emit(error_record(name, stage, reason))
-    return None
+    return False
 
 
 def train_step(members: list[Member], settings: dict, emit: Emit, progress: Progress) -> None:
@@ -268,10 +274,7 @@ def train_step(members: list[Member], settings: dict, emit: Emit, progress: Prog
         except Exception as exc:  # the compiler's (or the dtype's) limit, not the run's
             emit(error_record(info.name, stage, exc))
             model.to("cpu")
-    if members[0][0].name not in calls:
-        reason = RuntimeError(f"the family's baseline {members[0][0].name} failed ({stage})")
-        for name in calls:
-            emit(error_record(name, stage, reason))
+    if not _baseline_ready(members, calls, stage, emit):
         return
     members = [(info, model) for info, model in members if info.name in calls]
     results, rounds = measure_interleaved(
