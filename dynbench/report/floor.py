@@ -21,6 +21,7 @@ import pandas as pd
 from dynbench.measure.roofline import floor_ms, layer_floor_s
 from dynbench.report.data import ci95_bounds, family_of, field_dict, latest
 from dynbench.report.figures import Figure, _render
+from dynbench.report.machines import machine_of
 from dynbench.results.names import MACHINE_MODEL
 
 # the overhead target of issue 14: measured overhead at most this many times the floor's
@@ -45,12 +46,14 @@ class Ceilings:
     gb_per_s: float
     gmadds_per_s: float
     measured_at: str
+    machine: str  # its label and fingerprint
 
     @property
     def text(self) -> str:
         return (
             f"read bandwidth {self.gb_per_s:.1f} GB/s and fp32 GEMM rate "
-            f"{self.gmadds_per_s:.1f} GMAdds/s (1 thread, measured {self.measured_at})"
+            f"{self.gmadds_per_s:.1f} GMAdds/s (1 thread, machine {self.machine}, measured "
+            f"{self.measured_at})"
         )
 
 
@@ -62,7 +65,13 @@ def ceilings(frame: pd.DataFrame) -> Ceilings | None:
     if "read_bandwidth" not in found or "gemm_rate" not in found:
         return None
     read, gemm = found["read_bandwidth"], found["gemm_rate"]
-    return Ceilings(read.value, gemm.value, max(read.measured_at, gemm.measured_at))
+    machine = machine_of(read.environment)
+    name = (
+        machine.fingerprint
+        if machine.name == machine.fingerprint
+        else (f"{machine.name} ({machine.fingerprint})")
+    )
+    return Ceilings(read.value, gemm.value, max(read.measured_at, gemm.measured_at), name)
 
 
 def _layers(frame: pd.DataFrame) -> dict[str, list[dict]]:
@@ -108,7 +117,8 @@ def floor_table(frame: pd.DataFrame, limits: Ceilings) -> pd.DataFrame:
                 row["overhead_over_floor"] = row["overhead_ms"] / floor_overhead
         rows.append(row)
     table = pd.DataFrame(rows)
-    return table.sort_values(["family", "operator", "model"]).reset_index(drop=True)
+    order = table.assign(variant=table["operator"] != "static")
+    return table.loc[order.sort_values(["family", "variant", "model"]).index].reset_index(drop=True)
 
 
 def layer_table(frame: pd.DataFrame, limits: Ceilings) -> pd.DataFrame:
@@ -141,7 +151,7 @@ def latency_vs_floor(table: pd.DataFrame) -> Figure | None:
     if shown.empty:
         return None
     shown = shown.iloc[::-1]
-    fig, ax = plt.subplots(figsize=(7.2, 0.32 * len(shown) + 1.6))
+    fig, ax = plt.subplots(figsize=(7.2, 0.34 * len(shown) + 1.8))
     positions = range(len(shown))
     ax.barh([p + 0.2 for p in positions], shown["latency_ms"], height=0.4, label="measured")
     ax.barh(
@@ -149,13 +159,14 @@ def latency_vs_floor(table: pd.DataFrame) -> Figure | None:
         shown["floor_ms"],
         height=0.4,
         color="#bbb",
-        label="floor: sum of max(MAdds / GEMM rate, bytes / bandwidth)",
+        label="floor: layers' max(MAdds / GEMM rate, bytes / bandwidth), summed",
     )
     for p, r in zip(positions, shown.itertuples(index=False), strict=True):
         ax.text(r.latency_ms, p + 0.2, f" {r.latency_over_floor:.2f}x", va="center", fontsize=7)
     ax.set_yticks(list(positions), shown["model"], fontsize=8)
     ax.set_xlabel("ms per image, batch 1, one thread")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_xlim(0, 1.15 * shown["latency_ms"].max())
+    ax.legend(fontsize=8, ncol=2, loc="lower left", bbox_to_anchor=(0, 1), frameon=False)
     ax.grid(axis="x", alpha=0.3)
     return _render(
         fig,

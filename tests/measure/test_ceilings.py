@@ -19,4 +19,3 @@ def test_gemm_rate_of_small_matrices_is_a_plausible_rate():
     assert ceiling.work == 64**3 and ceiling.threads == all_cores()
     # between 10 MMAdds/s and 100 TMAdds/s for any CPU
     assert math.isfinite(ceiling.rate) and 1e7 < ceiling.rate < 1e14
-
