@@ -10,10 +10,14 @@ out="${1:-reports/floor}"
 bash scripts/bootstrap.sh
 mkdir -p "$out"
 rm -f "$out/runs.sqlite" "$out/terminal.txt"
-for suite in machine latency machine profile; do
-    echo "== dynbench run --suite $suite (load $(cut -d' ' -f1-3 /proc/loadavg))" \
+run() {
+    echo "== dynbench run --suite $1 (load $(cut -d' ' -f1-3 /proc/loadavg))" \
         | tee -a "$out/terminal.txt"
-    .venv/bin/dynbench run --suite "$suite" --db "$out/runs.sqlite" | tee -a "$out/terminal.txt"
-done
+    .venv/bin/dynbench run --suite "$1" --db "$out/runs.sqlite" | tee -a "$out/terminal.txt"
+}
+run machine
+run latency
+run machine
+OMP_NUM_THREADS=1 run profile # one thread, as the latency it explains was measured
 .venv/bin/dynbench export --format json --db "$out/runs.sqlite" --out "$out/records.json"
 .venv/bin/dynbench report --db "$out/runs.sqlite" --out "$out"
