@@ -35,43 +35,55 @@ FLOOR_NOTE = (
     "adds are left out (a compiler may fuse them). Overhead = the variant's latency minus "
     "its baseline's, (ratio - 1) x baseline latency with the ratio's 95% interval; floor "
     "explains = floor overhead / measured overhead; overhead / floor's above "
-    f"{OVERHEAD_TARGET:g} means the implementation, not the inherent work, takes the rest."
+    f"{OVERHEAD_TARGET:g} means the implementation, not the inherent work, takes the rest. "
+    "The baseline itself runs above its floor: '… at base efficiency' divides that ratio by "
+    "the baseline's latency / floor, so that above 1 the variant's extra work runs less "
+    "efficiently than the baseline's own layers, below 1 more."
 )
 
 
 @dataclass(frozen=True)
 class Ceilings:
-    """The single-thread ceilings a floor was computed with, and when they were taken."""
+    """The single-thread ceilings a floor was computed with: the best of the machine's
+    ``runs`` measurements of each (a floor must not exceed what the machine can do), and
+    the range they spanned."""
 
     gb_per_s: float
     gmadds_per_s: float
-    measured_at: str
+    gb_range: tuple[float, float]
+    gmadds_range: tuple[float, float]
+    runs: int
     machine: str  # its label and fingerprint
 
     @property
     def text(self) -> str:
         return (
             f"read bandwidth {self.gb_per_s:.1f} GB/s and fp32 GEMM rate "
-            f"{self.gmadds_per_s:.1f} GMAdds/s (1 thread, machine {self.machine}, measured "
-            f"{self.measured_at})"
+            f"{self.gmadds_per_s:.1f} GMAdds/s, 1 thread, machine {self.machine}: the best of "
+            f"{self.runs} measurement(s) (ranges {self.gb_range[0]:.1f}-{self.gb_range[1]:.1f} "
+            f"GB/s, {self.gmadds_range[0]:.1f}-{self.gmadds_range[1]:.1f} GMAdds/s)"
         )
 
 
 def ceilings(frame: pd.DataFrame) -> Ceilings | None:
-    """The newest single-thread ceilings of ``frame`` (one machine's records), if both exist."""
-    values = latest(frame)
-    mine = values[(values["model"] == MACHINE_MODEL) & (values["method"] == SCOPE)]
-    found = {r.metric: r for r in mine.itertuples(index=False)}
-    if "read_bandwidth" not in found or "gemm_rate" not in found:
+    """The best single-thread ceilings of ``frame`` (one machine's records), if both exist."""
+    mine = frame[(frame["model"] == MACHINE_MODEL) & (frame["method"] == SCOPE)]
+    read = mine[mine["metric"] == "read_bandwidth"]["value"].dropna()
+    gemm = mine[mine["metric"] == "gemm_rate"]["value"].dropna()
+    if read.empty or gemm.empty:
         return None
-    read, gemm = found["read_bandwidth"], found["gemm_rate"]
-    machine = machine_of(read.environment)
-    name = (
-        machine.fingerprint
-        if machine.name == machine.fingerprint
-        else (f"{machine.name} ({machine.fingerprint})")
+    machine = machine_of(mine["environment"].iloc[-1])
+    name = machine.fingerprint
+    if machine.name != machine.fingerprint:
+        name = f"{machine.name} ({machine.fingerprint})"
+    return Ceilings(
+        read.max(),
+        gemm.max(),
+        (read.min(), read.max()),
+        (gemm.min(), gemm.max()),
+        min(len(read), len(gemm)),
+        name,
     )
-    return Ceilings(read.value, gemm.value, max(read.measured_at, gemm.measured_at), name)
 
 
 def _layers(frame: pd.DataFrame) -> dict[str, list[dict]]:
@@ -115,6 +127,10 @@ def floor_table(frame: pd.DataFrame, limits: Ceilings) -> pd.DataFrame:
             if floor_overhead is not None and row["overhead_ms"] > 0 and floor_overhead > 0:
                 row["floor_explains"] = floor_overhead / row["overhead_ms"]
                 row["overhead_over_floor"] = row["overhead_ms"] / floor_overhead
+                # the overhead its extra work would take at the baseline's own efficiency
+                row["overhead_over_scaled_floor"] = row["overhead_over_floor"] * (
+                    base_floor / base_latency
+                )
         rows.append(row)
     table = pd.DataFrame(rows)
     order = table.assign(variant=table["operator"] != "static")

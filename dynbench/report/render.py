@@ -206,6 +206,9 @@ def _floor_section(frame: pd.DataFrame, sizes: pd.DataFrame) -> Section | None:
             "Overhead / floor's": table.get("overhead_over_floor", pd.Series(dtype=float)).map(
                 lambda v: _times(v, 2)
             ),
+            "… at base efficiency": table.get(
+                "overhead_over_scaled_floor", pd.Series(dtype=float)
+            ).map(lambda v: _times(v, 2)),
         }
     )
     numeric = tuple(shown.columns[1:])

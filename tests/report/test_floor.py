@@ -56,6 +56,7 @@ def test_floors_and_overheads_from_the_single_thread_ceilings():
     assert (dyconv["overhead_low_ms"], dyconv["overhead_high_ms"]) == pytest.approx((18.0, 22.0))
     assert dyconv["floor_explains"] == pytest.approx(0.5)
     assert dyconv["overhead_over_floor"] == pytest.approx(2.0)
+    assert dyconv["overhead_over_scaled_floor"] == pytest.approx(2.0 * 15 / 40)
     assert pd.isna(table.loc["resnet18", "overhead_ms"])
 
 
@@ -64,17 +65,19 @@ def test_report_renders_the_floor_columns_the_plot_and_the_csvs(tmp_path):
     assert {"floor.csv", "floor-layers.csv", "latency-vs-floor.png"} <= names
     markdown = (tmp_path / "report.md").read_text()
     section = markdown.split("## Latency floor")[1].split("\n## ")[0]
-    assert "read bandwidth 10.0 GB/s and fp32 GEMM rate 100.0 GMAdds/s (1 thread" in section
+    assert (
+        "read bandwidth 10.0 GB/s and fp32 GEMM rate 100.0 GMAdds/s, 1 thread, machine" in section
+    )
     header = next(line for line in section.splitlines() if line.startswith("| Model"))
     assert [c.strip() for c in header.strip("|").split("|")] == [
         "Model", "Floor ms", "Latency ms", "Latency / floor", "Floor overhead ms",
-        "Overhead ms [95% CI]", "Floor explains", "Overhead / floor's",
+        "Overhead ms [95% CI]", "Floor explains", "Overhead / floor's", "… at base efficiency",
     ]  # fmt: skip
     row = next(line for line in section.splitlines() if "resnet18_dyconv_4x" in line)
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells == [
         "resnet18_dyconv_4x", "25.00", "60.00", "2.40", "10.00", "20.00 [18.00, 22.00]", "50%",
-        "2.00",
+        "2.00", "0.75",
     ]  # fmt: skip
     assert "(latency-vs-floor.png)" in section
     html = (tmp_path / "report.html").read_text()
@@ -89,3 +92,12 @@ def test_without_ceilings_the_section_says_which_suite_to_run():
     report = build_report(store)
     (section,) = [s for s in report.sections if s.id == "floor"]
     assert "run 'dynbench run --suite machine' into it" in section.blocks[0].text
+
+
+def test_the_floor_uses_the_best_of_the_machines_ceilings():
+    slower = [
+        dict(r, run_id="run0", measured_at="2026-11-30T00:00:00Z") for r in machine(5.0, 50.0)
+    ]
+    limits = ceilings(frame(machine(), slower))
+    assert (limits.gb_per_s, limits.gmadds_per_s, limits.runs) == (10.0, 100.0, 2)
+    assert "best of 2 measurement(s) (ranges 5.0-10.0 GB/s, 50.0-100.0 GMAdds/s)" in limits.text
