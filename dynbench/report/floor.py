@@ -175,7 +175,7 @@ def latency_vs_floor(table: pd.DataFrame) -> Figure | None:
         shown["floor_ms"],
         height=0.4,
         color="#bbb",
-        label="floor: layers' max(MAdds / GEMM rate, bytes / bandwidth), summed",
+        label="floor: Σ over layers of max(MAdds / GEMM rate, bytes / bandwidth)",
     )
     for p, r in zip(positions, shown.itertuples(index=False), strict=True):
         ax.text(r.latency_ms, p + 0.2, f" {r.latency_over_floor:.2f}x", va="center", fontsize=7)
