@@ -49,6 +49,7 @@ def test_resnet10_is_one_basic_block_per_stage():
 def test_params_without_classifier_drop_the_fc():
     counts = count_params(create_model("resnet18"))
     assert counts["params_no_classifier"] == 11_689_512 - (512 * 1000 + 1000)
+    assert counts["params_less_static_fc"] == counts["params_no_classifier"]
     assert counts["params_trainable"] == counts["params"]
 
 
@@ -79,7 +80,23 @@ def test_cifar_resnet18_has_the_cifar_layout():
     assert model(x).shape == (2, 10)
     # stem 1,769,472 + 4 stages of 150,994,944 / 134,217,728 x 3 + fc 5,120 (by hand)
     assert conv_linear_madds(model, x[:1]) == 1_769_472 + 150_994_944 + 3 * 134_217_728 + 5_120
-    # its DY-Conv variant differs from the ImageNet one by exactly the stem and the classifier
+    # its DY-Conv variant differs from the ImageNet one by the stem, the classifier and the
+    # attention: per dynamic conv (19, input channels summing to 3840) the ImageNet one's
+    # C/4-wide normed hidden layer (2 C/4 BN params) against the CIFAR one's C/4 + 1
+    # (C + 4 more weights): C/2 + 4 fewer params each
     imagenet = count_params(create_model("resnet18_dyconv_4x"))["params"]
     cifar = count_params(create_model("resnet18_cifar_dyconv_4x"))["params"]
-    assert imagenet - cifar == (7 * 7 - 3 * 3) * 3 * 64 + (512 * 1000 + 1000) - (512 * 10 + 10)
+    stem_and_fc = (7 * 7 - 3 * 3) * 3 * 64 + (512 * 1000 + 1000) - (512 * 10 + 10)
+    assert imagenet - cifar == stem_and_fc - (3840 // 2 + 4 * 19)
+
+
+def test_params_less_static_fc_keeps_a_dynamic_classifiers_dynamic_parts():
+    """The ODConv paper's MS-COCO backbone figures for DCD: total less a plain FC (27.79M,
+    4.44M), which keeps the DYCls's Q, P and branch; without the whole DYCls 27.56M, 4.26M."""
+    with torch.device("meta"):
+        resnet = count_params(create_model("resnet50_v1_dcd"))
+        mobile = count_params(create_model("mobilenetv2_100_dcd"))
+    assert resnet["params_less_static_fc"] == 29_835_056 - (2048 * 1000 + 1000) == 27_786_056
+    assert resnet["params_no_classifier"] == 27_557_064
+    assert mobile["params_less_static_fc"] == 5_720_028 - (1280 * 1000 + 1000) == 4_439_028
+    assert mobile["params_no_classifier"] == 4_259_188
