@@ -34,11 +34,6 @@ METRICS: dict[str, tuple[str, str]] = {
         "params",
         "parameters without the final classifier (DCD's ResNet convention)",
     ),
-    "params_less_static_fc": (
-        "params",
-        "parameters less a plain linear classifier of the model's shape (the ODConv "
-        "paper's MS-COCO backbone figures; keeps a dynamic classifier's dynamic parts)",
-    ),
     "madds": (MADDS_UNIT, "multiply-adds at batch 1; method = one of COUNTERS"),
     "weight_bytes_per_image": (
         "bytes",

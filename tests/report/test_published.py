@@ -77,13 +77,13 @@ def test_comparison_rows():
     assert dcd["params_ok"] == "≈ (no fc)"  # 11,176,512 without the fc vs the printed 11.1M
 
 
-def test_backbone_rows_compare_params_less_a_static_classifier():
+def test_backbone_rows_compare_params_without_the_classifier():
     measured = pd.DataFrame(
         [
             {"model": "resnet50_v1", "metric": "params", "method": "count", "value": 25_557_032.0},
             {
                 "model": "resnet50_v1",
-                "metric": "params_less_static_fc",
+                "metric": "params_no_classifier",
                 "method": "count",
                 "value": 23_508_032.0,
             },
@@ -163,12 +163,7 @@ def test_published_training_time_ratio_against_the_train_step_suite():
     rows = [
         ("resnet18_cifar", "train_step_ms_per_image", 10.0, None),
         ("resnet18_cifar_dyconv_4x", "train_step_ms_per_image", 30.0, None),
-        (
-            "resnet18_cifar_dyconv_4x",
-            "train_step_ratio",
-            3.0,
-            {"ci95_low": 2.95, "ci95_high": 3.05},
-        ),  # noqa: E501
+        ("resnet18_cifar_dyconv_4x", "train_step_ratio", 3.0, {"ci95_low": 2.95, "ci95_high": 3.05}),  # noqa: E501
     ]
     measured = _timings(rows, unit="ms/image")
     table = compare_published_speed(measured).set_index("model")
