@@ -30,6 +30,7 @@ MARKERS = {
     "se": "v",
     "cbam": "<",
     "eca": ">",
+    "cgc": "P",
     "static": "x",
     "user": "*",
 }
