@@ -115,7 +115,7 @@ def _one_batch(
         device=device,
         **threads,
     )
-    common = {"batch": batch, "device": device}
+    common = {"batch": batch, "device": device, "threads": threads["threads"]}
     records = []
     for info, model in members:
         timed = results.timed[info.name]

@@ -263,12 +263,12 @@ MEASURES: dict[str, Measure] = {
         batches.batch_sweep,
         BATCH_SWEEP_SETTINGS,
         _all(
+            batches.check_sweep,
             _positive("rounds", "max_rounds", "warmup", integer=True),
             check_options,
             _check_choice("allocator", ALLOCATORS),
             _positive("min_run_time", "block_time", "noise_threshold", "ci_target"),
             _positive("fault_threshold"),
-            batches.check_sweep,
         ),
         needs_family=True,
     ),

@@ -112,7 +112,7 @@ def test_experts_never_pay_with_many_kernels_many_positions_or_a_shallow_gemm():
     # 14 x 14 positions: (4 - 1) x 196 = 588
     assert not experts_pay(64, K, positions=196, kernel_elements=256 * 256 * 9, depth=2304)
     # 320 -> 1280 1x1: deep enough in elements, but a 320-deep per-sample GEMM
-    assert 320 < MIN_EXPERTS_DEPTH
+    assert MIN_EXPERTS_DEPTH > 320
     assert not experts_pay(64, K, positions=49, kernel_elements=320 * 1280, depth=320)
     # depthwise 960 at 7x7: 8,640 elements a sample, never out of cache
     assert not experts_pay(64, K, positions=49, kernel_elements=960 * 9, depth=9)
