@@ -65,6 +65,8 @@ def sweep_points(frame: pd.DataFrame) -> pd.DataFrame:
                 "load": field_dict(r.detail).get("load_before"),
             }
         )
+    if not points:
+        return pd.DataFrame()
     return pd.DataFrame(points).sort_values(["device", "family", "model", "batch"])
 
 
