@@ -273,22 +273,24 @@ class KernelDynamicConv(DynamicOp):
         out = self.workspace("experts", (g, n, cout // g, cin_g, k, k), self.weight)
         return out.copy_(grouped).view(n * cout, cin_g, k, k)
 
-    def experts_conv(self, x: Tensor, coefficients: Tensor, bias: bool = True) -> Tensor:
+    def experts_conv(self, x: Tensor, coefficients: Tensor) -> Tensor:
         """y_b = sum_k c[b, k] (W_k * x_b) + sum_k c[b, k] b_k, the same function as
         :meth:`mixed_conv` computed the other way round: the K kernels run as one dense
         conv with K C_out output channels over the whole batch, and each sample's K outputs
         are mixed with its coefficients (one batched matmul). No per-sample kernel is
-        built; the conv does K times the MAdds. ``bias=False`` leaves the biases out."""
+        built; the conv does K times the MAdds (the analytic count stays the papers'
+        dataflow's, as for every route)."""
         n, cout = self.num_kernels, self.out_channels
         g = self.groups
         with phase("conv"):
             out = F.conv2d(x, self.expert_kernels(), None, self.stride, self.padding, 1, g)
         with phase("aggregation"):
             batch, _, height, width = out.shape
-            stacked = out.view(batch, g, n, (cout // g) * height * width)
+            # a view of a contiguous output; a copy of a channels-last one
+            stacked = out.reshape(batch, g, n, (cout // g) * height * width)
             mixed = torch.matmul(coefficients.view(batch, 1, 1, n), stacked)
             y = mixed.view(batch, cout, height, width)
-            if bias and self.bias is not None:
+            if self.bias is not None:
                 y = y + (coefficients @ self.bias)[:, :, None, None]
         return y
 
@@ -370,7 +372,7 @@ def experts_pay(
     back; the experts route computes K P and forms nothing. So the experts route pays
     only when (K - 1) P is below the cost of that kernel pass (``KERNEL_PASS_MADDS``),
     which is large only once the batch's kernels no longer fit in cache (batch x
-    ``kernel_elements`` above ``KERNELS_OUT_OF_CACHE``), and only for per-sample GEMMs
+    ``kernel_elements`` at least ``KERNELS_OUT_OF_CACHE``), and only for per-sample GEMMs
     at least ``MIN_EXPERTS_DEPTH`` deep (``depth`` = C_in / groups x k x k). Depthwise
     and early, high-resolution layers never qualify. At batch <= K the experts route
     does more work for no saving: never.

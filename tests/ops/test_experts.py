@@ -128,3 +128,16 @@ def test_a_layer_takes_the_route_its_shape_calls_for(batch, route):
         assert op.implementation() == route
         op.experts = route == "fast/mixed"  # the other route, forced
         torch.testing.assert_close(op(x), fast, rtol=1e-4, atol=1e-4)
+
+
+def test_experts_route_takes_a_channels_last_batch():
+    torch.manual_seed(0)
+    op = DynamicConv2d(8, 12, 3, 1, 1, groups=4, bias=True, num_kernels=K).eval()
+    x = torch.randn(2 * K, 8, 9, 9)
+    with torch.no_grad():
+        op.set_impl("naive")
+        naive = op(x)
+        op.set_impl("fast")
+        op.experts = True
+        out = op(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(out, naive, rtol=1e-5, atol=1e-5)
