@@ -325,8 +325,11 @@ def batch_sweep(points: pd.DataFrame) -> Figure | None:
         top.set_ylabel("latency per image (ms)")
         bottom.set_ylabel("× family baseline, same batch")
         bottom.set_xlabel("batch")
+        batches = sorted(group["batch"].unique())
         for ax in (top, bottom):
             ax.set_xscale("log", base=2)
+            ax.set_xticks(batches, [str(b) for b in batches])
+            ax.minorticks_off()
             ax.grid(alpha=0.3)
         top.legend(fontsize=7)
     return _render(
