@@ -166,6 +166,7 @@ THROUGHPUT_SETTINGS = {
     "input_size": None,
     "batch": 200,
     "iterations": 20,
+    "repeats": 5,
     "warmup": 5,
     "amp": "none",
     "cudnn_benchmark": True,
@@ -250,7 +251,7 @@ MEASURES: dict[str, Measure] = {
         per_model(timed.throughput),
         THROUGHPUT_SETTINGS,
         _all(
-            _positive("batch", "iterations", "warmup", integer=True),
+            _positive("batch", "iterations", "repeats", "warmup", integer=True),
             _check_choice("amp", ("none", "fp16", "bf16")),
             check_options,
             _check_choice("cudnn_benchmark", (True, False)),
