@@ -62,7 +62,8 @@ def test_temperature_flattens_attention():
 @pytest.mark.parametrize(
     "name, expected",
     [
-        ("resnet18_dyconv_4x", 45_475_008),  # ODConv table 45.47M
+        ("resnet18_dyconv_4x", 45_473_012),  # ODConv table 45.47M
+        ("resnet50_v1_dyconv_4x", 100_883_704),  # 100.88M
         ("mobilenetv2_100_dyconv_4x", 12_400_596),  # 12.40M
         ("mobilenetv2_075_dyconv_4x", 7_945_412),  # 7.95M
         ("mobilenetv2_050_dyconv_4x", 4_565_340),  # 4.57M
@@ -71,6 +72,38 @@ def test_temperature_flattens_attention():
 def test_exact_params(name, expected):
     with torch.device("meta"):
         assert count_params(create_model(name))["params"] == expected
+
+
+def test_resnet50_backbone_params():
+    """The ODConv paper's MS-COCO backbone figure: 98.83M without the classifier."""
+    with torch.device("meta"):
+        counts = count_params(create_model("resnet50_v1_dyconv_4x"))
+    assert counts["params_no_classifier"] == 98_834_704
+
+
+def test_odconv_code_attention_shapes():
+    """Width max(int(C / 4), 16) and a batch norm: 8 input channels give 16 hidden units."""
+    op = DynamicConv2d(8, 8, 3, 1, 1, num_kernels=4, hidden_offset=0, min_hidden=16, norm=True)
+    assert op.attention.hidden == 16
+    own = sum(p.numel() for p in op.attention.parameters())
+    assert own == 8 * 16 + 2 * 16 + 16 * 4 + 4
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_fast_equals_naive_with_normed_attention(batch):
+    torch.manual_seed(batch)
+    op = DynamicConv2d(32, 48, 3, 2, 1, num_kernels=4, hidden_offset=0, min_hidden=16, norm=True)
+    bn = op.attention.bn
+    torch.nn.init.normal_(bn.weight)
+    torch.nn.init.normal_(bn.bias)
+    bn.running_mean.normal_()
+    bn.running_var.uniform_(0.5, 2.0)
+    op.eval()
+    x = torch.randn(batch, 32, 14, 14)
+    with torch.no_grad():
+        fast = op(x)
+        op.set_impl("naive")
+        torch.testing.assert_close(fast, op(x), rtol=1e-5, atol=1e-6)
 
 
 def test_counters_versus_analytic():
