@@ -23,6 +23,9 @@ PHASES = ("attention", "aggregation", "conv")
 MADDS_UNIT = "MAdds"  # multiply-adds, fvcore's unit; torch's FLOPs are halved to match
 RATIO_UNIT = "x baseline"
 
+# The model name of the records that measure the machine itself (the machine suite)
+MACHINE_MODEL = "(machine)"
+
 # The size metrics the guard and the published comparison check.
 SIZE_METRICS = ("params", "params_no_classifier", "madds")
 
@@ -68,6 +71,21 @@ METRICS: dict[str, tuple[str, str]] = {
     "spatial_gpu_images_per_s": (
         "images/s",
         "GPU throughput of one execution (dense | masked | sparse) at settings.batch",
+    ),
+    "read_bandwidth": (
+        "GB/s",
+        "streaming read bandwidth of torch.sum over an array far larger than the cache "
+        "(method: 1 thread | all cores)",
+    ),
+    "gemm_rate": (
+        "GMAdds/s",
+        "fp32 torch.mm rate of large square matrices, 1e9 multiply-adds per second "
+        "(method: 1 thread | all cores)",
+    ),
+    "layer_bytes_per_image": (
+        "bytes",
+        "bytes the conv, linear and operator layers read or write at batch 1 (weights, all K "
+        "kernels, input and output); detail.layers: each layer's bytes and MAdds",
     ),
     "error": ("", "a model whose measurement failed; detail.error says why"),
 }

@@ -19,7 +19,7 @@ from dynbench.models.registry import ModelInfo
 from dynbench.ops.dynconv import GRANULARITIES, MASK_SOURCES
 from dynbench.results.names import COUNTERS
 from dynbench.results.record import Record, error_record
-from dynbench.run import batches, sizes, sparsity, timed
+from dynbench.run import batches, floor, sizes, sparsity, timed
 from dynbench.run.family import Emit, Member, Progress
 from dynbench.run.options import OPTION_SETTINGS, check_options
 
@@ -54,6 +54,7 @@ class Measure:
     needs_family: bool = False  # ratios to the baseline: the whole family at once
     needs_cuda: bool = False
     untimed: bool = False  # times nothing: may run on every core at once (run.pool)
+    machine_wide: bool = False  # measures the machine, not models: once per run, no members
 
     def validate(self, settings: dict, source: str) -> None:
         if "input_size" in settings:
@@ -201,6 +202,7 @@ SPARSITY_SETTINGS = {
     "gpu_iterations": 10,
     "gpu_warmup": 3,
 }
+MACHINE_SETTINGS = {"read_mib": None, "gemm_size": 2048, "min_run_time": 2.0}
 BATCH_SWEEP_SETTINGS = {
     **ROUNDS_SETTINGS,
     **OPTION_SETTINGS,
@@ -311,6 +313,21 @@ MEASURES: dict[str, Measure] = {
         {"counters": list(COUNTERS), "input_sizes": [[3, 224, 224]]},
         _all(_check_counters, _check_input_sizes),
         untimed=True,
+    ),
+    "roofline": Measure(
+        "roofline",
+        "per-layer MAdds and bytes at batch 1, for the report's latency floor",
+        per_model(floor.roofline),
+        {"input_size": None},
+        untimed=True,
+    ),
+    "machine": Measure(
+        "machine",
+        "read bandwidth and fp32 GEMM rate of this machine, 1 thread and all cores",
+        floor.machine,
+        MACHINE_SETTINGS,
+        _all(_positive("read_mib", "min_run_time"), _positive("gemm_size", integer=True)),
+        machine_wide=True,
     ),
     "profile": Measure(
         "profile",

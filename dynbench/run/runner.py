@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dynbench.measure.environment import environment
+from dynbench.results.names import MACHINE_MODEL
 from dynbench.results.record import Record, error_record
 from dynbench.results.store import ResultStore
 from dynbench.run.family import Member, Target, families
@@ -98,11 +99,17 @@ def run_suite(
 
     jobs = min(jobs or default_jobs(), len(groups))
     parallel = jobs > 1 and all(m.untimed for m in measures)
+    machine_wide = [m for m in measures if m.machine_wide]
+    measures = [m for m in measures if not m.machine_wide]
     # the workers are forked before the progress bar starts its refresh thread
     pool = in_workers(work, len(groups), jobs) if parallel else contextlib.nullcontext()
     try:
         with _sigterm_as_interrupt(), pool as results, progress_bar(console) as bar:
-            task = bar.add_task(suite.name, total=sum(map(len, groups)) * len(measures))
+            total = sum(map(len, groups)) * len(measures) + len(machine_wide)
+            task = bar.add_task(suite.name, total=total)
+            for measure in machine_wide:
+                _measure_machine(suite, measure, emit, lambda t: bar.update(task, description=t))
+                bar.advance(task)
             if results is not None:
                 bar.update(task, description=f"{suite.name}: {jobs} processes")
                 for group, made in zip(groups, results, strict=True):
@@ -163,6 +170,22 @@ def _measure(
                 for info, _ in chosen:
                     emit(error_record(info.name, measure.name, exc), {})
         done(len(group))
+
+
+def _measure_machine(
+    suite: Suite, measure: Measure, emit: Callable[[Record, dict], None], status: Callable
+) -> None:
+    """A measure of the machine itself, once per run; its failure is an error record."""
+    settings = measure.resolved(suite.settings)
+    try:
+        measure.run(
+            [],
+            settings,
+            lambda r, s=settings: emit(r, s),
+            lambda state: status(f"{suite.name}: {measure.name} ({state})"),
+        )
+    except Exception as exc:  # the measure's bug, not the run's
+        emit(error_record(MACHINE_MODEL, measure.name, exc), {})
 
 
 def _chosen(suite: Suite, measure: Measure, members: list[Member]) -> list[Member]:

@@ -98,6 +98,8 @@ def parse_suite(name: str, text: str, source: str = "<string>") -> Suite:
                 f"suite {source!r} names unknown measure {measure!r}; accepted: "
                 f"{', '.join(MEASURES)}"
             )
+    # a suite of machine-wide measures only (the machine's ceilings) needs no models
+    machine_wide = all(MEASURES[m].machine_wide for m in measures)
     settings = data.get("settings", {})
     if not isinstance(settings, dict):
         raise DynbenchError(f"suite {source!r}: [settings] must be a table")
@@ -118,7 +120,7 @@ def parse_suite(name: str, text: str, source: str = "<string>") -> Suite:
         only={m: _string_list(only, m, source, required=True) for m in only},
         description=str(data.get("description", "")),
         measures=measures,
-        models=_string_list(data, "models", source, required=True),
+        models=_string_list(data, "models", source, required=not machine_wide),
         exclude=_string_list(data, "exclude", source),
         settings=settings,
         source=source,

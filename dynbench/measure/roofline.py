@@ -1,0 +1,89 @@
+"""A roofline lower bound of batch-1 latency: what each layer must cost on this machine.
+
+A layer cannot finish before the machine has done its multiply-adds at its best GEMM
+rate, nor before it has moved the bytes it must touch at the streaming read bandwidth:
+its weights (all K kernels of a kernel-dynamic operator, ``weight_count()``), its
+input and its output. The floor of a model is the sum over its layers of the larger
+of the two. Layers are the conv and linear layers and the dynamic operators as whole
+units (their attention branch and kernel mixing included, as ``analytic_madds`` counts
+them); batch norms, activations, pooling and residual adds are left out because a
+compiler may fuse them, so the floor holds for any implementation, not only this one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from dynbench.measure.madds import layer_madds, leaf_calls
+from dynbench.ops.base import DynamicOp
+
+
+@dataclass(frozen=True)
+class LayerWork:
+    """One layer call at batch 1: its MAdds and the bytes it must read or write."""
+
+    layer: str
+    type: str
+    madds: int
+    weight_bytes: int
+    activation_bytes: int  # input and output
+
+    @property
+    def bytes(self) -> int:
+        return self.weight_bytes + self.activation_bytes
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+def layer_work(model: nn.Module, x: torch.Tensor) -> list[LayerWork]:
+    """Every conv, linear and dynamic-operator call of one forward of ``model`` on ``x``."""
+    model.eval()
+    return [
+        _work(name, module, inputs, output)
+        for name, module, inputs, output in leaf_calls(model, x, "analytic_madds")
+    ]
+
+
+def _work(name: str, module: nn.Module, inputs: tuple, output: torch.Tensor) -> LayerWork:
+    x = inputs[0]
+    if hasattr(module, "analytic_madds"):
+        madds = sum(module.analytic_madds(tuple(x.shape), tuple(output.shape)).values())
+        weights = (
+            module.weight_count()
+            if isinstance(module, DynamicOp)
+            else sum(p.numel() for p in module.parameters())
+        )
+    else:
+        madds = layer_madds(module, inputs, output)
+        weights = sum(p.numel() for p in module.parameters())
+    element = next((p.element_size() for p in module.parameters()), x.element_size())
+    return LayerWork(
+        layer=name,
+        type=type(module).__name__,
+        madds=int(madds),
+        weight_bytes=int(weights * element),
+        activation_bytes=int(x.numel() * x.element_size() + output.numel() * output.element_size()),
+    )
+
+
+def layer_floor_s(madds: float, nbytes: float, madds_per_s: float, bytes_per_s: float) -> float:
+    """One layer's lower bound in seconds: max(MAdds / GEMM rate, bytes / bandwidth)."""
+    return max(madds / madds_per_s, nbytes / bytes_per_s)
+
+
+def floor_ms(layers: list[dict], madds_per_s: float, bytes_per_s: float) -> float:
+    """A model's floor in ms: the sum of its layers' bounds (``layers`` as stored:
+    :meth:`LayerWork.as_json` dicts)."""
+    return 1e3 * sum(
+        layer_floor_s(
+            layer["madds"],
+            layer["weight_bytes"] + layer["activation_bytes"],
+            madds_per_s,
+            bytes_per_s,
+        )
+        for layer in layers
+    )
