@@ -104,3 +104,17 @@ def test_weight_reads_count_all_kernels():
     read, static = weight_reads(model)
     assert read == 4 * 32 * 16 * 9 + attention + 32 * 8
     assert static == 32 * 16 * 9 + 32 * 8
+
+
+@pytest.mark.parametrize("cin, batch", [(3, 2), (64, 1), (40, 3)])
+def test_attention_matrix_route_equals_conv_route(cin, batch):
+    """The fast route (two matrix products on the pooled vector) gives the conv route's
+    attention, the stem's (C_in = 3: K hidden units) included, at any temperature."""
+    torch.manual_seed(cin + batch)
+    att = DynamicConv2d(cin, 32, 3, 1, 1, num_kernels=4).attention
+    torch.nn.init.normal_(att.fc2.bias)
+    x = torch.randn(batch, cin, 11, 11)
+    for temperature in (1.0, 0.3):
+        att.temperature = temperature
+        with torch.no_grad():
+            torch.testing.assert_close(att(x), att.reference(x), rtol=1e-5, atol=1e-6)
