@@ -203,8 +203,12 @@ class ODConv2d(KernelDynamicConv):
                 weight = self.scale(weight, spatial.view(b, 1, 1, k, k), owned)
                 owned = True
             if channel_on_weight:
-                per_filter = channel.view(1, g, 1, cin_g).expand(1, g, cout // g, cin_g)
-                weight = self.scale(weight, per_filter.reshape(1, cout, cin_g, 1, 1), owned)
+                if g == 1:  # every filter sees all input channels: a broadcast, no copy
+                    per_filter = channel.view(1, 1, cin, 1, 1)
+                else:
+                    per_filter = channel.view(1, g, 1, cin_g).expand(1, g, cout // g, cin_g)
+                    per_filter = per_filter.reshape(1, cout, cin_g, 1, 1)
+                weight = self.scale(weight, per_filter, owned)
                 owned = True
             elif channel is not None:
                 x = x * channel.view(b, cin, 1, 1)
