@@ -250,7 +250,8 @@ def time_backbone(
     header = (
         f"**{backbone}**: {result.rounds} rounds in {time.perf_counter() - start:.0f} s, "
         f"load {load_before:.2f} -> {load_average():.2f}; static {static.median * 1e3:.2f} ms "
-        f"(IQR {static.iqr / static.median:.1%})"
+        f"(IQR {static.iqr / static.median:.1%}, "
+        f"{static.faults_per_call[0]:.0f} page faults a call)"
     )
     rows = []
     for variant in variants:
@@ -265,7 +266,8 @@ def time_backbone(
             f"{r_ours:.3f} [{lo_ours:.3f}, {hi_ours:.3f}] | {quotient:.2f} "
             f"[{q_lo:.2f}, {q_hi:.2f}] | {verdict} | {theirs.median * 1e3:.2f} / "
             f"{ours.median * 1e3:.2f} | {theirs.iqr / theirs.median:.1%} / "
-            f"{ours.iqr / ours.median:.1%} |"
+            f"{ours.iqr / ours.median:.1%} | {theirs.faults_per_call[0]:.0f} / "
+            f"{ours.faults_per_call[0]:.0f} |"
         )
     return [header], rows
 
@@ -314,7 +316,8 @@ def main() -> int:
         "ratio = median of per-round latency ratios to the static dynbench model with its "
         "distribution-free 95% interval; quotient = overhead(dynbench) / overhead(released) "
         "with a 95% bootstrap interval over rounds; target <= 0.9 ('yes' when the whole "
-        "interval is). ms = median per call, released / dynbench; IQR / median likewise.",
+        "interval is). ms = median per call, released / dynbench; IQR / median and minor "
+        "page faults per call likewise.",
         "",
     ]
     rows = []
@@ -324,8 +327,8 @@ def main() -> int:
         rows += body
     lines += [
         "| backbone | operator | released ratio [95%] | dynbench ratio [95%] | "
-        "quotient [95%] | <= 0.9 | ms | IQR / median |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "quotient [95%] | <= 0.9 | ms | IQR / median | page faults / call |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         *rows,
     ]
     text = "\n".join(lines) + "\n"
