@@ -23,7 +23,7 @@ def load(path: Path) -> tuple[list[Key], dict[Key, dict]]:
     rows = json.loads(path.read_text())
     keys = [(r["model"], r["metric"], r["method"]) for r in rows]
     by_key = {}
-    for key, row in zip(keys, rows):
+    for key, row in zip(keys, rows, strict=True):
         if key in by_key:
             raise SystemExit(f"{path}: {key} appears twice")
         by_key[key] = {k: v for k, v in row.items() if k != "run_id"}

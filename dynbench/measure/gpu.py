@@ -9,6 +9,7 @@ memory is reported as OOM at that batch size; the batch is never shrunk.
 from __future__ import annotations
 
 import contextlib
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,8 +27,9 @@ class ThroughputResult:
     images_per_s: float | None
     peak_memory_bytes: int | None
     oom: bool = False
-    milliseconds: float | None = None
+    milliseconds: float | None = None  # the median block of ``iterations`` calls
     compile_s: float | None = None  # torch.compile: the first call, timed apart
+    block_ms: tuple[float, ...] = ()  # every timed block, for the spread between them
 
 
 def cuda_event_timer(fn: Callable[[], object], iterations: int) -> float:
@@ -54,10 +56,14 @@ def measure_throughput(
     timer: Callable[[Callable[[], object], int], float] = cuda_event_timer,
     dtype: torch.dtype = torch.float32,
     compile_mode: str | None = None,
+    repeats: int = 1,
 ) -> ThroughputResult:
     """Images per second of ``model`` in eval + inference mode at ``batch``: in ``dtype``
     (the weights and the batch; ``amp`` instead autocasts an fp32 model), compiled with
-    ``compile_mode`` when one is given (the first call, which compiles, timed apart)."""
+    ``compile_mode`` when one is given (the first call, which compiles, timed apart).
+
+    ``repeats`` blocks of ``iterations`` calls are timed; the median block gives the
+    figure and the blocks' spread says whether the GPU held steady while it was taken."""
     cuda = device.startswith("cuda")
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     try:
@@ -91,10 +97,11 @@ def measure_throughput(
                 forward()
             if cuda:
                 torch.cuda.synchronize()
-            elapsed_ms = timer(forward, iterations)
+            blocks = tuple(timer(forward, iterations) for _ in range(repeats))
         peak = torch.cuda.max_memory_allocated() if cuda else None
+        elapsed_ms = statistics.median(blocks)
         images_per_s = batch * iterations / (elapsed_ms / 1000)
-        return ThroughputResult(images_per_s, peak, False, elapsed_ms, compile_s)
+        return ThroughputResult(images_per_s, peak, False, elapsed_ms, compile_s, blocks)
     except torch.cuda.OutOfMemoryError:
         peak = torch.cuda.max_memory_allocated() if cuda else None
         return ThroughputResult(None, peak, oom=True)

@@ -4,6 +4,7 @@
 from dynbench.models import (  # noqa: F401
     baselines,
     zoo_attention,
+    zoo_cgc,
     zoo_condconv,
     zoo_dcd,
     zoo_dcd_ablation,

@@ -29,6 +29,8 @@ from torch import Tensor, nn
 from torch.profiler import record_function
 
 IMPLS = ("fast", "naive")
+# the fast routes of a kernel-mixing conv (KernelDynamicConv.route)
+MIXED, EXPERTS = "mixed", "experts"
 _NO_SCOPE = contextlib.nullcontext()
 
 
@@ -203,6 +205,10 @@ class KernelDynamicConv(DynamicOp):
             groups,
         )
         self.num_kernels = num_kernels
+        # The fast path's route: None picks by shape (experts_pay); True / False force the
+        # experts / the mixed route. ``route`` is the one the last fast call took.
+        self.experts: bool | None = None
+        self.route = MIXED
         self.weight = nn.Parameter(
             torch.empty(num_kernels, out_channels, in_channels // groups, kernel_size, kernel_size)
         )
@@ -252,6 +258,69 @@ class KernelDynamicConv(DynamicOp):
         bias = None if self.bias is None else coefficients @ self.bias
         return kernels, bias
 
+    def implementation(self) -> str:
+        """``naive``, or ``fast/`` plus the route of the last fast call: ``mixed`` (each
+        sample's kernel formed, then one batch-folded conv) or ``experts`` (see
+        :meth:`experts_conv`)."""
+        return self.impl if self.impl == "naive" else f"fast/{self.route}"
+
+    def takes_experts(self, x: Tensor) -> bool:
+        """Whether this fast call runs :meth:`experts_conv`: the ``experts`` override, or
+        the shape rule :func:`experts_pay`. Sets :attr:`route` accordingly."""
+        chosen = self.experts
+        if chosen is None:
+            batch, _, height, width = x.shape
+            out_h, out_w = self.output_size(height, width)
+            chosen = experts_pay(
+                batch,
+                self.num_kernels,
+                out_h * out_w,
+                math.prod(self.weight.shape[1:]),
+                math.prod(self.weight.shape[2:]),
+            )
+        self.route = EXPERTS if chosen else MIXED
+        return chosen
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """(H', W') of this conv's output on an ``height`` x ``width`` input."""
+        k, s, p = self.kernel_size, self.stride, self.padding
+        return (height + 2 * p - k) // s + 1, (width + 2 * p - k) // s + 1
+
+    def expert_kernels(self) -> Tensor:
+        """The K kernels as one conv weight (K C_out, C_in / groups, k, k) whose output
+        channels run (group, kernel, channel of the group), the order a grouped conv needs:
+        a view for groups = 1, a copy (into a workspace outside autograd) otherwise."""
+        n, cout, cin_g, k, _ = self.weight.shape
+        g = self.groups
+        if g == 1:
+            return self.weight.view(n * cout, cin_g, k, k)
+        grouped = self.weight.view(n, g, cout // g, cin_g, k, k).transpose(0, 1)
+        if self.records_graph(self.weight):
+            return grouped.reshape(n * cout, cin_g, k, k)
+        out = self.workspace("experts", (g, n, cout // g, cin_g, k, k), self.weight)
+        return out.copy_(grouped).view(n * cout, cin_g, k, k)
+
+    def experts_conv(self, x: Tensor, coefficients: Tensor) -> Tensor:
+        """y_b = sum_k c[b, k] (W_k * x_b) + sum_k c[b, k] b_k, the same function as
+        :meth:`mixed_conv` computed the other way round: the K kernels run as one dense
+        conv with K C_out output channels over the whole batch, and each sample's K outputs
+        are mixed with its coefficients (one batched matmul). No per-sample kernel is
+        built; the conv does K times the MAdds (the analytic count stays the papers'
+        dataflow's, as for every route)."""
+        n, cout = self.num_kernels, self.out_channels
+        g = self.groups
+        with phase("conv"):
+            out = F.conv2d(x, self.expert_kernels(), None, self.stride, self.padding, 1, g)
+        with phase("aggregation"):
+            batch, _, height, width = out.shape
+            # a view of a contiguous output; a copy of a channels-last one
+            stacked = out.reshape(batch, g, n, (cout // g) * height * width)
+            mixed = torch.matmul(coefficients.view(batch, 1, 1, n), stacked)
+            y = mixed.view(batch, cout, height, width)
+            if self.bias is not None:
+                y = y + (coefficients @ self.bias)[:, :, None, None]
+        return y
+
     def mixed_conv(self, x: Tensor, coefficients: Tensor) -> Tensor:
         """y_i = (sum_k c[i, k] W_k) * x_i: the batch's kernels in one matmul and one conv, or
         on the naive path each sample's kernel built in a loop and applied on its own."""
@@ -263,6 +332,8 @@ class KernelDynamicConv(DynamicOp):
                 with phase("conv"):
                     outputs.append(self.conv(x[i : i + 1], weight, bias))
             return torch.cat(outputs)
+        if self.takes_experts(x):
+            return self.experts_conv(x, coefficients)
         with phase("aggregation"):
             weight, bias = self.mix(coefficients)
         with phase("conv"):
@@ -301,3 +372,41 @@ def implementations(model: nn.Module) -> dict[str, int]:
             name = module.implementation()
             counts[name] = counts.get(name, 0) + 1
     return dict(sorted(counts.items()))
+
+
+# The experts route's shape rule (experts_pay), set from the measured crossovers of the
+# two routes on the layer shapes of the registered models (reports/batch-sweep/routes.md):
+# what forming and streaming back one element of a per-sample kernel costs the mixed
+# route, in multiply-adds; the per-sample kernel buffer beyond which the mixed route
+# streams them from memory (32 MiB in fp32); the per-sample GEMM depth below which the
+# mixed route's grouped conv stayed the faster one.
+KERNEL_PASS_MADDS = 256
+KERNELS_OUT_OF_CACHE = 1 << 23
+MIN_EXPERTS_DEPTH = 512
+
+
+def experts_pay(
+    batch: int,
+    num_kernels: int,
+    positions: int,
+    kernel_elements: int,
+    depth: int,
+) -> bool:
+    """Whether :meth:`KernelDynamicConv.experts_conv` beats the mixed route at this shape.
+
+    Per kernel element and sample, the mixed route computes P MAdds (P output positions)
+    plus the K of forming the kernel, and pays for writing that kernel and reading it
+    back; the experts route computes K P and forms nothing. So the experts route pays
+    only when (K - 1) P is below the cost of that kernel pass (``KERNEL_PASS_MADDS``),
+    which is large only once the batch's kernels no longer fit in cache (batch x
+    ``kernel_elements`` at least ``KERNELS_OUT_OF_CACHE``), and only for per-sample GEMMs
+    at least ``MIN_EXPERTS_DEPTH`` deep (``depth`` = C_in / groups x k x k). Depthwise
+    and early, high-resolution layers never qualify. At batch <= K the experts route
+    does more work for no saving: never.
+    """
+    return (
+        batch > num_kernels
+        and (num_kernels - 1) * positions <= KERNEL_PASS_MADDS
+        and batch * kernel_elements >= KERNELS_OUT_OF_CACHE
+        and depth >= MIN_EXPERTS_DEPTH
+    )

@@ -209,9 +209,16 @@ class _DCDBase(EvalFold, DynamicOp):
             if fc is not None:
                 nn.init.kaiming_uniform_(fc, a=math.sqrt(5))  # nn.Linear's default
         if fusion:
-            # Q and P are 1x1 convs in the released code: He init with fan_out.
+            # Q is a 1x1 conv in the released code: He init with fan_out. P starts at zero,
+            # where the released code gives it the same He init: with the branch's batch
+            # norms still at their initial statistics an eval-mode forward does not
+            # normalise the latent path, and Phi(x) grows with the input, so the residual
+            # grows with the square of the activations; the released ResNet-18 and
+            # ResNet-50 reach inf / NaN by their second stage at init. With P = 0 every
+            # layer starts as Lambda(x) W0; P's gradient, P Phi's input, is non-zero from
+            # the first step, as for a zero-initialised last layer of a residual branch.
             nn.init.kaiming_normal_(self.q, mode="fan_out", nonlinearity="relu")
-            nn.init.kaiming_normal_(self.p, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(self.p)
 
     def dense_q(self) -> Tensor:
         """Q^T as a (latent_dim, C_in) matrix: block diagonal when there are blocks."""

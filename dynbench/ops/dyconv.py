@@ -7,7 +7,11 @@ The kernel of sample x is (paper Eq. 1-3)
 with pi(x) = softmax(z / T) and z from GAP -> 1x1 conv (C_in -> int(C_in / 4) + 1,
 no bias; K when C_in = 3) -> ReLU -> 1x1 conv (-> K). The "+ 1" is the public
 ResNet code's; the MobileNetV2 rows of the ODConv paper (12.40M, 7.95M, 4.57M)
-are reproduced only without it (``hidden_offset=0``). The temperature T is an
+are reproduced only without it (``hidden_offset=0``). Its ResNet rows (45.47M,
+100.88M, 98.83M without the classifier) are reproduced by the attention of the
+ODConv authors' own code with only the kernel-wise head: hidden width
+max(int(C_in / 4), 16) and a batch norm before the ReLU (``min_hidden=16,
+norm=True``). The temperature T is an
 attribute: the paper anneals it from 30 to 1 during the first epochs and
 evaluates at 1, the default here.
 
@@ -36,27 +40,45 @@ class KernelAttention(nn.Module):
         ratio: float = 0.25,
         temperature: float = 1.0,
         hidden_offset: int = 1,
+        min_hidden: int = 0,
+        norm: bool = False,
     ) -> None:
         super().__init__()
-        hidden = num_kernels if in_channels == 3 else int(in_channels * ratio) + hidden_offset
+        if in_channels == 3:
+            hidden = num_kernels
+        else:
+            hidden = max(int(in_channels * ratio) + hidden_offset, min_hidden)
         self.hidden = hidden
         self.temperature = temperature
         self.fc1 = nn.Conv2d(in_channels, hidden, 1, bias=False)
+        # the ODConv code's attention normalises the hidden layer (identity at init in eval)
+        self.bn = nn.BatchNorm2d(hidden) if norm else None
         self.relu = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(hidden, num_kernels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         """The fast route: the 1x1 convs' weights viewed as matrices on the pooled vector
-        (two ``F.linear`` calls instead of two convolutions on a 1x1 map)."""
+        (two ``F.linear`` calls instead of two convolutions on a 1x1 map; an eval-mode
+        batch norm one functional call)."""
         # the pooling op the MAdds counters know (x.mean would be skipped by fvcore)
-        pooled = F.adaptive_avg_pool2d(x, 1).view(x.shape[0], -1)
-        hidden = F.linear(pooled, self.fc1.weight.view(self.hidden, -1)).relu_()
-        z = F.linear(hidden, self.fc2.weight.view(self.fc2.out_channels, -1), self.fc2.bias)
+        b = x.shape[0]
+        z = F.linear(F.adaptive_avg_pool2d(x, 1).view(b, -1), self.fc1.weight.view(self.hidden, -1))
+        bn = self.bn
+        if bn is not None and bn.training:
+            z = bn(z.view(b, self.hidden, 1, 1)).view(b, self.hidden)
+        elif bn is not None:
+            z = F.batch_norm(
+                z, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps
+            )
+        z = F.linear(z.relu_(), self.fc2.weight.view(self.fc2.out_channels, -1), self.fc2.bias)
         return torch.softmax(z if self.temperature == 1 else z / self.temperature, dim=1)
 
     def reference(self, x: Tensor) -> Tensor:
         """The naive route, the branch as the paper draws it: GAP and two 1x1 convs."""
-        z = self.fc2(self.relu(self.fc1(F.adaptive_avg_pool2d(x, 1)))).flatten(1)
+        z = self.fc1(F.adaptive_avg_pool2d(x, 1))
+        if self.bn is not None:
+            z = self.bn(z)
+        z = self.fc2(self.relu(z)).flatten(1)
         return torch.softmax(z / self.temperature, dim=1)
 
     def madds(self) -> int:
@@ -81,12 +103,14 @@ class DynamicConv2d(KernelDynamicConv):
         ratio: float = 0.25,
         temperature: float = 1.0,
         hidden_offset: int = 1,
+        min_hidden: int = 0,
+        norm: bool = False,
     ) -> None:
         super().__init__(
             in_channels, out_channels, kernel_size, stride, padding, groups, num_kernels, bias
         )
         self.attention = KernelAttention(
-            in_channels, num_kernels, ratio, temperature, hidden_offset
+            in_channels, num_kernels, ratio, temperature, hidden_offset, min_hidden, norm
         )
 
     def forward(self, x: Tensor) -> Tensor:

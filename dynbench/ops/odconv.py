@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dynbench.ops.base import KernelDynamicConv, phase
+from dynbench.ops.base import MIXED, KernelDynamicConv, phase
 
 # The four attentions (paper: alpha_s, alpha_c, alpha_f, alpha_w).
 SPATIAL, CHANNEL, FILTER, KERNEL = "spatial", "channel", "filter", "kernel"
@@ -184,6 +184,9 @@ class ODConv2d(KernelDynamicConv):
         return self._forward_fast(x, channel, filt, spatial, kernel)
 
     def _forward_fast(self, x, channel, filt, spatial, kernel) -> Tensor:
+        if spatial is None and kernel is not None and self.takes_experts(x):
+            return self._forward_experts(x, channel, filt, kernel)
+        self.route = MIXED
         b, cin, h, w = x.shape
         n, cout, cin_g, k, _ = self.weight.shape
         g = self.groups
@@ -222,6 +225,21 @@ class ODConv2d(KernelDynamicConv):
         if filt is not None and not filter_on_weight:
             with phase("aggregation"):
                 out = out * filt.view(b, cout, 1, 1)
+        return out
+
+    def _forward_experts(self, x, channel, filt, kernel) -> Tensor:
+        """The experts route (:meth:`KernelDynamicConv.experts_conv`) where it is exact:
+        a_c scales the input, a_w mixes the n kernels' outputs and a_f scales the mix.
+        The spatial attention multiplies each kernel per sample before the sum and does
+        not factor out of the conv, so a layer that has one never takes this route."""
+        b, cin = x.shape[:2]
+        if channel is not None:
+            with phase("aggregation"):
+                x = x * channel.view(b, cin, 1, 1)
+        out = self.experts_conv(x, kernel)
+        if filt is not None:
+            with phase("aggregation"):
+                out = out * filt.view(b, self.out_channels, 1, 1)
         return out
 
     def _forward_naive(self, x, channel, filt, spatial, kernel) -> Tensor:

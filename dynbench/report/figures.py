@@ -30,6 +30,7 @@ MARKERS = {
     "se": "v",
     "cbam": "<",
     "eca": ">",
+    "cgc": "P",
     "static": "x",
     "user": "*",
 }
@@ -277,4 +278,67 @@ def spatial_density(points: pd.DataFrame) -> Figure | None:
         f"{model}: latency and MAdds against mask density",
         "Sparse execution pays below the break-even density, where its line crosses 1; the "
         "gap between its line and the MAdds line is what gathering and scattering cost.",
+    )
+
+
+def batch_sweep(points: pd.DataFrame) -> Figure | None:
+    """Per-image latency (top) and ratio to the baseline (bottom) against batch, one
+    column per family and device; the best batch starred, experts-route points ringed."""
+    if points.empty:
+        return None
+    groups = list(points.groupby(["device", "family"], sort=True))
+    fig, axes = plt.subplots(
+        2, len(groups), figsize=(4.8 * len(groups), 7.2), squeeze=False, sharex=True
+    )
+    for column, ((device, family), group) in enumerate(groups):
+        top, bottom = axes[0][column], axes[1][column]
+        for model, line in group.groupby("model", sort=False):
+            line = line.sort_values("batch")
+            operator = line["operator"].iloc[0]
+            marker = MARKERS.get(operator, "o")
+            drawn = top.plot(line["batch"], line["ms_per_image"], marker=marker, label=model)
+            color = drawn[0].get_color()
+            experts = line[line["experts"]]
+            for ax, column_name in ((top, "ms_per_image"), (bottom, "ratio")):
+                ax.scatter(
+                    experts["batch"],
+                    experts[column_name],
+                    s=140,
+                    facecolors="none",
+                    edgecolors=color,
+                    linewidths=1.5,
+                )
+            if operator == "static":
+                continue
+            bottom.plot(line["batch"], line["ratio"], marker=marker, color=color)
+            best = line.loc[line["ratio"].idxmin()]
+            bottom.scatter(
+                [best["batch"]],
+                [best["ratio"]],
+                marker="*",
+                s=220,
+                color=color,
+                edgecolors="black",
+                zorder=3,
+            )
+        bottom.axhline(1.0, color="#999", linestyle="--")
+        top.set_title(f"{family} ({device})", fontsize=10)
+        top.set_ylabel("latency per image (ms)")
+        bottom.set_ylabel("× family baseline, same batch")
+        bottom.set_xlabel("batch")
+        batches = sorted(group["batch"].unique())
+        for ax in (top, bottom):
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(batches, [str(b) for b in batches])
+            ax.minorticks_off()
+            ax.grid(alpha=0.3)
+        top.legend(fontsize=7)
+    return _render(
+        fig,
+        "batch-sweep",
+        "Latency per image against batch",
+        "Top: median latency per image at each batch. Bottom: each variant's ratio to its "
+        "static baseline at the same batch; the star marks its best batch (smallest ratio), "
+        "a ring marks a batch at which some of its layers ran the experts route (the K "
+        "kernels as one dense conv over the batch, chosen by shape).",
     )

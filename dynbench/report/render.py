@@ -15,6 +15,7 @@ from markupsafe import escape
 
 from dynbench.errors import DynbenchError
 from dynbench.report import figures
+from dynbench.report.batches import sweep_points, sweep_table
 from dynbench.report.claims import VERDICT_RULES, load_claims, scorecard
 from dynbench.report.data import (
     DEFAULT_OPTIONS,
@@ -176,6 +177,35 @@ def _timing_sections(frame: pd.DataFrame) -> list[Section]:
         ]
         sections.append(Section(metric.split("_")[0].replace("train", "train-step"), title, blocks))
     return sections
+
+
+BATCH_NOTE = (
+    "Latency per image (ms) at each batch size, from the batch-sweep suite: at each batch "
+    "the family is timed interleaved as in the latency suite (median of shuffled rounds, "
+    "torch.utils.benchmark), on every CPU core or on the GPU. × = median of the per-round "
+    "ratios to the static baseline at the same batch. Best batch = the batch at which a "
+    "variant's ratio is smallest (its overhead least); experts from = the smallest batch at "
+    "which some of its layers ran the experts route (fast/experts: the K kernels as one dense "
+    "conv over the batch, outputs mixed per sample, chosen from shapes by "
+    "dynbench.ops.base.experts_pay) instead of forming a kernel per sample (fast/mixed). "
+    "Every point, with its interval and implementation, is in batch-sweep.csv."
+)
+
+
+def _batch_section(frame: pd.DataFrame) -> Section | None:
+    points = sweep_points(frame)
+    if points.empty:
+        return None
+    times = frame[frame["metric"] == "batch_latency_ms"]
+    blocks = [Block(text=section_quality(times)), Block(text=BATCH_NOTE)]
+    figure = figures.batch_sweep(points)
+    if figure is not None:
+        blocks.append(Block(heading=figure.title, text=figure.caption, figure=figure))
+    table = sweep_table(points)
+    numeric = tuple(c for c in table.columns if c.startswith(("ms/", "×", "Best", "Experts")))
+    csv = points.drop(columns=["experts"]).round(5)
+    blocks.append(Block(table=Table(table, numeric, "batch-sweep.csv", csv)))
+    return Section("batch-sweep", "Latency per image against batch", blocks)
 
 
 SPATIAL_NOTE = (
@@ -362,6 +392,7 @@ def build_report(frame: pd.DataFrame) -> Report:
         _figures_section(papers),
         *_timing_sections(papers),
         _options_section(frame),
+        _batch_section(papers),
         _spatial_section(papers),
         _resolution_section(papers),
         _speed_section(papers),
@@ -398,6 +429,7 @@ def _machines_report(
         for section in (
             *_timing_sections(papers),
             _options_section(group),
+            _batch_section(papers),
             _spatial_section(papers),
             _speed_section(papers),
         ):

@@ -49,6 +49,14 @@ METRICS: dict[str, tuple[str, str]] = {
         RATIO_UNIT,
         "train step time / family baseline's, median of the per-round ratios",
     ),
+    "batch_latency_ms": (
+        "ms/image",
+        "median latency per image at settings.batch and settings.device (batch-sweep)",
+    ),
+    "batch_latency_ratio": (
+        RATIO_UNIT,
+        "per-image latency / family baseline's at the same batch, per-round median",
+    ),
     "profile_ms": ("ms", "ms per forward in a phase (attention, aggregation, conv, other)"),
     "resolution_madds": (MADDS_UNIT, "multiply-adds at batch 1 at settings.input_size"),
     "conditional_madds": (

@@ -19,7 +19,7 @@ from dynbench.models.registry import ModelInfo
 from dynbench.ops.dynconv import GRANULARITIES, MASK_SOURCES
 from dynbench.results.names import COUNTERS
 from dynbench.results.record import Record, error_record
-from dynbench.run import sizes, sparsity, timed
+from dynbench.run import batches, sizes, sparsity, timed
 from dynbench.run.family import Emit, Member, Progress
 from dynbench.run.options import OPTION_SETTINGS, check_options
 
@@ -166,6 +166,7 @@ THROUGHPUT_SETTINGS = {
     "input_size": None,
     "batch": 200,
     "iterations": 20,
+    "repeats": 5,
     "warmup": 5,
     "amp": "none",
     "cudnn_benchmark": True,
@@ -199,6 +200,17 @@ SPARSITY_SETTINGS = {
     "gpu_batch": 200,
     "gpu_iterations": 10,
     "gpu_warmup": 3,
+}
+BATCH_SWEEP_SETTINGS = {
+    **ROUNDS_SETTINGS,
+    **OPTION_SETTINGS,
+    "batches": [1, 2, 4, 8, 16, 32, 64],
+    "threads": "all",
+    "device": "auto",
+    "rounds": 6,
+    "max_rounds": 6,
+    "ci_target": None,
+    "min_run_time": 0.5,
 }
 PROFILE_SETTINGS = {"input_size": None, "steps": 3, "trace_dir": "runs/profile", "device": "cpu"}
 
@@ -239,12 +251,27 @@ MEASURES: dict[str, Measure] = {
         per_model(timed.throughput),
         THROUGHPUT_SETTINGS,
         _all(
-            _positive("batch", "iterations", "warmup", integer=True),
+            _positive("batch", "iterations", "repeats", "warmup", integer=True),
             _check_choice("amp", ("none", "fp16", "bf16")),
             check_options,
             _check_choice("cudnn_benchmark", (True, False)),
         ),
         needs_cuda=True,
+    ),
+    "batch_sweep": Measure(
+        "batch_sweep",
+        "latency per image at several batch sizes (all cores, or the GPU), families interleaved",
+        batches.batch_sweep,
+        BATCH_SWEEP_SETTINGS,
+        _all(
+            batches.check_sweep,
+            _positive("rounds", "max_rounds", "warmup", integer=True),
+            check_options,
+            _check_choice("allocator", ALLOCATORS),
+            _positive("min_run_time", "block_time", "noise_threshold", "ci_target"),
+            _positive("fault_threshold"),
+        ),
+        needs_family=True,
     ),
     "train_step": Measure(
         "train_step",

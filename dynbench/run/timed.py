@@ -319,17 +319,23 @@ def throughput(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record
         channels_last=settings["channels_last"],
         dtype=DTYPES[settings["dtype"]],
         compile_mode=settings["compile_mode"] if settings["compile"] else None,
+        repeats=settings["repeats"],
     )
     used = {
         "batch": settings["batch"],
         "amp": settings["amp"],
+        "dtype": settings["dtype"],
         "channels_last": settings["channels_last"],
+        "compile": settings["compile"],
         **implementation_settings(model),
     }
+    blocks = result.block_ms
     detail = {
         "oom": result.oom,
         "gpu": torch.cuda.get_device_name(0),
-        "elapsed_ms": result.milliseconds,  # all timed iterations
+        "elapsed_ms": result.milliseconds,  # the median block of `iterations` calls
+        "block_ms": [round(ms, 3) for ms in blocks],
+        "spread": round((max(blocks) - min(blocks)) / result.milliseconds, 4) if blocks else None,
         "compile_s": result.compile_s,
     }
     return [

@@ -63,3 +63,20 @@ def test_dtype_and_compile_on_the_throughput_path():
     assert result.images_per_s == pytest.approx(2 * 2 / 0.1)
     assert (torch.bfloat16, True) in seen
     assert model.conv.weight.dtype == torch.float32  # handed back as it came
+
+
+def test_repeated_blocks_give_the_median_and_keep_every_block():
+    """Five timed blocks: images/s from the median one, each block kept for the spread."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())
+    blocks = iter([400.0, 100.0, 300.0, 200.0, 500.0])
+
+    def timer(fn, iterations):
+        fn()
+        return next(blocks)
+
+    result = measure_throughput(
+        model, (3, 8, 8), batch=10, iterations=4, warmup=1, device="cpu", timer=timer, repeats=5
+    )
+    assert result.block_ms == (400.0, 100.0, 300.0, 200.0, 500.0)
+    assert result.milliseconds == 300.0
+    assert result.images_per_s == pytest.approx(10 * 4 / 0.3)

@@ -79,7 +79,11 @@ def test_cifar_resnet18_has_the_cifar_layout():
     assert model(x).shape == (2, 10)
     # stem 1,769,472 + 4 stages of 150,994,944 / 134,217,728 x 3 + fc 5,120 (by hand)
     assert conv_linear_madds(model, x[:1]) == 1_769_472 + 150_994_944 + 3 * 134_217_728 + 5_120
-    # its DY-Conv variant differs from the ImageNet one by exactly the stem and the classifier
+    # its DY-Conv variant differs from the ImageNet one by the stem, the classifier and the
+    # attention: per dynamic conv (19, input channels summing to 3840) the ImageNet one's
+    # C/4-wide normed hidden layer (2 C/4 BN params) against the CIFAR one's C/4 + 1
+    # (C + 4 more weights): C/2 + 4 fewer params each
     imagenet = count_params(create_model("resnet18_dyconv_4x"))["params"]
     cifar = count_params(create_model("resnet18_cifar_dyconv_4x"))["params"]
-    assert imagenet - cifar == (7 * 7 - 3 * 3) * 3 * 64 + (512 * 1000 + 1000) - (512 * 10 + 10)
+    stem_and_fc = (7 * 7 - 3 * 3) * 3 * 64 + (512 * 1000 + 1000) - (512 * 10 + 10)
+    assert imagenet - cifar == stem_and_fc - (3840 // 2 + 4 * 19)

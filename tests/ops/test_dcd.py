@@ -313,3 +313,27 @@ def test_adaptive_pool_flat_is_adaptive_avg_pool(shape, size):
 def test_hard_sigmoid_is_the_released_formula():
     v = torch.linspace(-5, 5, 10001)
     torch.testing.assert_close(hard_sigmoid(v), F.relu6(v + 3.0) / 3.0, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["resnet18_dcd", "resnet50_v1_dcd", "mobilenetv2_100_dcd"])
+def test_model_is_finite_in_eval_mode_at_init(name):
+    """With the branch's batch norms at their initial statistics an eval-mode forward
+    does not normalise the latent path; P starting at zero keeps it finite (the
+    released init reaches inf / NaN in ResNet-18's second stage)."""
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 224, 224))
+    assert torch.isfinite(out).all()
+    dcd = [m for m in model.modules() if isinstance(m, DCDConv2d) and m.p is not None]
+    assert dcd and all(not m.p.any() for m in dcd)
+
+
+def test_p_starts_at_zero_so_a_layer_starts_as_lambda_w0():
+    torch.manual_seed(0)
+    conv = DCDConv2d(16, 24, 3, 1, 1, pool_size=2).eval()
+    x = torch.randn(2, 16, 10, 10)
+    with torch.no_grad():
+        _, scale = conv._branch(conv._pooled(x))
+        expected = F.conv2d(x, conv.weight, padding=1) * scale[:, :, None, None]
+        torch.testing.assert_close(conv(x), expected, rtol=1e-5, atol=1e-5)

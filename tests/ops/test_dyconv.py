@@ -62,7 +62,8 @@ def test_temperature_flattens_attention():
 @pytest.mark.parametrize(
     "name, expected",
     [
-        ("resnet18_dyconv_4x", 45_475_008),  # ODConv table 45.47M
+        ("resnet18_dyconv_4x", 45_473_012),  # ODConv table 45.47M
+        ("resnet50_v1_dyconv_4x", 100_883_704),  # 100.88M
         ("mobilenetv2_100_dyconv_4x", 12_400_596),  # 12.40M
         ("mobilenetv2_075_dyconv_4x", 7_945_412),  # 7.95M
         ("mobilenetv2_050_dyconv_4x", 4_565_340),  # 4.57M
@@ -71,6 +72,38 @@ def test_temperature_flattens_attention():
 def test_exact_params(name, expected):
     with torch.device("meta"):
         assert count_params(create_model(name))["params"] == expected
+
+
+def test_resnet50_backbone_params():
+    """The ODConv paper's MS-COCO backbone figure: 98.83M without the classifier."""
+    with torch.device("meta"):
+        counts = count_params(create_model("resnet50_v1_dyconv_4x"))
+    assert counts["params_no_classifier"] == 98_834_704
+
+
+def test_odconv_code_attention_shapes():
+    """Width max(int(C / 4), 16) and a batch norm: 8 input channels give 16 hidden units."""
+    op = DynamicConv2d(8, 8, 3, 1, 1, num_kernels=4, hidden_offset=0, min_hidden=16, norm=True)
+    assert op.attention.hidden == 16
+    own = sum(p.numel() for p in op.attention.parameters())
+    assert own == 8 * 16 + 2 * 16 + 16 * 4 + 4
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_fast_equals_naive_with_normed_attention(batch):
+    torch.manual_seed(batch)
+    op = DynamicConv2d(32, 48, 3, 2, 1, num_kernels=4, hidden_offset=0, min_hidden=16, norm=True)
+    bn = op.attention.bn
+    torch.nn.init.normal_(bn.weight)
+    torch.nn.init.normal_(bn.bias)
+    bn.running_mean.normal_()
+    bn.running_var.uniform_(0.5, 2.0)
+    op.eval()
+    x = torch.randn(batch, 32, 14, 14)
+    with torch.no_grad():
+        fast = op(x)
+        op.set_impl("naive")
+        torch.testing.assert_close(fast, op(x), rtol=1e-5, atol=1e-6)
 
 
 def test_counters_versus_analytic():
@@ -106,15 +139,25 @@ def test_weight_reads_count_all_kernels():
     assert static == 32 * 16 * 9 + 32 * 8
 
 
+@pytest.mark.parametrize("norm", [False, True], ids=["plain", "norm"])
 @pytest.mark.parametrize("cin, batch", [(3, 2), (64, 1), (40, 3)])
-def test_attention_matrix_route_equals_conv_route(cin, batch):
+def test_attention_matrix_route_equals_conv_route(cin, batch, norm):
     """The fast route (two matrix products on the pooled vector) gives the conv route's
-    attention, the stem's (C_in = 3: K hidden units) included, at any temperature."""
+    attention, the stem's (C_in = 3: K hidden units) included, at any temperature, with the
+    batch norm in eval and (batch > 1) in training."""
     torch.manual_seed(cin + batch)
-    att = DynamicConv2d(cin, 32, 3, 1, 1, num_kernels=4).attention
+    att = DynamicConv2d(cin, 32, 3, 1, 1, num_kernels=4, min_hidden=16, norm=norm).attention
     torch.nn.init.normal_(att.fc2.bias)
-    x = torch.randn(batch, cin, 11, 11)
-    for temperature in (1.0, 0.3):
-        att.temperature = temperature
+    if norm:
         with torch.no_grad():
-            torch.testing.assert_close(att(x), att.reference(x), rtol=1e-5, atol=1e-6)
+            att.bn.running_mean.normal_()
+            att.bn.running_var.uniform_(0.5, 2.0)
+            att.bn.weight.normal_()
+    x = torch.randn(batch, cin, 11, 11)
+    modes = [False, True] if norm and batch > 1 else [False]
+    for training in modes:
+        att.train(training)
+        for temperature in (1.0, 0.3):
+            att.temperature = temperature
+            with torch.no_grad():
+                torch.testing.assert_close(att(x), att.reference(x), rtol=1e-5, atol=1e-6)

@@ -99,8 +99,8 @@ def test_backbone_rows_compare_params_without_the_classifier():
     left = uncompared_published(table)
     printed = load_published()[list(EFFICIENCY_COLUMNS)].ne("").any(axis=1)
     assert len(table) + len(left) == int(printed.sum())
-    cgc = left[left["row"] == "+ CGC"].iloc[0]
-    assert cgc["why"].startswith("no model: Not built")
+    weightnet = left[left["row"] == "+ WeightNet"].iloc[0]
+    assert weightnet["why"].startswith("no model: Not built")
     speed = left[(left["table"] == "Inference speed") & (left["row"] == "+ DCD")].iloc[0]
     assert speed["why"] == TIMED_ELSEWHERE
 
