@@ -15,9 +15,10 @@ norm=True``). The temperature T is an
 attribute: the paper anneals it from 30 to 1 during the first epochs and
 evaluates at 1, the default here.
 
-The fast path mixes the K kernels with one matmul per batch and runs a single
-(grouped, batch-folded) convolution; the naive path builds each sample's kernel
-in a loop.
+The fast path computes the attention with two matrix products on the pooled
+vector, mixes the K kernels with one matmul per batch and runs a single
+(grouped, batch-folded) convolution; the naive path runs the attention branch as
+1x1 convolutions and builds each sample's kernel in a loop.
 """
 
 from __future__ import annotations
@@ -56,6 +57,24 @@ class KernelAttention(nn.Module):
         self.fc2 = nn.Conv2d(hidden, num_kernels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
+        """The fast route: the 1x1 convs' weights viewed as matrices on the pooled vector
+        (two ``F.linear`` calls instead of two convolutions on a 1x1 map; an eval-mode
+        batch norm one functional call)."""
+        # the pooling op the MAdds counters know (x.mean would be skipped by fvcore)
+        b = x.shape[0]
+        z = F.linear(F.adaptive_avg_pool2d(x, 1).view(b, -1), self.fc1.weight.view(self.hidden, -1))
+        bn = self.bn
+        if bn is not None and bn.training:
+            z = bn(z.view(b, self.hidden, 1, 1)).view(b, self.hidden)
+        elif bn is not None:
+            z = F.batch_norm(
+                z, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps
+            )
+        z = F.linear(z.relu_(), self.fc2.weight.view(self.fc2.out_channels, -1), self.fc2.bias)
+        return torch.softmax(z if self.temperature == 1 else z / self.temperature, dim=1)
+
+    def reference(self, x: Tensor) -> Tensor:
+        """The naive route, the branch as the paper draws it: GAP and two 1x1 convs."""
         z = self.fc1(F.adaptive_avg_pool2d(x, 1))
         if self.bn is not None:
             z = self.bn(z)
@@ -96,7 +115,7 @@ class DynamicConv2d(KernelDynamicConv):
 
     def forward(self, x: Tensor) -> Tensor:
         with phase("attention"):
-            pi = self.attention(x)
+            pi = self.attention(x) if self.impl == "fast" else self.attention.reference(x)
         return self.mixed_conv(x, pi)
 
     def analytic_madds(

@@ -34,6 +34,8 @@ from dynbench.ops.base import MIXED, KernelDynamicConv, phase
 # The four attentions (paper: alpha_s, alpha_c, alpha_f, alpha_w).
 SPATIAL, CHANNEL, FILTER, KERNEL = "spatial", "channel", "filter", "kernel"
 ALL_ATTENTIONS = frozenset((SPATIAL, CHANNEL, FILTER, KERNEL))
+# channel, filter, spatial and kernel attentions; None for a head the layer leaves out
+Attentions = tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None]
 
 
 class ODConvAttention(nn.Module):
@@ -83,13 +85,39 @@ class ODConvAttention(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(
-        self, x: Tensor
-    ) -> tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None]:
-        """Attentions: channel [B,Cin], filter [B,Cout], spatial [B,k*k], kernel [B,n].
+    def forward(self, x: Tensor) -> Attentions:
+        """The fast route: the squeeze and each head a matrix product on the pooled vector
+        (the 1x1 convs' weights viewed as matrices), batch norm one functional call in eval.
 
-        A head that is left out returns None.
+        Attentions: channel [B,Cin], filter [B,Cout], spatial [B,k*k], kernel [B,n];
+        a head that is left out returns None.
         """
+        b, t = x.shape[0], self.temperature
+        # the pooling op the MAdds counters know (x.mean would be skipped by fvcore)
+        pooled = F.adaptive_avg_pool2d(x, 1).view(b, -1)
+        z = F.linear(pooled, self.fc.weight.view(self.hidden, -1))
+        if self.bn.training:
+            z = self.bn(z.view(b, self.hidden, 1, 1)).view(b, self.hidden)
+        else:
+            bn = self.bn
+            z = F.batch_norm(
+                z, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps
+            )
+        z = z.relu_()
+
+        def logits(fc: nn.Conv2d) -> Tensor:
+            out = F.linear(z, fc.weight.view(fc.out_channels, self.hidden), fc.bias)
+            return out if t == 1 else out / t
+
+        def gate(fc: nn.Conv2d | None) -> Tensor | None:
+            return None if fc is None else torch.sigmoid(logits(fc))
+
+        kernel = None if self.kernel_fc is None else torch.softmax(logits(self.kernel_fc), dim=1)
+        return gate(self.channel_fc), gate(self.filter_fc), gate(self.spatial_fc), kernel
+
+    def reference(self, x: Tensor) -> Attentions:
+        """The naive route, the branch as the released code draws it: GAP, 1x1 conv, BN,
+        ReLU, and each head its own 1x1 conv on the 1x1 map."""
         z = self.relu(self.bn(self.fc(F.adaptive_avg_pool2d(x, 1))))
         t = self.temperature
 
@@ -101,11 +129,14 @@ class ODConvAttention(nn.Module):
             kernel = torch.softmax(self.kernel_fc(z).flatten(1) / t, dim=1)
         return head(self.channel_fc), head(self.filter_fc), head(self.spatial_fc), kernel
 
+    def heads(self) -> tuple[nn.Conv2d | None, ...]:
+        """The heads in the order their attentions are returned; None where left out."""
+        return self.channel_fc, self.filter_fc, self.spatial_fc, self.kernel_fc
+
     def madds(self) -> int:
         """Multiply-adds of the branch's 1x1 convs on the pooled vector (per image)."""
-        heads = [self.channel_fc, self.filter_fc, self.spatial_fc, self.kernel_fc]
         return self.fc.in_channels * self.hidden + sum(
-            self.hidden * h.out_channels for h in heads if h is not None
+            self.hidden * h.out_channels for h in self.heads() if h is not None
         )
 
 
@@ -144,10 +175,12 @@ class ODConv2d(KernelDynamicConv):
             nn.init.kaiming_normal_(self.weight[i], mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.impl == "naive":
+            with phase("attention"):
+                channel, filt, spatial, kernel = self.attention.reference(x)
+            return self._forward_naive(x, channel, filt, spatial, kernel)
         with phase("attention"):
             channel, filt, spatial, kernel = self.attention(x)
-        if self.impl == "naive":
-            return self._forward_naive(x, channel, filt, spatial, kernel)
         return self._forward_fast(x, channel, filt, spatial, kernel)
 
     def _forward_fast(self, x, channel, filt, spatial, kernel) -> Tensor:
@@ -173,8 +206,12 @@ class ODConv2d(KernelDynamicConv):
                 weight = self.scale(weight, spatial.view(b, 1, 1, k, k), owned)
                 owned = True
             if channel_on_weight:
-                per_filter = channel.view(1, g, 1, cin_g).expand(1, g, cout // g, cin_g)
-                weight = self.scale(weight, per_filter.reshape(1, cout, cin_g, 1, 1), owned)
+                if g == 1:  # every filter sees all input channels: a broadcast, no copy
+                    per_filter = channel.view(1, 1, cin, 1, 1)
+                else:
+                    per_filter = channel.view(1, g, 1, cin_g).expand(1, g, cout // g, cin_g)
+                    per_filter = per_filter.reshape(1, cout, cin_g, 1, 1)
+                weight = self.scale(weight, per_filter, owned)
                 owned = True
             elif channel is not None:
                 x = x * channel.view(b, cin, 1, 1)

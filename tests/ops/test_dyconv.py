@@ -137,3 +137,27 @@ def test_weight_reads_count_all_kernels():
     read, static = weight_reads(model)
     assert read == 4 * 32 * 16 * 9 + attention + 32 * 8
     assert static == 32 * 16 * 9 + 32 * 8
+
+
+@pytest.mark.parametrize("norm", [False, True], ids=["plain", "norm"])
+@pytest.mark.parametrize("cin, batch", [(3, 2), (64, 1), (40, 3)])
+def test_attention_matrix_route_equals_conv_route(cin, batch, norm):
+    """The fast route (two matrix products on the pooled vector) gives the conv route's
+    attention, the stem's (C_in = 3: K hidden units) included, at any temperature, with the
+    batch norm in eval and (batch > 1) in training."""
+    torch.manual_seed(cin + batch)
+    att = DynamicConv2d(cin, 32, 3, 1, 1, num_kernels=4, min_hidden=16, norm=norm).attention
+    torch.nn.init.normal_(att.fc2.bias)
+    if norm:
+        with torch.no_grad():
+            att.bn.running_mean.normal_()
+            att.bn.running_var.uniform_(0.5, 2.0)
+            att.bn.weight.normal_()
+    x = torch.randn(batch, cin, 11, 11)
+    modes = [False, True] if norm and batch > 1 else [False]
+    for training in modes:
+        att.train(training)
+        for temperature in (1.0, 0.3):
+            att.temperature = temperature
+            with torch.no_grad():
+                torch.testing.assert_close(att(x), att.reference(x), rtol=1e-5, atol=1e-6)

@@ -182,3 +182,42 @@ def test_ablation_model_fast_equals_naive(name):
         set_impl(model, "naive")
         naive = model(x)
     torch.testing.assert_close(fast, naive, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize(
+    "cin, cout, groups, attentions",
+    [(16, 24, 1, a) for a in SUBSETS] + [(24, 24, 24, SUBSETS[-1]), (24, 48, 2, SUBSETS[-1])],
+    ids=lambda a: "+".join(sorted(a)) if isinstance(a, frozenset) else str(a),
+)
+def test_attention_matrix_route_equals_conv_route(cin, cout, groups, attentions, training):
+    """The fast route (pooled vector, stacked heads, one sigmoid) gives the conv route's
+    attentions and, in training, the same gradients."""
+    torch.manual_seed(cin + cout + groups + len(attentions))
+    n = 3 if KERNEL in attentions else 1
+    op = ODConv2d(cin, cout, 3, 1, 1, groups, num_kernels=n, reduction=1 / 4, attentions=attentions)
+    att = _randomized(op).attention
+    with torch.no_grad():
+        for p in att.parameters():
+            p.normal_()
+    att.temperature = 0.7
+    att.train(training)
+    x = torch.randn(3, cin, 9, 9)
+    fast, reference = att(x), att.reference(x)
+    assert [a is None for a in fast] == [a is None for a in reference]
+    present = [(a, b) for a, b in zip(fast, reference, strict=True) if a is not None]
+    for a, b in present:
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    if training:
+        weights = [torch.randn_like(a) for a, _ in present]
+        params = list(att.parameters())
+
+        def grads(outputs: list[torch.Tensor]) -> tuple:
+            loss = sum((o * w).sum() for o, w in zip(outputs, weights, strict=True))
+            return torch.autograd.grad(loss, params, allow_unused=True)
+
+        fast_grads, reference_grads = grads([a for a, _ in present]), grads([b for _, b in present])
+        for g_fast, g_ref in zip(fast_grads, reference_grads, strict=True):
+            assert (g_fast is None) == (g_ref is None)
+            if g_fast is not None:
+                torch.testing.assert_close(g_fast, g_ref, rtol=1e-4, atol=1e-5)
