@@ -33,6 +33,9 @@ from dynbench.report.spatial import spatial_points
 
 NEGLIGIBLE = 0.10
 RATIO_TOLERANCE = 0.05
+# A throughput whose timed blocks differ by more than this (max - min over the median) did
+# not hold steady while it was measured: the ratio built on it gives no verdict.
+GPU_SPREAD_LIMIT = 0.1
 FRACTION_TOLERANCE = 0.05
 
 HOLDS = "holds"
@@ -116,6 +119,7 @@ class Measured:
     train: tuple[float, float | None, float | None] | None
     train_quality: Quality | None
     gpu: float | None  # throughput ratio model / reference
+    gpu_spread: float | None  # the wider spread of the two throughputs' timed blocks
     spatial: pd.DataFrame  # the sparsity measure's points of the model (empty: none)
 
     def ratio(self, a: float | None, b: float | None) -> float | None:
@@ -155,6 +159,14 @@ class Lookup:
         )
         gpu = self.value(model, "gpu_images_per_s", "cuda_events")
         gpu_ref = self.value(reference, "gpu_images_per_s", "cuda_events")
+        spreads = [
+            field_dict(row.detail).get("spread")
+            for row in (
+                self.rows.get((n, "gpu_images_per_s", "cuda_events")) for n in (model, reference)
+            )
+            if row is not None
+        ]
+        known = [s for s in spreads if s is not None]
         return Measured(
             params=self.value(model, "params", "count"),
             params_ref=self.value(reference, "params", "count"),
@@ -169,6 +181,7 @@ class Lookup:
             train=train,
             train_quality=train_quality,
             gpu=None if gpu is None or not gpu_ref else gpu / gpu_ref,
+            gpu_spread=max(known) if known else None,
             spatial=self.spatial[self.spatial["model"] == model]
             if not self.spatial.empty
             else self.spatial,
@@ -258,7 +271,11 @@ def judge_speed(claim, m: Measured) -> tuple[str, str]:
     if m.gpu is not None:
         printed = claim.printed_gpu_ratio
         text = f"GPU throughput {m.gpu:.2f}× vs printed {printed:.2f}×"
-        parts.append((HOLDS if m.gpu >= printed * (1 - RATIO_TOLERANCE) else FAILS, text))
+        if m.gpu_spread is not None and m.gpu_spread > GPU_SPREAD_LIMIT:
+            text += f": its timed blocks spread {m.gpu_spread:.0%}, too noisy for a verdict"
+            parts.append((NOISY, text))
+        else:
+            parts.append((HOLDS if m.gpu >= printed * (1 - RATIO_TOLERANCE) else FAILS, text))
     if not parts:
         return UNMEASURED, f"run {SUITE_HINT['latency']}; GPU: dynbench run --suite throughput"
     verdicts = {verdict for verdict, _ in parts}

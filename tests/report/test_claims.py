@@ -100,3 +100,29 @@ def test_spatial_speed_up_claim():
     for density in (0.0, 1.0):  # nothing skipped, or nothing computed: no spatial speed-up
         edge = verdict(_spatial(0.45, 0.44, 0.46, density), "resnet50_dynconv", "spatial")
         assert edge[0] == UNMEASURED
+
+
+def _throughput(model, images_per_s, spread):
+    detail = {"gpu": "test GPU", "block_ms": [1.0] * 5, "spread": spread}
+    return [record(model, "gpu_images_per_s", images_per_s, "cuda_events", detail)]
+
+
+@pytest.mark.parametrize(
+    "images_per_s, spread, expected, reason",
+    [
+        (420.0, 0.01, HOLDS, "GPU throughput 0.64× vs printed 0.65×"),
+        (350.0, 0.01, FAILS, "GPU throughput 0.54× vs printed 0.65×"),
+        (350.0, 0.30, NOISY, "timed blocks spread 30%, too noisy for a verdict"),
+    ],
+)
+def test_gpu_throughput_verdict_needs_steady_blocks(images_per_s, spread, expected, reason):
+    """The ODConv speed claim (CondConv 8x on ResNet-50 at 0.65x the baseline's images/s)
+    judged on GPU alone: within 5% of the printed ratio holds, below fails, and a
+    throughput whose timed blocks spread over 10% gives no verdict."""
+    store = frame(
+        _throughput("resnet50_v1", 652.2, 0.01),
+        _throughput("resnet50_v1_condconv_8x", images_per_s, spread),
+    )
+    result, why, row = verdict(store, model="resnet50_v1_condconv_8x", kind="speed")
+    assert result == expected and reason in why
+    assert row["GPU throughput ×"] == pytest.approx(images_per_s / 652.2)
