@@ -171,7 +171,7 @@ def fvcore_analysis(model: nn.Module, x: torch.Tensor, by_module: bool = True) -
     Without ``by_module`` only the whole model's figures are right (every op is put in
     the root's scope): fvcore's trace then skips the hooks that push each module's
     scope, and torch.jit the work of turning those scopes into blocks and back, about
-    a quarter of the trace; the ops and their shapes are the same.
+    a large part of the trace; the ops and their shapes are the same.
     """
     from fvcore.nn import FlopCountAnalysis, jit_analysis
 
