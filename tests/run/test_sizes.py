@@ -60,3 +60,19 @@ def test_zero_init_restores_the_init_functions():
 def test_every_registered_model_counts_the_same_with_zero_weights(name):
     real, zero, x = _both_ways(name, model_info(name).input_size)
     assert count_madds(zero, x) == count_madds(real, x)
+
+
+def test_size_suites_build_with_zero_weights_and_timing_suites_do_not():
+    from dynbench.run.family import Target
+    from dynbench.run.measures import MEASURES
+    from dynbench.run.runner import _build
+
+    assert [m for m, measure in MEASURES.items() if measure.zero_weights] == [
+        "params",
+        "madds",
+        "resolution",
+    ]
+    target = Target(model_info("resnet10"))
+    [(_, zero)] = _build([target], lambda record: None, zero_weights=True)
+    [(_, real)] = _build([target], lambda record: None)
+    assert not zero.conv1.weight.any() and real.conv1.weight.any()
