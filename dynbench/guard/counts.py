@@ -1,7 +1,7 @@
 """Deterministic size figures of a model, computed fast enough to guard a whole registry.
 
 Models are built on the ``meta`` device: no memory is allocated, and the
-``torch.nn.init`` functions are replaced by no-ops while building (on meta they
+``torch.nn.init`` functions are replaced by zero fills while building (on meta they
 would run slow Python reference kernels for values that do not exist). The
 forward pass then only propagates shapes, which is all the conv+linear MAdds
 count needs. A model that cannot run on meta (a user model calling ``.item()``,
@@ -10,37 +10,14 @@ say) is measured on the CPU instead.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
-from unittest import mock
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from dynbench.measure.madds import conv_linear_madds
 from dynbench.measure.params import count_params
-
-_INIT_FUNCTIONS = (
-    "kaiming_normal_",
-    "kaiming_uniform_",
-    "normal_",
-    "uniform_",
-    "constant_",
-    "ones_",
-    "zeros_",
-    "trunc_normal_",
-    "xavier_uniform_",
-    "xavier_normal_",
-    "orthogonal_",
-)
-
-
-@contextlib.contextmanager
-def _without_init() -> Iterator[None]:
-    with contextlib.ExitStack() as stack:
-        for name in _INIT_FUNCTIONS:
-            stack.enter_context(mock.patch.object(nn.init, name, lambda t, *a, **k: t))
-        yield
+from dynbench.models.registry import zero_init
 
 
 def size_figures(
@@ -48,7 +25,7 @@ def size_figures(
 ) -> dict[str, int]:
     """{'params', 'params_no_classifier', 'madds'} (conv+linear MAdds at batch 1)."""
     try:
-        with torch.device("meta"), _without_init():
+        with torch.device("meta"), zero_init():
             model = build().eval()
         return _figures(model, torch.empty(1, *input_size, device="meta"))
     except (NotImplementedError, RuntimeError):

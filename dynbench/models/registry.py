@@ -9,13 +9,16 @@ user's own network is measured exactly like a registered one.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
+import torch
 from torch import nn
 
 from dynbench.errors import DynbenchError
@@ -119,6 +122,45 @@ def unregister_model(name: str) -> None:
 def create_model(name: str, **overrides) -> nn.Module:
     """Build a registered model; ``overrides`` go to its builder (e.g. ``num_classes``)."""
     return model_info(name).builder(**overrides)
+
+
+# The torch.nn.init functions builders call: replaced while building a model whose values
+# no figure reads (see zero_init).
+INIT_FUNCTIONS = (
+    "kaiming_normal_",
+    "kaiming_uniform_",
+    "normal_",
+    "uniform_",
+    "constant_",
+    "ones_",
+    "zeros_",
+    "trunc_normal_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "orthogonal_",
+)
+
+
+def _zero(tensor: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    with torch.no_grad():
+        return tensor.zero_()
+
+
+@contextlib.contextmanager
+def zero_init() -> Iterator[None]:
+    """Builders' ``torch.nn.init`` calls fill zeros instead of drawing random values.
+
+    Random initialisation is most of the time it takes to build a model with K kernels
+    per layer, and a size measure reads no weight's value: same parameters, same
+    shapes, same buffers (those are not set through ``nn.init``), only the weights are
+    zero. A registered model whose counted ops depended on its weights' values would
+    show in tests/run/test_sizes.py, which counts every model built both ways.
+    On the meta device the fill costs nothing at all.
+    """
+    with contextlib.ExitStack() as stack:
+        for name in INIT_FUNCTIONS:
+            stack.enter_context(mock.patch.object(nn.init, name, _zero))
+        yield
 
 
 PUBLISHED_PATTERN = "@published"  # every model that a published table row refers to

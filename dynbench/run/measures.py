@@ -55,6 +55,7 @@ class Measure:
     needs_cuda: bool = False
     untimed: bool = False  # times nothing: may run on every core at once (run.pool)
     machine_wide: bool = False  # measures the machine, not models: once per run, no members
+    zero_weights: bool = False  # reads no weight's value: models built with zero weights
 
     def validate(self, settings: dict, source: str) -> None:
         if "input_size" in settings:
@@ -224,6 +225,7 @@ MEASURES: dict[str, Measure] = {
         per_model(sizes.params),
         {"input_size": None},
         untimed=True,
+        zero_weights=True,
     ),
     "madds": Measure(
         "madds",
@@ -232,6 +234,7 @@ MEASURES: dict[str, Measure] = {
         {"input_size": None, "counters": list(COUNTERS)},
         _check_counters,
         untimed=True,
+        zero_weights=True,
     ),
     "latency": Measure(
         "latency",
@@ -313,6 +316,7 @@ MEASURES: dict[str, Measure] = {
         {"counters": list(COUNTERS), "input_sizes": [[3, 224, 224]]},
         _all(_check_counters, _check_input_sizes),
         untimed=True,
+        zero_weights=True,
     ),
     "roofline": Measure(
         "roofline",

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dynbench.measure.environment import environment
+from dynbench.models.registry import zero_init
 from dynbench.results.names import MACHINE_MODEL
 from dynbench.results.record import Record, error_record
 from dynbench.results.store import ResultStore
@@ -152,7 +153,8 @@ def _measure(
     """Build one group and run every measure on it; ``done(len(group))`` after each measure."""
     names = ", ".join(t.info.name for t in group)
     status(f"building {names}")
-    members = _build(group, lambda r: emit(r, {}))
+    zero_weights = all(m.zero_weights for m in measures)
+    members = _build(group, lambda r: emit(r, {}), zero_weights)
     for measure in measures:
         title = f"{measure.name} {names}"
         status(title)
@@ -198,12 +200,15 @@ def _chosen(suite: Suite, measure: Measure, members: list[Member]) -> list[Membe
     return chosen
 
 
-def _build(group: list[Target], emit_error) -> list[Member]:
-    """The group's models, built; one whose builder raises gets an error record instead."""
+def _build(group: list[Target], emit_error, zero_weights: bool = False) -> list[Member]:
+    """The group's models, built (with zero weights when no measure reads a weight's
+    value: see :func:`dynbench.models.registry.zero_init`); one whose builder raises
+    gets an error record instead."""
     members = []
     for target in group:
         try:
-            members.append((target.info, target.build()))
+            with zero_init() if zero_weights else contextlib.nullcontext():
+                members.append((target.info, target.build()))
         except Exception as exc:
             emit_error(error_record(target.info.name, "build", exc))
     return members

@@ -144,3 +144,25 @@ def test_a_model_that_cannot_run_raises_as_itself():
 
     with pytest.raises(ValueError, match="5-d input"):
         count_madds(Broken(), torch.randn(1, 4))
+
+
+@pytest.mark.parametrize(
+    "name", ["resnet18_dcd", "resnet18_odconv_4x", "mobilenetv2_050_dyconv_4x"]
+)
+def test_fvcore_traced_without_scopes_gives_the_whole_models_figures(name):
+    from dynbench.measure.madds import fvcore_analysis, fvcore_madds
+
+    torch.manual_seed(0)
+    model, x = create_model(name).eval(), torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        model(x)
+    with fvcore_analysis(model, x) as scoped:  # every module's scope, as fvcore traces
+        total = int(scoped.total())
+        by_operator = {op: int(n) for op, n in scoped.by_operator().items()}
+        unsupported = dict(scoped.unsupported_ops())
+        assert sum(1 for n in scoped.by_module().values() if n) > 1  # scopes were there
+    with fvcore_analysis(model, x, by_module=False) as unscoped:
+        assert int(unscoped.total()) == total
+        assert {op: int(n) for op, n in unscoped.by_operator().items()} == by_operator
+        assert dict(unscoped.unsupported_ops()) == unsupported
+    assert fvcore_madds(model, x)[0] == total
