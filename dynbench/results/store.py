@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sqlite3
+import time
 import uuid
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from dynbench.results.schema import COLUMNS, measurements, runs
 DB_ENV_VAR = "DYNBENCH_DB"
 DEFAULT_DB = "dynbench.sqlite"
 CONNECT_TIMEOUT_S = 5  # a wrong host fails within seconds, not after the OS's minutes
+SQLITE_WAIT_S = 60  # how long a SQLite writer waits for another process's lock
 
 __all__ = ["COLUMNS", "DB_ENV_VAR", "ResultStore", "load_results", "resolve_db", "store_url"]
 
@@ -92,11 +95,11 @@ def check_writable(path: Path, what: str) -> None:
 def _engine(url: sa.URL) -> sa.Engine:
     backend = url.get_backend_name()
     if backend == "sqlite":
-        engine = sa.create_engine(url, connect_args={"timeout": 60})
+        engine = sa.create_engine(url, connect_args={"timeout": SQLITE_WAIT_S})
 
         @sa.event.listens_for(engine, "connect")
         def _wal(dbapi_conn, _record) -> None:  # readers never block the writers
-            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            _set_wal(dbapi_conn)
 
         return engine
     args = {"connect_timeout": CONNECT_TIMEOUT_S} if backend == "postgresql" else {}
@@ -108,6 +111,25 @@ def _engine(url: sa.URL) -> sa.Engine:
             f"no database driver for {url.drivername!r}{hint}: {exc}; accepted: sqlite:///PATH, "
             "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DBNAME"
         ) from None
+
+
+def _set_wal(dbapi_conn: sqlite3.Connection, wait_s: float = SQLITE_WAIT_S) -> None:
+    """Put the database in WAL mode, waiting while another process holds it.
+
+    Switching the journal mode needs the database to itself, and SQLite answers "database
+    is locked" at once instead of calling the busy handler: two processes opening a new
+    store together would otherwise fail. The mode is stored in the file, so once one of
+    them has set it the others find it set.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -232,3 +232,23 @@ def test_merge_of_a_migrated_copy_adds_nothing(tmp_path):
     with ResultStore(migrated) as out, ResultStore(old, write=False) as source:
         done = merge(out, source)
     assert (done.measurements, done.known) == (0, 68)
+
+
+def test_wal_switch_waits_for_another_connection_then_gives_up(tmp_path):
+    """Switching to WAL while another connection holds the file: SQLite refuses at once,
+    so the switch retries until the holder lets go, and fails after its wait."""
+    import sqlite3
+    import threading
+
+    from dynbench.results.store import _set_wal
+
+    path = tmp_path / "held.sqlite"
+    holder = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    other = sqlite3.connect(path, timeout=0)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _set_wal(other, wait_s=0.1)
+    threading.Timer(0.2, lambda: holder.execute("COMMIT")).start()
+    _set_wal(other, wait_s=5)
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
