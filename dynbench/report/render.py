@@ -482,14 +482,16 @@ def _machines_report(
     env = {**env, "machines": [_machine_text(name, group) for name, group in machines]}
     report = Report("dynbench report", env)
     report.sections.append(_machines_scorecard(machines))
-    newest_name, newest = max(machines, key=lambda m: m[1]["measured_at"].max())
-    plots = _figures_section(papers_setting(newest))
+    # The machine holding most records: a short run on a second machine (a few GPU
+    # figures) must not take the plots of the one that measured nearly everything.
+    main_name, main = max(machines, key=lambda m: len(m[1]))
+    plots = _figures_section(papers_setting(main))
     if plots is not None:
-        plots.title += f" ({newest_name})"
+        plots.title += f" ({main_name})"
         plots.blocks.insert(
             0,
             Block(
-                text=f"Plots of {newest_name}, the machine measured last; "
+                text=f"Plots of {main_name}, the machine with the most measurements; "
                 "'dynbench report --machine NAME' draws another's."
             ),
         )

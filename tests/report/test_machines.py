@@ -135,3 +135,14 @@ def test_an_older_record_joins_the_one_identified_machine_with_its_cpu_gpu_and_t
     assert [name for name, _ in split_by_machine(rows)] == ["aaaaaaaaaaaa"]
     rows = rows.assign(environment=[json.dumps(other), json.dumps(new)])
     assert len(split_by_machine(rows)) == 2  # another CPU: another machine
+
+
+def test_plots_are_of_the_machine_with_most_measurements_not_the_last_one():
+    """A few records from a second machine, measured later, leave the plots to the
+    machine that measured nearly everything."""
+    many = on_machine(_store(1.40, "a"), "laptop", "CPU A")
+    few = on_machine(frame(latency("resnet18", 40.0, run_id="b")), "gpu-box", "B")
+    few = few.assign(measured_at="2026-12-01T00:00:00Z")
+    report = build_report(pd.concat([many, few], ignore_index=True))
+    titles = [s.title for s in report.sections]
+    assert "Plots (laptop)" in titles and "Plots (gpu-box)" not in titles
