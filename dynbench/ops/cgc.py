@@ -128,8 +128,7 @@ class ContextGatedConv2d(KernelDynamicConv):
                 kernel = gate * self.weight[0].flatten(2)
             with phase("conv"):
                 patches = F.unfold(sample, k, padding=self.padding, stride=self.stride)
-                height = (sample.shape[2] + 2 * self.padding - k) // self.stride + 1
-                width = (sample.shape[3] + 2 * self.padding - k) // self.stride + 1
+                height, width = self.output_size(*sample.shape[2:])
                 out = kernel.reshape(self.out_channels, -1) @ patches[0]
                 if self.bias is not None:
                     out = out + self.bias[0][:, None]

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dynbench.ops.base import KernelDynamicConv, phase
+from dynbench.ops.base import KernelDynamicConv, conv1x1_on_vectors, phase, squeeze
 
 
 class KernelAttention(nn.Module):
@@ -60,17 +60,7 @@ class KernelAttention(nn.Module):
         """The fast route: the 1x1 convs' weights viewed as matrices on the pooled vector
         (two ``F.linear`` calls instead of two convolutions on a 1x1 map; an eval-mode
         batch norm one functional call)."""
-        # the pooling op the MAdds counters know (x.mean would be skipped by fvcore)
-        b = x.shape[0]
-        z = F.linear(F.adaptive_avg_pool2d(x, 1).view(b, -1), self.fc1.weight.view(self.hidden, -1))
-        bn = self.bn
-        if bn is not None and bn.training:
-            z = bn(z.view(b, self.hidden, 1, 1)).view(b, self.hidden)
-        elif bn is not None:
-            z = F.batch_norm(
-                z, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps
-            )
-        z = F.linear(z.relu_(), self.fc2.weight.view(self.fc2.out_channels, -1), self.fc2.bias)
+        z = conv1x1_on_vectors(squeeze(x, self.fc1, self.bn), self.fc2)
         return torch.softmax(z if self.temperature == 1 else z / self.temperature, dim=1)
 
     def reference(self, x: Tensor) -> Tensor:

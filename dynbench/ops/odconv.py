@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dynbench.ops.base import MIXED, KernelDynamicConv, phase
+from dynbench.ops.base import MIXED, KernelDynamicConv, conv1x1_on_vectors, phase, squeeze
 
 # The four attentions (paper: alpha_s, alpha_c, alpha_f, alpha_w).
 SPATIAL, CHANNEL, FILTER, KERNEL = "spatial", "channel", "filter", "kernel"
@@ -92,21 +92,11 @@ class ODConvAttention(nn.Module):
         Attentions: channel [B,Cin], filter [B,Cout], spatial [B,k*k], kernel [B,n];
         a head that is left out returns None.
         """
-        b, t = x.shape[0], self.temperature
-        # the pooling op the MAdds counters know (x.mean would be skipped by fvcore)
-        pooled = F.adaptive_avg_pool2d(x, 1).view(b, -1)
-        z = F.linear(pooled, self.fc.weight.view(self.hidden, -1))
-        if self.bn.training:
-            z = self.bn(z.view(b, self.hidden, 1, 1)).view(b, self.hidden)
-        else:
-            bn = self.bn
-            z = F.batch_norm(
-                z, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps
-            )
-        z = z.relu_()
+        t = self.temperature
+        z = squeeze(x, self.fc, self.bn)
 
         def logits(fc: nn.Conv2d) -> Tensor:
-            out = F.linear(z, fc.weight.view(fc.out_channels, self.hidden), fc.bias)
+            out = conv1x1_on_vectors(z, fc)
             return out if t == 1 else out / t
 
         def gate(fc: nn.Conv2d | None) -> Tensor | None:
@@ -190,7 +180,7 @@ class ODConv2d(KernelDynamicConv):
         b, cin, h, w = x.shape
         n, cout, cin_g, k, _ = self.weight.shape
         g = self.groups
-        out_hw = self._out_hw(h, w)
+        out_hw = math.prod(self.output_size(h, w))
         # apply a_c / a_f on the weights when a sample's kernel is smaller than its map
         weight_size = cout * cin_g * k * k
         channel_on_weight = b == 1 and channel is not None and weight_size < cin * h * w
@@ -260,10 +250,6 @@ class ODConv2d(KernelDynamicConv):
                 weight = weight * filt[i].view(cout, 1, 1, 1)
             outputs.append(self.conv(x[i : i + 1], weight))
         return torch.cat(outputs)
-
-    def _out_hw(self, h: int, w: int) -> int:
-        k, s, p = self.kernel_size, self.stride, self.padding
-        return ((h + 2 * p - k) // s + 1) * ((w + 2 * p - k) // s + 1)
 
     def analytic_madds(
         self, x_shape: tuple[int, ...], out_shape: tuple[int, ...]
