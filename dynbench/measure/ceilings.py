@@ -10,7 +10,6 @@ one thread (the batch-1 latency setting) and on every core.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,11 +48,6 @@ def last_level_cache_bytes() -> int | None:
 def default_read_bytes() -> int:
     """CACHE_MULTIPLE times the last-level cache, at least MIN_READ_BYTES."""
     return max(MIN_READ_BYTES, CACHE_MULTIPLE * (last_level_cache_bytes() or 0))
-
-
-def all_cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _timed(stmt: str, values: dict, threads: int, min_run_time: float, work: int) -> Ceiling:

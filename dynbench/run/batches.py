@@ -14,11 +14,11 @@ call's median, its IQR and its rounds divided by the batch.
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import torch
 
 from dynbench.errors import DynbenchError
+from dynbench.measure.environment import all_cores
 from dynbench.measure.timing import inference_call, set_threads
 from dynbench.ops.base import implementations
 from dynbench.results.record import Record, error_record
@@ -46,7 +46,7 @@ def sweep_device(setting: str) -> str:
 
 def sweep_threads(setting: int | str) -> int:
     """Intra-op threads: ``all`` = every core this process may run on."""
-    return len(os.sched_getaffinity(0)) if setting == "all" else int(setting)
+    return all_cores() if setting == "all" else int(setting)
 
 
 def check_sweep(settings: dict, source: str) -> None:

@@ -14,13 +14,12 @@ from torch import nn
 
 from dynbench.measure.ceilings import (
     Ceiling,
-    all_cores,
     default_read_bytes,
     gemm_rate,
     last_level_cache_bytes,
     read_bandwidth,
 )
-from dynbench.measure.environment import cpu_mhz
+from dynbench.measure.environment import all_cores, cpu_mhz
 from dynbench.measure.roofline import layer_work
 from dynbench.measure.timing import load_average
 from dynbench.models.registry import ModelInfo

@@ -16,7 +16,6 @@ parent, interrupted, keeps what it stored and terminates them as it leaves the p
 from __future__ import annotations
 
 import multiprocessing
-import os
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,11 +28,6 @@ Stamped = tuple[Record, dict]  # a record and the settings it was measured with
 GroupWork = Callable[[int], list[Stamped]]
 
 _work: GroupWork | None = None  # set before the fork, inherited by the workers
-
-
-def default_jobs() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0))
 
 
 def _start_worker() -> None:

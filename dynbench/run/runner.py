@@ -22,14 +22,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dynbench.measure.environment import environment
+from dynbench.measure.environment import all_cores, environment
 from dynbench.models.registry import zero_init
 from dynbench.results.names import MACHINE_MODEL
 from dynbench.results.record import Record, error_record
 from dynbench.results.store import ResultStore
 from dynbench.run.family import Member, Target, families
 from dynbench.run.measures import MEASURES, Measure
-from dynbench.run.pool import Stamped, default_jobs, in_workers
+from dynbench.run.pool import Stamped, in_workers
 from dynbench.run.shard import take_shard
 from dynbench.run.suite import Suite
 
@@ -98,7 +98,7 @@ def run_suite(
         _measure(suite, measures, groups[index], lambda r, s: made.append((r, s)))
         return made
 
-    jobs = min(jobs or default_jobs(), len(groups))
+    jobs = min(jobs or all_cores(), len(groups))
     parallel = jobs > 1 and all(m.untimed for m in measures)
     machine_wide = [m for m in measures if m.machine_wide]
     measures = [m for m in measures if not m.machine_wide]

@@ -2,7 +2,8 @@
 
 import math
 
-from dynbench.measure.ceilings import all_cores, gemm_rate, read_bandwidth
+from dynbench.measure.ceilings import gemm_rate, read_bandwidth
+from dynbench.measure.environment import all_cores
 
 
 def test_read_bandwidth_of_a_small_array_is_a_plausible_rate():

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 from dynbench.errors import DynbenchError
-from dynbench.measure.ceilings import all_cores
+from dynbench.measure.environment import all_cores
 from dynbench.run.suite import load_suite, parse_suite
 
 
