@@ -31,6 +31,13 @@ class ThroughputResult:
     compile_s: float | None = None  # torch.compile: the first call, timed apart
     block_ms: tuple[float, ...] = ()  # every timed block, for the spread between them
 
+    @property
+    def spread(self) -> float | None:
+        """(slowest - fastest block) / median block: whether the GPU held steady."""
+        if not self.block_ms:
+            return None
+        return (max(self.block_ms) - min(self.block_ms)) / self.milliseconds
+
 
 def cuda_event_timer(fn: Callable[[], object], iterations: int) -> float:
     """Milliseconds for ``iterations`` calls, between two CUDA events."""

@@ -329,13 +329,12 @@ def throughput(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record
         "compile": settings["compile"],
         **implementation_settings(model),
     }
-    blocks = result.block_ms
     detail = {
         "oom": result.oom,
         "gpu": torch.cuda.get_device_name(0),
         "elapsed_ms": result.milliseconds,  # the median block of `iterations` calls
-        "block_ms": [round(ms, 3) for ms in blocks],
-        "spread": round((max(blocks) - min(blocks)) / result.milliseconds, 4) if blocks else None,
+        "block_ms": [round(ms, 3) for ms in result.block_ms],
+        "spread": None if result.spread is None else round(result.spread, 4),
         "compile_s": result.compile_s,
     }
     return [

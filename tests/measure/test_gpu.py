@@ -79,4 +79,5 @@ def test_repeated_blocks_give_the_median_and_keep_every_block():
     )
     assert result.block_ms == (400.0, 100.0, 300.0, 200.0, 500.0)
     assert result.milliseconds == 300.0
+    assert result.spread == pytest.approx((500.0 - 100.0) / 300.0)
     assert result.images_per_s == pytest.approx(10 * 4 / 0.3)
