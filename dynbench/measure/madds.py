@@ -170,8 +170,9 @@ def fvcore_analysis(model: nn.Module, x: torch.Tensor, by_module: bool = True) -
 
     Without ``by_module`` only the whole model's figures are right (every op is put in
     the root's scope): fvcore's trace then skips the hooks that push each module's
-    scope, and torch.jit the work of turning those scopes into blocks and back, about
-    a large part of the trace; the ops and their shapes are the same.
+    scope, and torch.jit the work of turning those scopes into blocks and back, a
+    large part of the trace; the ops and their shapes are the same. Either way sizes
+    are constants in the trace (:func:`constant_sizes`).
     """
     from fvcore.nn import FlopCountAnalysis, jit_analysis
 
@@ -179,6 +180,7 @@ def fvcore_analysis(model: nn.Module, x: torch.Tensor, by_module: bool = True) -
     with contextlib.ExitStack() as stack:
         stack.enter_context(warnings.catch_warnings())
         warnings.simplefilter("ignore")
+        stack.enter_context(constant_sizes())
         if not by_module:
             stack.enter_context(
                 mock.patch.object(jit_analysis, "_get_scoped_trace_graph", _unscoped_trace)
@@ -187,6 +189,44 @@ def fvcore_analysis(model: nn.Module, x: torch.Tensor, by_module: bool = True) -
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         analysis.tracer_warnings("none")
         yield analysis
+
+
+@contextlib.contextmanager
+def constant_sizes() -> Iterator[None]:
+    """Tensor sizes read as plain ints while torch.jit traces, instead of traced values.
+
+    A trace hands Python code every size as a 0-dim tensor, so each piece of shape
+    arithmetic (output sizes, views, route rules, a cache keyed by shape) becomes
+    nodes in the graph: most of the nodes, and of the trace's time, in the dynamic
+    models, and ops fvcore lists as skipped that no data goes through. The counted
+    ops and their shapes are the same either way; the trace is used once, at one
+    input size, so it loses nothing by treating sizes as constants.
+    """
+    patches = [
+        mock.patch.object(torch.Tensor, "size", _untraced(torch._C.TensorBase.size)),
+        mock.patch.object(torch.Tensor, "shape", property(_untraced(torch._C.TensorBase.size))),
+        mock.patch.object(torch.Tensor, "numel", _untraced(torch._C.TensorBase.numel)),
+    ]
+    with contextlib.ExitStack() as stack:
+        for patch in patches:
+            stack.enter_context(patch)
+        yield
+
+
+def _untraced(read: Callable) -> Callable:
+    """``read`` (a size query of a tensor) called with torch.jit's tracing paused."""
+
+    def call(tensor: torch.Tensor, *args):
+        state = torch._C._get_tracing_state()
+        if state is None:
+            return read(tensor, *args)
+        torch._C._set_tracing_state(None)
+        try:
+            return read(tensor, *args)
+        finally:
+            torch._C._set_tracing_state(state)
+
+    return call
 
 
 def _unscoped_trace(module: nn.Module, inputs, aliases) -> torch._C.Graph:
@@ -388,22 +428,24 @@ def count_madds(
 ) -> MaddsResult:
     """Run the chosen counters on one forward of ``model`` with input ``x`` (batch 1).
 
-    A plain forward comes first: a model that cannot run raises there, as itself, and
-    caches kept across models by shape are then warm whichever models a process
-    measured before. ``eval()`` after it drops what a layer caches between its own
-    calls (DCD's folded constants), so the counted forward computes them, as a first
-    call does. fvcore traces the model itself (torch.jit); the other counters share
-    one forward (:func:`shared_forward`). Should that forward raise, each counter runs
-    alone, so that a failure costs only the counter that failed and says which it was.
+    ``eval()`` first drops what a layer caches between its own calls (DCD's folded
+    constants), so the counted forward computes them, as a first call does; caches
+    kept across models by shape are built without tensor ops (no counter sees them),
+    so what a process measured before changes nothing. fvcore traces the model
+    itself (torch.jit); the other counters share one forward (:func:`shared_forward`).
+    Should that forward raise, a plain forward follows: a model that cannot run raises
+    there, as itself; otherwise each counter runs alone, so that a failure costs only
+    the counter that failed and says which it was.
     """
-    with torch.no_grad():
-        model.eval()(x)
     model.eval()
     result = MaddsResult(totals={})
     try:
         shared = shared_forward(model, x)
-    except Exception:  # one counter's bug: each runs on its own below
-        shared = None
+    except Exception:  # one counter's bug, or a model that cannot run
+        with torch.no_grad():
+            model(x)  # the model's own error, raised as itself
+        model.eval()  # what that call cached is dropped again
+        shared = None  # one counter's bug: each runs on its own below
     ops = Counter() if shared is None else shared.ops
     if shared is None and {"ptflops", "torch"} & set(counters):
         ops = traced_ops(model, x)

@@ -166,3 +166,57 @@ def test_fvcore_traced_without_scopes_gives_the_whole_models_figures(name):
         assert {op: int(n) for op, n in unscoped.by_operator().items()} == by_operator
         assert dict(unscoped.unsupported_ops()) == unsupported
     assert fvcore_madds(model, x)[0] == total
+
+
+class ShapeArithmetic(nn.Module):
+    """Reads sizes and computes with them, as the dynamic operators do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(12, 5))
+
+    def forward(self, x):
+        batch, channels, height, width = x.shape
+        return x.reshape(batch * channels, (height * width) // 1) @ self.weight
+
+
+def test_sizes_are_constants_in_fvcores_trace_and_traced_again_after():
+    from dynbench.measure.madds import constant_sizes, fvcore_madds
+
+    model, x = ShapeArithmetic(), torch.randn(1, 2, 3, 4)
+    total, skipped, _ = fvcore_madds(model, x)
+    assert total == 2 * 12 * 5  # the matmul: (2, 12) x (12, 5)
+    assert skipped == {}  # no mul or floor_divide from the size arithmetic
+    with constant_sizes():
+        assert "size" in vars(torch.Tensor)
+    assert not {"size", "shape", "numel"} & set(vars(torch.Tensor))  # restored
+    graph = torch.jit._get_trace_graph(model, (x,))[0]
+    assert "aten::mul" in {node.kind() for node in graph.nodes()}  # traced sizes again
+
+
+@pytest.mark.parametrize("name", ["resnet18_dcd", "resnet18_odconv_4x", "resnet18_dynconv"])
+def test_constant_sizes_count_what_fvcore_counts_on_its_own(name):
+    from fvcore.nn import FlopCountAnalysis
+
+    from dynbench.measure.madds import fvcore_madds
+
+    torch.manual_seed(0)
+    model, x = create_model(name).eval(), torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        model(x)
+    own = FlopCountAnalysis(model, x).unsupported_ops_warnings(False).tracer_warnings("none")
+    total, skipped, extra = fvcore_madds(model, x)
+    assert total == int(own.total())
+    assert extra == {op: int(n) for op, n in own.by_operator().items() if n and op in extra}
+    unsupported = {k.removeprefix("aten::"): n for k, n in own.unsupported_ops().items()}
+    assert all(n <= unsupported[op] for op, n in skipped.items())  # only size arithmetic gone
+
+
+def test_a_first_dcd_call_counts_as_any_other():
+    from dynbench.ops import dcd
+
+    torch.manual_seed(0)
+    model, x = create_model("resnet18_dcd"), torch.randn(1, 3, 96, 96)
+    dcd._pooling_matrix.cache_clear()  # as in a fresh process
+    first = count_madds(model, x)
+    assert first == count_madds(model, x)
