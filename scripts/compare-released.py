@@ -191,15 +191,13 @@ class RoutedClassifier(nn.Module):
 
 
 def check_fast_equals_naive(model: nn.Module, x: Tensor, name: str) -> None:
-    """Fast and naive outputs equal (rtol 1e-5). A randomly initialised model may overflow
-    (DCD's ResNet-18 does past layer2): non-finite entries must then match exactly."""
+    """Fast and naive outputs equal (rtol 1e-5, atol 1e-5 of the largest output)."""
     with torch.inference_mode():
         fast = model(x)
         naive = set_impl(model, "naive")(x)
     set_impl(model, "fast")
-    finite = naive[naive.isfinite()]
-    scale = finite.abs().max().item() if finite.numel() else 0.0
-    if not torch.allclose(fast, naive, rtol=1e-5, atol=1e-5 * scale, equal_nan=True):
+    scale = naive.abs().max().item()
+    if not torch.allclose(fast, naive, rtol=1e-5, atol=1e-5 * scale):
         raise SystemExit(f"{name}: fast path differs from the naive path")
 
 

@@ -48,7 +48,9 @@ class Figure:
     png: bytes
 
 
-def _render(fig, name: str, title: str, caption: str) -> Figure:
+def render(fig, name: str, title: str, caption: str) -> Figure:
+    """A matplotlib figure as a report :class:`Figure` (SVG for the HTML page, PNG for
+    the markdown), closed once drawn."""
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     svg, png = io.StringIO(), io.BytesIO()
@@ -98,7 +100,7 @@ def madds_vs_latency(frame: pd.DataFrame) -> Figure | None:
     ax.set_ylabel("CPU latency overhead, batch 1 (%)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _render(
+    return render(
         fig,
         "madds-vs-latency",
         "MAdds overhead against measured latency overhead",
@@ -135,7 +137,7 @@ def published_vs_measured(frame: pd.DataFrame) -> Figure | None:
         ax.set_title(what, fontsize=10)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    return _render(
+    return render(
         fig,
         "published-vs-measured",
         "Published against measured params and MAdds (analytic)",
@@ -169,7 +171,7 @@ def counter_totals(frame: pd.DataFrame, limit: int = 24) -> Figure | None:
     ax.set_xlabel("counter's total / conv+FC MAdds (×)")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3, axis="x")
-    return _render(
+    return render(
         fig,
         "counter-totals",
         f"What each MAdds counter counts, relative to conv+FC (up to {limit} models)",
@@ -205,7 +207,7 @@ def timing_ratios(frame: pd.DataFrame, metric: str, published: dict[str, float])
     ax.grid(alpha=0.3, axis="x")
     name = "latency-ratios" if metric == "latency_ratio" else "train-step-ratios"
     title = "Latency ratio per model" if metric == "latency_ratio" else "Training-step ratio"
-    return _render(
+    return render(
         fig,
         name,
         title,
@@ -231,7 +233,7 @@ def gpu_throughput(frame: pd.DataFrame) -> Figure | None:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3, axis="x")
     left.tick_params(axis="y", labelsize=8)
-    return _render(
+    return render(
         fig,
         "gpu-throughput",
         "GPU throughput and peak memory",
@@ -272,7 +274,7 @@ def spatial_density(points: pd.DataFrame) -> Figure | None:
         ax.set_ylabel("× dense latency, batch 1, one thread")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    return _render(
+    return render(
         fig,
         "spatial-density",
         f"{model}: latency and MAdds against mask density",
@@ -333,7 +335,7 @@ def batch_sweep(points: pd.DataFrame) -> Figure | None:
             ax.minorticks_off()
             ax.grid(alpha=0.3)
         top.legend(fontsize=7)
-    return _render(
+    return render(
         fig,
         "batch-sweep",
         "Latency per image against batch",

@@ -20,13 +20,12 @@ import pandas as pd
 
 from dynbench.measure.roofline import floor_ms, layer_floor_s
 from dynbench.report.data import ci95_bounds, family_of, field_dict, latest
-from dynbench.report.figures import Figure, _render
+from dynbench.report.figures import Figure, render
 from dynbench.report.machines import machine_of
-from dynbench.results.names import MACHINE_MODEL
+from dynbench.results.names import MACHINE_MODEL, ceiling_scope
 
 # the overhead target of issue 14: measured overhead at most this many times the floor's
 OVERHEAD_TARGET = 1.25
-SCOPE = "1 thread"  # the ceilings the batch-1 single-thread latency is set against
 FLOOR_NOTE = (
     "A roofline lower bound of each model's batch-1 latency, derived from stored figures: "
     "the sum over its conv, linear and dynamic-operator layers of max(MAdds / GEMM rate, "
@@ -67,7 +66,7 @@ class Ceilings:
 
 def ceilings(frame: pd.DataFrame) -> Ceilings | None:
     """The best single-thread ceilings of ``frame`` (one machine's records), if both exist."""
-    mine = frame[(frame["model"] == MACHINE_MODEL) & (frame["method"] == SCOPE)]
+    mine = frame[(frame["model"] == MACHINE_MODEL) & (frame["method"] == ceiling_scope(1))]
     read = mine[mine["metric"] == "read_bandwidth"]["value"].dropna()
     gemm = mine[mine["metric"] == "gemm_rate"]["value"].dropna()
     if read.empty or gemm.empty:
@@ -184,7 +183,7 @@ def latency_vs_floor(table: pd.DataFrame) -> Figure | None:
     ax.set_xlim(0, 1.15 * shown["latency_ms"].max())
     ax.legend(fontsize=8, ncol=2, loc="lower left", bbox_to_anchor=(0, 1), frameon=False)
     ax.grid(axis="x", alpha=0.3)
-    return _render(
+    return render(
         fig,
         "latency-vs-floor",
         "Measured latency against its floor",

@@ -459,19 +459,32 @@ def build_report(frame: pd.DataFrame) -> Report:
     report.sections.append(_scorecard_section(papers))
     for section in (
         _figures_section(papers),
-        *_timing_sections(papers),
-        _floor_section(papers, frame),
-        _options_section(frame),
-        _batch_section(papers),
-        _spatial_section(papers),
-        _resolution_section(papers),
-        _speed_section(papers),
-        _matrix_section(papers),
-        _sizes_section(papers),
+        *_machine_sections(frame, frame),
+        *_size_sections(frame),
     ):
         if section is not None:
             report.sections.append(section)
     return report
+
+
+def _machine_sections(group: pd.DataFrame, frame: pd.DataFrame) -> list[Section | None]:
+    """The sections whose figures depend on the machine, from one machine's ``group``
+    (``frame``: every record, for the sizes the floor section sets beside them)."""
+    papers = papers_setting(group)
+    return [
+        *_timing_sections(papers),
+        _floor_section(papers, frame),
+        _options_section(group),
+        _batch_section(papers),
+        _spatial_section(papers),
+        _speed_section(papers),
+    ]
+
+
+def _size_sections(frame: pd.DataFrame) -> list[Section | None]:
+    """The sections of sizes and MAdds, the same on every machine."""
+    papers = papers_setting(frame)
+    return [_resolution_section(papers), _matrix_section(papers), _sizes_section(papers)]
 
 
 def _machines_report(
@@ -497,27 +510,12 @@ def _machines_report(
         )
         report.sections.append(plots)
     for k, (name, group) in enumerate(machines, 1):
-        papers = papers_setting(group)
-        for section in (
-            *_timing_sections(papers),
-            _floor_section(papers, frame),
-            _options_section(group),
-            _batch_section(papers),
-            _spatial_section(papers),
-            _speed_section(papers),
-        ):
+        for section in _machine_sections(group, frame):
             if section is not None:
                 section.id += f"-m{k}"
                 section.title += f" ({name})"
                 report.sections.append(section)
-    papers = papers_setting(frame)
-    for section in (
-        _resolution_section(papers),
-        _matrix_section(papers),
-        _sizes_section(papers),
-    ):
-        if section is not None:
-            report.sections.append(section)
+    report.sections += [s for s in _size_sections(frame) if s is not None]
     return report
 
 

@@ -26,6 +26,13 @@ RATIO_UNIT = "x baseline"
 # The model name of the records that measure the machine itself (the machine suite)
 MACHINE_MODEL = "(machine)"
 
+
+def ceiling_scope(threads: int) -> str:
+    """The ``method`` of a machine ceiling record: ``1 thread`` (the batch-1 latency
+    setting, which the floor is set against) or ``all cores``."""
+    return "1 thread" if threads == 1 else "all cores"
+
+
 # The size metrics the guard and the published comparison check.
 SIZE_METRICS = ("params", "params_no_classifier", "madds")
 

@@ -23,17 +23,11 @@ from dynbench.measure.environment import all_cores, cpu_mhz
 from dynbench.measure.roofline import layer_work
 from dynbench.measure.timing import load_average
 from dynbench.models.registry import ModelInfo
-from dynbench.results.names import MACHINE_MODEL
+from dynbench.results.names import MACHINE_MODEL, ceiling_scope
 from dynbench.results.record import Record
 from dynbench.run.family import Emit, Member, Progress
 
 METHOD = "torch.utils.benchmark"
-
-
-def scope_of(threads: int) -> str:
-    """The ``method`` of a ceiling record: ``1 thread`` (the batch-1 latency setting) or
-    ``all cores``."""
-    return "1 thread" if threads == 1 else "all cores"
 
 
 def machine(members: list[Member], settings: dict, emit: Emit, progress: Progress) -> None:
@@ -43,7 +37,7 @@ def machine(members: list[Member], settings: dict, emit: Emit, progress: Progres
     previous = torch.get_num_threads()
     try:
         for threads in sorted({1, all_cores()}):
-            scope = scope_of(threads)
+            scope = ceiling_scope(threads)
             progress(f"read bandwidth, {scope}")
             emit(_record("read_bandwidth", read_bandwidth(nbytes, threads, min_run_time), scope))
             progress(f"GEMM rate, {scope}")
