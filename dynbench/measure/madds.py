@@ -399,37 +399,54 @@ class _WholeModel:
 
 
 def shared_forward(model: nn.Module, x: torch.Tensor) -> _Forward:
-    """One forward under the op tracer, ptflops' and torch's dispatch modes and the
-    conv_linear and analytic hooks at once, instead of one forward each.
+    """One forward under ptflops' and torch's dispatch modes and the conv_linear and
+    analytic hooks at once, instead of one forward each; ptflops' mode also records
+    every aten op it sees (what :func:`traced_ops` records alone).
 
-    Nested dispatch modes each see every op: the innermost (the tracer) first, each
-    passing the op on unchanged, so the tracer and ptflops see exactly the ops the
-    model calls, as when alone. torch's mode is the outermost because it may
-    decompose an op it has no formula for, and only it must see the decomposition.
+    Nested dispatch modes each see every op: the innermost (ptflops') first, passing
+    the op on unchanged, so it sees exactly the ops the model calls, as when alone.
+    torch's mode is the outermost because it may decompose an op it has no formula
+    for, and only it must see the decomposition.
     """
-    from ptflops.aten_engine import FlopCounterMode as PtflopsMode
     from torch.utils.flop_counter import FlopCounterMode
 
     conv_linear: list[tuple] = []
     analytic: list[tuple] = []
     handles = _hook_leaves(model, "conv_linear_madds", conv_linear)
     handles += _hook_leaves(model, "analytic_madds", analytic)
-    tracer, ptflops, flops = _OpTracer(), PtflopsMode(), FlopCounterMode(display=False)
+    ptflops, flops = _ptflops_recording_ops(), FlopCounterMode(display=False)
     flops.mod_tracker = _WholeModel()
     try:
-        with torch.no_grad(), flops, ptflops, tracer:
+        with torch.no_grad(), flops, ptflops:
             model(x)
     finally:
         for h in handles:
             h.remove()
     return _Forward(
-        ops=tracer.calls,
+        ops=ptflops.calls,
         ptflops=int(ptflops.complexity),
         torch=flops.get_total_flops() // 2,
         torch_handled={getattr(op, "__name__", str(op)) for op in flops.flop_registry},
         conv_linear=conv_linear,
         analytic=analytic,
     )
+
+
+def _ptflops_recording_ops() -> TorchDispatchMode:
+    """ptflops' dispatch mode, also counting every aten op by name in ``calls``: one mode
+    where a separate op tracer would add its own dispatch to every op."""
+    from ptflops.aten_engine import FlopCounterMode as PtflopsMode
+
+    class Recording(PtflopsMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: Counter[str] = Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.calls[func._overloadpacket.__name__] += 1
+            return super().__torch_dispatch__(func, types, args, kwargs)
+
+    return Recording()
 
 
 def _ptflops_handled() -> set[str]:
