@@ -33,7 +33,6 @@ Before timing, every dynbench variant's fast path is checked against its naive p
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib.util
 import os
 import random
@@ -55,7 +54,7 @@ from dynbench.measure.timing import (
     ratio_with_ci,
     set_threads,
 )
-from dynbench.ops.base import set_impl
+from dynbench.ops.base import DynamicOp
 from dynbench.ops.condconv import CondConv2d, CondConvRouting, CondLinear
 from dynbench.ops.dyconv import DynamicConv2d
 
@@ -192,17 +191,37 @@ class RoutedClassifier(nn.Module):
 
 
 def check_fast_equals_naive(model: nn.Module, x: Tensor, name: str) -> None:
-    """Fast and naive outputs equal (rtol 1e-5, atol 1e-5 of the largest output), on a
-    float64 copy: at random initialisation DCD's ResNet-50 grows its activations to
-    about 1e4 by the classifier, and float32 rounding, amplified that far, leaves the
-    two paths' outputs apart by as much as the outputs themselves."""
-    exact = copy.deepcopy(model).double()
-    with torch.inference_mode():
-        fast = exact(x.double())
-        naive = set_impl(exact, "naive")(x.double())
-    scale = naive.abs().max().item()
-    if not torch.allclose(fast, naive, rtol=1e-5, atol=1e-5 * scale):
-        raise SystemExit(f"{name}: fast path differs from the naive path")
+    """Every dynamic layer's fast output equals its naive output (rtol 1e-5, atol 1e-5 of
+    the largest) on the input it receives in the model.
+
+    Layer by layer, because whole-model outputs cannot be compared at random
+    initialisation: DCD's residual is quadratic in its input there, so the relative
+    rounding error doubles from layer to layer, and ResNet-50 DCD's two paths end 1%
+    apart even in float64 (float32: as far apart as the outputs themselves).
+    """
+    inputs: dict[DynamicOp, tuple] = {}
+    layers = [m for m in model.modules() if isinstance(m, DynamicOp)]
+    hooks = [
+        m.register_forward_pre_hook(lambda m, args: inputs.setdefault(m, args))
+        for m in layers
+    ]
+    try:
+        with torch.inference_mode():
+            model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for layer in layers:
+        if layer not in inputs:
+            continue
+        with torch.inference_mode():
+            fast = layer(*inputs[layer])
+            layer.set_impl("naive")
+            naive = layer(*inputs[layer])
+            layer.set_impl("fast")
+        scale = naive.abs().max().item()
+        if not torch.allclose(fast, naive, rtol=1e-5, atol=1e-5 * scale):
+            raise SystemExit(f"{name}: a {type(layer).__name__}'s fast path differs from its naive")
 
 
 def bootstrap_quotient(
