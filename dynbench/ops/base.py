@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 
 import torch
 import torch.nn.functional as F
@@ -78,6 +79,24 @@ def squeeze(x: Tensor, fc: nn.Conv2d, bn: nn.BatchNorm2d | None) -> Tensor:
     return z.relu_()
 
 
+_THREAD = threading.local()  # the shared workspaces of each thread
+
+
+def _shared_buffer(slot: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """The thread's buffer for ``slot``, grown to the largest request, viewed as ``shape``."""
+    pool = getattr(_THREAD, "workspaces", None)
+    if pool is None:
+        pool = _THREAD.workspaces = {}
+    numel = math.prod(shape)
+    key = (slot, like.dtype, like.device)
+    buffer = pool.get(key)
+    if buffer is None or buffer.numel() < numel:
+        with torch.inference_mode(False):
+            buffer = torch.empty(numel, dtype=like.dtype, device=like.device)
+        pool[key] = buffer
+    return buffer[:numel].view(shape)
+
+
 class DynamicOp(nn.Module):
     """Base class of the dynamic operators (not usable on its own)."""
 
@@ -94,7 +113,9 @@ class DynamicOp(nn.Module):
             any(t.requires_grad for t in tensors) or any(p.requires_grad for p in self.parameters())
         )
 
-    def workspace(self, slot: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    def workspace(
+        self, slot: str, shape: tuple[int, ...], like: Tensor, shared: bool = False
+    ) -> Tensor:
         """A buffer kept between calls for per-call kernels (inference only).
 
         A freshly allocated multi-megabyte kernel costs page faults on every call
@@ -102,7 +123,13 @@ class DynamicOp(nn.Module):
         The buffer is always a normal tensor (one created under inference mode could
         not be written by a later call outside it). Consequence: one module must not
         run forward in two threads at once.
+
+        ``shared=True`` is for a buffer consumed before the forward returns (a mixed
+        kernel): every operator of the thread then writes the same memory, which the
+        previous layer's kernel has just left in cache, instead of a cold buffer of its own.
         """
+        if shared:
+            return _shared_buffer(slot, shape, like)
         key = (slot, tuple(shape), like.dtype, like.device)
         buffer = self._workspaces.get(key)
         if buffer is None:
@@ -117,7 +144,7 @@ class DynamicOp(nn.Module):
         flat = kernels.reshape(kernels.shape[0], -1)
         if self.records_graph(coefficients, flat):
             return coefficients @ flat
-        out = self.workspace("mix", (coefficients.shape[0], flat.shape[1]), flat)
+        out = self.workspace("mix", (coefficients.shape[0], flat.shape[1]), flat, shared=True)
         return torch.matmul(coefficients, flat, out=out)
 
     def scale(self, tensor: Tensor, factor: Tensor, owned: bool) -> Tensor:
@@ -128,7 +155,7 @@ class DynamicOp(nn.Module):
         if owned:
             return tensor.mul_(factor)
         shape = torch.broadcast_shapes(tensor.shape, factor.shape)
-        return torch.mul(tensor, factor, out=self.workspace("scaled", shape, tensor))
+        return torch.mul(tensor, factor, out=self.workspace("scaled", shape, tensor, shared=True))
 
     def set_impl(self, impl: str) -> None:
         if impl not in IMPLS:
