@@ -249,7 +249,6 @@ def fvcore_madds(model: nn.Module, x: torch.Tensor) -> tuple[int, dict[str, int]
 
 def ptflops_madds(model: nn.Module, x: torch.Tensor, ops: Counter[str]) -> tuple[int, dict]:
     from ptflops import get_model_complexity_info
-    from ptflops.aten_ops import ATEN_OPS_MAPPING
 
     with torch.no_grad():
         macs, _ = get_model_complexity_info(
@@ -263,8 +262,7 @@ def ptflops_madds(model: nn.Module, x: torch.Tensor, ops: Counter[str]) -> tuple
         )
     if macs is None:
         raise RuntimeError("ptflops failed on this model")
-    handled = {op.__name__ for op in ATEN_OPS_MAPPING}
-    return int(macs), _arith(ops, handled)
+    return int(macs), _arith(ops, _ptflops_handled())
 
 
 def torch_madds(model: nn.Module, x: torch.Tensor, ops: Counter[str]) -> tuple[int, dict]:

@@ -155,7 +155,6 @@ def zero_init() -> Iterator[None]:
     shapes, same buffers (those are not set through ``nn.init``), only the weights are
     zero. A registered model whose counted ops depended on its weights' values would
     show in tests/run/test_sizes.py, which counts every model built both ways.
-    On the meta device the fill costs nothing at all.
     """
     with contextlib.ExitStack() as stack:
         for name in INIT_FUNCTIONS:
