@@ -176,7 +176,7 @@ class ODConv2d(KernelDynamicConv):
     def _forward_fast(self, x, channel, filt, spatial, kernel) -> Tensor:
         if spatial is None and kernel is not None and self.takes_experts(x):
             return self._forward_experts(x, channel, filt, kernel)
-        self.route = MIXED
+        self.set_route(MIXED)
         b, cin, h, w = x.shape
         n, cout, cin_g, k, _ = self.weight.shape
         g = self.groups

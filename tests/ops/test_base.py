@@ -73,3 +73,16 @@ def test_implementations_name_the_path_and_the_dcd_route():
     model(torch.randn(2, 3, 64, 64))
     assert implementations(model) == {"fast/unfolded": 9}
     assert implementations(create_model("resnet10")) == {}
+
+
+def test_inference_mixes_each_call_into_one_kept_buffer():
+    torch.manual_seed(0)
+    op = DynamicConv2d(64, 64, 3, 1, 1, num_kernels=2).eval()
+    coefficients = torch.softmax(torch.randn(1, 2), 1)
+    with torch.inference_mode():
+        first, _ = op.mix(coefficients)
+        second, _ = op.mix(coefficients.flip(1))
+    assert first.data_ptr() == second.data_ptr()
+    expected = coefficients[0, 1] * op.weight[0] + coefficients[0, 0] * op.weight[1]
+    torch.testing.assert_close(second[0], expected.detach(), rtol=1e-5, atol=1e-6)
+

@@ -128,6 +128,10 @@ def test_a_layer_takes_the_route_its_shape_calls_for(batch, route):
         assert op.implementation() == route
         op.experts = route == "fast/mixed"  # the other route, forced
         torch.testing.assert_close(op(x), fast, rtol=1e-4, atol=1e-4)
+        assert op.implementation() != route
+        op.experts = None  # the shape rule again, answered from its per-shape record
+        op(x)
+        assert op.implementation() == route
 
 
 def test_experts_route_takes_a_channels_last_batch():
