@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,7 @@ IMPLS = ("fast", "naive")
 # the fast routes of a kernel-mixing conv (KernelDynamicConv.route)
 MIXED, EXPERTS = "mixed", "experts"
 _NO_SCOPE = contextlib.nullcontext()
+_MARKING = threading.local()  # .off: phase marks switched off in this thread
 
 
 def phase(name: str) -> contextlib.AbstractContextManager:
@@ -41,7 +43,20 @@ def phase(name: str) -> contextlib.AbstractContextManager:
     profiler attached; every operator marks its phases through this one helper so
     that each pays the same (nothing) when timed and is seen the same way when profiled.
     """
-    return record_function(name) if torch.autograd._profiler_enabled() else _NO_SCOPE
+    if torch.autograd._profiler_enabled() and not getattr(_MARKING, "off", False):
+        return record_function(name)
+    return _NO_SCOPE
+
+
+@contextlib.contextmanager
+def unmarked() -> Iterator[None]:
+    """Profile without the phase marks, e.g. beside code that has none: under a profiler
+    each mark is an event with a cost of its own, which would count against dynbench."""
+    _MARKING.off = True
+    try:
+        yield
+    finally:
+        _MARKING.off = False
 
 
 def conv_madds(

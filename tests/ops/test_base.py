@@ -6,7 +6,7 @@ import torch
 from torch.autograd.profiler import record_function
 
 from dynbench.models import create_model
-from dynbench.ops.base import implementations, set_impl
+from dynbench.ops.base import implementations, set_impl, unmarked
 from dynbench.ops.condconv import CondConv2d, CondLinear
 from dynbench.ops.dcd import DCDConv2d, DCDLinear
 from dynbench.ops.dyconv import DynamicConv2d
@@ -55,6 +55,17 @@ def test_every_operator_marks_its_phases_when_profiled(name):
         op(torch.randn(shape))
     names = {event.name for event in prof.events()}
     assert {"attention", "aggregation", "conv"} <= names
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_no_phase_mark_when_profiled_unmarked(name):
+    make, shape = OPERATORS[name]
+    op = make().eval()
+    with torch.profiler.profile() as prof, torch.no_grad(), unmarked():
+        op(torch.randn(shape))
+    names = {event.name for event in prof.events()}
+    assert not {"attention", "aggregation", "conv"} & names
+    assert any(name.startswith("aten::") for name in names)  # the ops themselves still seen
 
 
 def test_implementations_name_the_path_and_the_dcd_route():
