@@ -159,7 +159,7 @@ class DynamicOp(nn.Module):
         flat = kernels.reshape(kernels.shape[0], -1)
         if self.records_graph(coefficients, flat):
             return coefficients @ flat
-        out = self.workspace("mix", (coefficients.shape[0], flat.shape[1]), flat, shared=True)
+        out = _shared_buffer("mix", (coefficients.shape[0], flat.shape[1]), flat)
         return torch.mm(coefficients, flat, out=out)
 
     def scale(self, tensor: Tensor, factor: Tensor, owned: bool) -> Tensor:
@@ -272,13 +272,15 @@ class KernelDynamicConv(DynamicOp):
         return F.conv2d(x, weight, bias, self.stride, self.padding, 1, self.groups)
 
     def per_sample_conv(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        """Sample i convolved with kernel i: ``weight`` (B, C_out, C_in / groups, k, k),
-        ``bias`` (B, C_out) or None. At batch 1 a plain conv; beyond, one grouped conv on
-        the batch-folded input, where groups = batch x groups keeps samples apart."""
+        """Sample i convolved with kernel i: ``weight`` the B kernels, (B, C_out, C_in / groups,
+        k, k) or flat (B, C_out C_in / groups k k) as mixed, contiguous; ``bias`` (B, C_out) or
+        None. At batch 1 a plain conv; beyond, one grouped conv on the batch-folded input,
+        where groups = batch x groups keeps samples apart."""
         batch, cin, height, width = x.shape
         if batch == 1:
-            b = None if bias is None else bias[0]
-            return F.conv2d(x, weight[0], b, self.stride, self.padding, 1, self.groups)
+            b = None if bias is None else bias.view(-1)
+            kernel = weight.view(self.weight.shape[1:])
+            return F.conv2d(x, kernel, b, self.stride, self.padding, 1, self.groups)
         k = self.kernel_size
         out = F.conv2d(
             x.reshape(1, batch * cin, height, width),
@@ -290,13 +292,6 @@ class KernelDynamicConv(DynamicOp):
             batch * self.groups,
         )
         return out.view(batch, self.out_channels, *out.shape[-2:])
-
-    def mix(self, coefficients: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Each sample's kernel and bias, sum_k c[b, k] W_k: (B, C_out, C_in / g, k, k) and
-        (B, C_out)."""
-        kernels = self.mix_kernels(coefficients, self.weight).view(-1, *self.weight.shape[1:])
-        bias = None if self.bias is None else coefficients @ self.bias
-        return kernels, bias
 
     def implementation(self) -> str:
         """``naive``, or ``fast/`` plus the route of the last fast call: ``mixed`` (each
@@ -386,10 +381,11 @@ class KernelDynamicConv(DynamicOp):
             return torch.cat(outputs)
         if self.takes_experts(x):
             return self.experts_conv(x, coefficients)
-        with phase("aggregation"):
-            weight, bias = self.mix(coefficients)
+        with phase("aggregation"):  # each sample's kernel, sum_k c[i, k] W_k, and bias
+            kernels = self.mix_kernels(coefficients, self.weight)
+            bias = None if self.bias is None else coefficients @ self.bias
         with phase("conv"):
-            return self.per_sample_conv(x, weight, bias)
+            return self.per_sample_conv(x, kernels, bias)
 
     def mixing_madds(self, batch: int) -> dict[str, int]:
         """The conv-free parts of :meth:`mixed_conv`: K kernels (and biases) per sample."""
