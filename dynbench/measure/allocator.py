@@ -9,7 +9,8 @@ noise between runs. A long-running server keeps its memory; a timing suite with
 ``allocator = "pinned"`` does the same: :func:`pin` raises glibc's mmap and trim thresholds
 (``mallopt``) for the rest of the process. It is not the default: on this project's machine
 the ResNets ran a few percent slower pinned in short A/B checks (not settled), so the
-sparsity suites, whose MobileNetV2 faulted thousands of times a call, opt in. Where the C
+sparsity suites, whose MobileNetV2 faulted thousands of times a call, and the batch sweep,
+whose large batches fault hundreds of thousands of times a call, opt in. Where the C
 library is not glibc it changes nothing, and the records say ``system``.
 """
 
