@@ -8,6 +8,8 @@ experts / mixed is the median of the five pairs (spread: max - min of them).
 
     flock /tmp/dynbench-cpu.lock .venv/bin/python scripts/experts-crossover.py > routes.jsonl
     .venv/bin/python scripts/experts-crossover.py --render routes.jsonl > routes.md
+
+``--allocator pinned`` keeps freed memory mapped, as the batch-sweep suite now times.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 import pandas as pd
 import torch
 
+from dynbench.measure.allocator import ALLOCATORS, pin
 from dynbench.ops.base import experts_pay
 from dynbench.ops.dyconv import DynamicConv2d
 
@@ -105,11 +108,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--render", metavar="JSONL", help="print the markdown table of a run")
+    parser.add_argument(
+        "--allocator",
+        choices=ALLOCATORS,
+        default="system",
+        help="pinned: keep freed memory mapped, as the batch-sweep suite times (measure.allocator)",
+    )
     args = parser.parse_args()
     if args.render:
         render(args.render)
-    else:
-        measure(args.threads)
+        return
+    if args.allocator == "pinned" and pin() != "pinned":
+        sys.exit("--allocator pinned: this C library's allocator cannot be pinned")
+    measure(args.threads)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,14 @@ from dataclasses import dataclass
 import pytest
 
 from dynbench.cli import main
+from dynbench.ops import base
+
+
+@pytest.fixture(autouse=True)
+def memory_not_kept(monkeypatch):
+    """Each test starts with the route rule's default (memory not kept), whatever an earlier
+    test's pin() did to this process; a test that pins gets the kept rule until it ends."""
+    monkeypatch.setitem(base._MEMORY, "kept", False)
 
 
 @dataclass

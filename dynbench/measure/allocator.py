@@ -19,6 +19,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
+from dynbench.ops.base import memory_kept
+
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 ALLOCATORS = ("pinned", "system")
 _state = {"allocator": "system"}
@@ -31,15 +33,16 @@ def allocator() -> str:
 
 def pin() -> str:
     """Keep every freed block mapped from now on; what is in force afterwards."""
+    if _state["allocator"] != "pinned":
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            mallopt = libc.mallopt
+        except (OSError, AttributeError):  # not glibc: nothing to set
+            return allocator()
+        # glibc refuses an mmap threshold above its largest heap on some builds: 32 MiB then
+        mapped = mallopt(M_MMAP_THRESHOLD, 1 << 30) or mallopt(M_MMAP_THRESHOLD, 1 << 25)
+        if mapped and mallopt(M_TRIM_THRESHOLD, (1 << 31) - 1):
+            _state["allocator"] = "pinned"
     if _state["allocator"] == "pinned":
-        return "pinned"
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc: nothing to set
-        return allocator()
-    # glibc refuses an mmap threshold above its largest heap on some builds: 32 MiB then
-    mapped = mallopt(M_MMAP_THRESHOLD, 1 << 30) or mallopt(M_MMAP_THRESHOLD, 1 << 25)
-    if mapped and mallopt(M_TRIM_THRESHOLD, (1 << 31) - 1):
-        _state["allocator"] = "pinned"
+        memory_kept()  # the kernel-mixing convs' route rule changes with it
     return allocator()

@@ -247,7 +247,8 @@ class KernelDynamicConv(DynamicOp):
         # experts / the mixed route. ``route`` is the one the last fast call took.
         self.experts: bool | None = None
         self.route = MIXED
-        self._experts_by_shape: dict[torch.Size, bool] = {}  # experts_pay per input shape
+        # experts_pay per (input shape, memory kept)
+        self._experts_by_shape: dict[tuple[torch.Size, bool], bool] = {}
         self.weight = nn.Parameter(
             torch.empty(num_kernels, out_channels, in_channels // groups, kernel_size, kernel_size)
         )
@@ -303,21 +304,24 @@ class KernelDynamicConv(DynamicOp):
         """Whether this fast call runs :meth:`experts_conv`: the ``experts`` override, or
         the shape rule :func:`experts_pay`. Sets :attr:`route` accordingly.
 
-        The rule's answer depends on the input shape alone, so it is kept per shape: a
+        The rule's answer depends on the input shape alone (and on whether freed memory
+        stays mapped, :func:`memory_kept`), so it is kept per shape: a
         call pays one dict lookup (each Python call a layer makes costs it time at batch
         1, where the small layers of a MobileNetV2 take tens of microseconds)."""
         chosen = self.experts
+        kept = _MEMORY["kept"]
         if chosen is None:
-            chosen = self._experts_by_shape.get(x.shape)
+            chosen = self._experts_by_shape.get((x.shape, kept))
         if chosen is None:
             batch, _, height, width = x.shape
             out_h, out_w = self.output_size(height, width)
-            chosen = self._experts_by_shape[x.shape] = experts_pay(
+            chosen = self._experts_by_shape[x.shape, kept] = experts_pay(
                 batch,
                 self.num_kernels,
                 out_h * out_w,
                 math.prod(self.weight.shape[1:]),
                 math.prod(self.weight.shape[2:]),
+                kept,
             )
         self.set_route(EXPERTS if chosen else MIXED)
         return chosen
@@ -425,12 +429,22 @@ def implementations(model: nn.Module) -> dict[str, int]:
 # The experts route's shape rule (experts_pay), set from the measured crossovers of the
 # two routes on the layer shapes of the registered models (reports/batch-sweep/routes.md):
 # what forming and streaming back one element of a per-sample kernel costs the mixed
-# route, in multiply-adds; the per-sample kernel buffer beyond which the mixed route
-# streams them from memory (32 MiB in fp32); the per-sample GEMM depth below which the
-# mixed route's grouped conv stayed the faster one.
+# route, in multiply-adds; the batch's kernel buffer (32 MiB in fp32, glibc's mmap ceiling)
+# beyond which the mixed route's buffers are mapped afresh each call under glibc's default
+# policy; the per-sample GEMM depth below which the mixed route's grouped conv stayed the
+# faster one. With freed memory kept mapped the mixed route always won
+# (reports/batch-sweep/routes-pinned.md).
 KERNEL_PASS_MADDS = 256
 KERNELS_OUT_OF_CACHE = 1 << 23
 MIN_EXPERTS_DEPTH = 512
+# Whether freed memory stays mapped in this process (dynbench.measure.allocator.pin): then
+# the experts route never pays (reports/batch-sweep/routes-pinned.md).
+_MEMORY = {"kept": False}
+
+
+def memory_kept(kept: bool = True) -> None:
+    """Tell the route rule whether freed memory stays mapped from now on (:func:`experts_pay`)."""
+    _MEMORY["kept"] = kept
 
 
 def experts_pay(
@@ -439,6 +453,7 @@ def experts_pay(
     positions: int,
     kernel_elements: int,
     depth: int,
+    kept: bool = False,
 ) -> bool:
     """Whether :meth:`KernelDynamicConv.experts_conv` beats the mixed route at this shape.
 
@@ -451,9 +466,15 @@ def experts_pay(
     at least ``MIN_EXPERTS_DEPTH`` deep (``depth`` = C_in / groups x k x k). Depthwise
     and early, high-resolution layers never qualify. At batch <= K the experts route
     does more work for no saving: never.
+
+    The size threshold is glibc's 32 MiB mmap ceiling: past it, the mixed route's batch of
+    kernels is served by fresh mappings that fault on every call, the saving the experts
+    route buys. With freed memory kept mapped (``kept``) the mixed route was the faster on
+    every measured shape and batch (experts / mixed 1.05-7.5): never.
     """
     return (
-        batch > num_kernels
+        not kept
+        and batch > num_kernels
         and (num_kernels - 1) * positions <= KERNEL_PASS_MADDS
         and batch * kernel_elements >= KERNELS_OUT_OF_CACHE
         and depth >= MIN_EXPERTS_DEPTH

@@ -8,6 +8,7 @@ from dynbench.ops.base import (
     KERNELS_OUT_OF_CACHE,
     MIN_EXPERTS_DEPTH,
     experts_pay,
+    memory_kept,
 )
 from dynbench.ops.condconv import CondConv2d
 from dynbench.ops.dyconv import DynamicConv2d
@@ -145,3 +146,18 @@ def test_experts_route_takes_a_channels_last_batch():
         op.experts = True
         out = op(x.contiguous(memory_format=torch.channels_last))
     torch.testing.assert_close(out, naive, rtol=1e-5, atol=1e-5)
+
+
+def test_with_memory_kept_the_experts_route_never_pays():
+    # measured pinned: experts / mixed 1.05-7.5 at every shape and batch (routes-pinned.md)
+    assert experts_pay(batch=64, num_kernels=K, **LATE_3X3)
+    assert not experts_pay(batch=64, num_kernels=K, **LATE_3X3, kept=True)
+    torch.manual_seed(0)
+    op = DynamicConv2d(512, 512, 3, 1, 1, num_kernels=K).eval()
+    x = torch.randn(8, 512, 7, 7)
+    with torch.no_grad():
+        op(x)
+        assert op.implementation() == "fast/experts"
+        memory_kept()  # what measure.allocator.pin() says once freed memory stays mapped
+        op(x)
+        assert op.implementation() == "fast/mixed"
