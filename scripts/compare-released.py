@@ -69,6 +69,16 @@ OURS = {"condconv_8x_model": "condconv_8x"}
 INPUT = (1, 3, 224, 224)
 
 
+def pairs(backbone: str, variants: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(variant, the dynbench model it is set beside) for the variants this backbone has
+    (``condconv_8x_model`` is d-li14's MobileNetV2, which has no ResNet)."""
+    return [
+        (v, f"{backbone}_{OURS.get(v, v)}")
+        for v in variants
+        if v != "condconv_8x_model" or backbone.startswith("mobilenetv2")
+    ]
+
+
 def load_module(name: str, path: Path, search: Path):
     """Import ``path`` as module ``name``, with ``search`` on sys.path for its own imports."""
     if not path.is_file():
@@ -285,16 +295,12 @@ def profile_backbone(backbone: str, released: Released, variants: tuple[str, ...
     torch.manual_seed(0)
     x = torch.randn(INPUT)
     rows = []
-    pairs = [(backbone, dynbench.create_model(backbone))]
-    for variant in variants:
-        if variant == "condconv_8x_model" and not backbone.startswith("mobilenetv2"):
-            continue
-        name = f"{backbone}_{OURS.get(variant, variant)}"
-        pairs += [
-            (name, dynbench.create_model(name)),
-            (f"released {variant}", released.model(backbone, variant)),
-        ]
-    for name, model in pairs:
+    models = {backbone: dynbench.create_model(backbone)}
+    for variant, name in pairs(backbone, variants):
+        if name not in models:  # condconv_8x and condconv_8x_model share one
+            models[name] = dynbench.create_model(name)
+        models[f"released {variant}"] = released.model(backbone, variant)
+    for name, model in models.items():
         print(f"profiling {name}", file=sys.stderr)
         parts = op_breakdown(model.eval(), x)
         rows.append(
@@ -329,11 +335,8 @@ def time_backbone(
     torch.manual_seed(0)
     x = torch.randn(INPUT)
     models: dict[str, nn.Module] = {backbone: dynbench.create_model(backbone)}
-    variants = tuple(
-        v for v in variants if v != "condconv_8x_model" or backbone.startswith("mobilenetv2")
-    )
-    for variant in variants:
-        name = f"{backbone}_{OURS.get(variant, variant)}"
+    compared = pairs(backbone, variants)
+    for variant, name in compared:
         if name not in models:
             ours = dynbench.create_model(name).eval()
             check_fast_equals_naive(ours, x, name)
@@ -361,9 +364,8 @@ def time_backbone(
         f"{static.faults_per_call[0]:.0f} page faults a call)"
     )
     rows = []
-    for variant in variants:
-        ours = timed[f"{backbone}_{OURS.get(variant, variant)}"]
-        theirs = timed[f"released {variant}"]
+    for variant, name in compared:
+        ours, theirs = timed[name], timed[f"released {variant}"]
         r_ours, lo_ours, hi_ours = ratio_with_ci(ours, static)
         r_rel, lo_rel, hi_rel = ratio_with_ci(theirs, static)
         quotient = (r_ours - 1) / (r_rel - 1) if r_rel > 1 else float("inf")

@@ -280,8 +280,7 @@ class KernelDynamicConv(DynamicOp):
         batch, cin, height, width = x.shape
         if batch == 1:
             b = None if bias is None else bias.view(-1)
-            kernel = weight.view(self.weight.shape[1:])
-            return F.conv2d(x, kernel, b, self.stride, self.padding, 1, self.groups)
+            return self.conv(x, weight.view(self.weight.shape[1:]), b)
         k = self.kernel_size
         out = F.conv2d(
             x.reshape(1, batch * cin, height, width),
