@@ -95,6 +95,17 @@ def squeeze(x: Tensor, fc: nn.Conv2d, bn: nn.BatchNorm2d | None) -> Tensor:
 
 
 _THREAD = threading.local()  # the shared workspaces of each thread
+# From this size up a per-call kernel is written into the thread's shared buffer; below it,
+# into a fresh tensor. glibc maps a freed block of several MiB afresh on the next call (page
+# faults on every page); a smaller one it hands back from its heap, and a fresh tensor then
+# skips the buffer's lookup, slicing and ``out=`` checks, which at batch 1 cost a small
+# layer more than its kernel's arithmetic (reports/released/README.md).
+SHARED_FROM_BYTES = 4 << 20
+
+
+def shares_buffer(shape: tuple[int, ...], like: Tensor) -> bool:
+    """Whether a per-call kernel of ``shape`` (dtype of ``like``) goes into the shared buffer."""
+    return math.prod(shape) * like.element_size() >= SHARED_FROM_BYTES
 
 
 def _shared_buffer(slot: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
@@ -155,12 +166,14 @@ class DynamicOp(nn.Module):
         return buffer
 
     def mix_kernels(self, coefficients: Tensor, kernels: Tensor) -> Tensor:
-        """[B, K] coefficients times [K, ...] kernels -> [B, prod(...)], one matmul."""
-        flat = kernels.reshape(kernels.shape[0], -1)
-        if self.records_graph(coefficients, flat):
-            return coefficients @ flat
-        out = _shared_buffer("mix", (coefficients.shape[0], flat.shape[1]), flat)
-        return torch.mm(coefficients, flat, out=out)
+        """[B, K] coefficients times [K, ...] kernels -> [B, prod(...)], one matmul: into the
+        thread's shared buffer from :data:`SHARED_FROM_BYTES` up (inference only), else
+        into a fresh tensor."""
+        flat = kernels.view(kernels.shape[0], -1)  # the K kernels: a contiguous parameter
+        shape = (coefficients.shape[0], flat.shape[1])
+        if not shares_buffer(shape, flat) or self.records_graph(coefficients, flat):
+            return torch.mm(coefficients, flat)
+        return torch.mm(coefficients, flat, out=_shared_buffer("mix", shape, flat))
 
     def scale(self, tensor: Tensor, factor: Tensor, owned: bool) -> Tensor:
         """tensor * factor: in place when ``tensor`` is already this op's workspace, else
@@ -170,6 +183,8 @@ class DynamicOp(nn.Module):
         if owned:
             return tensor.mul_(factor)
         shape = torch.broadcast_shapes(tensor.shape, factor.shape)
+        if not shares_buffer(shape, tensor):
+            return tensor * factor
         return torch.mul(tensor, factor, out=self.workspace("scaled", shape, tensor, shared=True))
 
     def set_impl(self, impl: str) -> None:
@@ -249,9 +264,10 @@ class KernelDynamicConv(DynamicOp):
         self.route = MIXED
         # experts_pay per (input shape, memory kept)
         self._experts_by_shape: dict[tuple[torch.Size, bool], bool] = {}
-        self.weight = nn.Parameter(
-            torch.empty(num_kernels, out_channels, in_channels // groups, kernel_size, kernel_size)
-        )
+        # one kernel's shape, kept as a plain tuple: the batch-1 conv views each mixed kernel
+        # as it, and a parameter's shape is looked up through nn.Module.__getattr__
+        self.kernel_shape = (out_channels, in_channels // groups, kernel_size, kernel_size)
+        self.weight = nn.Parameter(torch.empty(num_kernels, *self.kernel_shape))
         self.bias = nn.Parameter(torch.empty(num_kernels, out_channels)) if bias else None
         for i in range(num_kernels):
             nn.init.kaiming_uniform_(self.weight[i], a=math.sqrt(5))
@@ -280,7 +296,7 @@ class KernelDynamicConv(DynamicOp):
         batch, cin, height, width = x.shape
         if batch == 1:
             b = None if bias is None else bias.view(-1)
-            return self.conv(x, weight.view(self.weight.shape[1:]), b)
+            return self.conv(x, weight.view(self.kernel_shape), b)
         k = self.kernel_size
         out = F.conv2d(
             x.reshape(1, batch * cin, height, width),

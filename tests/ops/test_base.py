@@ -6,7 +6,13 @@ import torch
 from torch.autograd.profiler import record_function
 
 from dynbench.models import create_model
-from dynbench.ops.base import implementations, set_impl, unmarked
+from dynbench.ops.base import (
+    SHARED_FROM_BYTES,
+    implementations,
+    set_impl,
+    shares_buffer,
+    unmarked,
+)
 from dynbench.ops.condconv import CondConv2d, CondLinear
 from dynbench.ops.dcd import DCDConv2d, DCDLinear
 from dynbench.ops.dyconv import DynamicConv2d
@@ -86,9 +92,11 @@ def test_implementations_name_the_path_and_the_dcd_route():
     assert implementations(create_model("resnet10")) == {}
 
 
-def test_inference_mixes_each_call_into_one_kept_buffer():
+def test_inference_mixes_large_kernels_into_one_kept_buffer():
     torch.manual_seed(0)
-    op = DynamicConv2d(64, 64, 3, 1, 1, num_kernels=2).eval()
+    # 1.18M weights: 4.7 MB, above SHARED_FROM_BYTES
+    op = DynamicConv2d(256, 512, 3, 1, 1, num_kernels=2).eval()
+    assert shares_buffer((1, op.weight[0].numel()), op.weight)
     coefficients = torch.softmax(torch.randn(1, 2), 1)
     with torch.inference_mode():
         first = op.mix_kernels(coefficients, op.weight)
@@ -97,3 +105,25 @@ def test_inference_mixes_each_call_into_one_kept_buffer():
     expected = coefficients[0, 1] * op.weight[0] + coefficients[0, 0] * op.weight[1]
     torch.testing.assert_close(second.view_as(expected), expected.detach(), rtol=1e-5, atol=1e-6)
 
+
+def test_inference_mixes_small_kernels_into_fresh_tensors():
+    torch.manual_seed(0)
+    op = DynamicConv2d(64, 64, 3, 1, 1, num_kernels=2).eval()  # 36,864 weights: 147 KB
+    assert not shares_buffer((1, op.weight[0].numel()), op.weight)
+    coefficients = torch.softmax(torch.randn(1, 2), 1)
+    with torch.inference_mode():
+        first = op.mix_kernels(coefficients, op.weight)
+        second = op.mix_kernels(coefficients.flip(1), op.weight)
+    # two live results: a shared buffer would have given both the same memory
+    assert first.data_ptr() != second.data_ptr()
+    assert first.untyped_storage().nbytes() == first.numel() * first.element_size()
+    expected = coefficients[0, 1] * op.weight[0] + coefficients[0, 0] * op.weight[1]
+    torch.testing.assert_close(second.view_as(expected), expected.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_shares_buffer_from_four_mebibytes():
+    like = torch.empty(0)
+    assert SHARED_FROM_BYTES == 4 << 20
+    assert shares_buffer((1, 1 << 20), like)  # exactly 4 MiB of fp32
+    assert not shares_buffer((1, (1 << 20) - 1), like)
+    assert shares_buffer((1, 1 << 19), torch.empty(0, dtype=torch.float64))
