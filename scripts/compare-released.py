@@ -31,6 +31,10 @@ Before timing, every dynbench variant's fast path is checked against its naive p
 
     python scripts/compare-released.py --odconv R/ODConv --dcd R/dcd \
         --dyconv R/Dynamic-convolution-Pytorch --condconv R/condconv.pytorch
+
+``--profile`` breaks each model's forward down by op kind instead; ``--layers`` times the
+DY-Conv and CondConv models layer by layer beside the released layers swapped in for them,
+which resolves per-layer differences the whole-model ratios are too noisy to show.
 """
 
 from __future__ import annotations
@@ -208,6 +212,29 @@ class RoutedClassifier(nn.Module):
         return self.conv(pooled, self.router(pooled)).flatten(1)
 
 
+def layer_inputs(model: nn.Module, kinds: type | tuple[type, ...], x: Tensor) -> dict[str, tuple]:
+    """The forward arguments of each submodule of type ``kinds`` in one inference forward of
+    ``model``, by module name, cloned. The hooks that catch them are removed before this
+    returns: one left in place would run, and clone its input, on every later call."""
+    captured: dict[str, tuple] = {}
+
+    def catch(name: str) -> Callable:
+        return lambda module, args: captured.setdefault(name, tuple(a.clone() for a in args))
+
+    hooks = [
+        m.register_forward_pre_hook(catch(name))
+        for name, m in model.named_modules()
+        if isinstance(m, kinds)
+    ]
+    try:
+        with torch.inference_mode():
+            model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return captured
+
+
 def check_fast_equals_naive(model: nn.Module, x: Tensor, name: str) -> None:
     """Every dynamic layer's fast output equals its naive output (rtol 1e-5, atol 1e-5 of
     the largest) on the input it receives in the model.
@@ -217,24 +244,13 @@ def check_fast_equals_naive(model: nn.Module, x: Tensor, name: str) -> None:
     rounding error doubles from layer to layer, and ResNet-50 DCD's two paths end 1%
     apart even in float64 (float32: as far apart as the outputs themselves).
     """
-    inputs: dict[DynamicOp, tuple] = {}
-    layers = [m for m in model.modules() if isinstance(m, DynamicOp)]
-    hooks = [
-        m.register_forward_pre_hook(lambda m, args: inputs.setdefault(m, args)) for m in layers
-    ]
-    try:
+    modules = dict(model.named_modules())
+    for name, args in layer_inputs(model, DynamicOp, x).items():
+        layer = modules[name]
         with torch.inference_mode():
-            model(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    for layer in layers:
-        if layer not in inputs:
-            continue
-        with torch.inference_mode():
-            fast = layer(*inputs[layer])
+            fast = layer(*args)
             layer.set_impl("naive")
-            naive = layer(*inputs[layer])
+            naive = layer(*args)
             layer.set_impl("fast")
         scale = naive.abs().max().item()
         if not torch.allclose(fast, naive, rtol=1e-5, atol=1e-5 * scale):
@@ -308,6 +324,85 @@ def profile_backbone(backbone: str, released: Released, variants: tuple[str, ...
             + " | ".join(f"{parts[key]:.2f}" for key in BREAKDOWN)
             + " |"
         )
+    return rows
+
+
+# the variants whose released counterpart is dynbench's own model with the released layers
+# swapped in (Released.model): the two models' layers pair up by module name
+SWAPPED = {
+    "dyconv_4x": (DynamicConv2d,),
+    "condconv_8x": (CondConv2d, CondConvRouting, CondLinear),
+}
+LAYER_COLUMNS = (
+    "| backbone | operator | layer kind | layers | released ms | dynbench ms | "
+    "dynbench - released per layer | median ratio | IQR / median: median [largest] |"
+)
+
+
+def layer_kind(layer: nn.Module) -> str:
+    if isinstance(layer, CondConvRouting):
+        return "block routing"
+    if isinstance(layer, CondLinear):
+        return "classifier"
+    k = layer.kernel_size
+    return f"{k}x{k} depthwise" if layer.groups > 1 else f"{k}x{k}"
+
+
+def layer_call(layer: nn.Module, args: tuple) -> Callable[[], object]:
+    def call() -> object:
+        with torch.inference_mode():
+            return layer(*args)
+
+    return call
+
+
+def kind_row(backbone: str, variant: str, kind: str, timed: list[tuple[Timed, Timed]]) -> str:
+    """One --layers row: the layers' medians summed, the mean difference per layer, the
+    median over layers of each layer's median per-round ratio dynbench / released."""
+    ours = sum(t.median for t, _ in timed)
+    theirs = sum(r.median for _, r in timed)
+    ratio = statistics.median(
+        statistics.median(o / r for o, r in zip(t.times, rel.times, strict=True))
+        for t, rel in timed
+    )
+    spreads = [x.iqr / x.median for pair in timed for x in pair]
+    return (
+        f"| {backbone} | {variant} | {kind} | {len(timed)} | {theirs * 1e3:.2f} | "
+        f"{ours * 1e3:.2f} | {(ours - theirs) / len(timed) * 1e6:+.1f} us | {ratio:.3f} | "
+        f"{statistics.median(spreads):.1%} [{max(spreads):.1%}] |"
+    )
+
+
+def time_layers(
+    backbone: str, released: Released, variants: tuple[str, ...], rounds: int
+) -> list[str]:
+    """--layers: each dynamic layer of the swapped variants timed beside the released layer
+    that stands in for it, on the input it receives in dynbench's model, interleaved
+    (``rounds`` rounds); rows summed by layer kind, then all layers."""
+    torch.manual_seed(0)
+    x = torch.randn(INPUT)
+    rows = []
+    for variant in variants:
+        if variant not in SWAPPED:
+            continue
+        ours = dynbench.create_model(f"{backbone}_{variant}").eval()
+        theirs = dict(released.model(backbone, variant).eval().named_modules())
+        modules = dict(ours.named_modules())
+        captured = layer_inputs(ours, SWAPPED[variant], x)
+        kinds: dict[str, list[tuple[Timed, Timed]]] = {}
+        for i, (name, args) in enumerate(captured.items(), 1):
+            print(f"\r{backbone} {variant}: layer {i}/{len(captured)}", end="", file=sys.stderr)
+            calls = {
+                "dynbench": layer_call(modules[name], args),
+                "released": layer_call(theirs[name], args),
+            }
+            timed = interleaved(calls, rounds, 0.0, warmup=3).timed
+            pair = (timed["dynbench"], timed["released"])
+            kinds.setdefault(layer_kind(modules[name]), []).append(pair)
+        print(file=sys.stderr)
+        rows += [kind_row(backbone, variant, kind, timed) for kind, timed in kinds.items()]
+        every = [pair for timed in kinds.values() for pair in timed]
+        rows.append(kind_row(backbone, variant, "all", every))
     return rows
 
 
@@ -412,8 +507,17 @@ def main() -> int:
         action="store_true",
         help="instead of timing, break each model's forward down by op kind (torch.profiler)",
     )
+    parser.add_argument(
+        "--layers",
+        action="store_true",
+        help=f"instead, time each layer of {', '.join(SWAPPED)} beside the released layer "
+        "swapped in for it, on its input in the model (--rounds rounds a layer)",
+    )
     parser.add_argument("--out", type=Path, help="also write the markdown table here")
     args = parser.parse_args()
+    if args.profile and args.layers:
+        print("--profile and --layers are two different runs: pass one", file=sys.stderr)
+        return 2
     backbones = tuple(args.backbones.split(","))
     variants = tuple(args.variants.split(","))
     for value, accepted in ((backbones, BACKBONES), (variants, VARIANTS)):
@@ -435,6 +539,14 @@ def main() -> int:
             "module calls, dispatch). The profiler's own cost per op inflates the small "
             "ops: a breakdown, not a timing."
         )
+    elif args.layers:
+        method = (
+            "each dynamic layer of dynbench's model and the released layer swapped in for "
+            "it, timed interleaved on the input the layer receives in dynbench's model; per "
+            "layer kind: the layers' median times summed, the mean difference per layer, the "
+            "median over layers of the median per-round ratio dynbench / released, and the "
+            "median and largest IQR / median of the layers' timings, both sides."
+        )
     else:
         method = (
             "ratio = median of per-round latency ratios to the static dynbench model with "
@@ -453,6 +565,14 @@ def main() -> int:
             "| --- | --- | " + " | ".join("---" for _ in BREAKDOWN) + " |",
             *rows,
         ]
+        return finish(lines, args.out)
+    if args.layers:
+        rows = [
+            row
+            for backbone in backbones
+            for row in time_layers(backbone, released, variants, args.rounds)
+        ]
+        lines += [LAYER_COLUMNS, "| --- " * LAYER_COLUMNS.count(" | ") + "| --- |", *rows]
         return finish(lines, args.out)
     rows = []
     for backbone in backbones:
