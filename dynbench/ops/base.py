@@ -176,8 +176,9 @@ class DynamicOp(nn.Module):
         return torch.mm(coefficients, flat, out=_shared_buffer("mix", shape, flat))
 
     def scale(self, tensor: Tensor, factor: Tensor, owned: bool) -> Tensor:
-        """tensor * factor: in place when ``tensor`` is already this op's workspace, else
-        into a workspace; a new tensor only while autograd records."""
+        """tensor * factor: in place when ``tensor`` is already this call's own kernel
+        (``owned``), else into the shared buffer from :data:`SHARED_FROM_BYTES` up and into a
+        new tensor below it; always a new tensor while autograd records."""
         if self.records_graph(tensor, factor):
             return tensor * factor
         if owned:
