@@ -20,7 +20,9 @@ CondConv classifier.
 
 The fast path builds the batch's kernels with one matmul over the experts and
 runs one grouped convolution on the batch-folded input (at batch 1, a plain
-convolution); the naive path builds and applies each sample's kernel in a loop.
+convolution); the classifier's fast path runs its K experts as one linear layer and
+mixes their outputs instead. The naive path builds and applies each sample's kernel in
+a loop.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dynbench.ops.base import DynamicOp, KernelDynamicConv, fc_madds, phase
+from dynbench.ops.base import EXPERTS, DynamicOp, KernelDynamicConv, fc_madds, phase
 
 
 def route(fc: nn.Linear, x: Tensor) -> Tensor:
@@ -114,16 +116,26 @@ class CondLinear(DynamicOp):
             nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
+        """The fast path runs the K experts as one linear layer and mixes their outputs,
+        y_b = sum_k r_bk (W_k x_b + b_k): on a vector input it reads the K weight matrices
+        once for the whole batch (one GEMM), where forming each sample's matrix would read
+        them, write B matrices and read those back. It does K out MAdds per sample to mix
+        instead of K in out to form a matrix, and K in out instead of in out to apply it:
+        the same K in out order, so the analytic count stays the papers' dataflow's."""
         with phase("attention"):
             r = route(self.router, x)
         if self.impl == "naive":
             return self._forward_naive(x, r)
-        with phase("aggregation"):
-            weight = self.mix_kernels(r, self.weight).view(-1, self.out_features, self.in_features)
-            bias = None if self.bias is None else r @ self.bias
+        k, out_features, in_features = self.weight.shape
         with phase("conv"):
-            out = torch.bmm(weight, x.unsqueeze(2)).squeeze(2)
-        return out if bias is None else out + bias
+            experts = F.linear(x, self.weight.view(k * out_features, in_features))
+        with phase("aggregation"):
+            out = torch.bmm(r.unsqueeze(1), experts.view(-1, k, out_features)).squeeze(1)
+            return out if self.bias is None else out + r @ self.bias
+
+    def implementation(self) -> str:
+        """``naive``, or ``fast/experts``: the fast path always runs the experts at once."""
+        return self.impl if self.impl == "naive" else f"{self.impl}/{EXPERTS}"
 
     def _forward_naive(self, x: Tensor, r: Tensor) -> Tensor:
         outputs = []

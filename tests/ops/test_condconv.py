@@ -73,6 +73,20 @@ def test_linear_fast_equals_naive(bias):
         torch.testing.assert_close(fast, naive, **TOL)
 
 
+def test_linear_fast_path_runs_the_experts_as_one_linear_layer():
+    torch.manual_seed(0)
+    op = CondLinear(16, 6, bias=True, num_kernels=4).eval()
+    x = torch.randn(3, 16)
+    with torch.inference_mode():
+        y = op(x)
+        r = torch.sigmoid(op.router(x))
+        per_expert = torch.stack([x @ op.weight[k].T + op.bias[k] for k in range(4)], 1)
+    assert op.implementation() == "fast/experts"
+    torch.testing.assert_close(y, (r.unsqueeze(2) * per_expert).sum(1), **TOL)
+    op.set_impl("naive")
+    assert op.implementation() == "naive"
+
+
 def inverted_residual(stride: int) -> nn.Module:
     """One MobileNetV2 block (8 input channels) built as the registry builds it."""
     layers = condconv_layers(1, num_kernels=4)()
