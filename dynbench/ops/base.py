@@ -108,6 +108,17 @@ def shares_buffer(shape: tuple[int, ...], like: Tensor) -> bool:
     return math.prod(shape) * like.element_size() >= SHARED_FROM_BYTES
 
 
+def kernel_buffer(slot: str, shape: tuple[int, ...], like: Tensor) -> Tensor | None:
+    """Where a per-call kernel of ``shape`` goes (inference only): the thread's shared buffer
+    for ``slot`` from :data:`SHARED_FROM_BYTES` up, else None, a fresh tensor (an op's
+    ``out=None``).
+
+    The shared buffer is consumed before the forward returns: every operator of the thread
+    writes the same memory, which the previous layer's kernel has just left in cache,
+    instead of a cold buffer of its own."""
+    return _shared_buffer(slot, shape, like) if shares_buffer(shape, like) else None
+
+
 def _shared_buffer(slot: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
     """The thread's buffer for ``slot``, grown to the largest request, viewed as ``shape``."""
     pool = getattr(_THREAD, "workspaces", None)
@@ -139,23 +150,16 @@ class DynamicOp(nn.Module):
             any(t.requires_grad for t in tensors) or any(p.requires_grad for p in self.parameters())
         )
 
-    def workspace(
-        self, slot: str, shape: tuple[int, ...], like: Tensor, shared: bool = False
-    ) -> Tensor:
-        """A buffer kept between calls for per-call kernels (inference only).
+    def workspace(self, slot: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        """A buffer of this layer's own, kept between calls for per-call kernels (inference
+        only; a kernel consumed within the call goes to :func:`kernel_buffer`).
 
         A freshly allocated multi-megabyte kernel costs page faults on every call
         (glibc serves it with a new mmap). Reusing one buffer per layer removes them.
         The buffer is always a normal tensor (one created under inference mode could
         not be written by a later call outside it). Consequence: one module must not
         run forward in two threads at once.
-
-        ``shared=True`` is for a buffer consumed before the forward returns (a mixed
-        kernel): every operator of the thread then writes the same memory, which the
-        previous layer's kernel has just left in cache, instead of a cold buffer of its own.
         """
-        if shared:
-            return _shared_buffer(slot, shape, like)
         key = (slot, tuple(shape), like.dtype, like.device)
         buffer = self._workspaces.get(key)
         if buffer is None:
@@ -170,10 +174,10 @@ class DynamicOp(nn.Module):
         thread's shared buffer from :data:`SHARED_FROM_BYTES` up (inference only), else
         into a fresh tensor."""
         flat = kernels.view(kernels.shape[0], -1)  # the K kernels: a contiguous parameter
-        shape = (coefficients.shape[0], flat.shape[1])
-        if not shares_buffer(shape, flat) or self.records_graph(coefficients, flat):
+        if self.records_graph(coefficients, flat):
             return torch.mm(coefficients, flat)
-        return torch.mm(coefficients, flat, out=_shared_buffer("mix", shape, flat))
+        out = kernel_buffer("mix", (coefficients.shape[0], flat.shape[1]), flat)
+        return torch.mm(coefficients, flat, out=out)
 
     def scale(self, tensor: Tensor, factor: Tensor, owned: bool) -> Tensor:
         """tensor * factor: in place when ``tensor`` is already this call's own kernel
@@ -184,9 +188,7 @@ class DynamicOp(nn.Module):
         if owned:
             return tensor.mul_(factor)
         shape = torch.broadcast_shapes(tensor.shape, factor.shape)
-        if not shares_buffer(shape, tensor):
-            return tensor * factor
-        return torch.mul(tensor, factor, out=self.workspace("scaled", shape, tensor, shared=True))
+        return torch.mul(tensor, factor, out=kernel_buffer("scaled", shape, tensor))
 
     def set_impl(self, impl: str) -> None:
         if impl not in IMPLS:
@@ -335,8 +337,8 @@ class KernelDynamicConv(DynamicOp):
                 batch,
                 self.num_kernels,
                 out_h * out_w,
-                math.prod(self.weight.shape[1:]),
-                math.prod(self.weight.shape[2:]),
+                math.prod(self.kernel_shape),
+                math.prod(self.kernel_shape[1:]),
                 kept,
             )
         self.set_route(EXPERTS if chosen else MIXED)
