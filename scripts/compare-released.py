@@ -348,14 +348,6 @@ def layer_kind(layer: nn.Module) -> str:
     return f"{k}x{k} depthwise" if layer.groups > 1 else f"{k}x{k}"
 
 
-def layer_call(layer: nn.Module, args: tuple) -> Callable[[], object]:
-    def call() -> object:
-        with torch.inference_mode():
-            return layer(*args)
-
-    return call
-
-
 def kind_row(backbone: str, variant: str, kind: str, timed: list[tuple[Timed, Timed]]) -> str:
     """One --layers row: the layers' medians summed, the mean difference per layer, the
     median over layers of each layer's median per-round ratio dynbench / released."""
@@ -393,8 +385,8 @@ def time_layers(
         for i, (name, args) in enumerate(captured.items(), 1):
             print(f"\r{backbone} {variant}: layer {i}/{len(captured)}", end="", file=sys.stderr)
             calls = {
-                "dynbench": layer_call(modules[name], args),
-                "released": layer_call(theirs[name], args),
+                "dynbench": inference_call(modules[name], *args),
+                "released": inference_call(theirs[name], *args),
             }
             timed = interleaved(calls, rounds, 0.0, warmup=3).timed
             pair = (timed["dynbench"], timed["released"])

@@ -186,12 +186,13 @@ def interleaved(
     return Interleaved(results, done)
 
 
-def inference_call(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
+def inference_call(model: nn.Module, *inputs: torch.Tensor) -> Callable[[], object]:
+    """``model(*inputs)`` in eval mode under inference mode, as a callable to time."""
     model.eval()
 
     def call() -> object:
         with torch.inference_mode():
-            return model(x)
+            return model(*inputs)
 
     return call
 
