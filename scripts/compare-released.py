@@ -494,12 +494,13 @@ def main() -> int:
         default=2.0,
         help="and at least this many timed seconds per model",
     )
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
         "--profile",
         action="store_true",
         help="instead of timing, break each model's forward down by op kind (torch.profiler)",
     )
-    parser.add_argument(
+    mode.add_argument(
         "--layers",
         action="store_true",
         help=f"instead, time each layer of {', '.join(SWAPPED)} beside the released layer "
@@ -507,9 +508,6 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, help="also write the markdown table here")
     args = parser.parse_args()
-    if args.profile and args.layers:
-        print("--profile and --layers are two different runs: pass one", file=sys.stderr)
-        return 2
     backbones = tuple(args.backbones.split(","))
     variants = tuple(args.variants.split(","))
     for value, accepted in ((backbones, BACKBONES), (variants, VARIANTS)):
