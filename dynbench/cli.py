@@ -212,9 +212,7 @@ def run_command(
     if json_path is not None:
         check_writable(json_path, "--json path")
     with ResultStore(db) as store:
-        outcome = run_suite(
-            the_suite, targets, store, json_path, err, parts, machine_label, jobs
-        )
+        outcome = run_suite(the_suite, targets, store, json_path, err, parts, machine_label, jobs)
     records = pd.DataFrame([r.as_dict() for r in outcome.records])
     print_summary(out, records, the_suite.name)
     if the_suite.compare == "published":

@@ -22,6 +22,7 @@ def all_cores() -> int:
     """The cores this process may run on (its CPU affinity, where the OS reports one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

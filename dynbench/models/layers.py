@@ -47,7 +47,6 @@ class ConvSpec:
         return self.kernel_size == 1
 
 
-
 @dataclass(frozen=True)
 class LinearSpec:
     """The classifier layer."""

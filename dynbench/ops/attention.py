@@ -81,9 +81,7 @@ class SqueezeExcite(BranchAttention):
     ) -> dict[str, int]:
         n, c = x_shape[0], x_shape[1]
         hidden = self.fc1.out_channels
-        fcs = conv_madds((n, hidden, 1, 1), c, 1) + conv_madds(
-            (n, c, 1, 1), hidden, 1
-        )
+        fcs = conv_madds((n, hidden, 1, 1), c, 1) + conv_madds((n, c, 1, 1), hidden, 1)
         return {
             "conv": 0,
             "attention": fcs,

@@ -120,9 +120,7 @@ def _pooling_matrix(
         return rows
 
     over_h, over_w = windows(height), windows(width)
-    full = [
-        [a * b for a in over_h[i] for b in over_w[j]] for i in range(size) for j in range(size)
-    ]
+    full = [[a * b for a in over_h[i] for b in over_w[j]] for i in range(size) for j in range(size)]
     with torch.inference_mode(False):
         return torch.tensor(full, dtype=torch.float64).to(dtype=dtype, device=device)
 

@@ -94,9 +94,7 @@ def section_quality(times: pd.DataFrame) -> str:
     loads = recorded("load_before", "load_after")
     clocks = sorted(set(recorded("cpu_mhz_before", "cpu_mhz_after")))
     load = f"load average {min(loads):.2f}-{max(loads):.2f}" if loads else "load not recorded"
-    clock = (
-        f"CPU clock {clocks[0]:g}-{clocks[-1]:g} MHz" if clocks else "CPU clock not readable"
-    )
+    clock = f"CPU clock {clocks[0]:g}-{clocks[-1]:g} MHz" if clocks else "CPU clock not readable"
     if not noisy:
         return (
             f"Quiet: no model's rounds spread by more than {MAX_IQR:.0%} (IQR / median) and, "

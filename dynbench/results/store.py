@@ -87,8 +87,7 @@ def check_writable(path: Path, what: str) -> None:
         problem = "Permission denied"
     if problem:
         raise DynbenchError(
-            f"{what} {str(path)!r} is not writable ({problem}); give a path in a writable "
-            "directory"
+            f"{what} {str(path)!r} is not writable ({problem}); give a path in a writable directory"
         )
 
 

@@ -90,4 +90,3 @@ def _naive(module: DynamicOp, x: torch.Tensor) -> torch.Tensor:
             return module(x)
     finally:
         module.set_impl(impl)
-

@@ -45,7 +45,6 @@ REGISTERED_PARAMS = {
 }
 
 
-
 CONV_CASES = [
     # in, out, kernel, stride, size, pool, bias
     (16, 24, 1, 1, 9, 1, False),
@@ -226,6 +225,7 @@ def test_model_conv_linear_is_ops_plus_static_layers(name):
     for handle in handles:
         handle.remove()
     assert dynamic and static
+
 
 # --- training mode: the released wiring with batch statistics ------------------------
 

@@ -160,4 +160,3 @@ def test_linear_active_branch_and_reuse(batch, bias):
         change()
         with torch.inference_mode():
             torch.testing.assert_close(fc(x1), _naive(fc, x1), **FP32, msg=change.__name__)
-

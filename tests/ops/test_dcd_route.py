@@ -9,4 +9,3 @@ def test_auto_route_takes_each_route_where_it_is_cheaper():
     assert early.kernel_is_cheaper(1, 56, 56)
     assert not late.kernel_is_cheaper(1, 7, 7)
     assert not early.kernel_is_cheaper(1024, 56, 56)  # the kernels' buffer is capped
-

@@ -58,9 +58,7 @@ def _chromium(*args: str) -> str:
     assert BROWSER, "chromium is not installed (apt-get install chromium)"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
     flags.append("--allow-file-access-from-files")  # the host page reads its iframe
-    result = subprocess.run(
-        [BROWSER, *flags, *args], capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run([BROWSER, *flags, *args], capture_output=True, text=True, timeout=120)
     return result.stdout
 
 

@@ -163,7 +163,12 @@ def test_published_training_time_ratio_against_the_train_step_suite():
     rows = [
         ("resnet18_cifar", "train_step_ms_per_image", 10.0, None),
         ("resnet18_cifar_dyconv_4x", "train_step_ms_per_image", 30.0, None),
-        ("resnet18_cifar_dyconv_4x", "train_step_ratio", 3.0, {"ci95_low": 2.95, "ci95_high": 3.05}),  # noqa: E501
+        (
+            "resnet18_cifar_dyconv_4x",
+            "train_step_ratio",
+            3.0,
+            {"ci95_low": 2.95, "ci95_high": 3.05},
+        ),  # noqa: E501
     ]
     measured = _timings(rows, unit="ms/image")
     table = compare_published_speed(measured).set_index("model")

@@ -75,8 +75,10 @@ def test_no_markdown_table_is_wider_than_the_limit(written):
 def test_html_only_and_markdown_only(tmp_path):
     report = build_report(STORE)
     html = {p.name for p in write_report(report, tmp_path / "h", "html")}
-    assert "report.html" in html and "report.md" not in html and not any(
-        n.endswith(".png") for n in html
+    assert (
+        "report.html" in html
+        and "report.md" not in html
+        and not any(n.endswith(".png") for n in html)
     )
     md = {p.name for p in write_report(report, tmp_path / "m", "md")}
     assert "report.md" in md and "report.html" not in md
