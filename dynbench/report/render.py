@@ -34,7 +34,7 @@ from dynbench.report.data import (
 from dynbench.report.figures import Figure
 from dynbench.report.floor import FLOOR_NOTE, ceilings, floor_table, latency_vs_floor, layer_table
 from dynbench.report.machines import machine_of, split_by_machine
-from dynbench.report.matrix import reproduction_matrix
+from dynbench.report.matrix import overall_counts, reproduction_matrix
 from dynbench.report.published_speeds import compare_published_speed
 from dynbench.report.quality import RULES, section_quality
 from dynbench.report.resolution import resolution_table
@@ -397,6 +397,15 @@ def _matrix_section(frame: pd.DataFrame) -> Section | None:
             "the end."
         )
     ]
+    overall = overall_counts(tables).astype({"✓": str, "≈": str, "✗": str})
+    overall["Reproduced %"] = overall["Reproduced %"].map(lambda v: _times(v, 1))
+    blocks.append(
+        Block(
+            heading="All seed tables",
+            text="The counts below summed over every table; reproduced = (✓ + ≈) / compared.",
+            table=Table(overall, ("✓", "≈", "✗", "Reproduced %")),
+        )
+    )
     for seed in tables:
         counts = Table(seed.counts.astype({"✓": str, "≈": str, "✗": str}), ("✓", "≈", "✗"))
         blocks.append(Block(heading=seed.title, table=counts))

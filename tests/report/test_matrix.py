@@ -1,0 +1,55 @@
+"""The reproduction matrix's totals over every seed table."""
+
+import pandas as pd
+import pytest
+
+from dynbench.report.matrix import SeedTable, overall_counts, reproduction_matrix
+
+
+def _seed(counts: list[dict]) -> SeedTable:
+    return SeedTable("t", pd.DataFrame(counts), pd.DataFrame())
+
+
+def test_overall_counts_sum_the_tables_and_give_the_share_reproduced():
+    first = _seed(
+        [
+            {"Figure": "params", "✓": 4, "≈": 0, "✗": 0},
+            {"Figure": "MAdds (fvcore)", "✓": 0, "≈": 1, "✗": 3},
+        ]
+    )
+    # a table without the fvcore row, its counter rows listed in another order
+    second = _seed(
+        [
+            {"Figure": "params", "✓": 0, "≈": 2, "✗": 2},
+            {"Figure": "MAdds (torch)", "✓": 1, "≈": 0, "✗": 0},
+        ]
+    )
+    total = overall_counts([first, second]).set_index("Figure")
+    assert list(total.index) == ["params", "MAdds (fvcore)", "MAdds (torch)"]
+    assert total.loc["params", ["✓", "≈", "✗"]].tolist() == [4, 2, 2]
+    assert total.loc["params", "Reproduced %"] == pytest.approx(75.0)  # (4 + 2) / 8
+    assert total.loc["MAdds (fvcore)", "Reproduced %"] == pytest.approx(25.0)
+    assert total.loc["MAdds (torch)", "Reproduced %"] == pytest.approx(100.0)
+
+
+def test_overall_counts_of_no_table_is_empty():
+    assert overall_counts([]).empty
+
+
+def test_overall_params_count_of_the_resnet18_rows():
+    """ResNet-18 has five printed params: the ODConv paper's 11.69M three times (✓) and the DCD
+    paper's 11.1M twice (≈ against 11,176,512 without the fc)."""
+    measured = pd.DataFrame(
+        [
+            {"model": "resnet18", "metric": "params", "method": "count", "value": 11_689_512.0},
+            {
+                "model": "resnet18",
+                "metric": "params_no_classifier",
+                "method": "count",
+                "value": 11_176_512.0,
+            },
+        ]
+    ).assign(measured_at=range(2))
+    tables, _ = reproduction_matrix(measured)
+    params = overall_counts(tables).set_index("Figure").loc["params"]
+    assert params[["✓", "≈", "✗", "Reproduced %"]].tolist() == [3, 2, 0, 100.0]
