@@ -49,20 +49,12 @@ def _counts(table: pd.DataFrame) -> pd.DataFrame:
         if column not in table or table[column].isna().all():
             continue
         marks = [
-            _counter_mark(ok, counter)
-            for ok, value in zip(table["madds_ok"], table[column], strict=False)
+            mark
+            for mark, value in zip(table[f"{counter}_ok"], table[column], strict=True)
             if not pd.isna(value)
         ]
         lines.append({"Figure": f"MAdds ({counter})", **{m: marks.count(m) for m in MARKS}})
     return pd.DataFrame(lines)
-
-
-def _counter_mark(madds_ok: object, counter: str) -> str:
-    """✓ or ≈ when ``madds_ok`` names this counter, else ✗."""
-    text = str(madds_ok or "")
-    mark = _mark(text)
-    names = [n.strip() for n in text[1:].split(",")] if mark in ("✓", "≈") else []
-    return mark if counter in names else "✗"
 
 
 def overall_counts(tables: list[SeedTable]) -> pd.DataFrame:

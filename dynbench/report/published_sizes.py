@@ -3,9 +3,10 @@
 A figure is *reproduced* when the measurement, rounded half-up to the printed
 precision, equals the printed figure ("✓"); "≈" means one unit off in the last
 printed digit (rounding conventions of papers differ); "✗" anything else. For
-MAdds each counter is compared, and the status names the counters that
-reproduce the figure. The DCD paper leaves the classifier out of its ResNet
-params, so for those rows a figure matched only without the classifier says so. A row
+MAdds each counter is compared (its own mark in ``<counter>_ok``), and the status
+names the counters with the best mark. The DCD paper's ResNet-50 params leave the
+classifier out (23.5M), so on the DCD paper's ResNet rows a figure matched only without
+the classifier says so. A row
 whose ``params_metric`` names another params metric (the ODConv paper's backbone-only
 figures: ``params_no_classifier``) is compared with that metric alone.
 """
@@ -105,6 +106,7 @@ def compare_published(measurements: pd.DataFrame) -> pd.DataFrame:
             row[f"madds_{counter}"] = value
             row[f"{counter}_Δ%"] = delta_pct(value, pub.madds_value)
             verdict = match(value, pub.madds_value, pub.madds_step)
+            row[f"{counter}_ok"] = verdict
             if verdict in verdicts:
                 verdicts[verdict].append(counter)
         best = "✓" if verdicts["✓"] else "≈" if verdicts["≈"] else None

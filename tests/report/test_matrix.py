@@ -53,3 +53,22 @@ def test_overall_params_count_of_the_resnet18_rows():
     tables, _ = reproduction_matrix(measured)
     params = overall_counts(tables).set_index("Figure").loc["params"]
     assert params[["✓", "≈", "✗", "Reproduced %"]].tolist() == [3, 2, 0, 100.0]
+
+
+def test_a_counter_one_unit_off_counts_as_approximate_beside_an_exact_one():
+    """ODConv's ResNet-18 baseline prints 1.814G: conv+FC is exact, 1.815G is one unit off."""
+    measured = pd.DataFrame(
+        [
+            {"model": "resnet18", "metric": "params", "method": "count", "value": 11_689_512.0},
+            {"model": "resnet18", "metric": "madds", "method": "conv_linear", "value": 1.814e9},
+            {"model": "resnet18", "metric": "madds", "method": "ptflops", "value": 1.815e9},
+            {"model": "resnet18", "metric": "madds", "method": "fvcore", "value": 1.819e9},
+        ]
+    ).assign(measured_at=range(4))
+    tables, _ = reproduction_matrix(measured)
+    odconv = next(t for t in tables if t.title.endswith("ResNet ImageNet"))
+    counts = odconv.counts.set_index("Figure")
+    assert counts.loc["MAdds (conv_linear)", ["✓", "≈", "✗"]].tolist() == [1, 0, 0]
+    assert counts.loc["MAdds (ptflops)", ["✓", "≈", "✗"]].tolist() == [0, 1, 0]
+    assert counts.loc["MAdds (fvcore)", ["✓", "≈", "✗"]].tolist() == [0, 0, 1]
+    assert odconv.rows["MAdds reproduced by"].tolist() == ["✓ conv_linear"]
