@@ -36,7 +36,7 @@ def sweep_points(frame: pd.DataFrame) -> pd.DataFrame:
         impl=[s.get("impl", "") for s in settings],
     )
     if "measured_at" in rows:
-        rows = rows.sort_values("measured_at")
+        rows = rows.sort_values("measured_at", kind="stable")
     rows = rows.drop_duplicates(["model", "metric", "device", "batch"], keep="last")
     ratios = {
         (r.model, r.device, r.batch): r

@@ -11,10 +11,11 @@ from dynbench.results.names import COUNTERS, SIZE_METRICS, unit_of
 
 
 def latest(frame: pd.DataFrame) -> pd.DataFrame:
-    """The newest value of each (model, metric, method) across runs."""
+    """The newest value of each (model, metric, method) across runs; of records stored at the
+    same instant, the one stored last (the store returns records in the order it took them)."""
     if frame.empty:
         return frame
-    return frame.sort_values("measured_at").drop_duplicates(
+    return frame.sort_values("measured_at", kind="stable").drop_duplicates(
         ["model", "metric", "method"], keep="last"
     )
 
@@ -169,6 +170,6 @@ def latest_by_options(frame: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return rows.assign(options=[])
     rows = rows.assign(options=rows["settings"].map(options_text))
-    return rows.sort_values("measured_at").drop_duplicates(
+    return rows.sort_values("measured_at", kind="stable").drop_duplicates(
         ["model", "metric", "method", "options"], keep="last"
     )

@@ -88,14 +88,6 @@ def _times(value: object, digits: int = 3) -> str:
     return "" if value is None or pd.isna(value) else f"{value:.{digits}f}"
 
 
-def _number(value: object) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return ""
-    if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
-    return str(value)
-
-
 def _scorecard_section(frame: pd.DataFrame) -> Section:
     card = scorecard(frame)
     shown = card.drop(columns=["kind", "model", "measured_by"]).copy()
@@ -456,7 +448,7 @@ def _sizes_section(frame: pd.DataFrame) -> Section | None:
 def build_report(frame: pd.DataFrame) -> Report:
     """The report of ``frame``; records of several machines are judged machine by machine."""
     machines = split_by_machine(frame)
-    newest = frame.sort_values("measured_at") if "measured_at" in frame else frame
+    newest = frame.sort_values("measured_at", kind="stable") if "measured_at" in frame else frame
     env = json.loads(newest["environment"].iloc[-1]) if "environment" in frame else {}
     timed = latest_by_options(frame) if "settings" in frame else pd.DataFrame()
     if not timed.empty:

@@ -30,14 +30,14 @@ def spatial_points(frame: pd.DataFrame) -> pd.DataFrame:
         density=[s.get("density") for s in settings],
         execution=[s.get("execution") for s in settings],
         impl=[s.get("impl", "") for s in settings],
-    ).sort_values("measured_at")
+    ).sort_values("measured_at", kind="stable")
     keys = ["model", "mask", "density", "execution", "metric"]
     rows = rows.drop_duplicates(keys, keep="last")
     times = {
         (r.model, r.mask, r.density, r.execution): r.detail
         for r in rows[rows["metric"] == "spatial_latency_ms"].itertuples()
     }
-    madds = madds.sort_values("measured_at")
+    madds = madds.sort_values("measured_at", kind="stable")
     madds_settings = madds["settings"].map(field_dict)
     madds_at = {
         (m, s.get("mask"), s.get("density")): v
@@ -86,7 +86,9 @@ def _granularities(detail: object) -> str:
 def gpu_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Images/s of each execution at each (model, mask, density), newest record of each,
     with sparse / dense; empty when no GPU throughput was measured."""
-    rows = frame[frame["metric"] == "spatial_gpu_images_per_s"].sort_values("measured_at")
+    rows = frame[frame["metric"] == "spatial_gpu_images_per_s"].sort_values(
+        "measured_at", kind="stable"
+    )
     if rows.empty:
         return pd.DataFrame()
     settings = rows["settings"].map(field_dict)

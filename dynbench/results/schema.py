@@ -76,8 +76,9 @@ COLUMNS = [
 
 
 def legacy_uid(row_id: int, run_id: str, model: str, metric: str, method: str, at: str) -> str:
-    """The uid of a version-1 row: a hash of what identifies it in its file (the row id
-    within its run), so a migrated copy and a read-only reading of the same file agree."""
+    """The uid of a version-1 row: a hash of what identifies it in its file (its row id in
+    the file, with its run, model, metric, method and time), so a migrated copy and a
+    read-only reading of the same file agree."""
     key = "\x1f".join(map(str, (row_id, run_id, model, metric, method, at)))
     return hashlib.sha1(key.encode()).hexdigest()
 
