@@ -27,15 +27,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from dynbench.report.data import ci95_bounds, field_dict, latest
-from dynbench.report.quality import Quality, ratio_quality
+from dynbench.report.data import ci95_bounds, field_dict, latest, per_run_ratios
+from dynbench.report.quality import Quality, ratio_quality, throughput_quality
 from dynbench.report.spatial import spatial_points
 
 NEGLIGIBLE = 0.10
 RATIO_TOLERANCE = 0.05
-# A throughput whose timed blocks differ by more than this (max - min over the median) did
-# not hold steady while it was measured: the ratio built on it gives no verdict.
-GPU_SPREAD_LIMIT = 0.1
+GPU_METRIC = "gpu_images_per_s"
 FRACTION_TOLERANCE = 0.05
 
 HOLDS = "holds"
@@ -119,7 +117,7 @@ class Measured:
     train: tuple[float, float | None, float | None] | None
     train_quality: Quality | None
     gpu: float | None  # throughput ratio model / reference
-    gpu_spread: float | None  # the wider spread of the two throughputs' timed blocks
+    gpu_quality: Quality | None  # both throughputs' block spreads and the ratio's other runs
     spatial: pd.DataFrame  # the sparsity measure's points of the model (empty: none)
 
     def ratio(self, a: float | None, b: float | None) -> float | None:
@@ -135,6 +133,7 @@ class Lookup:
         ratios = frame[frame["metric"].isin(["latency_ratio", "train_step_ratio"])]
         self.repeats = ratios.groupby(["model", "metric"])["value"].apply(list).to_dict()
         self.spatial = spatial_points(frame)
+        self.frame = frame
 
     def value(self, model: str, metric: str, method: str) -> float | None:
         row = self.rows.get((model, metric, method))
@@ -157,13 +156,12 @@ class Lookup:
         train, train_quality = self.timed_ratio(
             model, "train_step_ratio", "train_step_ms_per_image"
         )
-        gpu = self.value(model, "gpu_images_per_s", "cuda_events")
-        gpu_ref = self.value(reference, "gpu_images_per_s", "cuda_events")
+        gpu = self.value(model, GPU_METRIC, "cuda_events")
+        gpu_ref = self.value(reference, GPU_METRIC, "cuda_events")
+        gpu_ratio = None if gpu is None or not gpu_ref else gpu / gpu_ref
         spreads = [
             field_dict(row.detail).get("spread")
-            for row in (
-                self.rows.get((n, "gpu_images_per_s", "cuda_events")) for n in (model, reference)
-            )
+            for row in (self.rows.get((n, GPU_METRIC, "cuda_events")) for n in (model, reference))
             if row is not None
         ]
         known = [s for s in spreads if s is not None]
@@ -180,8 +178,12 @@ class Lookup:
             latency_quality=latency_quality,
             train=train,
             train_quality=train_quality,
-            gpu=None if gpu is None or not gpu_ref else gpu / gpu_ref,
-            gpu_spread=max(known) if known else None,
+            gpu=gpu_ratio,
+            gpu_quality=None
+            if gpu_ratio is None
+            else throughput_quality(
+                gpu_ratio, known, per_run_ratios(self.frame, model, reference, GPU_METRIC)
+            ),
             spatial=self.spatial[self.spatial["model"] == model]
             if not self.spatial.empty
             else self.spatial,
@@ -271,8 +273,8 @@ def judge_speed(claim, m: Measured) -> tuple[str, str]:
     if m.gpu is not None:
         printed = claim.printed_gpu_ratio
         text = f"GPU throughput {m.gpu:.2f}× vs printed {printed:.2f}×"
-        if m.gpu_spread is not None and m.gpu_spread > GPU_SPREAD_LIMIT:
-            text += f": its timed blocks spread {m.gpu_spread:.0%}, too noisy for a verdict"
+        if m.gpu_quality is not None and m.gpu_quality.noisy:
+            text += f": {m.gpu_quality.text()}, too noisy for a verdict"
             parts.append((NOISY, text))
         else:
             parts.append((HOLDS if m.gpu >= printed * (1 - RATIO_TOLERANCE) else FAILS, text))

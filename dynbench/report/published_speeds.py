@@ -17,8 +17,15 @@ import re
 import pandas as pd
 
 from dynbench.published import load_published
-from dynbench.report.data import ci95_bounds, ci95_text, family_of, latest
-from dynbench.report.quality import ratio_quality
+from dynbench.report.data import (
+    ci95_bounds,
+    ci95_text,
+    family_of,
+    field_dict,
+    latest,
+    per_run_ratios,
+)
+from dynbench.report.quality import ratio_quality, throughput_quality
 
 
 def minutes(text: str) -> float | None:
@@ -88,10 +95,21 @@ def compare_published_speed(measurements: pd.DataFrame) -> pd.DataFrame:
                 our_ratio = ratio.value
                 low, high = ci95_bounds(ratio.detail)
                 details = [ours.detail, base_ours.detail]
-                noisy = ratio_quality(ratio.value, ratio.detail, details, []).noisy
+                runs = measurements[
+                    (measurements["model"] == pub.model) & (measurements["metric"] == ratio_metric)
+                ]
+                repeats = runs["value"].tolist()
+                noisy = ratio_quality(ratio.value, ratio.detail, details, repeats).noisy
             else:
+                # slower = larger, as the published ratio: baseline over model for a speed
+                slow, fast = (baseline, pub.model) if faster_is_higher else (pub.model, baseline)
                 our_value, our_base = ours.value, base_ours.value
                 our_ratio = our_base / our_value if faster_is_higher else our_value / our_base
+                if metric == "gpu_images_per_s":
+                    spreads = [field_dict(r.detail).get("spread") for r in (ours, base_ours)]
+                    repeats = per_run_ratios(measurements, slow, fast, metric)
+                    known = [x for x in spreads if x is not None]
+                    noisy = throughput_quality(our_ratio, known, repeats).noisy
             rows.append(
                 {
                     "source": pub.source[:3],

@@ -15,6 +15,10 @@ while it was taken and the measurement was precise enough to decide. A timing is
   only recorded;
 * two stored runs of the same ratio differ by more than ``MAX_REPEAT_DIFFERENCE``: the
   machine drifted between runs by more than any one run's interval shows.
+
+A GPU throughput ratio has no interval (a throughput is the median of a few timed blocks);
+it is noisy when either model's blocks spread by more than ``MAX_GPU_SPREAD`` ((slowest -
+fastest) / median) or when two runs of it differ by more than ``MAX_REPEAT_DIFFERENCE``.
 """
 
 from __future__ import annotations
@@ -29,13 +33,16 @@ MAX_CI_HALF_WIDTH = 0.03
 MAX_IQR = 0.10
 MAX_FAULTS_PER_CALL = 50.0
 MAX_REPEAT_DIFFERENCE = 0.03
+MAX_GPU_SPREAD = 0.10
 
 RULES = (
     f"A timing is noisy (no verdict is drawn from it) when its 95% interval is wider than "
     f"±{MAX_CI_HALF_WIDTH:.0%} of the ratio or missing, when the baseline's or the variant's "
     f"rounds spread by more than {MAX_IQR:.0%} (IQR / median), when either model page-faults "
     f"more than {MAX_FAULTS_PER_CALL:g} times per inference call, or when two stored runs of "
-    f"the same ratio differ by more than {MAX_REPEAT_DIFFERENCE:.0%}."
+    f"the same ratio differ by more than {MAX_REPEAT_DIFFERENCE:.0%}. A GPU throughput ratio is "
+    f"noisy when either model's timed blocks spread by more than {MAX_GPU_SPREAD:.0%} or two "
+    f"runs of it differ by more than {MAX_REPEAT_DIFFERENCE:.0%}."
 )
 
 
@@ -76,10 +83,21 @@ def ratio_quality(
         reasons.append(f"interval [{low:.3f}, {high:.3f}] wider than ±{MAX_CI_HALF_WIDTH:.0%}")
     for time_detail in time_details:
         reasons += model_noise(time_detail)
-    spread = max(repeats, default=value), min(repeats, default=value)
-    if repeats and (spread[0] - spread[1]) > MAX_REPEAT_DIFFERENCE * value:
-        reasons.append(f"runs disagree: {spread[1]:.3f} to {spread[0]:.3f}")
+    reasons += _runs_disagree(value, repeats)
     return Quality(bool(reasons), tuple(reasons))
+
+
+def throughput_quality(value: float, spreads: list[float], repeats: list[float]) -> Quality:
+    """The quality of a GPU throughput ratio: both models' block spreads and its other runs."""
+    reasons = [f"timed blocks spread {spread:.0%}" for spread in spreads if spread > MAX_GPU_SPREAD]
+    reasons += _runs_disagree(value, repeats)
+    return Quality(bool(reasons), tuple(reasons))
+
+
+def _runs_disagree(value: float, repeats: list[float]) -> list[str]:
+    if repeats and max(repeats) - min(repeats) > MAX_REPEAT_DIFFERENCE * value:
+        return [f"runs disagree: {min(repeats):.3f} to {max(repeats):.3f}"]
+    return []
 
 
 def section_quality(times: pd.DataFrame) -> str:

@@ -102,9 +102,9 @@ def test_spatial_speed_up_claim():
         assert edge[0] == UNMEASURED
 
 
-def _throughput(model, images_per_s, spread):
+def _throughput(model, images_per_s, spread, run_id="run1"):
     detail = {"gpu": "test GPU", "block_ms": [1.0] * 5, "spread": spread}
-    return [record(model, "gpu_images_per_s", images_per_s, "cuda_events", detail)]
+    return [record(model, "gpu_images_per_s", images_per_s, "cuda_events", detail, run_id=run_id)]
 
 
 @pytest.mark.parametrize(
@@ -126,3 +126,23 @@ def test_gpu_throughput_verdict_needs_steady_blocks(images_per_s, spread, expect
     result, why, row = verdict(store, model="resnet50_v1_condconv_8x", kind="speed")
     assert result == expected and reason in why
     assert row["GPU throughput ×"] == pytest.approx(images_per_s / 652.2)
+
+
+def test_two_gpu_runs_that_disagree_give_no_verdict():
+    """Both runs steady, both below the printed 0.65x, but 0.54x and 0.60x are 11% apart:
+    the rule that stops two disagreeing CPU runs stops them on the GPU too."""
+    steady = frame(
+        _throughput("resnet50_v1", 652.2, 0.01, "run1"),
+        _throughput("resnet50_v1_condconv_8x", 352.2, 0.01, "run1"),
+        _throughput("resnet50_v1", 652.2, 0.01, "run2"),
+        _throughput("resnet50_v1_condconv_8x", 391.3, 0.01, "run2"),
+    )
+    result, why, _ = verdict(steady, model="resnet50_v1_condconv_8x", kind="speed")
+    assert result == NOISY and "runs disagree: 0.540 to 0.600" in why
+    agreeing = frame(
+        _throughput("resnet50_v1", 652.2, 0.01, "run1"),
+        _throughput("resnet50_v1_condconv_8x", 352.2, 0.01, "run1"),
+        _throughput("resnet50_v1", 650.0, 0.01, "run2"),
+        _throughput("resnet50_v1_condconv_8x", 353.0, 0.01, "run2"),
+    )
+    assert verdict(agreeing, model="resnet50_v1_condconv_8x", kind="speed")[0] == FAILS

@@ -177,3 +177,36 @@ def test_published_training_time_ratio_against_the_train_step_suite():
     assert dynamic["printed"] == "approximately 13 hours"
     assert dynamic["printed_ratio"] == pytest.approx(780 / 53, abs=1e-3)
     assert dynamic["measured_ratio"] == 3.0 and dynamic["verdict"] == "cheaper here"
+
+
+def test_published_speed_gives_no_verdict_from_a_noisy_or_disputed_timing():
+    """The rules of dynbench.report.quality hold here as in the scorecard: a GPU throughput
+    whose blocks spread over 10%, two GPU runs 3% apart, two CPU ratio runs 3% apart."""
+    gpu = [
+        ("resnet50_v1", "gpu_images_per_s", 7500.0, {"spread": 0.01}, "a"),
+        ("resnet50_v1_dcd", "gpu_images_per_s", 3750.0, {"spread": 0.01}, "a"),
+        ("resnet50_v1_odconv_1x", "gpu_images_per_s", 3150.0, {"spread": 0.30}, "a"),
+        ("resnet50_v1", "gpu_images_per_s", 7500.0, {"spread": 0.01}, "b"),
+        ("resnet50_v1_dcd", "gpu_images_per_s", 4500.0, {"spread": 0.01}, "b"),
+    ]
+    cpu = [
+        ("mobilenetv2_100", "cpu_images_per_s", 30.0, None, "a"),
+        ("mobilenetv2_100_dcd", "cpu_images_per_s", 20.0, None, "a"),
+        ("mobilenetv2_100_dcd", "latency_ratio", 1.50, {"ci95_low": 1.49, "ci95_high": 1.51}, "a"),
+        ("mobilenetv2_100_dcd", "latency_ratio", 1.40, {"ci95_low": 1.39, "ci95_high": 1.41}, "b"),
+    ]
+    measured = pd.DataFrame(
+        [
+            {"model": m, "metric": k, "method": "x", "value": v, "detail": d, "run_id": r}
+            for m, k, v, d, r in gpu + cpu
+        ]
+    ).assign(measured_at=range(len(gpu) + len(cpu)), unit="")
+    table = compare_published_speed(measured).set_index(["source", "model"])
+    odconv = table.loc[("003", "resnet50_v1_odconv_1x")]
+    assert odconv["printed"].endswith("img/s") and odconv["verdict"] == "inconclusive (noisy)"
+    # DCD: 7500 / 4500 = 1.667x in the newer run, 2.0x in the older
+    gpu_dcd = table[table["printed"] == "400 img/s"].loc[("003", "resnet50_v1_dcd")]
+    assert gpu_dcd["measured_ratio"] == pytest.approx(1.667, abs=1e-3)
+    assert gpu_dcd["verdict"] == "inconclusive (noisy)"
+    cpu_dcd = table.loc[("003", "mobilenetv2_100_dcd")]
+    assert cpu_dcd["measured_ratio"] == 1.40 and cpu_dcd["verdict"] == "inconclusive (noisy)"
