@@ -179,6 +179,30 @@ def papers_setting(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[~other]
 
 
+GPU_METRICS = ("gpu_images_per_s",)
+
+
+def papers_gpu_setting(settings: object) -> bool:
+    """Whether a GPU throughput ran as the papers timed theirs: eager, fp32, default layout."""
+    s = field_dict(settings)
+    return (
+        str(s.get("dtype", "fp32")) == "fp32"
+        and not s.get("channels_last")
+        and not s.get("compile")
+    )
+
+
+def judged_setting(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`papers_setting`, and without the GPU throughputs taken in another dtype or
+    layout or compiled: the records a verdict on a paper's claim may use. Plots and tables
+    still show the others."""
+    papers = papers_setting(frame)
+    if papers.empty:
+        return papers
+    other = papers["metric"].isin(GPU_METRICS) & ~papers["settings"].map(papers_gpu_setting)
+    return papers[~other]
+
+
 def latest_by_options(frame: pd.DataFrame) -> pd.DataFrame:
     """The newest latency record of each (model, metric, options), with an ``options``
     column (see :func:`options_text`)."""

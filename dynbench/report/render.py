@@ -24,6 +24,7 @@ from dynbench.report.data import (
     ci95_text,
     family_of,
     field_dict,
+    judged_setting,
     latest,
     latest_by_options,
     options_text,
@@ -88,7 +89,9 @@ def _times(value: object, digits: int = 3) -> str:
     return "" if value is None or pd.isna(value) else f"{value:.{digits}f}"
 
 
-def _scorecard_section(frame: pd.DataFrame) -> Section:
+def _scorecard_section(frame: pd.DataFrame, set_aside: int = 0) -> Section:
+    """The claims judged on ``frame``; ``set_aside``: GPU throughputs left out of the
+    judgment because they ran in another setting than the papers'."""
     card = scorecard(frame)
     shown = card.drop(columns=["kind", "model", "measured_by"]).copy()
     for column in ("Params ×", "Weight bytes ×", "GPU throughput ×", "Printed CPU slowdown ×"):
@@ -112,6 +115,14 @@ def _scorecard_section(frame: pd.DataFrame) -> Section:
         Block(text=f"{len(card)} claims: {summary}."),
         Block(table=Table(shown, numeric)),
     ]
+    if set_aside:
+        blocks.append(
+            Block(
+                text=f"{set_aside} GPU throughput record(s) taken in another dtype or layout "
+                "or compiled are shown in the plots but judge no claim: the papers timed eager "
+                "fp32."
+            )
+        )
     if longer:
         blocks.append(
             Block(
@@ -457,7 +468,8 @@ def build_report(frame: pd.DataFrame) -> Report:
         return _machines_report(frame, machines, env)
     report = Report("dynbench report", env)
     papers = papers_setting(frame)
-    report.sections.append(_scorecard_section(papers))
+    judged = judged_setting(frame)
+    report.sections.append(_scorecard_section(judged, len(papers) - len(judged)))
     for section in (
         _figures_section(papers),
         *_machine_sections(frame, frame),
@@ -478,7 +490,7 @@ def _machine_sections(group: pd.DataFrame, frame: pd.DataFrame) -> list[Section 
         _options_section(group),
         _batch_section(papers),
         _spatial_section(papers),
-        _speed_section(papers),
+        _speed_section(judged_setting(group)),
     ]
 
 
@@ -538,7 +550,7 @@ def _machines_scorecard(machines: list[tuple[str, pd.DataFrame]]) -> Section:
     table = None
     numeric: list[str] = []
     for name, group in machines:
-        card = scorecard(papers_setting(group))
+        card = scorecard(judged_setting(group))
         if table is None:
             table = card[["Claim"]].copy()
         table[f"Verdict ({name})"] = card["Verdict"]
