@@ -97,6 +97,9 @@ def test_spatial_speed_up_claim():
     assert verdict(_spatial(0.80, 0.79, 0.81), "resnet50_dynconv", "spatial")[0] == FAILS
     noisy = verdict(_spatial(0.45, 0.40, 0.52), "resnet50_dynconv", "spatial")
     assert noisy[0] == NOISY and "wider than ±3%" in noisy[1]
+    # printed 0.5x, limit 0.525x: [0.515, 0.53] neither clears it nor lies above it
+    straddle = verdict(_spatial(0.52, 0.515, 0.53), "resnet50_dynconv", "spatial")
+    assert straddle[0] == NOISY and "straddles the printed ratio" in straddle[1]
     for density in (0.0, 1.0):  # nothing skipped, or nothing computed: no spatial speed-up
         edge = verdict(_spatial(0.45, 0.44, 0.46, density), "resnet50_dynconv", "spatial")
         assert edge[0] == UNMEASURED
