@@ -40,9 +40,11 @@ from dynbench.report.published_speeds import compare_published_speed
 from dynbench.report.quality import RULES, section_quality
 from dynbench.report.resolution import resolution_table
 from dynbench.report.spatial import break_even_text, gpu_table, spatial_points
-from dynbench.results.names import unit_of
+from dynbench.results.names import SIZE_METRICS, unit_of
 
 MAX_MARKDOWN_COLUMNS = 10
+# what a model's size claims use: the same on every machine
+MACHINE_FREE_METRICS = (*SIZE_METRICS, "weight_bytes_per_image")
 FORMATS = ("md", "html", "both")
 
 
@@ -507,7 +509,7 @@ def _machines_report(
     sizes and MAdds do not depend on the machine and are shown once."""
     env = {**env, "machines": [_machine_text(name, group) for name, group in machines]}
     report = Report("dynbench report", env)
-    report.sections.append(_machines_scorecard(machines))
+    report.sections.append(_machines_scorecard(machines, frame))
     # The machine holding most records: a short run on a second machine (a few GPU
     # figures) must not take the plots of the one that measured nearly everything.
     main_name, main = max(machines, key=lambda m: len(m[1]))
@@ -538,9 +540,11 @@ def _machine_text(name: str, group: pd.DataFrame) -> str:
     return f"{name} ({hardware}; fingerprint {machine.fingerprint})"
 
 
-def _machines_scorecard(machines: list[tuple[str, pd.DataFrame]]) -> Section:
+def _machines_scorecard(machines: list[tuple[str, pd.DataFrame]], frame: pd.DataFrame) -> Section:
     """Each claim judged on each machine: a verdict per machine, and its CPU latency ratio
-    where the table has room (markdown tables stop at 10 columns)."""
+    where the table has room (markdown tables stop at 10 columns). Sizes do not depend on
+    the machine, so every machine's claims see the sizes any machine measured."""
+    sizes = frame[frame["metric"].isin(MACHINE_FREE_METRICS)]
     with_latency = 1 + 2 * len(machines) <= MAX_MARKDOWN_COLUMNS
     if 1 + len(machines) > MAX_MARKDOWN_COLUMNS:
         raise DynbenchError(
@@ -550,7 +554,8 @@ def _machines_scorecard(machines: list[tuple[str, pd.DataFrame]]) -> Section:
     table = None
     numeric: list[str] = []
     for name, group in machines:
-        card = scorecard(judged_setting(group))
+        timed = group[~group["metric"].isin(MACHINE_FREE_METRICS)]
+        card = scorecard(judged_setting(pd.concat([sizes, timed], ignore_index=True)))
         if table is None:
             table = card[["Claim"]].copy()
         table[f"Verdict ({name})"] = card["Verdict"]

@@ -146,3 +146,23 @@ def test_plots_are_of_the_machine_with_most_measurements_not_the_last_one():
     report = build_report(pd.concat([many, few], ignore_index=True))
     titles = [s.title for s in report.sections]
     assert "Plots (laptop)" in titles and "Plots (gpu-box)" not in titles
+
+
+def test_a_machine_that_only_timed_is_judged_with_the_sizes_another_measured():
+    """The GPU machine of a team measures throughput only; the size claims (DCD's 25% of
+    CondConv's params) are the same there as on the machine that counted the params."""
+    sizes = on_machine(frame(BASE, DYCONV), "laptop", "CPU A")
+    timed = on_machine(
+        frame(
+            latency("resnet18", 40.0, run_id="g"),
+            latency(CLAIM, 56.0, ratio=1.4, low=1.39, high=1.41, run_id="g"),
+        ),
+        "gpu-box",
+        "CPU G",
+    )
+    scorecard = build_report(pd.concat([sizes, timed], ignore_index=True)).sections[0]
+    card = scorecard.blocks[1].table.frame
+    rows = _claim_rows(card, "CPU latency × (gpu-box)")
+    # the MAdds part of the claim comes from the laptop's sizes: not "not measured"
+    assert set(rows["Verdict (gpu-box)"]) == {"holds for MAdds, not for time"}
+    assert set(rows["Verdict (laptop)"]) == {"not measured"}
