@@ -380,9 +380,10 @@ def merge_command(
         for source in inputs:
             with ResultStore(source, write=False) as in_store:
                 done = merge(out_store, in_store)
+            ended = f", {done.ended} run(s) marked as ended" if done.ended else ""
             err.print(
                 f"{done.source}: {done.measurements} measurements and {done.runs} runs added, "
-                f"{done.known} already in {out_store.where}"
+                f"{done.known} already in {out_store.where}{ended}"
             )
 
 

@@ -225,6 +225,25 @@ def test_merge_twice_changes_nothing(store_db, tmp_path, cli):
     assert params["resnet18"] == 11_689_512
 
 
+def test_merging_a_run_again_after_it_ended_records_its_end(tmp_path):
+    env = {"timestamp": "2026-11-30T07:00:00+00:00"}
+    with (
+        ResultStore(tmp_path / "src.sqlite") as source,
+        ResultStore(tmp_path / "out.sqlite") as out,
+    ):
+        run = source.start_run("t", env)
+        source.add(run, _record("a", 1.0), env)
+        assert (merge(out, source).measurements, merge(out, source).ended) == (1, 0)
+        source.add(run, _record("b", 2.0), env)
+        source.finish_run(run, "complete", "2026-11-30T07:05:00+00:00")
+        done = merge(out, source)
+        assert (done.runs, done.ended, done.measurements, done.known) == (0, 1, 1, 1)
+        with out.engine.begin() as conn:
+            row = conn.execute(sa.text("SELECT status, finished FROM runs")).one()
+        assert tuple(row) == ("complete", "2026-11-30T07:05:00+00:00")
+        assert merge(out, source).ended == 0  # an ended run is not ended again
+
+
 def test_merge_of_a_migrated_copy_adds_nothing(tmp_path):
     old, migrated = tmp_path / "old.sqlite", tmp_path / "migrated.sqlite"
     shutil.copy(LEGACY, old)
