@@ -6,6 +6,8 @@ import textwrap
 
 import pytest
 
+from dynbench.guard.check import compare
+
 MODEL_TEMPLATE = textwrap.dedent("""
     from torch import nn
     from dynbench.ops.odconv import ODConv2d
@@ -96,14 +98,28 @@ def test_unchanged_code_never_trips(cli, tmp_path):
     )
 
 
-def test_new_and_removed_models(cli, tmp_path):
+def test_new_models_fail_unless_allowed(cli, tmp_path):
     assert cli("guard", "--update", "--models", "resnet10").code == 0
     data = json.loads((tmp_path / "dynbench-baseline.json").read_text())
     data["models"]["resnet_gone"] = data["models"]["resnet10"]
     (tmp_path / "dynbench-baseline.json").write_text(json.dumps(data))
-    # only the full registry can notice removals; compare a one-model selection instead
+    # a selection does not report resnet_gone as removed: only resnet18 is new
     assert cli("guard", "--models", "resnet10,resnet18").code == 1
     assert cli("guard", "--models", "resnet10,resnet18", "--allow-new").code == 0
+
+
+SIZES = {"params": 10, "params_no_classifier": 8, "madds": 100}
+
+
+def test_a_model_missing_from_the_whole_registry_is_removed_and_fails_unless_allowed():
+    """Removals are judged on the whole registry (a selection leaves models out on purpose)."""
+    baseline = {"kept": SIZES, "gone": SIZES}
+    whole = compare(baseline, {"kept": SIZES}, tolerance_pct=0.0, selected_only=False)
+    assert (whole.removed, whole.added, whole.drifted.empty) == (["gone"], [], True)
+    assert whole.failed(allow_new=False, allow_removed=False)
+    assert not whole.failed(allow_new=False, allow_removed=True)
+    selection = compare(baseline, {"kept": SIZES}, tolerance_pct=0.0, selected_only=True)
+    assert selection.removed == [] and not selection.failed(False, False)
 
 
 def test_tolerance(cli, user_model):
