@@ -5,8 +5,8 @@ each layer with a :class:`ConvSpec` / :class:`LinearSpec` and ask a
 :class:`LayerFactory` for the module. The static factory returns the plain
 torch layers (so the baselines equal torchvision's exactly); a dynamic variant
 returns its operator for the layers its paper replaces and the static layer for
-the rest. The spec carries enough context (role, position in the block, block
-index) for a variant to make that choice per layer.
+the rest. The spec carries enough context (role, shape, block index) for a variant
+to make that choice per layer.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ class ConvSpec:
     groups: int = 1
     bias: bool = False
     role: str = BLOCK
-    position: str = ""  # e.g. "conv1", "conv2", "expand", "depthwise", "project"
     block_index: int = -1  # global index of the residual block, -1 outside blocks
     num_blocks: int = 0  # blocks in the whole backbone
 

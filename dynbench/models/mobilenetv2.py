@@ -65,16 +65,14 @@ class InvertedResidual(nn.Module):
         where = {"block_index": block_index, "num_blocks": num_blocks}
         parts: list[nn.Module] = []
         if expand_ratio != 1:
-            parts.append(conv_bn(layers, ConvSpec(inp, hidden, 1, position="expand", **where)))
+            parts.append(conv_bn(layers, ConvSpec(inp, hidden, 1, **where)))
         parts.append(
             conv_bn(
                 layers,
-                ConvSpec(
-                    hidden, hidden, 3, stride, 1, groups=hidden, position="depthwise", **where
-                ),
+                ConvSpec(hidden, hidden, 3, stride, 1, groups=hidden, **where),
             )
         )
-        parts.append(layers.conv(ConvSpec(hidden, oup, 1, position="project", **where)))
+        parts.append(layers.conv(ConvSpec(hidden, oup, 1, **where)))
         parts.append(nn.BatchNorm2d(oup))
         attention = layers.branch_attention(BlockSpec(oup, inp, block_index, num_blocks))
         if attention is not None:
@@ -100,7 +98,7 @@ class MobileNetV2(nn.Module):
         input_channel = make_divisible(32 * width_mult)
         self.last_channel = make_divisible(1280 * max(1.0, width_mult))
         features: list[nn.Module] = [
-            conv_bn(layers, ConvSpec(3, input_channel, 3, 2, 1, role=STEM, position="stem"))
+            conv_bn(layers, ConvSpec(3, input_channel, 3, 2, 1, role=STEM))
         ]
         num_blocks = sum(n for _, _, n, _ in INVERTED_RESIDUAL_SETTING)
         block_index = 0
@@ -115,11 +113,7 @@ class MobileNetV2(nn.Module):
                 features.append(layers.wrap_block(block, spec))
                 input_channel = output_channel
                 block_index += 1
-        features.append(
-            conv_bn(
-                layers, ConvSpec(input_channel, self.last_channel, 1, role=HEAD, position="head")
-            )
-        )
+        features.append(conv_bn(layers, ConvSpec(input_channel, self.last_channel, 1, role=HEAD)))
         self.features = nn.Sequential(*features)
         self.classifier = nn.Sequential(
             nn.Dropout(p=dropout), layers.linear(LinearSpec(self.last_channel, num_classes))

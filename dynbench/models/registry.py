@@ -37,7 +37,6 @@ class ModelInfo:
     builder: Callable[..., nn.Module]
     input_size: tuple[int, int, int] = DEFAULT_INPUT_SIZE
     tags: tuple[str, ...] = ()
-    kernels: int | None = None  # the "Nx" of a kernel-dynamic variant
 
     def resolved_input_size(self, override: object = None) -> tuple[int, int, int]:
         """A suite's ``input_size`` setting when given, else the model's own."""
@@ -60,12 +59,11 @@ def register(
     description: str,
     input_size: tuple[int, int, int] = DEFAULT_INPUT_SIZE,
     tags: tuple[str, ...] = (),
-    kernels: int | None = None,
 ) -> ModelInfo:
     """Record ``builder`` under ``name``; names are unique."""
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is registered twice")
-    info = ModelInfo(name, family, operator, description, builder, input_size, tags, kernels)
+    info = ModelInfo(name, family, operator, description, builder, input_size, tags)
     _REGISTRY[name] = info
     return info
 
@@ -77,7 +75,6 @@ def register_model(
     description: str,
     input_size: tuple[int, int, int] = DEFAULT_INPUT_SIZE,
     tags: tuple[str, ...] = (),
-    kernels: int | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator form of :func:`register`: the function's name is the model's name."""
 
@@ -90,7 +87,6 @@ def register_model(
             description=description,
             input_size=input_size,
             tags=tags,
-            kernels=kernels,
         )
         return fn
 

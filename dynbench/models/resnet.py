@@ -25,18 +25,11 @@ from dynbench.models.layers import (
 
 
 def block_conv(layers: LayerFactory, block_index: int, num_blocks: int):
-    """``conv(cin, cout, k, stride, padding, position)`` for the convs of one block."""
+    """``conv(cin, cout, k, stride, padding)`` for the convs of one block."""
 
-    def conv(cin: int, cout: int, k: int, stride: int, padding: int, position: str) -> nn.Module:
+    def conv(cin: int, cout: int, k: int, stride: int, padding: int) -> nn.Module:
         spec = ConvSpec(
-            cin,
-            cout,
-            k,
-            stride,
-            padding,
-            position=position,
-            block_index=block_index,
-            num_blocks=num_blocks,
+            cin, cout, k, stride, padding, block_index=block_index, num_blocks=num_blocks
         )
         return layers.conv(spec)
 
@@ -75,10 +68,10 @@ class BasicBlock(_Residual):
     ) -> None:
         super().__init__()
         conv = block_conv(layers, block_index, num_blocks)
-        self.conv1 = conv(inplanes, planes, 3, stride, 1, "conv1")
+        self.conv1 = conv(inplanes, planes, 3, stride, 1)
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = conv(planes, planes, 3, 1, 1, "conv2")
+        self.conv2 = conv(planes, planes, 3, 1, 1)
         self.bn2 = nn.BatchNorm2d(planes)
         self._attach(layers, BlockSpec(planes, inplanes, block_index, num_blocks), downsample)
 
@@ -107,11 +100,11 @@ class Bottleneck(_Residual):
         conv = block_conv(layers, block_index, num_blocks)
         out_planes = planes * self.expansion
         s1, s2 = (1, stride) if stride_on_3x3 else (stride, 1)
-        self.conv1 = conv(inplanes, planes, 1, s1, 0, "conv1")
+        self.conv1 = conv(inplanes, planes, 1, s1, 0)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = conv(planes, planes, 3, s2, 1, "conv2")
+        self.conv2 = conv(planes, planes, 3, s2, 1)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = conv(planes, out_planes, 1, 1, 0, "conv3")
+        self.conv3 = conv(planes, out_planes, 1, 1, 0)
         self.bn3 = nn.BatchNorm2d(out_planes)
         self.relu = nn.ReLU(inplace=True)
         self._attach(layers, BlockSpec(out_planes, inplanes, block_index, num_blocks), downsample)
@@ -142,9 +135,9 @@ class ResNet(nn.Module):
         # ImageNet: 7x7 stride-2 conv then a stride-2 max-pool. CIFAR (32x32 inputs, as in the
         # DY-Conv reproductions): one 3x3 stride-1 conv and no pooling.
         stem = (
-            ConvSpec(3, 64, 3, 1, 1, role=STEM, position="stem")
+            ConvSpec(3, 64, 3, 1, 1, role=STEM)
             if cifar_stem
-            else ConvSpec(3, 64, 7, 2, 3, role=STEM, position="stem")
+            else ConvSpec(3, 64, 7, 2, 3, role=STEM)
         )
         self.conv1 = layers.conv(stem)
         self.bn1 = nn.BatchNorm2d(64)
@@ -171,7 +164,6 @@ class ResNet(nn.Module):
                                 stride,
                                 0,
                                 role=DOWNSAMPLE,
-                                position="downsample",
                                 block_index=block_index,
                                 num_blocks=num_blocks,
                             )

@@ -91,7 +91,6 @@ class Variant:
     base: str
     layers: Callable[[], LayerFactory]
     description: str
-    kernels: int | None = None  # the "Nx" of a kernel-dynamic variant
     operator: str = ""  # where a table mixes operators; else the table's
 
 
@@ -111,7 +110,6 @@ def register_variants(operator: str, rows: tuple[Variant, ...]) -> None:
             description=row.description,
             input_size=base_info.input_size,
             tags=(*base_info.tags[1:], row_operator),
-            kernels=row.kernels,
         )
 
 

@@ -85,13 +85,13 @@ RESNET_8X, MOBILE_8X = condconv_layers(3), condconv_layers(6)
 OS16_8X = condconv_layers(11, head=True, classifier_bias=True)
 
 VARIANTS = (
-    Variant("resnet18_condconv_8x", "resnet18", RESNET_8X, LAST_BLOCKS_RESNET, 8),
-    Variant("resnet50_v1_condconv_8x", "resnet50_v1", RESNET_8X, LAST_BLOCKS_RESNET, 8),
-    Variant("resnet50_condconv_8x", "resnet50", RESNET_8X, LAST_BLOCKS_RESNET, 8),
-    Variant("mobilenetv2_100_condconv_8x", "mobilenetv2_100", MOBILE_8X, LAST_BLOCKS_MOBILE, 8),
-    Variant("mobilenetv2_075_condconv_8x", "mobilenetv2_075", MOBILE_8X, LAST_BLOCKS_MOBILE, 8),
-    Variant("mobilenetv2_050_condconv_8x", "mobilenetv2_050", MOBILE_8X, LAST_BLOCKS_MOBILE, 8),
-    Variant("mobilenetv2_100_condconv_8x_os16", "mobilenetv2_100", OS16_8X, OUTPUT_STRIDE_16, 8),
-    Variant("mobilenetv2_050_condconv_8x_os16", "mobilenetv2_050", OS16_8X, OUTPUT_STRIDE_16, 8),
+    Variant("resnet18_condconv_8x", "resnet18", RESNET_8X, LAST_BLOCKS_RESNET),
+    Variant("resnet50_v1_condconv_8x", "resnet50_v1", RESNET_8X, LAST_BLOCKS_RESNET),
+    Variant("resnet50_condconv_8x", "resnet50", RESNET_8X, LAST_BLOCKS_RESNET),
+    Variant("mobilenetv2_100_condconv_8x", "mobilenetv2_100", MOBILE_8X, LAST_BLOCKS_MOBILE),
+    Variant("mobilenetv2_075_condconv_8x", "mobilenetv2_075", MOBILE_8X, LAST_BLOCKS_MOBILE),
+    Variant("mobilenetv2_050_condconv_8x", "mobilenetv2_050", MOBILE_8X, LAST_BLOCKS_MOBILE),
+    Variant("mobilenetv2_100_condconv_8x_os16", "mobilenetv2_100", OS16_8X, OUTPUT_STRIDE_16),
+    Variant("mobilenetv2_050_condconv_8x_os16", "mobilenetv2_050", OS16_8X, OUTPUT_STRIDE_16),
 )
 register_variants("condconv", VARIANTS)

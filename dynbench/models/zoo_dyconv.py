@@ -70,17 +70,17 @@ CIFAR_4X = dyconv_layers(4, resnet=True)
 MOBILE_4X = dyconv_layers(4, resnet=False)
 
 VARIANTS = (
-    Variant("resnet10_dyconv_4x", "resnet10", RESNET_4X, WITH_DOWNSAMPLE, 4),
-    Variant("resnet18_dyconv_4x", "resnet18", RESNET_4X, WITH_DOWNSAMPLE, 4),
-    Variant("resnet34_dyconv_4x", "resnet34", RESNET_4X, WITH_DOWNSAMPLE, 4),
-    Variant("resnet50_dyconv_4x", "resnet50", RESNET_4X, WITH_DOWNSAMPLE, 4),
-    Variant("resnet101_dyconv_4x", "resnet101", RESNET_4X, WITH_DOWNSAMPLE, 4),
-    Variant("resnet50_v1_dyconv_4x", "resnet50_v1", RESNET_4X, WITH_DOWNSAMPLE, 4),
-    Variant("resnet101_v1_dyconv_4x", "resnet101_v1", RESNET_4X, WITH_DOWNSAMPLE, 4),
-    Variant("resnet18_cifar_dyconv_4x", "resnet18_cifar", CIFAR_4X, CIFAR_PLACES, 4),
-    Variant("mobilenetv2_100_dyconv_4x", "mobilenetv2_100", MOBILE_4X, NOT_STEM, 4),
-    Variant("mobilenetv2_075_dyconv_4x", "mobilenetv2_075", MOBILE_4X, NOT_STEM, 4),
-    Variant("mobilenetv2_050_dyconv_4x", "mobilenetv2_050", MOBILE_4X, NOT_STEM, 4),
-    Variant("mobilenetv2_035_dyconv_4x", "mobilenetv2_035", MOBILE_4X, NOT_STEM, 4),
+    Variant("resnet10_dyconv_4x", "resnet10", RESNET_4X, WITH_DOWNSAMPLE),
+    Variant("resnet18_dyconv_4x", "resnet18", RESNET_4X, WITH_DOWNSAMPLE),
+    Variant("resnet34_dyconv_4x", "resnet34", RESNET_4X, WITH_DOWNSAMPLE),
+    Variant("resnet50_dyconv_4x", "resnet50", RESNET_4X, WITH_DOWNSAMPLE),
+    Variant("resnet101_dyconv_4x", "resnet101", RESNET_4X, WITH_DOWNSAMPLE),
+    Variant("resnet50_v1_dyconv_4x", "resnet50_v1", RESNET_4X, WITH_DOWNSAMPLE),
+    Variant("resnet101_v1_dyconv_4x", "resnet101_v1", RESNET_4X, WITH_DOWNSAMPLE),
+    Variant("resnet18_cifar_dyconv_4x", "resnet18_cifar", CIFAR_4X, CIFAR_PLACES),
+    Variant("mobilenetv2_100_dyconv_4x", "mobilenetv2_100", MOBILE_4X, NOT_STEM),
+    Variant("mobilenetv2_075_dyconv_4x", "mobilenetv2_075", MOBILE_4X, NOT_STEM),
+    Variant("mobilenetv2_050_dyconv_4x", "mobilenetv2_050", MOBILE_4X, NOT_STEM),
+    Variant("mobilenetv2_035_dyconv_4x", "mobilenetv2_035", MOBILE_4X, NOT_STEM),
 )
 register_variants(OPERATOR, VARIANTS)

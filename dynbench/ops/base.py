@@ -261,12 +261,12 @@ class KernelDynamicConv(DynamicOp):
             groups,
         )
         self.num_kernels = num_kernels
-        # The fast path's route: None picks by shape (experts_pay); True / False force the
+        # The fast path's route: None picks by the rule (experts_pay); True / False force the
         # experts / the mixed route. ``route`` is the one the last fast call took.
         self.experts: bool | None = None
         self.route = MIXED
-        # experts_pay per (input shape, memory kept)
-        self._experts_by_shape: dict[tuple[torch.Size, bool], bool] = {}
+        # experts_pay per (input shape, dtype, on the CPU, memory kept)
+        self._experts_by_input: dict[tuple[torch.Size, torch.dtype, bool, bool], bool] = {}
         # one kernel's shape, kept as a plain tuple: the batch-1 conv views each mixed kernel
         # as it, and a parameter's shape is looked up through nn.Module.__getattr__
         self.kernel_shape = (out_channels, in_channels // groups, kernel_size, kernel_size)
@@ -277,15 +277,6 @@ class KernelDynamicConv(DynamicOp):
         if self.bias is not None:
             bound = 1 / math.sqrt(self.weight[0][0].numel())
             nn.init.uniform_(self.bias, -bound, bound)
-
-    @property
-    def temperature(self) -> float:
-        """The softmax/sigmoid temperature of the operator's attention branch."""
-        return self.attention.temperature
-
-    @temperature.setter
-    def temperature(self, value: float) -> None:
-        self.attention.temperature = value
 
     def conv(self, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         """One sample's (or a shared) kernel (C_out, C_in / groups, k, k) on ``x``."""
@@ -320,29 +311,37 @@ class KernelDynamicConv(DynamicOp):
 
     def takes_experts(self, x: Tensor) -> bool:
         """Whether this fast call runs :meth:`experts_conv`: the ``experts`` override, or
-        the shape rule :func:`experts_pay`. Sets :attr:`route` accordingly.
+        the rule :func:`experts_pay`. Sets :attr:`route` accordingly.
 
-        The rule's answer depends on the input shape alone (and on whether freed memory
-        stays mapped, :func:`memory_kept`), so it is kept per shape and a call pays one
-        dict lookup: every Python call on this path is paid once per layer per image, which
-        the 52 small dynamic layers of a MobileNetV2 feel most at batch 1."""
+        The rule's answer depends only on the input's shape, its dtype, whether it is on the
+        CPU, and whether freed memory stays mapped (:func:`memory_kept`), so it is kept per
+        such key and a call pays one dict lookup: every Python call on this path is paid
+        once per layer per image, which the 51 small dynamic layers of a MobileNetV2 feel
+        most at batch 1."""
         chosen = self.experts
-        kept = _MEMORY["kept"]
         if chosen is None:
-            chosen = self._experts_by_shape.get((x.shape, kept))
-        if chosen is None:
-            batch, _, height, width = x.shape
-            out_h, out_w = self.output_size(height, width)
-            chosen = self._experts_by_shape[x.shape, kept] = experts_pay(
-                batch,
-                self.num_kernels,
-                out_h * out_w,
-                math.prod(self.kernel_shape),
-                math.prod(self.kernel_shape[1:]),
-                kept,
-            )
+            key = (x.shape, x.dtype, x.is_cpu, _MEMORY["kept"])
+            chosen = self._experts_by_input.get(key)
+            if chosen is None:
+                chosen = self._experts_by_input[key] = self._experts_pay(x, key[-1])
         self.set_route(EXPERTS if chosen else MIXED)
         return chosen
+
+    def _experts_pay(self, x: Tensor, kept: bool) -> bool:
+        """:func:`experts_pay` at this layer's shapes for input ``x``, whose dtype sizes the
+        batch's kernels and whose device decides whether the CPU rule applies."""
+        batch, _, height, width = x.shape
+        out_h, out_w = self.output_size(height, width)
+        return experts_pay(
+            batch,
+            self.num_kernels,
+            out_h * out_w,
+            math.prod(self.kernel_shape),
+            math.prod(self.kernel_shape[1:]),
+            kept,
+            element_size=x.element_size(),
+            device_type=x.device.type,
+        )
 
     def set_route(self, route: str) -> None:
         """Record the route of this call; assigned only on a change (``nn.Module``'s
@@ -444,16 +443,16 @@ def implementations(model: nn.Module) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-# The experts route's shape rule (experts_pay), set from the measured crossovers of the
-# two routes on the layer shapes of the registered models (reports/batch-sweep/routes.md):
-# what forming and streaming back one element of a per-sample kernel costs the mixed
-# route, in multiply-adds; the batch's kernel buffer (32 MiB in fp32, glibc's mmap ceiling)
-# beyond which the mixed route's buffers are mapped afresh each call under glibc's default
-# policy; the per-sample GEMM depth below which the mixed route's grouped conv stayed the
-# faster one. With freed memory kept mapped the mixed route always won
-# (reports/batch-sweep/routes-pinned.md).
+# The experts route's rule (experts_pay), set from the measured crossovers of the two routes
+# on the layer shapes of the registered models, in fp32 on the CPU; the measurements are in
+# reports/batch-sweep/routes.md and, with freed memory kept mapped, routes-pinned.md.
+# KERNEL_PASS_MADDS: what forming and streaming back one element of a per-sample kernel costs
+# the mixed route, in multiply-adds. KERNELS_OUT_OF_CACHE: glibc's mmap ceiling in bytes, the
+# size of the batch's kernels from which the mixed route's buffers are mapped afresh on every
+# call under glibc's default policy. MIN_EXPERTS_DEPTH: the per-sample GEMM depth below which
+# the mixed route's grouped conv stays the faster one.
 KERNEL_PASS_MADDS = 256
-KERNELS_OUT_OF_CACHE = 1 << 23
+KERNELS_OUT_OF_CACHE = 32 << 20
 MIN_EXPERTS_DEPTH = 512
 # Whether freed memory stays mapped in this process (dynbench.measure.allocator.pin): then
 # the experts route never pays (reports/batch-sweep/routes-pinned.md).
@@ -472,6 +471,8 @@ def experts_pay(
     kernel_elements: int,
     depth: int,
     kept: bool = False,
+    element_size: int = 4,
+    device_type: str = "cpu",
 ) -> bool:
     """Whether :meth:`KernelDynamicConv.experts_conv` beats the mixed route at this shape.
 
@@ -479,21 +480,42 @@ def experts_pay(
     plus the K of forming the kernel, and pays for writing that kernel and reading it
     back; the experts route computes K P and forms nothing. So the experts route pays
     only when (K - 1) P is below the cost of that kernel pass (``KERNEL_PASS_MADDS``),
-    which is large only once the batch's kernels no longer fit in cache (batch x
-    ``kernel_elements`` at least ``KERNELS_OUT_OF_CACHE``), and only for per-sample GEMMs
+    which is large only once the batch's kernels (batch x ``kernel_elements`` x
+    ``element_size`` bytes) reach ``KERNELS_OUT_OF_CACHE``, and only for per-sample GEMMs
     at least ``MIN_EXPERTS_DEPTH`` deep (``depth`` = C_in / groups x k x k). Depthwise
     and early, high-resolution layers never qualify. At batch <= K the experts route
     does more work for no saving: never.
 
-    The size threshold is glibc's 32 MiB mmap ceiling: past it, the mixed route's batch of
-    kernels is served by fresh mappings that fault on every call, the saving the experts
-    route buys. With freed memory kept mapped (``kept``) the mixed route was the faster on
-    every measured shape and batch (experts / mixed 1.05-7.5): never.
+    The size threshold is glibc's mmap ceiling, a number of bytes: past it, the mixed
+    route's batch of kernels is served by fresh mappings that fault on every call, the
+    saving the experts route buys. That is a property of the CPU's allocator: on any other
+    device (``device_type``) nothing was measured and the rule says never. With freed memory
+    kept mapped (``kept``) the mixed route was the faster on every measured shape and batch
+    (reports/batch-sweep/routes-pinned.md): never.
     """
     return (
-        not kept
+        device_type == "cpu"
+        and not kept
         and batch > num_kernels
         and (num_kernels - 1) * positions <= KERNEL_PASS_MADDS
-        and batch * kernel_elements >= KERNELS_OUT_OF_CACHE
+        and batch * kernel_elements * element_size >= KERNELS_OUT_OF_CACHE
         and depth >= MIN_EXPERTS_DEPTH
     )
+
+
+class AttentionTemperature:
+    """``temperature`` on an operator whose ``attention`` branch has one (DY-Conv's softmax,
+    ODConv's heads), where a training schedule anneals it. A mixin rather than a property
+    of :class:`KernelDynamicConv`: CondConv's sigmoid routing and CGC's gate have no
+    temperature, and asking them for one must say so, not that they lack an attention."""
+
+    attention: nn.Module
+
+    @property
+    def temperature(self) -> float:
+        """The softmax/sigmoid temperature of the operator's attention branch."""
+        return self.attention.temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        self.attention.temperature = value

@@ -34,7 +34,7 @@ Because of the BNs, the naive path (which builds W(x) per sample) folds them wit
 their running statistics and exists only in eval mode; in training mode the fast
 path normalises with batch statistics, as the released code does. In eval mode the
 BNs are affine, so the fast path folds them too and then takes, per layer and input
-shape, the cheaper of two routes (:meth:`DCDConv2d._kernel_is_cheaper`):
+shape, the cheaper of two routes (:meth:`DCDConv2d.kernel_is_cheaper`):
 
 * W(x) per sample, the whole residual in the centre tap, and one conv (a grouped
   conv over the batch beyond batch 1): cheap where the kernel is small next to the
@@ -459,7 +459,7 @@ class DCDConv2d(ConvEvalFold, _DCDBase):
         aggregation is the dynamic residual applied to the feature maps (Q^T, Phi, P
         at the output resolution) and feature_scale is Lambda times the static conv's
         output, as in training mode. In eval mode the fast path may instead form W(x)
-        per sample (see :meth:`_kernel_is_cheaper`); the conv and attention parts,
+        per sample (see :meth:`kernel_is_cheaper`); the conv and attention parts,
         which the papers count, are the same either way.
         """
         batch, out_channels, height, width = out_shape

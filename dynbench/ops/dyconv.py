@@ -27,7 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dynbench.ops.base import KernelDynamicConv, conv1x1_on_vectors, phase, squeeze
+from dynbench.ops.base import (
+    AttentionTemperature,
+    KernelDynamicConv,
+    conv1x1_on_vectors,
+    phase,
+    squeeze,
+)
 
 
 class KernelAttention(nn.Module):
@@ -75,7 +81,7 @@ class KernelAttention(nn.Module):
         return self.fc1.in_channels * self.hidden + self.hidden * self.fc2.out_channels
 
 
-class DynamicConv2d(KernelDynamicConv):
+class DynamicConv2d(AttentionTemperature, KernelDynamicConv):
     """Drop-in for ``nn.Conv2d`` aggregating K kernels with input-dependent attention."""
 
     operator = "dyconv"

@@ -29,6 +29,11 @@ from torch import Tensor, nn
 MASK_SOURCES = ("random", "blob", "patch", "unit")
 EXECUTIONS = ("dense", "masked", "sparse")
 GRANULARITIES = ("auto", "pixel", "tile")  # of the sparse execution; auto: the faster
+# The largest random offset added to the blob's and the patches' priorities: it orders
+# positions of equal priority (inside a blob's ring, a patch) at random rather than by
+# index, and is small next to the gaps between distinct priorities it must not reorder
+# (two distances from the centre of a square H x H map differ by at least 1 / H^2).
+TIE_BREAK = 1e-6
 
 
 class MaskUnit(nn.Module):
@@ -143,21 +148,25 @@ class MaskSource:
         return mask.view_as(logits)
 
     def _score(self, logits: Tensor, block_index: int) -> Tensor:
-        """A per-position priority: the top ``active`` positions form the mask."""
+        """A per-position priority: the top ``active`` positions form the mask. The unit's
+        logits stay on their device (no copy to the host per block); the other sources
+        draw from a CPU generator seeded per block, so a seed gives the same masks on any
+        device."""
+        if self.kind == "unit":
+            return logits.detach().float()
         batch, _, height, width = logits.shape
         gen = torch.Generator().manual_seed(self.seed * 1009 + block_index)
-        # a random tie-break keeps equal scores (inside a blob, a patch) from choosing by index
-        jitter = torch.rand(batch, 1, height, width, generator=gen) * 1e-3
-        if self.kind == "unit":
-            return logits.detach().float().cpu()
+        # the random source's priorities, and the others' tie-break
+        draw = torch.rand(batch, 1, height, width, generator=gen)
         if self.kind == "random":
-            return jitter
+            return draw
+        tie_break = draw * TIE_BREAK
         if self.kind == "blob":
             rows = (torch.arange(height) + 0.5) / height - 0.5
             cols = (torch.arange(width) + 0.5) / width - 0.5
             distance = rows[:, None] ** 2 + cols[None, :] ** 2
-            return -distance.expand(batch, 1, height, width) + jitter * 1e-3
+            return -distance.expand(batch, 1, height, width) + tie_break
         grid = (batch, 1, -(-height // self.patch), -(-width // self.patch))
         tiles = torch.rand(*grid, generator=gen)
         tiles = tiles.repeat_interleave(self.patch, 2).repeat_interleave(self.patch, 3)
-        return tiles[:, :, :height, :width] + jitter * 1e-3
+        return tiles[:, :, :height, :width] + tie_break

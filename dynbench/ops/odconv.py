@@ -16,9 +16,10 @@ choice: ``attentions`` names the ones a layer has (all four by default), and a
 missing attention is the constant 1.
 
 Because a_c and a_f are per channel, each can be applied either to the weights
-or to the feature map with the same result; the fast path picks the smaller
-side per layer, and at batch 1 builds a single kernel with one contraction over
-the n kernels. The naive path builds W(x) explicitly for each sample.
+or to the feature map with the same result; at batch 1 the fast path picks the
+smaller side per layer and builds a single kernel with one contraction over the n
+kernels; beyond batch 1 it scales the feature maps, leaving the batch's kernels as
+mixed. The naive path builds W(x) explicitly for each sample.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dynbench.ops.base import MIXED, KernelDynamicConv, conv1x1_on_vectors, phase, squeeze
+from dynbench.ops.base import (
+    MIXED,
+    AttentionTemperature,
+    KernelDynamicConv,
+    conv1x1_on_vectors,
+    phase,
+    squeeze,
+)
 
 # The four attentions (paper: alpha_s, alpha_c, alpha_f, alpha_w).
 SPATIAL, CHANNEL, FILTER, KERNEL = "spatial", "channel", "filter", "kernel"
@@ -130,7 +138,7 @@ class ODConvAttention(nn.Module):
         )
 
 
-class ODConv2d(KernelDynamicConv):
+class ODConv2d(AttentionTemperature, KernelDynamicConv):
     """Drop-in for ``nn.Conv2d`` (no bias) with ODConv's four attentions over n kernels."""
 
     operator = "odconv"

@@ -10,6 +10,7 @@ from dynbench.models.layers import BlockSpec
 from dynbench.models.mobilenetv2 import InvertedResidual
 from dynbench.models.resnet import BasicBlock, Bottleneck
 from dynbench.models.spatial import (
+    SpatialBasicBlock,
     SpatialBlock,
     set_execution,
     set_mask_source,
@@ -115,4 +116,17 @@ def test_model_executions_switch_together():
     assert all(b.execution == "masked" for b in spatial_blocks(model))
     with pytest.raises(ValueError, match="accepted: dense, masked"):
         set_execution(model, "sparse-ish")
-    assert spatial_layers().wrap_block is not None
+
+
+def test_the_variants_factory_gives_residual_blocks_a_mask_unit():
+    from dynbench.models.layers import LayerFactory
+
+    layers, plain = spatial_layers(), LayerFactory()
+    spec = BlockSpec(16, 16, 3, 8)
+    basic = BasicBlock(plain, 16, 16, 1, None, 3, 8)
+    wrapped = layers.wrap_block(basic, spec)
+    assert isinstance(wrapped, SpatialBasicBlock)
+    assert wrapped.block is basic and wrapped.index == 3 and wrapped.masker.fc.in_features == 16
+    # an inverted residual without a residual connection (stride 2) stays as it is
+    strided = InvertedResidual(plain, 16, 24, 2, 6, 3, 8)
+    assert layers.wrap_block(strided, spec) is strided

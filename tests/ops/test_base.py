@@ -8,11 +8,13 @@ from torch.autograd.profiler import record_function
 from dynbench.models import create_model
 from dynbench.ops.base import (
     SHARED_FROM_BYTES,
+    KernelDynamicConv,
     implementations,
     set_impl,
     shares_buffer,
     unmarked,
 )
+from dynbench.ops.cgc import ContextGatedConv2d
 from dynbench.ops.condconv import CondConv2d, CondLinear
 from dynbench.ops.dcd import DCDConv2d, DCDLinear
 from dynbench.ops.dyconv import DynamicConv2d
@@ -127,3 +129,20 @@ def test_shares_buffer_from_four_mebibytes():
     assert shares_buffer((1, 1 << 20), like)  # exactly 4 MiB of fp32
     assert not shares_buffer((1, (1 << 20) - 1), like)
     assert shares_buffer((1, 1 << 19), torch.empty(0, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("op", [DynamicConv2d(4, 4, 3, 1, 1), ODConv2d(4, 4, 3, 1, 1)])
+def test_the_temperature_is_the_attention_branchs(op):
+    assert op.temperature == 1.0
+    op.temperature = 0.3
+    assert op.attention.temperature == 0.3 and op.temperature == 0.3
+
+
+@pytest.mark.parametrize("op", [CondConv2d(4, 4, 3, 1, 1), ContextGatedConv2d(4, 4, 3, 1, 1)])
+def test_operators_without_an_attention_temperature_offer_none(op):
+    # a kernel-mixing conv has no temperature of its own: CondConv's sigmoid routing and
+    # CGC's gate have none
+    assert not hasattr(KernelDynamicConv, "temperature")
+    assert not hasattr(type(op), "temperature")
+    with pytest.raises(AttributeError, match="has no attribute 'temperature'"):
+        op.temperature  # noqa: B018

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dynbench.measure.madds import conv2d_madds
+from dynbench.measure.madds import conv2d_madds, conv_linear_madds
 from dynbench.measure.params import count_params
 from dynbench.models import create_model
 from dynbench.ops.base import DynamicOp, fc_madds
@@ -199,8 +199,10 @@ def test_analytic_conv_part_is_the_static_conv():
     assert parts["conv"] == fc_madds(3, 64, 10)
 
 
-@pytest.mark.parametrize("name", ["resnet18_dcd", "mobilenetv2_050_dcd"])
-def test_model_conv_linear_is_ops_plus_static_layers(name):
+@pytest.mark.parametrize(
+    "name, total", [("resnet18_dcd", 488_074_624), ("mobilenetv2_050_dcd", 28_034_592)]
+)
+def test_model_conv_linear_is_ops_plus_static_layers(name, total):
     model = create_model(name).eval()
     static, dynamic = [], []
     inside = {m for op in model.modules() if isinstance(op, DynamicOp) for m in op.modules()}
@@ -225,6 +227,7 @@ def test_model_conv_linear_is_ops_plus_static_layers(name):
     for handle in handles:
         handle.remove()
     assert dynamic and static
+    assert sum(dynamic) + sum(static) == conv_linear_madds(model, x) == total
 
 
 # --- training mode: the released wiring with batch statistics ------------------------

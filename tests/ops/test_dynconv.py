@@ -85,3 +85,23 @@ def test_mask_unit_is_its_conv_plus_its_linear_on_the_pooled_input(stride, size)
     x = torch.randn(2, 12, *size)
     expected = unit.conv(x) + unit.fc(x.mean((2, 3)))[:, :, None, None]
     torch.testing.assert_close(unit(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_the_unit_source_ranks_the_logits_where_they_are():
+    # the top-k runs on the logits' device, no copy to the host per block: a meta tensor
+    # (which has no data to copy) stands in for a GPU's
+    logits = torch.empty(2, 1, 6, 6, device="meta")
+    mask = MaskSource("unit", 0.5).mask(logits, MaskUnit(4), 0)
+    assert mask.device.type == "meta" and mask.shape == (2, 1, 6, 6)
+
+
+@pytest.mark.parametrize("size", [14, 56, 224])
+def test_the_blob_is_the_positions_nearest_its_centre(size):
+    # the random tie-break only orders positions at equal distance, whatever the size
+    mask = MaskSource("blob", 0.3, seed=1).mask(torch.zeros(2, 1, size, size), MaskUnit(4), 3)
+    offset = 2 * torch.arange(size) + 1 - size  # from the centre, in half positions: exact
+    distance = (offset[:, None] ** 2 + offset[None, :] ** 2).expand(2, size, size)
+    on = mask[:, 0] == 1
+    for n in range(2):
+        assert distance[n][on[n]].max() <= distance[n][~on[n]].min()
+    assert not torch.equal(mask[0], mask[1])  # the ring's ties broken apart per sample

@@ -96,14 +96,14 @@ LATE_3X3 = dict(positions=49, kernel_elements=512 * 512 * 9, depth=512 * 9)
 
 def test_experts_pay_only_past_k_samples_and_past_the_cache():
     assert not experts_pay(batch=K, num_kernels=K, **LATE_3X3)
-    # 5 x 2,359,296 = 11.8M kernel elements: beyond KERNELS_OUT_OF_CACHE (8.4M)
+    # 5 x 2,359,296 fp32 kernel elements = 47 MB: beyond KERNELS_OUT_OF_CACHE (32 MiB)
     assert experts_pay(batch=K + 1, num_kernels=K, **LATE_3X3)
     assert experts_pay(batch=64, num_kernels=K, **LATE_3X3)
-    # MobileNetV2's 960 -> 320 1x1 at 7x7: 307,200 elements, so 28 samples reach the cache
+    # MobileNetV2's 960 -> 320 1x1 at 7x7: 307,200 fp32 elements, 28 samples reach the bound
     late_1x1 = dict(positions=49, kernel_elements=960 * 320, depth=960)
     assert not experts_pay(batch=27, num_kernels=K, **late_1x1)
     assert experts_pay(batch=28, num_kernels=K, **late_1x1)
-    assert 28 * 960 * 320 >= KERNELS_OUT_OF_CACHE > 27 * 960 * 320
+    assert 28 * 960 * 320 * 4 >= KERNELS_OUT_OF_CACHE > 27 * 960 * 320 * 4
 
 
 def test_experts_never_pay_with_many_kernels_many_positions_or_a_shallow_gemm():
@@ -149,7 +149,8 @@ def test_experts_route_takes_a_channels_last_batch():
 
 
 def test_with_memory_kept_the_experts_route_never_pays():
-    # measured pinned: experts / mixed 1.05-7.5 at every shape and batch (routes-pinned.md)
+    # with memory kept the mixed route was the faster at every measured shape and batch
+    # (reports/batch-sweep/routes-pinned.md)
     assert experts_pay(batch=64, num_kernels=K, **LATE_3X3)
     assert not experts_pay(batch=64, num_kernels=K, **LATE_3X3, kept=True)
     torch.manual_seed(0)
@@ -160,4 +161,53 @@ def test_with_memory_kept_the_experts_route_never_pays():
         assert op.implementation() == "fast/experts"
         memory_kept()  # what measure.allocator.pin() says once freed memory stays mapped
         op(x)
+        assert op.implementation() == "fast/mixed"
+
+
+def test_the_size_bound_counts_bytes():
+    # bf16 kernels take half the bytes: 2 x the fp32 batch to reach the 32 MiB bound
+    late_1x1 = dict(positions=49, kernel_elements=960 * 320, depth=960)
+    assert experts_pay(batch=28, num_kernels=K, **late_1x1, element_size=4)
+    assert not experts_pay(batch=54, num_kernels=K, **late_1x1, element_size=2)
+    assert experts_pay(batch=55, num_kernels=K, **late_1x1, element_size=2)
+    assert 55 * 960 * 320 * 2 >= KERNELS_OUT_OF_CACHE > 54 * 960 * 320 * 2
+
+
+@pytest.mark.parametrize("device_type", ["cuda", "meta", "mps"])
+def test_off_the_cpu_the_rule_never_picks_the_experts_route(device_type):
+    # glibc's mmap ceiling, the rule's reason, is the CPU's; nothing was measured elsewhere
+    assert experts_pay(batch=64, num_kernels=K, **LATE_3X3)
+    assert not experts_pay(batch=64, num_kernels=K, **LATE_3X3, device_type=device_type)
+
+
+@pytest.mark.parametrize(
+    "batch, dtype, device, route",
+    [
+        (5, torch.float32, "cpu", "fast/experts"),  # 47 MB of kernels
+        (5, torch.bfloat16, "cpu", "fast/mixed"),  # 24 MB
+        (8, torch.bfloat16, "cpu", "fast/experts"),  # 38 MB
+        (8, torch.float32, "meta", "fast/mixed"),  # stands in for a GPU
+        (8, torch.bfloat16, "meta", "fast/mixed"),
+    ],
+)
+def test_a_layer_routes_by_its_input_dtype_and_device(batch, dtype, device, route):
+    torch.manual_seed(0)
+    with torch.device(device):
+        op = DynamicConv2d(512, 512, 3, 1, 1, num_kernels=K).to(dtype).eval()
+        x = torch.randn(batch, 512, 7, 7, dtype=dtype)
+    with torch.no_grad():
+        out = op(x)
+    assert op.implementation() == route
+    assert out.shape == (batch, 512, 7, 7) and out.dtype == dtype
+
+
+def test_the_route_is_kept_per_dtype_and_device():
+    torch.manual_seed(0)
+    op = DynamicConv2d(512, 512, 3, 1, 1, num_kernels=K).eval()
+    x = torch.randn(5, 512, 7, 7)
+    with torch.no_grad():
+        for dtype, route in [(torch.float32, "experts"), (torch.bfloat16, "mixed")] * 2:
+            op.to(dtype)(x.to(dtype))  # one shape, half the bytes in bf16
+            assert op.implementation() == f"fast/{route}"
+        op.to("meta")(x.to("meta", torch.bfloat16))
         assert op.implementation() == "fast/mixed"
