@@ -2,7 +2,9 @@
 
 Every user error is a :class:`DynbenchError` (or a usage error from the
 parser) and ends as one line on stderr with exit code 2; nothing is written to
-the results store before the input has been validated.
+the results store before the input has been validated. A run that fails for a
+reason that is no model's (the store, a dead worker process) ends as one line with
+exit code 1, keeping what it stored.
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ from dynbench.results.merge import merge
 from dynbench.results.store import ResultStore, check_writable, sqlite_path, store_url
 from dynbench.run.family import resolve_targets, with_input_size
 from dynbench.run.measures import MEASURES
-from dynbench.run.runner import run_suite
+from dynbench.run.runner import RunFailed, run_suite
 from dynbench.run.shard import parse_shard
-from dynbench.run.suite import available_suites, load_suite, validate_settings
+from dynbench.run.suite import Suite, available_suites, check_only, load_suite, validate_settings
 
 # typer's usage errors derive from a ClickException (vendored in newer typer, click's in older).
 ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -59,6 +61,14 @@ DB_HELP = (
 DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP)]
 InputSizeOption = Annotated[
     str | None, typer.Option("--input-size", help="C,H,W input size, e.g. 3,224,224")
+]
+RunInputSizeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--input-size",
+        help="C,H,W input size of every model, e.g. 3,224,224; wins over the suite's "
+        "input_size setting",
+    ),
 ]
 
 
@@ -132,7 +142,7 @@ def run_command(
         Path | None, typer.Option("--json", help="also write the records to this JSON file")
     ] = None,
     db: DbOption = None,
-    input_size: InputSizeOption = None,
+    input_size: RunInputSizeOption = None,
     counters: Annotated[
         str | None, typer.Option(help="comma-separated MAdds counters to run")
     ] = None,
@@ -186,22 +196,19 @@ def run_command(
         "channels_last": channels_last,
         "threads": threads,
     }
+    size = parse_input_size(input_size)
+    options["input_size"] = None if size is None else list(size)  # over the suite's setting
+    if counters is not None:
+        options["counters"] = [c.strip() for c in counters.split(",") if c.strip()]
     for key, value in options.items():
         if value is not None:
+            option = f"--{key.replace('_', '-')}"
+            _check_option_applies(the_suite, key, option)
             the_suite.settings[key] = value
-            validate_settings(the_suite.measures, the_suite.settings, f"--{key.replace('_', '-')}")
+            validate_settings(the_suite.measures, the_suite.settings, option)
     parts = parse_shard(shard) if shard is not None else None
-    if counters is not None:
-        the_suite.settings["counters"] = [c.strip() for c in counters.split(",") if c.strip()]
-        if "madds" not in the_suite.measures:
-            raise DynbenchError(
-                f"--counters applies to MAdds, but suite {suite!r} does not measure madds"
-            )
-        validate_settings(the_suite.measures, the_suite.settings, "--counters")
-    size = parse_input_size(input_size)
-    targets = with_input_size(
-        resolve_targets(models, model, the_suite.models, the_suite.exclude), size
-    )
+    targets = resolve_targets(models, model, the_suite.models, the_suite.exclude)
+    check_only(the_suite, [t.info.name for t in targets])
     needs_cuda = [m for m in the_suite.measures if MEASURES[m].needs_cuda]
     if needs_cuda and not torch.cuda.is_available():
         err.print(
@@ -223,6 +230,18 @@ def run_command(
         raise typer.Exit(1)
 
 
+def _check_option_applies(suite: Suite, key: str, option: str) -> None:
+    """A run option none of the suite's measures takes is refused, naming the option and
+    the measures that take it (not the suite setting it would have become)."""
+    if any(key in MEASURES[m].settings for m in suite.measures):
+        return
+    takers = [name for name, measure in MEASURES.items() if key in measure.settings]
+    raise DynbenchError(
+        f"{option} applies to the measures {', '.join(takers)}; suite {suite.name!r} "
+        f"measures {', '.join(suite.measures)}"
+    )
+
+
 @app.command("inspect")
 def inspect_command(
     model: Annotated[str, typer.Argument(help="registry name or package.module:factory")],
@@ -231,9 +250,21 @@ def inspect_command(
 ) -> None:
     """Per-module params and MAdds of one model."""
     info, instance = _one_model(model)
-    size = parse_input_size(input_size) or info.input_size
+    given = parse_input_size(input_size)
+    size = given or info.input_size
     title = f"{info.name} ({info.description}), input 1x{'x'.join(map(str, size))}"
-    print_inspection(out, inspect_model(instance, torch.randn(1, *size), depth, title))
+    try:
+        inspection = inspect_model(instance, torch.randn(1, *size), depth, title)
+    except Exception as exc:  # the model cannot take the input size the user gave
+        if given is None:
+            raise
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        own = ",".join(map(str, info.input_size))
+        raise DynbenchError(
+            f"{info.name} cannot run at --input-size {input_size} ({reason}); "
+            f"its own input size is {own}"
+        ) from None
+    print_inspection(out, inspection)
 
 
 def _one_model(name: str) -> tuple[ModelInfo, torch.nn.Module]:
@@ -261,6 +292,8 @@ def export_command(
     require_db(db)
     with ResultStore(db, write=False) as store:
         frame = store.frame(run, suite)
+        if frame.empty and (run or suite):
+            _check_stored(store.frame(), run, suite)
     text = (
         frame.to_csv(index=False) if format == "csv" else frame.to_json(orient="records", indent=1)
     )
@@ -269,6 +302,19 @@ def export_command(
     else:
         output.write_text(text)
         err.print(f"wrote {len(frame)} measurements to {output}")
+
+
+def _check_stored(frame: pd.DataFrame, run: str | None, suite: str | None) -> None:
+    """An export's --run or --suite that selects nothing is an error, as in 'dynbench
+    report': an empty file would look like a run without measurements."""
+    for column, value, option in (("run_id", run, "--run"), ("suite", suite, "--suite")):
+        stored = list(dict.fromkeys(frame[column]))
+        if value and value not in stored:
+            listed = ", ".join(stored[-10:]) or "none"
+            raise DynbenchError(
+                f"{option} {value!r} is not in the store; stored (newest last): {listed}"
+            )
+    raise DynbenchError(f"run {run!r} has no measurements of suite {suite!r}")
 
 
 @app.command("report")
@@ -430,6 +476,8 @@ def guard_command(
     targets = with_input_size(
         resolve_targets(models, model, patterns), parse_input_size(input_size)
     )
+    if not targets:
+        raise DynbenchError(f"suite {suite!r} selects no model to guard; name a suite with models")
     selected_only = bool(models or suite or model)
     result, current = guard(targets, baseline, tolerance, selected_only, update, err)
     if update:
@@ -462,6 +510,9 @@ def main() -> None:
     except DynbenchError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
+    except RunFailed as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
     except ClickException as exc:

@@ -105,6 +105,35 @@ def test_list_and_inspect(cli):
     assert "layer4" in inspected.stdout and "1,814,073,344" in inspected.stdout
 
 
+def test_counters_of_a_resolution_suite(cli, tmp_path):
+    """--counters is taken by any measure that counts MAdds, the resolution measure too."""
+    (tmp_path / "res.toml").write_text(
+        'measures = ["resolution"]\nmodels = ["resnet18"]\n'
+        "[settings]\ninput_sizes = [[3, 224, 224], [3, 32, 32]]\n"
+    )
+    result = cli("run", "--suite", "res.toml", "--counters", "conv_linear", "--json", "r.json")
+    assert result.code == 0, result.stderr
+    records = json.loads((tmp_path / "r.json").read_text())
+    assert [(r["method"], r["settings"]["input_size"], r["value"]) for r in records] == [
+        ("conv_linear", [3, 224, 224], 1_814_073_344),
+        ("conv_linear", [3, 32, 32], 37_523_456),
+    ]
+
+
+def test_input_size_option_wins_over_the_suite_setting(cli, tmp_path):
+    (tmp_path / "sized.toml").write_text(
+        'measures = ["madds"]\nmodels = ["resnet18"]\n'
+        '[settings]\ninput_size = [3, 64, 64]\ncounters = ["conv_linear"]\n'
+    )
+    result = cli("run", "--suite", "sized.toml", "--input-size", "3,32,32", "--json", "s.json")
+    assert result.code == 0, result.stderr
+    (madds,) = [r for r in json.loads((tmp_path / "s.json").read_text()) if r["metric"] == "madds"]
+    assert (madds["settings"]["input_size"], madds["value"]) == ([3, 32, 32], 37_523_456)
+    assert cli("run", "--suite", "sized.toml", "--json", "t.json").code == 0
+    (own,) = [r for r in json.loads((tmp_path / "t.json").read_text()) if r["metric"] == "madds"]
+    assert (own["settings"]["input_size"], own["value"]) == ([3, 64, 64], 148_557_824)
+
+
 def test_export_csv_and_json(cli, tmp_path):
     assert cli("run", "--suite", "params", "--models", "resnet18").code == 0
     assert cli("export", "--format", "csv", "--out", "x.csv").code == 0
@@ -124,6 +153,12 @@ def bad_inputs(tmp_path):
     (tmp_path / "corrupt.sqlite").write_bytes(b"this is not a database" * 100)
     (tmp_path / "mynet.py").write_text("def not_a_module():\n    return 42\n")
     (tmp_path / "adir").mkdir()
+    (tmp_path / "allout.toml").write_text(
+        'measures = ["params"]\nmodels = ["resnet10*"]\nexclude = ["resnet1*"]\n'
+    )
+    (tmp_path / "onlytypo.toml").write_text(
+        'measures = ["params"]\nmodels = ["resnet10"]\n[only]\nparams = ["resnt10*"]\n'
+    )
     return {
         "unknown model": (["inspect", "resnet19"], "unknown model"),
         "pattern matches nothing": (["run", "--models", "vgg*"], "matches no registered model"),
@@ -167,6 +202,44 @@ def bad_inputs(tmp_path):
             "not a usable dynbench store",
         ),
         "unknown export format": (["export", "--format", "xml"], "unknown export format"),
+        "input size the model cannot take": (
+            ["inspect", "resnet18", "--input-size", "1,32,32"],
+            "resnet18 cannot run at --input-size 1,32,32 (RuntimeError: Given groups=1",
+        ),
+        "exclude removes every model": (
+            ["run", "--suite", "allout.toml"],
+            "exclude ['resnet1*'] removes every model that the suite's models ['resnet10*'] select",
+        ),
+        "[only] glob matching nothing": (
+            ["run", "--suite", "onlytypo.toml"],
+            "[only] params glob 'resnt10*' matches no model",
+        ),
+        "empty --models": (["run", "--models", ""], "--models '' names no model"),
+        "--models without a pattern": (["run", "--models", ","], "--models ',' names no model"),
+        "guard --models without a pattern": (
+            ["guard", "--models", " , "],
+            "--models ' , ' names no model",
+        ),
+        "guard of a suite without models": (
+            ["guard", "--suite", "machine"],
+            "suite 'machine' selects no model to guard",
+        ),
+        "export of an unknown run": (
+            ["export", "--run", "nosuch"],
+            "--run 'nosuch' is not in the store; stored (newest last): ",
+        ),
+        "export of an unknown suite": (
+            ["export", "--suite", "nosuch"],
+            "--suite 'nosuch' is not in the store; stored (newest last): params",
+        ),
+        "counters for a suite without counters": (
+            ["run", "--suite", "params", "--counters", "conv_linear"],
+            "--counters applies to the measures madds, resolution; suite 'params' measures params",
+        ),
+        "input size for a suite with its own sizes": (
+            ["run", "--suite", "resolution", "--input-size", "3,32,32"],
+            "--input-size applies to the measures params, madds,",
+        ),
     }
 
 

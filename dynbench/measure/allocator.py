@@ -7,11 +7,12 @@ expanded maps at batch 1) pays thousands of page faults per call that way: a cos
 allocator's policy and of what the process did before, not of the model, and it shows as
 noise between runs. A long-running server keeps its memory; a timing suite with
 ``allocator = "pinned"`` does the same: :func:`pin` raises glibc's mmap and trim thresholds
-(``mallopt``) for the rest of the process. It is not the default: on this project's machine
-the ResNets ran a few percent slower pinned in short A/B checks (not settled), so the
-sparsity suites, whose MobileNetV2 faulted thousands of times a call, and the batch sweep,
-whose large batches fault hundreds of thousands of times a call, opt in. Where the C
-library is not glibc it changes nothing, and the records say ``system``.
+(``mallopt``) for the rest of the process. It is not the default: whether pinning speeds up
+or slows down a model that hardly faults depends on the machine and is not settled, so only
+the suites whose models fault thousands of times a call without it opt in (the sparsity
+suites and the batch sweep; reports/README.md says which committed reports were timed
+pinned, and every timing record keeps its page faults and ``detail.allocator``). Where the
+C library is not glibc it changes nothing, and the records say ``system``.
 """
 
 from __future__ import annotations

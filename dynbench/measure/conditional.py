@@ -28,8 +28,6 @@ from dynbench.measure.madds import leaf_calls
 from dynbench.models.spatial import MASK, spatial_blocks
 from dynbench.ops.base import fc_madds
 
-CONDITIONAL_METHODS = ("dynconv", "conv_linear", "executed")
-
 
 def _conv_madds_at(conv: nn.Conv2d, positions: int) -> int:
     """A conv computed at ``positions`` output positions, bias adds included."""

@@ -70,8 +70,11 @@ def measure_throughput(
     ``compile_mode`` when one is given (the first call, which compiles, timed apart).
 
     ``repeats`` blocks of ``iterations`` calls are timed; the median block gives the
-    figure and the blocks' spread says whether the GPU held steady while it was taken."""
+    figure and the blocks' spread says whether the GPU held steady while it was taken.
+    The model is handed back on the CPU in the dtype it came in: a caller that measures it
+    again (the sparsity suite, point after point) finds it as it left it."""
     cuda = device.startswith("cuda")
+    came_in = _dtype_of(model)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     try:
         if cuda:
@@ -113,6 +116,12 @@ def measure_throughput(
         peak = torch.cuda.max_memory_allocated() if cuda else None
         return ThroughputResult(None, peak, oom=True)
     finally:
-        model.to("cpu", torch.float32)
+        model.to("cpu", came_in)
         if cuda:
             torch.cuda.empty_cache()
+
+
+def _dtype_of(model: nn.Module) -> torch.dtype:
+    """The dtype of the model's floating-point weights (fp32 for a model without any)."""
+    floating = (p.dtype for p in model.parameters() if p.is_floating_point())
+    return next(floating, torch.float32)

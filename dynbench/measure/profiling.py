@@ -15,11 +15,12 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
 from torch import nn
+from torch.autograd import DeviceType
 from torch.profiler import (
     ProfilerActivity,
     profile,
@@ -63,7 +64,8 @@ def kineto_logs_dropped() -> Iterator[None]:
 def profile_phases(
     model: nn.Module, x: torch.Tensor, trace_dir: Path, steps: int = 3
 ) -> dict[str, float]:
-    """Milliseconds per forward spent in each phase, plus 'other' and 'forward' (total)."""
+    """Milliseconds per forward spent in each phase, plus 'other' and 'forward' (total):
+    host time on the CPU, the kernels' time on a CUDA device (see :func:`scope_totals`)."""
     activities = [ProfilerActivity.CPU]
     if x.is_cuda:
         activities.append(ProfilerActivity.CUDA)
@@ -83,12 +85,20 @@ def profile_phases(
             with record_function("forward"):
                 model(x)
             prof.step()
-    totals = {event.key: event.cpu_time_total for event in prof.key_averages()}
+    totals = scope_totals(prof.key_averages(), device_time=x.is_cuda)
     per_forward = {phase: totals.get(phase, 0.0) / steps / 1000 for phase in PHASES}
     forward = totals.get("forward", 0.0) / steps / 1000
     per_forward["other"] = max(forward - sum(per_forward.values()), 0.0)
     per_forward["forward"] = forward
     return per_forward
+
+
+def scope_totals(events: Iterable, device_time: bool) -> dict[str, float]:
+    """Microseconds per event key over the active steps, from the host-side events (the
+    ``record_function`` scopes as the CPU ran them). With ``device_time`` (a CUDA model)
+    the time of the kernels each scope launched: its host time is only the launches."""
+    field = "device_time_total" if device_time else "cpu_time_total"
+    return {e.key: getattr(e, field) for e in events if e.device_type == DeviceType.CPU}
 
 
 def trace_files(trace_dir: Path) -> list[Path]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from dynbench.errors import DynbenchError
 from dynbench.models.registry import (
     ModelInfo,
     find_model,
@@ -66,14 +67,29 @@ def resolve_targets(
     default_patterns: list[str],
     exclude: list[str] | None = None,
 ) -> list[Target]:
-    """Registry models matching the patterns plus any ``module:factory`` user models."""
+    """Registry models matching the patterns plus any ``module:factory`` user models.
+
+    ``models`` (``--models``), when given, replaces the suite's patterns, even empty: a
+    pattern that names no glob ('' or ',') and patterns that ``exclude`` leaves with no
+    model are errors, not a run of every model or of none."""
     targets: list[Target] = []
-    patterns = [models] if models else ([] if user_models else default_patterns)
+    patterns = [models] if models is not None else ([] if user_models else default_patterns)
     names: list[str] = []
+    where = "--models" if models is not None else "the suite's models"
     for pattern in patterns:
+        if not any(p.strip() for p in pattern.split(",")):
+            raise DynbenchError(
+                f"{where} {pattern!r} names no model; give globs such as 'resnet18*' "
+                "(comma-separated; see 'dynbench list')"
+            )
         names += [n for n in select_models(pattern) if n not in names]
     for pattern in exclude or []:
         names = [n for n in names if n not in list_models(pattern)]
+    if patterns and not names:
+        raise DynbenchError(
+            f"exclude {exclude} removes every model that {where} {patterns} select; "
+            "narrow the exclude or widen the models"
+        )
     targets += [Target(model_info(n)) for n in names]
     for reference in user_models or []:
         info, instance = load_user_model(reference)

@@ -86,9 +86,15 @@ def _check_sparsity(settings: dict, source: str) -> None:
     if (
         not isinstance(densities, list)
         or not densities
-        or not all(isinstance(d, (int, float)) and 0 <= d <= 1 for d in densities)
+        or not all(
+            isinstance(d, (int, float)) and not isinstance(d, bool) and 0 <= d <= 1
+            for d in densities
+        )
     ):
-        raise DynbenchError(f"{source}: densities must be a list of numbers in [0, 1]")
+        raise DynbenchError(
+            f"{source}: densities {densities!r} must be a list of numbers in [0, 1] "
+            "(true and false are not numbers here)"
+        )
     masks = settings.get("masks", ["random"])
     if not isinstance(masks, list) or not masks or any(m not in MASK_SOURCES for m in masks):
         raise DynbenchError(
@@ -106,7 +112,7 @@ def _check_input_sizes(settings: dict, source: str) -> None:
 
 
 def _check_counters(settings: dict, source: str) -> None:
-    counters = settings.get("counters", COUNTERS)
+    counters = settings.get("counters", list(COUNTERS))
     if not isinstance(counters, list) or not counters:
         raise DynbenchError(f"{source}: counters must be a non-empty list; accepted: {COUNTERS}")
     for counter in counters:

@@ -4,7 +4,10 @@ Records are committed to the store the moment they exist, so an interrupted or
 killed run keeps what it measured; Ctrl-C or SIGTERM also write the partial
 ``--json`` file and mark the run 'interrupted'. A model that fails (its builder or
 its forward raises) gets an ``error`` record with the one-line message and the run
-goes on with the other models; the outcome lists the failures.
+goes on with the other models; the outcome lists the failures. A failure that is no
+model's (the store refuses a record, a worker process dies, a bug of the runner) ends
+the run: it keeps what it stored, writes the partial ``--json`` file, is marked
+'failed', and the exception goes on (:class:`RunFailed` for the first two).
 """
 
 from __future__ import annotations
@@ -29,9 +32,14 @@ from dynbench.results.record import Record, error_record
 from dynbench.results.store import ResultStore
 from dynbench.run.family import Member, Target, families
 from dynbench.run.measures import MEASURES, Measure
-from dynbench.run.pool import Stamped, in_workers
+from dynbench.run.pool import Stamped, WorkerDied, in_workers
 from dynbench.run.shard import take_shard
 from dynbench.run.suite import Suite
+
+
+class RunFailed(Exception):
+    """The run could not go on for a reason that is no model's: the store failed, or a
+    worker process died; the message is one line and names the run and what it kept."""
 
 
 @dataclass
@@ -55,6 +63,16 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _storing(store: ResultStore, doing: str) -> Iterator[None]:
+    """A failure of the store itself is :class:`RunFailed`, never a model's error record."""
+    try:
+        yield
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {getattr(exc, 'orig', None) or exc}".splitlines()[0]
+        raise RunFailed(f"the store {store.where} failed {doing} ({reason[:300]})") from exc
 
 
 def write_json(path: Path, outcome: RunOutcome) -> None:
@@ -90,7 +108,8 @@ def run_suite(
     def emit(record: Record, settings: dict) -> None:
         stamped = {**settings_for_record(settings), **record.settings}
         record = dataclasses.replace(record, suite=suite.name, settings=stamped)
-        store.add(outcome.run_id, record, env)
+        with _storing(store, f"to store a measurement of {record.model}"):
+            store.add(outcome.run_id, record, env)
         outcome.records.append(record)
 
     def work(index: int) -> list[Stamped]:
@@ -113,10 +132,10 @@ def run_suite(
                 bar.advance(task)
             if results is not None:
                 bar.update(task, description=f"{suite.name}: {jobs} processes")
-                for group, made in zip(groups, results, strict=True):
+                for index, made in results:
                     for record, settings in made:
                         emit(record, settings)
-                    bar.advance(task, len(group) * len(measures))
+                    bar.advance(task, len(groups[index]) * len(measures))
             else:
                 for group in groups:
                     _measure(
@@ -135,11 +154,33 @@ def run_suite(
             f"{outcome.run_id} in {store.where}[/]"
         )
         raise
+    except (RunFailed, WorkerDied) as exc:  # no model's failure: one line says what and where
+        outcome.status = "failed"
+        reason = _died(exc, groups) if isinstance(exc, WorkerDied) else str(exc)
+        raise RunFailed(
+            f"{reason}; run {outcome.run_id} kept {len(outcome.records)} measurements in "
+            f"{store.where} and is marked failed"
+        ) from exc
+    except BaseException:  # a bug: its traceback follows, the run says it did not finish
+        outcome.status = "failed"
+        raise
     finally:
-        store.finish_run(outcome.run_id, outcome.status, _now())
         if json_path is not None:
             write_json(json_path, outcome)
+        with _storing(store, "to mark the run finished"):
+            store.finish_run(outcome.run_id, outcome.status, _now())
     return outcome
+
+
+def _died(exc: WorkerDied, groups: list[list[Target]]) -> str:
+    """The one-line reason of a dead worker, naming (the first few of) the models whose
+    records never came: the dead worker's and those the broken pool dropped."""
+    names = [t.info.name for index in exc.lost for t in groups[index]]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return (
+        "a worker process died (killed by a signal: out of memory, or a crash in native "
+        f"code); not measured: {shown}"
+    )
 
 
 def _measure(
@@ -168,6 +209,8 @@ def _measure(
                     lambda r, s=settings: emit(r, s),
                     lambda state, t=title: status(f"{t} ({state})"),
                 )
+            except RunFailed:
+                raise
             except Exception as exc:  # the model's (or the user's) bug, not the run's
                 for info, _ in chosen:
                     emit(error_record(info.name, measure.name, exc), {})
@@ -186,6 +229,8 @@ def _measure_machine(
             lambda r, s=settings: emit(r, s),
             lambda state: status(f"{suite.name}: {measure.name} ({state})"),
         )
+    except RunFailed:
+        raise
     except Exception as exc:  # the measure's bug, not the run's
         emit(error_record(MACHINE_MODEL, measure.name, exc), {})
 

@@ -1,15 +1,16 @@
 """The sparsity measure: a spatial DynConv model at chosen mask densities, three ways.
 
 For every mask source and density: the conditional MAdds of the masks (methods
-``dynconv`` and ``conv_linear``, see :mod:`dynbench.measure.conditional`), and the
-single-thread batch-1 CPU latency of the ``dense``, ``masked`` and ``sparse`` executions
-of the same model, timed interleaved round by round as the latency suite does, each as a
-ratio to ``dense`` with its 95% interval; and, when a CUDA device is present (setting ``gpu``
-``auto``), the batch-``gpu_batch`` GPU throughput of the three. The sparse execution runs at
-the suite's ``granularity`` (``auto``: each block at whichever of pixel and S x S tiles,
-S = ``tile``, its own short timing finds faster; the conditional MAdds records' detail says
-what each block chose). No trained masks exist here: these are speed measurements at
-controlled densities, not accuracy claims.
+``dynconv``, ``conv_linear`` and ``executed``, see :mod:`dynbench.measure.conditional`),
+and the single-thread batch-1 CPU latency of the ``dense``, ``masked`` and ``sparse``
+executions of the same model, timed interleaved round by round as the latency suite does,
+each as a ratio to ``dense`` with its 95% interval; and, when a CUDA device is present
+(setting ``gpu`` ``auto``), the batch-``gpu_batch`` GPU throughput of the three, in the
+run's dtype and layout and compiled when the run compiles, as the CPU timings are. The
+sparse execution runs at the suite's ``granularity`` (``auto``: each block at whichever of
+pixel and S x S tiles, S = ``tile``, its own short timing finds faster; the conditional
+MAdds records' detail says what each block chose). No trained masks exist here: these are
+speed measurements at controlled densities, not accuracy claims.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from dynbench.models.spatial import (
 from dynbench.ops.dynconv import EXECUTIONS, MaskSource
 from dynbench.results.record import Record, error_record
 from dynbench.run.family import Emit, Member, Progress
-from dynbench.run.options import Prepared, prepare
+from dynbench.run.options import DTYPES, Prepared, prepare
 from dynbench.run.timed import METHOD, inference_detail, measure_interleaved, ratio_record
 
 
@@ -70,7 +71,8 @@ def gpu_throughput(
     device: str = "cuda",
     timer: Callable[[Callable[[], object], int], float] = cuda_event_timer,
 ) -> list[Record]:
-    """Images per second of each execution at batch ``gpu_batch`` on ``device``."""
+    """Images per second of each execution at batch ``gpu_batch`` on ``device``, with the
+    run's dtype, channels-last and compile settings (the records are stamped with them)."""
     where = _where(source, settings, settings["gpu_batch"])
     size = info.resolved_input_size(settings.get("input_size"))
     gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else device
@@ -83,8 +85,11 @@ def gpu_throughput(
             settings["gpu_batch"],
             settings["gpu_iterations"],
             settings["gpu_warmup"],
+            channels_last=settings["channels_last"],
             device=device,
             timer=timer,
+            dtype=DTYPES[settings["dtype"]],
+            compile_mode=settings["compile_mode"] if settings["compile"] else None,
         )
         records.append(
             Record(
@@ -98,6 +103,7 @@ def gpu_throughput(
                     "gpu": gpu,
                     "peak_memory_bytes": result.peak_memory_bytes,
                     "elapsed_ms": result.milliseconds,
+                    "compile_s": result.compile_s,
                 },
             )
         )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dynbench.errors import DynbenchError
+from dynbench.models.registry import list_models
 from dynbench.run.measures import MEASURES
 
 if sys.version_info >= (3, 11):
@@ -142,6 +143,19 @@ def validate_settings(measures: list[str], settings: dict, source: str) -> None:
             )
     for measure in measures:
         MEASURES[measure].validate(settings, source)
+
+
+def check_only(suite: Suite, selected: list[str]) -> None:
+    """Each ``[only]`` glob must match a registered or a selected model: one that matches
+    nothing (a typo) would leave its measure without a record and the run looking complete."""
+    known = list_models("*") + selected
+    for measure, patterns in suite.only.items():
+        for pattern in patterns:
+            if not any(fnmatch.fnmatchcase(name, pattern) for name in known):
+                raise DynbenchError(
+                    f"suite {suite.source or suite.name!r}: [only] {measure} glob {pattern!r} "
+                    "matches no model; give registry names or globs (see 'dynbench list')"
+                )
 
 
 def _string_list(data: dict, key: str, source: str, required: bool = False) -> list[str]:

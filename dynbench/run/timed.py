@@ -371,7 +371,11 @@ def profile(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
             value=ms,
             method=phase,
             settings=used,
-            detail={"trace_dir": str(trace_dir), "trace_files": files},
+            detail={
+                "trace_dir": str(trace_dir),
+                "trace_files": files,
+                "clock": "device" if x.is_cuda else "host",  # see profiling.scope_totals
+            },
         )
         for phase, ms in phases.items()
     ]

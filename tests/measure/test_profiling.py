@@ -1,8 +1,11 @@
 """Profiling: phase times per forward, traces on disk, and a quiet terminal."""
 
-import torch
+from types import SimpleNamespace
 
-from dynbench.measure.profiling import profile_phases, trace_files
+import torch
+from torch.autograd import DeviceType
+
+from dynbench.measure.profiling import profile_phases, scope_totals, trace_files
 from dynbench.ops.odconv import ODConv2d
 
 
@@ -26,3 +29,21 @@ def test_other_output_written_while_profiling_is_kept(capfd, tmp_path):
     profile_phases(Talks(), torch.randn(1, 4), tmp_path, steps=1)
     err = capfd.readouterr().err
     assert err.count("a warning of the model") == 3  # wait, warm-up, one active step
+
+
+def test_a_cuda_profile_takes_the_device_time_of_each_scope():
+    """key_averages() of a CUDA run: each scope's host event (its kernels' time in
+    device_time_total) and the GPU's own copy of the annotation, which is left out."""
+
+    def event(key, device_type, host_us, device_us):
+        return SimpleNamespace(
+            key=key, device_type=device_type, cpu_time_total=host_us, device_time_total=device_us
+        )
+
+    events = [
+        event("forward", DeviceType.CPU, 900.0, 300.0),
+        event("conv", DeviceType.CPU, 500.0, 200.0),
+        event("forward", DeviceType.CUDA, 0.0, 350.0),
+    ]
+    assert scope_totals(events, device_time=True) == {"forward": 300.0, "conv": 200.0}
+    assert scope_totals(events, device_time=False) == {"forward": 900.0, "conv": 500.0}

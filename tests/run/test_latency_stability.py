@@ -1,8 +1,10 @@
 """Two runs of the latency suite on one machine give ratios within 3% of each other.
 
-Slow (about 15 minutes on 2 cores): run with ``bash scripts/test.sh -m slow``. It uses the
-latency suite's own defaults (turn-by-turn rounds until every ratio's 95% CI is within
-±1%), on the ResNet-18 family: the static baseline and four dynamic variants.
+Slow (two runs of the latency suite's rounds; reports/latency/ holds such a pair, on two
+families, and reports/README.md how long it took): run with ``bash scripts/test.sh -m
+slow``. It uses the latency suite's own defaults (turn-by-turn rounds until every ratio's
+95% CI is within ±1%), on the ResNet-18 family: the static baseline and four dynamic
+variants.
 """
 
 import json

@@ -119,9 +119,13 @@ def test_bad_options_are_refused(cli, suite, args, message):
 
 
 def test_options_need_a_timing_suite(cli):
-    result = cli("run", "--suite", "params", "--compile")
-    assert result.code == 2
-    assert "setting 'compile' is not used by ['params']" in result.stderr
+    for args in (["--compile"], ["--dtype", "bf16"]):
+        result = cli("run", "--suite", "params", *args)
+        assert result.code == 2
+        assert result.stderr.strip().splitlines() == [
+            f"error: {args[0]} applies to the measures latency, throughput, batch_sweep, "
+            "train_step, sparsity; suite 'params' measures params"
+        ]
 
 
 STRICT_MODELS = '''

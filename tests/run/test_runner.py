@@ -2,7 +2,15 @@
 
 import json
 import sqlite3
+import subprocess
+import sys
 import textwrap
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from dynbench.results.store import ResultStore
+from dynbench.run import runner
 
 
 def test_user_model_whose_forward_raises(cli, tmp_path):
@@ -117,3 +125,117 @@ def test_a_size_suite_on_two_processes_stores_what_one_process_stores(cli, tmp_p
     # ODConv 1x, 2x, 3x, 4x, 8x: five counters and the weight bytes each
     assert len(one) == 5 * 6 and not any(r["metric"] == "error" for r in one)
     assert two == one
+
+
+KILLER = '''
+import os
+import signal
+import sqlite3
+import time
+
+from torch import nn
+
+PARENT = os.getpid()
+
+
+class Dies(nn.Module):
+    """In a worker process, waits until another model's records are stored, then is killed
+    by a signal, as the OOM killer would kill it; in the parent it is an ordinary model."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        if os.getpid() != PARENT:
+            for _ in range(600):
+                with sqlite3.connect("k.sqlite") as con:
+                    if con.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]:
+                        break
+                time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.conv(x)
+
+
+def dies():
+    return Dies()
+'''
+
+
+def test_a_worker_killed_by_a_signal_ends_the_run_and_keeps_what_came_back(tmp_path):
+    """A separate process with a time limit: a pool that waits for the dead worker's group
+    forever fails here instead of hanging the tests."""
+    (tmp_path / "killer.py").write_text(KILLER)
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "dynbench", "run", "--suite", "madds", "--counters",
+            "conv_linear", "--models", "resnet10", "--model", "killer:dies", "--jobs", "2",
+            "--db", "k.sqlite", "--json", "k.json",
+        ],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(
+        "error: a worker process died (killed by a signal: out of memory, or a crash in "
+        "native code); not measured: killer:dies; run "
+    )
+    assert line.endswith("kept 2 measurements in k.sqlite and is marked failed")
+    con = sqlite3.connect(tmp_path / "k.sqlite")
+    assert con.execute("SELECT status FROM runs").fetchall() == [("failed",)]
+    stored = con.execute("SELECT model, metric, method FROM measurements ORDER BY id").fetchall()
+    con.close()
+    assert stored == [
+        ("resnet10", "madds", "conv_linear"),
+        ("resnet10", "weight_bytes_per_image", "analytic"),
+    ]
+    written = json.loads((tmp_path / "k.json").read_text())
+    assert [(r["model"], r["metric"], r["method"]) for r in written] == stored
+
+
+def test_a_failing_store_fails_the_run_and_blames_no_model(cli, tmp_path, monkeypatch):
+    """The store refuses the second record once: the run stops there, marked failed, and no
+    error record says the model failed."""
+    calls = []
+    add = ResultStore.add
+
+    def flaky_add(self, run_id, record, environment):
+        calls.append(record.model)
+        if len(calls) == 2:
+            raise OperationalError("INSERT", {}, sqlite3.OperationalError("disk I/O error"))
+        add(self, run_id, record, environment)
+
+    monkeypatch.setattr(ResultStore, "add", flaky_add)
+    result = cli(
+        "run", "--suite", "madds", "--models", "resnet10", "--counters", "conv_linear,analytic",
+        "--jobs", "1", "--db", "f.sqlite", "--json", "f.json",
+    )  # fmt: skip
+    assert result.code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: the store f.sqlite failed to store a measurement of resnet10 "
+        "(OperationalError: disk I/O error); run "
+    )
+    assert lines[0].endswith("kept 1 measurements in f.sqlite and is marked failed")
+    con = sqlite3.connect(tmp_path / "f.sqlite")
+    assert con.execute("SELECT status FROM runs").fetchall() == [("failed",)]
+    stored = con.execute("SELECT model, metric, method FROM measurements").fetchall()
+    con.close()
+    assert stored == [("resnet10", "madds", "conv_linear")]
+    assert [r["method"] for r in json.loads((tmp_path / "f.json").read_text())] == ["conv_linear"]
+
+
+def test_a_run_that_raises_is_marked_failed(cli, tmp_path, monkeypatch):
+    """An exception that is no model's (here a stand-in for a bug of the runner) keeps its
+    traceback, and the run it cut short says 'failed', not 'running'."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug of the runner")
+
+    monkeypatch.setattr(runner, "_measure", broken)
+    with pytest.raises(RuntimeError, match="a bug of the runner"):
+        cli("run", "--suite", "params", "--models", "resnet10", "--jobs", "1", "--db", "b.sqlite")
+    con = sqlite3.connect(tmp_path / "b.sqlite")
+    runs = con.execute("SELECT status, finished IS NOT NULL FROM runs").fetchall()
+    con.close()
+    assert runs == [("failed", 1)]

@@ -4,11 +4,14 @@ import json
 import time
 
 import pandas as pd
+import torch
 
 from dynbench.models.registry import find_model
 from dynbench.models.spatial import set_granularity, set_mask_source
 from dynbench.ops.dynconv import MaskSource
 from dynbench.report.spatial import break_even, break_even_text
+from dynbench.run.measures import SPARSITY_SETTINGS
+from dynbench.run.options import prepare
 from dynbench.run.sparsity import gpu_throughput
 
 
@@ -63,7 +66,8 @@ def test_sparsity_suite_records_every_point(cli, tmp_path):
 
 def test_bad_sparsity_settings(cli, tmp_path):
     for line, message in (
-        ("densities = [0.5, 1.5]", "densities must be a list of numbers in [0, 1]"),
+        ("densities = [0.5, 1.5]", "densities [0.5, 1.5] must be a list of numbers in [0, 1]"),
+        ("densities = [true]", "densities [True] must be a list of numbers in [0, 1]"),
         ('masks = ["stripes"]', "accepted: random, blob, patch, unit"),
         ('granularity = "rows"', "accepted: ('auto', 'pixel', 'tile')"),
         ("tile = 0", "tile = 0 is not a positive integer"),
@@ -76,22 +80,25 @@ def test_bad_sparsity_settings(cli, tmp_path):
         assert result.code == 2 and message in result.stderr
 
 
+GPU_SETTINGS = {
+    **SPARSITY_SETTINGS, "input_size": [3, 32, 32], "gpu_batch": 4, "gpu_iterations": 2,
+    "gpu_warmup": 1,
+}  # fmt: skip
+
+
+def timer(call, iterations):
+    start = time.perf_counter()
+    for _ in range(iterations):
+        call()
+    return (time.perf_counter() - start) * 1e3
+
+
 def test_gpu_throughput_of_the_three_executions_runs_on_any_device():
     """The CUDA path's code, run on the CPU with a wall-clock timer (CI has no GPU)."""
     info = find_model("resnet18_dynconv")
     model = info.builder().eval()
-    settings = {
-        "input_size": [3, 32, 32], "gpu_batch": 4, "gpu_iterations": 2, "gpu_warmup": 1,
-        "granularity": "pixel", "tile": 8,
-    }  # fmt: skip
+    settings = {**GPU_SETTINGS, "granularity": "pixel"}
     set_granularity(model, "pixel")
-
-    def timer(call, iterations):
-        start = time.perf_counter()
-        for _ in range(iterations):
-            call()
-        return (time.perf_counter() - start) * 1e3
-
     source = MaskSource("blob", 0.25)
     set_mask_source(model, source)
     records = gpu_throughput(info, model, source, settings, device="cpu", timer=timer)
@@ -99,6 +106,30 @@ def test_gpu_throughput_of_the_three_executions_runs_on_any_device():
     assert [r.settings["impl"] for r in records] == ["dense", "masked", "sparse/pixel"]
     assert all(r.metric == "spatial_gpu_images_per_s" and r.value > 0 for r in records)
     assert all(r.settings["batch"] == 4 and r.settings["density"] == 0.25 for r in records)
+
+
+def test_gpu_throughput_takes_the_run_options_and_hands_the_model_back_as_it_was():
+    """Under bf16 and channels-last the GPU path times what the CPU path times, and the
+    model leaves it in bf16, so the next (mask, density) point still runs."""
+    info = find_model("resnet18_dynconv")
+    model = info.builder().eval()
+    settings = {**GPU_SETTINGS, "dtype": "bf16", "channels_last": True}
+    set_granularity(model, settings["granularity"], settings["tile"])
+    prepared = prepare(model, torch.randn(1, 3, 32, 32), settings)
+    seen = set()
+    model.register_forward_pre_hook(
+        lambda _, args: seen.add(
+            (args[0].dtype, args[0].is_contiguous(memory_format=torch.channels_last))
+        )
+    )
+    source = MaskSource("blob", 0.5)
+    set_mask_source(model, source)
+    records = gpu_throughput(info, model, source, settings, device="cpu", timer=timer)
+    assert seen == {(torch.bfloat16, True)}
+    assert all(r.value > 0 and r.detail["compile_s"] is None for r in records)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    with torch.inference_mode():
+        assert prepared.model(prepared.x).dtype == torch.bfloat16  # the next point's call
 
 
 def test_break_even_is_interpolated_where_sparse_crosses_dense():
