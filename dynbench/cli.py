@@ -293,7 +293,7 @@ def export_command(
     with ResultStore(db, write=False) as store:
         frame = store.frame(run, suite)
         if frame.empty and (run or suite):
-            _check_stored(store.frame(), run, suite)
+            _check_stored(store.runs(), run, suite)
     text = (
         frame.to_csv(index=False) if format == "csv" else frame.to_json(orient="records", indent=1)
     )
@@ -304,17 +304,22 @@ def export_command(
         err.print(f"wrote {len(frame)} measurements to {output}")
 
 
-def _check_stored(frame: pd.DataFrame, run: str | None, suite: str | None) -> None:
+def _check_stored(stored_runs: pd.DataFrame, run: str | None, suite: str | None) -> None:
     """An export's --run or --suite that selects nothing is an error, as in 'dynbench
     report': an empty file would look like a run without measurements."""
     for column, value, option in (("run_id", run, "--run"), ("suite", suite, "--suite")):
-        stored = list(dict.fromkeys(frame[column]))
+        stored = list(dict.fromkeys(stored_runs[column]))
         if value and value not in stored:
             listed = ", ".join(stored[-10:]) or "none"
             raise DynbenchError(
                 f"{option} {value!r} is not in the store; stored (newest last): {listed}"
             )
-    raise DynbenchError(f"run {run!r} has no measurements of suite {suite!r}")
+    if run:
+        row = stored_runs[stored_runs["run_id"] == run].iloc[0]
+        if suite and row["suite"] != suite:
+            raise DynbenchError(f"run {run!r} is of suite {row['suite']!r}, not {suite!r}")
+        raise DynbenchError(f"run {run!r} ({row['status']}) stored no measurements")
+    raise DynbenchError(f"no run of suite {suite!r} stored a measurement")
 
 
 @app.command("report")

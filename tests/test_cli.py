@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from dynbench.results.store import load_results
+from dynbench.results.store import ResultStore, load_results
 
 RESNET_PARAMS = {
     "resnet10": 5_418_792,
@@ -140,6 +140,22 @@ def test_export_csv_and_json(cli, tmp_path):
     assert "params_no_classifier" in (tmp_path / "x.csv").read_text()
     assert cli("export", "--format", "json", "--out", "x.json").code == 0
     assert len(json.loads((tmp_path / "x.json").read_text())) == 3
+
+
+def test_export_of_a_run_that_stored_nothing_says_so(cli, tmp_path):
+    """A run that failed before its first measurement is in the store: export names it and
+    its status instead of calling it unknown."""
+    with ResultStore(tmp_path / "e.sqlite") as store:
+        run = store.start_run("params", {"timestamp": "2026-11-30T08:00:00+00:00"})
+        store.finish_run(run, "failed", "2026-11-30T08:00:01+00:00")
+    result = cli("export", "--db", "e.sqlite", "--run", run)
+    assert result.code == 2
+    assert result.stderr.strip() == f"error: run '{run}' (failed) stored no measurements"
+    other = cli("export", "--db", "e.sqlite", "--run", run, "--suite", "madds")
+    assert (
+        other.stderr.strip()
+        == "error: --suite 'madds' is not in the store; stored (newest last): params"
+    )
 
 
 @pytest.fixture

@@ -23,6 +23,8 @@ def latest(frame: pd.DataFrame) -> pd.DataFrame:
 def per_run_ratios(frame: pd.DataFrame, model: str, reference: str, metric: str) -> list[float]:
     """``model``'s ``metric`` over ``reference``'s in each run that measured both (the newest
     record of each in the run): the repeats of a ratio that no run stores itself."""
+    if "run_id" not in frame:
+        return []
     rows = frame[(frame["metric"] == metric) & frame["model"].isin([model, reference])]
     if rows.empty or model == reference:
         return []
@@ -183,10 +185,12 @@ GPU_METRICS = ("gpu_images_per_s",)
 
 
 def papers_gpu_setting(settings: object) -> bool:
-    """Whether a GPU throughput ran as the papers timed theirs: eager, fp32, default layout."""
+    """Whether a GPU throughput ran as the papers timed theirs: eager, fp32 without
+    autocast, default layout."""
     s = field_dict(settings)
     return (
         str(s.get("dtype", "fp32")) == "fp32"
+        and str(s.get("amp", "none")) == "none"
         and not s.get("channels_last")
         and not s.get("compile")
     )

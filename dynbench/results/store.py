@@ -264,6 +264,16 @@ class ResultStore:
         with self.engine.connect() as conn:
             return pd.DataFrame(conn.execute(query).all(), columns=COLUMNS)
 
+    def runs(self) -> pd.DataFrame:
+        """Every run (run_id, suite, status), in the order they started: a run that failed
+        before its first measurement is here and nowhere in :meth:`frame`."""
+        columns = ["run_id", "suite", "status"]
+        if self.version is None:
+            return pd.DataFrame(columns=columns)
+        query = sa.select(runs.c.run_id, runs.c.suite, runs.c.status).order_by(runs.c.started)
+        with self.engine.connect() as conn:
+            return pd.DataFrame(conn.execute(query).all(), columns=columns)
+
     def dump(self) -> tuple[list[dict], list[dict]]:
         """Every run and every measurement (with its uid, derived for a version-1 store) as
         plain rows, for :func:`dynbench.results.merge.merge`."""

@@ -17,6 +17,7 @@ import dataclasses
 import datetime as dt
 import json
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -165,11 +166,30 @@ def run_suite(
         outcome.status = "failed"
         raise
     finally:
-        if json_path is not None:
-            write_json(json_path, outcome)
+        problems = _finish(store, outcome, json_path)
+        leaving = sys.exc_info()[1]
+        if problems and leaving is None:
+            raise RunFailed("; ".join(problems))
+        if problems:  # the error already on its way out stays the one reported
+            console.print(f"[red]also: {'; '.join(problems)}[/]")
+    return outcome
+
+
+def _finish(store: ResultStore, outcome: RunOutcome, json_path: Path | None) -> list[str]:
+    """Mark the run ended and write the ``--json`` file, each whatever becomes of the other;
+    the one-line reasons of what failed (an error on its way out must not be replaced)."""
+    problems = []
+    try:
         with _storing(store, "to mark the run finished"):
             store.finish_run(outcome.run_id, outcome.status, _now())
-    return outcome
+    except RunFailed as exc:
+        problems.append(str(exc))
+    if json_path is not None:
+        try:
+            write_json(json_path, outcome)
+        except OSError as exc:
+            problems.append(f"could not write {json_path} ({exc.strerror or exc})")
+    return problems
 
 
 def _died(exc: WorkerDied, groups: list[list[Target]]) -> str:

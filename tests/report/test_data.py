@@ -46,8 +46,9 @@ def test_gpu_throughput_in_another_dtype_or_layout_judges_no_claim():
         gpu("resnet50_v1", 15700.0, dtype="bf16", channels_last=True),
         gpu("resnet50_v1_dcd", 4850.0, dtype="bf16", channels_last=True),
     ]
-    frame = pd.DataFrame(fp32 + bf16)
-    assert len(papers_setting(frame)) == 4  # plots still show every throughput
+    autocast = [gpu("resnet50_v1", 9000.0, dtype="fp32", amp="bf16")]
+    frame = pd.DataFrame(fp32 + bf16 + autocast)
+    assert len(papers_setting(frame)) == 5  # plots still show every throughput
     assert judged_setting(frame)["value"].tolist() == [7500.0, 3750.0]
 
     claim = "DCD on ResNet-50 runs at 0.61× the baseline's GPU throughput"

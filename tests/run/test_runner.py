@@ -225,6 +225,49 @@ def test_a_failing_store_fails_the_run_and_blames_no_model(cli, tmp_path, monkey
     assert [r["method"] for r in json.loads((tmp_path / "f.json").read_text())] == ["conv_linear"]
 
 
+def test_a_store_that_also_fails_to_end_the_run_keeps_the_first_error(cli, tmp_path, monkeypatch):
+    """Both the second record and the run's end fail to store: the error reported is the
+    record's, and the end's failure follows it on the console."""
+    calls = []
+    add = ResultStore.add
+
+    def flaky_add(self, run_id, record, environment):
+        calls.append(record.model)
+        if len(calls) == 2:
+            raise OperationalError("INSERT", {}, sqlite3.OperationalError("disk I/O error"))
+        add(self, run_id, record, environment)
+
+    def broken_finish(self, run_id, status, finished):
+        raise OperationalError("UPDATE", {}, sqlite3.OperationalError("disk I/O error"))
+
+    monkeypatch.setattr(ResultStore, "add", flaky_add)
+    monkeypatch.setattr(ResultStore, "finish_run", broken_finish)
+    result = cli(
+        "run", "--suite", "madds", "--models", "resnet10", "--counters", "conv_linear,analytic",
+        "--jobs", "1", "--db", "f.sqlite",
+    )  # fmt: skip
+    assert result.code == 1
+    assert "failed to store a measurement of resnet10" in result.stderr
+    assert "also: the store f.sqlite failed to mark the run finished" in result.stderr
+
+
+def test_a_json_file_that_cannot_be_written_still_ends_the_run(cli, tmp_path, monkeypatch):
+    """The run is marked ended in the store before the ``--json`` file is written, and a
+    failed write is a one-line error, not a run left 'running'."""
+
+    def full_disk(path, outcome):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runner, "write_json", full_disk)
+    result = cli("run", "--suite", "params", "--models", "resnet10", "--db", "j.sqlite",
+                 "--json", "j.json")  # fmt: skip
+    assert result.code == 1
+    assert result.stderr.strip() == "error: could not write j.json (No space left on device)"
+    con = sqlite3.connect(tmp_path / "j.sqlite")
+    assert con.execute("SELECT status FROM runs").fetchall() == [("complete",)]
+    con.close()
+
+
 def test_a_run_that_raises_is_marked_failed(cli, tmp_path, monkeypatch):
     """An exception that is no model's (here a stand-in for a bug of the runner) keeps its
     traceback, and the run it cut short says 'failed', not 'running'."""
