@@ -11,9 +11,10 @@ fi
 VPY=.venv/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 if ! "$VPY" -c "import torch" 2>/dev/null; then
-    # The CPU wheel first: a bare 'torch' requirement would pull a multi-GB CUDA build.
-    "$VPY" -m pip install -q torch==2.13.0 \
-        || "$VPY" -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+    # The CPU build first: torch from PyPI is a multi-GB CUDA build on Linux. Its version
+    # names it (a local wheel or a mirror that carries it), else PyTorch's CPU index has it.
+    "$VPY" -m pip install -q "torch==2.13.0+cpu" \
+        || "$VPY" -m pip install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 fi
 stamp=.venv/.dynbench-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then

@@ -13,7 +13,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 PY=${PYTHON:-python3}
 "$PY" -m venv "$work/venv"
 pip="$work/venv/bin/python -m pip"
-$pip install -q torch==2.13.0 || $pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+$pip install -q "torch==2.13.0+cpu" \
+    || $pip install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 $pip wheel -q --no-deps -w "$work/dist" "$root"
 $pip install -q "$work"/dist/dynbench-*.whl
 cd "$work"  # away from the checkout: only the installed package can answer
