@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Issue 14's GPU checks in one call on a lent GPU machine: the throughput suite at batch 200
-# in fp32 (the ODConv paper's speed table) and in bf16 with channels-last, and the batch
-# sweep. Each writes its own store under OUT (default reports/gpu), with the GPU's state
-# beside them; render one with `dynbench report --db OUT/NAME.sqlite --out DIR`.
-# Each step has its own time limit, and a store keeps every record made before a stop.
+# The GPU checks of reports/gpu/ on a lent GPU machine, as that folder holds them: two runs
+# of the throughput suite at batch 200 in fp32 (the ODConv paper's speed table; two, so that
+# runs that disagree give no verdict) and the batch sweep into OUT/gpu.sqlite, the
+# throughput suite in bf16 with channels-last into OUT/bf16-channels-last.sqlite, the GPU's
+# state beside them, and both reports rendered. Each step has its own time limit (about 15
+# minutes in all at most: split the steps over two calls where one call has less), and a
+# store keeps every record made before a stop.
 # On a machine without the package installed, wheels in .whl/ (SQLAlchemy) are put on
 # PYTHONPATH first.
 set -uo pipefail
@@ -24,7 +26,10 @@ step() {  # step SECONDS NAME dynbench-run-args...
     timeout "$limit" python3 -m dynbench run "$@" --db "$out/$name.sqlite" || echo "$name: exit $?"
 }
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
-step 240 throughput-fp32 --suite throughput
-step 150 batch-sweep --suite batch-sweep
-step 150 throughput-bf16-cl --suite throughput --dtype bf16 --channels-last
+step 240 gpu --suite throughput
+step 240 gpu --suite throughput
+step 300 gpu --suite batch-sweep
+step 150 bf16-channels-last --suite throughput --dtype bf16 --channels-last
 state
+python3 -m dynbench report --db "$out/gpu.sqlite" --out "$out"
+python3 -m dynbench report --db "$out/bf16-channels-last.sqlite" --out "$out/bf16-channels-last"

@@ -2,7 +2,8 @@
 # Run a latency suite twice and check that the two runs agree on every ratio within 3%.
 #   bash scripts/latency-stability.sh [SUITE] [OUT_DIR]     (defaults: latency, reports/latency)
 # Writes OUT_DIR/runs.sqlite (both runs), run1.json, run2.json, stability.md (the comparison)
-# and the report; exits 1 if some ratio differs by more than 3%. Takes 10-25 minutes here.
+# and the report; exits 1 if some ratio differs by more than 3%. It takes as long as two runs
+# of the suite (reports/README.md gives the committed pair's times).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 suite="${1:-latency}"

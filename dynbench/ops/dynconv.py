@@ -13,7 +13,8 @@ No trained masks exist here, so dynbench measures speed, not accuracy: a
 source (``random`` pixels, a centred ``blob``, random ``patch`` blocks, or the ``unit``'s
 own logits with its threshold shifted), and the same seed gives the same masks.
 
-The masks' positions decide the conditional MAdds (:func:`block_madds`): a conv that
+The masks' positions decide the conditional MAdds
+(:func:`dynbench.measure.conditional.conditional_madds`): a conv that
 feeds a 3x3 conv must run on the *dilated* mask, the positions the 3x3 window reads.
 """
 
