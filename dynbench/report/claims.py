@@ -27,13 +27,19 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from dynbench.report.data import ci95_bounds, field_dict, latest, per_run_ratios
+from dynbench.report.data import (
+    GPU_METRIC,
+    ci95_bounds,
+    field_dict,
+    latest,
+    per_run_ratios,
+    ratio_runs,
+)
 from dynbench.report.quality import Quality, ratio_quality, throughput_quality
 from dynbench.report.spatial import spatial_points
 
 NEGLIGIBLE = 0.10
 RATIO_TOLERANCE = 0.05
-GPU_METRIC = "gpu_images_per_s"
 FRACTION_TOLERANCE = 0.05
 
 HOLDS = "holds"
@@ -137,8 +143,7 @@ class Lookup:
     def __init__(self, frame: pd.DataFrame) -> None:
         values = latest(frame)
         self.rows = {(r.model, r.metric, r.method): r for r in values.itertuples(index=False)}
-        ratios = frame[frame["metric"].isin(["latency_ratio", "train_step_ratio"])]
-        self.repeats = ratios.groupby(["model", "metric"])["value"].apply(list).to_dict()
+        self.repeats = ratio_runs(frame)
         self.spatial = spatial_points(frame)
         self.frame = frame
 
@@ -166,12 +171,8 @@ class Lookup:
         gpu = self.value(model, GPU_METRIC, "cuda_events")
         gpu_ref = self.value(reference, GPU_METRIC, "cuda_events")
         gpu_ratio = None if gpu is None or not gpu_ref else gpu / gpu_ref
-        spreads = [
-            field_dict(row.detail).get("spread")
-            for row in (self.rows.get((n, GPU_METRIC, "cuda_events")) for n in (model, reference))
-            if row is not None
-        ]
-        known = [s for s in spreads if s is not None]
+        throughputs = (self.rows.get((n, GPU_METRIC, "cuda_events")) for n in (model, reference))
+        details = [row.detail for row in throughputs if row is not None]
         return Measured(
             params=self.value(model, "params", "count"),
             params_ref=self.value(reference, "params", "count"),
@@ -189,7 +190,7 @@ class Lookup:
             gpu_quality=None
             if gpu_ratio is None
             else throughput_quality(
-                gpu_ratio, known, per_run_ratios(self.frame, model, reference, GPU_METRIC)
+                gpu_ratio, details, per_run_ratios(self.frame, model, reference, GPU_METRIC)
             ),
             spatial=self.spatial[self.spatial["model"] == model]
             if not self.spatial.empty

@@ -20,6 +20,17 @@ def latest(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+# the ratios a run stores itself, with their 95% interval
+STORED_RATIOS = ("latency_ratio", "train_step_ratio")
+
+
+def ratio_runs(frame: pd.DataFrame) -> dict[tuple[str, str], list[float]]:
+    """Every stored value of each (model, stored ratio metric), one per run that measured
+    it: the repeats that decide whether two runs of a ratio disagree."""
+    ratios = frame[frame["metric"].isin(STORED_RATIOS)]
+    return ratios.groupby(["model", "metric"])["value"].apply(list).to_dict()
+
+
 def per_run_ratios(frame: pd.DataFrame, model: str, reference: str, metric: str) -> list[float]:
     """``model``'s ``metric`` over ``reference``'s in each run that measured both (the newest
     record of each in the run): the repeats of a ratio that no run stores itself."""
@@ -181,7 +192,7 @@ def papers_setting(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[~other]
 
 
-GPU_METRICS = ("gpu_images_per_s",)
+GPU_METRIC = "gpu_images_per_s"
 
 
 def papers_gpu_setting(settings: object) -> bool:
@@ -203,7 +214,7 @@ def judged_setting(frame: pd.DataFrame) -> pd.DataFrame:
     papers = papers_setting(frame)
     if papers.empty:
         return papers
-    other = papers["metric"].isin(GPU_METRICS) & ~papers["settings"].map(papers_gpu_setting)
+    other = (papers["metric"] == GPU_METRIC) & ~papers["settings"].map(papers_gpu_setting)
     return papers[~other]
 
 

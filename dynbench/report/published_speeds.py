@@ -18,12 +18,13 @@ import pandas as pd
 
 from dynbench.published import load_published
 from dynbench.report.data import (
+    GPU_METRIC,
     ci95_bounds,
     ci95_text,
     family_of,
-    field_dict,
     latest,
     per_run_ratios,
+    ratio_runs,
 )
 from dynbench.report.quality import ratio_quality, throughput_quality
 
@@ -43,7 +44,7 @@ def minutes(text: str) -> float | None:
 SPEED_COLUMNS = {
     "cpu_img_s": (float, "img/s", "cpu_images_per_s", "latency_ratio", True),
     "cpu_ms": (float, "ms", "latency_ms", "latency_ratio", False),
-    "gpu_img_s": (float, "img/s", "gpu_images_per_s", None, True),
+    "gpu_img_s": (float, "img/s", GPU_METRIC, None, True),
     "train_time": (minutes, "", "train_step_ms_per_image", "train_step_ratio", False),
 }
 NOISY = "inconclusive (noisy)"  # see dynbench.report.quality: no verdict from such a timing
@@ -65,6 +66,7 @@ def compare_published_speed(measurements: pd.DataFrame) -> pd.DataFrame:
     if values.empty:
         return pd.DataFrame()
     measured = {(r.model, r.metric): r for r in values.itertuples(index=False)}
+    runs = ratio_runs(measurements)
     published = load_published()
     rows = []
     for column, (parse, unit, metric, ratio_metric, faster_is_higher) in SPEED_COLUMNS.items():
@@ -95,21 +97,19 @@ def compare_published_speed(measurements: pd.DataFrame) -> pd.DataFrame:
                 our_ratio = ratio.value
                 low, high = ci95_bounds(ratio.detail)
                 details = [ours.detail, base_ours.detail]
-                runs = measurements[
-                    (measurements["model"] == pub.model) & (measurements["metric"] == ratio_metric)
-                ]
-                repeats = runs["value"].tolist()
+                repeats = runs.get((pub.model, ratio_metric), [])
                 noisy = ratio_quality(ratio.value, ratio.detail, details, repeats).noisy
             else:
-                # slower = larger, as the published ratio: baseline over model for a speed
-                slow, fast = (baseline, pub.model) if faster_is_higher else (pub.model, baseline)
                 our_value, our_base = ours.value, base_ours.value
                 our_ratio = our_base / our_value if faster_is_higher else our_value / our_base
-                if metric == "gpu_images_per_s":
-                    spreads = [field_dict(r.detail).get("spread") for r in (ours, base_ours)]
+                if metric == GPU_METRIC:
+                    # slower = larger, as the published ratio: baseline over model for a speed
+                    slow, fast = (
+                        (baseline, pub.model) if faster_is_higher else (pub.model, baseline)
+                    )
                     repeats = per_run_ratios(measurements, slow, fast, metric)
-                    known = [x for x in spreads if x is not None]
-                    noisy = throughput_quality(our_ratio, known, repeats).noisy
+                    details = [ours.detail, base_ours.detail]
+                    noisy = throughput_quality(our_ratio, details, repeats).noisy
             rows.append(
                 {
                     "source": pub.source[:3],

@@ -87,9 +87,15 @@ def ratio_quality(
     return Quality(bool(reasons), tuple(reasons))
 
 
-def throughput_quality(value: float, spreads: list[float], repeats: list[float]) -> Quality:
-    """The quality of a GPU throughput ratio: both models' block spreads and its other runs."""
-    reasons = [f"timed blocks spread {spread:.0%}" for spread in spreads if spread > MAX_GPU_SPREAD]
+def throughput_quality(value: float, details: list[object], repeats: list[float]) -> Quality:
+    """The quality of a GPU throughput ratio: the block spreads recorded in both models'
+    ``details`` and the ratio's other runs."""
+    spreads = [field_dict(detail).get("spread") for detail in details]
+    reasons = [
+        f"timed blocks spread {spread:.0%}"
+        for spread in spreads
+        if spread is not None and spread > MAX_GPU_SPREAD
+    ]
     reasons += _runs_disagree(value, repeats)
     return Quality(bool(reasons), tuple(reasons))
 
