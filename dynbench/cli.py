@@ -18,7 +18,7 @@ import torch
 import typer
 from rich.console import Console
 
-from dynbench.errors import DynbenchError
+from dynbench.errors import DynbenchError, one_line
 from dynbench.guard.baseline import DEFAULT_BASELINE
 from dynbench.guard.render import json_summary, markdown_summary, print_check, print_update
 from dynbench.guard.run import guard
@@ -258,7 +258,7 @@ def inspect_command(
     except Exception as exc:  # the model cannot take the input size the user gave
         if given is None:
             raise
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        reason = one_line(exc)
         own = ",".join(map(str, info.input_size))
         raise DynbenchError(
             f"{info.name} cannot run at --input-size {input_size} ({reason}); "
@@ -512,12 +512,9 @@ def main() -> None:
         code = app(standalone_mode=False)  # returns the code of a typer.Exit
         if isinstance(code, int) and code:
             sys.exit(code)
-    except DynbenchError as exc:
+    except (DynbenchError, RunFailed) as exc:  # bad input: 2; a run that could not go on: 1
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except RunFailed as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(1)
+        sys.exit(1 if isinstance(exc, RunFailed) else 2)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
     except ClickException as exc:

@@ -8,3 +8,10 @@ accepted; every other exception is a bug and keeps its traceback.
 
 class DynbenchError(Exception):
     """A user-facing error: bad input, never a bug."""
+
+
+def one_line(exc: BaseException, message: object = None) -> str:
+    """``Type: message`` of ``exc`` on one line of at most 300 characters (``message``:
+    another text for it, e.g. a wrapped driver error), for an error record or a one-line
+    error that names an exception without its traceback."""
+    return f"{type(exc).__name__}: {message or exc}".splitlines()[0][:300]

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dynbench.errors import one_line
 from dynbench.results.names import unit_of
 
 
@@ -118,5 +119,5 @@ class Record:
 
 def error_record(model: str, stage: str, exc: BaseException) -> Record:
     """A model whose ``stage`` (a measure, or building it) raised: the one-line message."""
-    message = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    message = one_line(exc)
     return Record(model=model, metric="error", value=None, method=stage, detail={"error": message})

@@ -26,6 +26,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from dynbench.errors import one_line
 from dynbench.measure.environment import all_cores, environment
 from dynbench.models.registry import zero_init
 from dynbench.results.names import MACHINE_MODEL
@@ -72,8 +73,8 @@ def _storing(store: ResultStore, doing: str) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {getattr(exc, 'orig', None) or exc}".splitlines()[0]
-        raise RunFailed(f"the store {store.where} failed {doing} ({reason[:300]})") from exc
+        reason = one_line(exc, getattr(exc, "orig", None))
+        raise RunFailed(f"the store {store.where} failed {doing} ({reason})") from exc
 
 
 def write_json(path: Path, outcome: RunOutcome) -> None:
