@@ -23,8 +23,10 @@ from dynbench.guard.baseline import DEFAULT_BASELINE
 from dynbench.guard.render import json_summary, markdown_summary, print_check, print_update
 from dynbench.guard.run import guard
 from dynbench.measure.breakdown import inspect_model
+from dynbench.measure.environment import all_cores
 from dynbench.models import all_models, load_user_model, model_info
 from dynbench.models.registry import ModelInfo, parse_input_size, select_models
+from dynbench.redact import redact
 from dynbench.report.compare_runs import compare_ratios, load_run
 from dynbench.report.terminal import (
     print_failures,
@@ -37,7 +39,8 @@ from dynbench.results.merge import merge
 from dynbench.results.store import ResultStore, check_writable, sqlite_path, store_url
 from dynbench.run.family import resolve_targets, with_input_size
 from dynbench.run.measures import MEASURES
-from dynbench.run.runner import RunFailed, run_suite
+from dynbench.run.pool import check_jobs
+from dynbench.run.runner import RunFailed, RunInterrupted, run_suite
 from dynbench.run.shard import parse_shard
 from dynbench.run.suite import Suite, available_suites, check_only, load_suite, validate_settings
 
@@ -150,7 +153,8 @@ def run_command(
         str | None,
         typer.Option(
             help="i/N: only the i-th of N deterministic parts (0 <= i < N), e.g. "
-            "$SLURM_ARRAY_TASK_ID/8; a timing suite keeps each family in one part"
+            "$JOB_COMPLETION_INDEX/8; 'auto': this task's place in its SLURM job array; a "
+            "timing suite keeps each family in one part"
         ),
     ] = None,
     machine_label: Annotated[
@@ -182,8 +186,8 @@ def run_command(
         int | None,
         typer.Option(
             "--jobs",
-            min=1,
-            help="processes of a size suite (params, madds, resolution); default: one per core",
+            help="processes of a size suite (params, madds, resolution), 1 to the cores; "
+            "default: one per core",
         ),
     ] = None,
 ) -> None:
@@ -207,6 +211,8 @@ def run_command(
             the_suite.settings[key] = value
             validate_settings(the_suite.measures, the_suite.settings, option)
     parts = parse_shard(shard) if shard is not None else None
+    if jobs is not None:
+        check_jobs(jobs, all_cores())
     targets = resolve_targets(models, model, the_suite.models, the_suite.exclude)
     check_only(the_suite, [t.info.name for t in targets])
     needs_cuda = [m for m in the_suite.measures if MEASURES[m].needs_cuda]
@@ -513,12 +519,16 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except (DynbenchError, RunFailed) as exc:  # bad input: 2; a run that could not go on: 1
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"error: {redact(str(exc))}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1 if isinstance(exc, RunFailed) else 2)
+    except RunInterrupted as exc:  # Ctrl-C, SIGTERM or SIGHUP during a run: 128 + its number
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.status)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
     except ClickException as exc:
-        err.print(f"error: {exc.format_message()}", markup=False, highlight=False, soft_wrap=True)
+        message = redact(exc.format_message())
+        err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

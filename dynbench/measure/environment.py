@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 import dynbench
+from dynbench.redact import redact
 
 
 def all_cores() -> int:
@@ -129,7 +130,7 @@ def machine() -> dict[str, object]:
 
 def environment(machine_label: str | None = None) -> dict[str, object]:
     """Versions, hardware and threads in force now, the machine's identity and the user's
-    name for it (``--machine-label``)."""
+    name for it (``--machine-label``); the command line with its credentials redacted."""
     return {
         "dynbench": dynbench.__version__,
         "torch": torch.__version__,
@@ -142,7 +143,7 @@ def environment(machine_label: str | None = None) -> dict[str, object]:
         "git_commit": git_commit(),
         "hostname": socket.gethostname(),
         "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "argv": " ".join(sys.argv[1:]) if sys.argv else "",
+        "argv": redact(" ".join(sys.argv[1:])) if sys.argv else "",
         "machine": machine(),
         "machine_label": machine_label,
     }

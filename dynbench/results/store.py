@@ -2,10 +2,17 @@
 file, the default) or any SQL server SQLAlchemy speaks to (PostgreSQL, shared by machines).
 
 A run that is killed half way therefore keeps every measurement it finished; the next run
-simply adds a new ``run_id``. Several processes, on one machine or many, may write to one
-store at once: each insert is its own transaction and no row depends on another. The
-store is ``./dynbench.sqlite`` unless ``--db`` or ``DYNBENCH_DB`` names another, as a path
-or a SQLAlchemy URL (``sqlite:///runs.db``, ``postgresql+psycopg://user:pw@host/db``).
+simply adds a new ``run_id``. Credentials never enter a store and never leave one: the
+environment written with a run or a measurement is redacted (:mod:`dynbench.redact`), and so
+is what is read back, for stores written before that rule (export, report and merge read
+through :meth:`ResultStore.frame` and :meth:`ResultStore.dump`). A store the database
+cannot read (a truncated or corrupted file) is a one-line :class:`DynbenchError`, whether it
+fails when opened or only when a damaged page is read.
+
+Several processes, on one machine or many, may write to one store at once: each insert is
+its own transaction and no row depends on another. The store is ``./dynbench.sqlite``
+unless ``--db`` or ``DYNBENCH_DB`` names another, as a path or a SQLAlchemy URL
+(``sqlite:///runs.db``, ``postgresql+psycopg://user:pw@host/db``).
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ import os
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from dynbench.errors import DynbenchError
+from dynbench.redact import redact
 from dynbench.results import schema
 from dynbench.results.record import Record
 from dynbench.results.schema import COLUMNS, measurements, runs
@@ -192,8 +202,10 @@ class ResultStore:
     def _set_up(self) -> None:
         """Create or migrate, once, even with several processes opening a new store at once:
         PostgreSQL serialises them on a lock; SQLite's write lock does, and a process that
-        lost the race finds the work done when it tries again."""
+        lost the race finds the work done when it tries again. A SQLite file with a damaged
+        page is refused before anything is added to it (SQLite would write around it)."""
         self._check_version()
+        self._check_intact()
         for attempt in range(5):
             try:
                 with self.engine.begin() as conn:
@@ -210,6 +222,20 @@ class ResultStore:
                 if attempt == 4:
                     raise
 
+    def _check_intact(self) -> None:
+        """SQLite's ``quick_check`` (every page read once, no index cross-check)."""
+        if self.version is None or self.engine.dialect.name != "sqlite":
+            return
+        with self._reading(), self.engine.connect() as conn:
+            problems = [row[0] for row in conn.exec_driver_sql("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            found = next((p for p in problems if not p.startswith("***")), problems[0])
+            raise DynbenchError(
+                f"database {self.where} is damaged (SQLite's quick_check: {found}); restore it "
+                f"from a copy, or rescue what is readable with 'sqlite3 {self.db} .recover', "
+                "and pass another --db"
+            )
+
     def start_run(self, suite: str, environment: dict) -> str:
         run_id = uuid.uuid4().hex[:12]
         with self.engine.begin() as conn:
@@ -220,7 +246,7 @@ class ResultStore:
                     started=environment["timestamp"],
                     finished=None,
                     status="running",
-                    environment=json.dumps(environment),
+                    environment=_environment_text(environment),
                 )
             )
         return run_id
@@ -246,7 +272,7 @@ class ResultStore:
                     method=record.method,
                     settings=json.dumps(dict(record.settings), sort_keys=True),
                     detail=json.dumps(record.detail_json(), sort_keys=True),
-                    environment=json.dumps(environment, sort_keys=True),
+                    environment=_environment_text(environment, sort_keys=True),
                     measured_at=now_millis(),
                     uid=uuid.uuid4().hex,
                 )
@@ -261,8 +287,10 @@ class ResultStore:
             query = query.where(measurements.c.run_id == run_id)
         if suite:
             query = query.where(measurements.c.suite == suite)
-        with self.engine.connect() as conn:
-            return pd.DataFrame(conn.execute(query).all(), columns=COLUMNS)
+        with self._reading(), self.engine.connect() as conn:
+            frame = pd.DataFrame(conn.execute(query).all(), columns=COLUMNS)
+        frame["environment"] = frame["environment"].map(redact)
+        return frame
 
     def runs(self) -> pd.DataFrame:
         """Every run (run_id, suite, status), in the order they started: a run that failed
@@ -271,7 +299,7 @@ class ResultStore:
         if self.version is None:
             return pd.DataFrame(columns=columns)
         query = sa.select(runs.c.run_id, runs.c.suite, runs.c.status).order_by(runs.c.started)
-        with self.engine.connect() as conn:
+        with self._reading(), self.engine.connect() as conn:
             return pd.DataFrame(conn.execute(query).all(), columns=columns)
 
     def dump(self) -> tuple[list[dict], list[dict]]:
@@ -279,12 +307,14 @@ class ResultStore:
         plain rows, for :func:`dynbench.results.merge.merge`."""
         if self.version is None:
             return [], []
-        with self.engine.connect() as conn:
+        with self._reading(), self.engine.connect() as conn:
             run_rows = [dict(r._mapping) for r in conn.execute(sa.select(runs))]
             columns = [measurements.c.id, *(measurements.c[c] for c in COLUMNS)]
             if self.version >= 2:
                 columns.append(measurements.c.uid)
             rows = [dict(r._mapping) for r in conn.execute(sa.select(*columns))]
+        for row in run_rows + rows:
+            row["environment"] = redact(row["environment"])
         for row in rows:
             row_id = row.pop("id")
             if row.get("uid") is None:
@@ -298,6 +328,24 @@ class ResultStore:
                 )
         return run_rows, rows
 
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A failure while reading is the store's, said in one line: a SQLite file with a
+        damaged page (found only when that page is read), or a server that went away."""
+        try:
+            yield
+        except sa_exc.DatabaseError as exc:
+            path = sqlite_path(store_url(self.db))
+            advice = (
+                f"the file is damaged or truncated; restore it from a copy, or rescue what "
+                f"is readable with 'sqlite3 {path} .recover', and pass another --db"
+                if path is not None
+                else "check the server, then run the command again"
+            )
+            raise DynbenchError(
+                f"database {self.where} cannot be read ({_first_line(exc)}): {advice}"
+            ) from None
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -306,6 +354,11 @@ class ResultStore:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _environment_text(environment: dict, sort_keys: bool = False) -> str:
+    """The environment as the store keeps it: JSON, with its credentials redacted."""
+    return redact(json.dumps(environment, sort_keys=sort_keys))
 
 
 def now_millis() -> str:

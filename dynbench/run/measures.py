@@ -15,6 +15,7 @@ from torch import nn
 
 from dynbench.errors import DynbenchError
 from dynbench.measure.allocator import ALLOCATORS
+from dynbench.measure.environment import all_cores
 from dynbench.models.registry import ModelInfo
 from dynbench.ops.dynconv import GRANULARITIES, MASK_SOURCES
 from dynbench.results.names import COUNTERS
@@ -136,6 +137,16 @@ def _positive(*keys: str, integer: bool = False) -> Callable[[dict, str], None]:
     return check
 
 
+def _threads_within_cores(settings: dict, source: str) -> None:
+    """More threads than cores time the scheduler, not the model: refused."""
+    threads, cores = settings.get("threads"), all_cores()
+    if isinstance(threads, int) and not isinstance(threads, bool) and threads > cores:
+        raise DynbenchError(
+            f"{source}: threads = {threads} is more than the {cores} cores this process may "
+            f"run on; accepted: 1 to {cores}"
+        )
+
+
 def _all(*checks: Callable[[dict, str], None]) -> Callable[[dict, str], None]:
     def check(settings: dict, source: str) -> None:
         for one in checks:
@@ -249,6 +260,7 @@ MEASURES: dict[str, Measure] = {
         LATENCY_SETTINGS,
         _all(
             _positive("rounds", "max_rounds", "warmup", "threads", integer=True),
+            _threads_within_cores,
             check_options,
             _check_choice("allocator", ALLOCATORS),
             _positive("min_run_time", "block_time", "noise_threshold", "ci_target"),
@@ -276,6 +288,7 @@ MEASURES: dict[str, Measure] = {
         BATCH_SWEEP_SETTINGS,
         _all(
             batches.check_sweep,
+            _threads_within_cores,
             _positive("rounds", "max_rounds", "warmup", integer=True),
             check_options,
             _check_choice("allocator", ALLOCATORS),
@@ -305,6 +318,7 @@ MEASURES: dict[str, Measure] = {
         SPARSITY_SETTINGS,
         _all(
             _positive("rounds", "max_rounds", "warmup", "patch", "tile", "threads", integer=True),
+            _threads_within_cores,
             check_options,
             _check_choice("allocator", ALLOCATORS),
             _positive("gpu_batch", "gpu_iterations", "gpu_warmup", integer=True),

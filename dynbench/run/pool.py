@@ -9,17 +9,27 @@ one-process run's, and commits each group's records as they arrive.
 
 Workers are forked: they inherit the suite, the targets (user models included)
 and the registry without pickling them; only group indices go out and records
-come back. They ignore SIGINT (Ctrl-C reaches the whole process group): the
-parent, interrupted, keeps what it stored and terminates them as it leaves the pool.
+come back. They ignore SIGINT and SIGHUP (Ctrl-C and a closed terminal reach the whole
+process group): the parent, interrupted, keeps what it stored and terminates them as it
+leaves the pool.
 A worker killed by a signal (the OOM killer, a segfault) breaks the pool: the parent
 still receives every group that came back and then raises :class:`WorkerDied`
-naming the groups that did not, instead of waiting for them forever.
+naming the groups that did not, instead of waiting for them forever. A parent killed
+by a signal it cannot catch (SIGKILL, as the OOM killer sends) takes its workers with
+it: on Linux the kernel sends each worker SIGKILL when the parent dies
+(``PR_SET_PDEATHSIG``); elsewhere a watchdog thread in each worker ends it once the
+parent is gone. Without that, workers of hundreds of MB each would run on, orphaned.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
 import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -27,12 +37,19 @@ from contextlib import contextmanager
 
 import torch
 
+from dynbench.errors import DynbenchError
 from dynbench.results.record import Record
 
 Stamped = tuple[Record, dict]  # a record and the settings it was measured with
 GroupWork = Callable[[int], list[Stamped]]
 
 _work: GroupWork | None = None  # set before the fork, inherited by the workers
+
+
+def check_jobs(jobs: int, cores: int) -> None:
+    """More size workers than cores gain nothing and each holds its models in memory."""
+    if not 1 <= jobs <= cores:
+        raise DynbenchError(f"--jobs {jobs} is out of range; accepted: 1 to {cores} (the cores)")
 
 
 class WorkerDied(Exception):
@@ -44,10 +61,41 @@ class WorkerDied(Exception):
         self.lost = lost
 
 
-def _start_worker() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
+WATCHDOG_PERIOD_S = 1.0
+
+
+def _start_worker(parent: int) -> None:
+    for signum in (signal.SIGINT, signal.SIGHUP):  # the parent's to handle: it ends us
+        signal.signal(signum, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's: terminate() ends it
+    _die_with(parent)
     torch.set_num_threads(1)
+
+
+def _die_with(parent: int) -> None:
+    """End this process when ``parent`` dies, whatever killed it."""
+    if not _death_signal(signal.SIGKILL):
+        threading.Thread(target=_watch, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the death signal was armed
+        os._exit(1)
+
+
+def _death_signal(signum: int) -> bool:
+    """Ask Linux to send ``signum`` to this process when its parent dies; False elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(WATCHDOG_PERIOD_S)
+    os._exit(1)
 
 
 def _run(index: int) -> list[Stamped]:
@@ -87,7 +135,9 @@ def in_workers(
     global _work
     _work = work
     context = multiprocessing.get_context("fork")
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker)
+    pool = ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
+    )
     try:
         yield _in_order([pool.submit(_run, index) for index in range(count)])
     except BaseException:

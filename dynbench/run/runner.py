@@ -1,8 +1,9 @@
 """Runs a suite: builds each family once, applies each measure, stores every record.
 
 Records are committed to the store the moment they exist, so an interrupted or
-killed run keeps what it measured; Ctrl-C or SIGTERM also write the partial
-``--json`` file and mark the run 'interrupted'. A model that fails (its builder or
+killed run keeps what it measured; Ctrl-C, SIGTERM or SIGHUP also write the partial
+``--json`` file, mark the run 'interrupted' and say so in one line (the command then exits
+128 + the signal's number: :mod:`dynbench.run.interrupt`). A model that fails (its builder or
 its forward raises) gets an ``error`` record with the one-line message and the run
 goes on with the other models; the outcome lists the failures. A failure that is no
 model's (the store refuses a record, a worker process dies, a bug of the runner) ends
@@ -16,8 +17,8 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
-import signal
-import sys
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from dynbench.results.names import MACHINE_MODEL
 from dynbench.results.record import Record, error_record
 from dynbench.results.store import ResultStore
 from dynbench.run.family import Member, Target, families
+from dynbench.run.interrupt import stop_signals_interrupt, stopped_by
 from dynbench.run.measures import MEASURES, Measure
 from dynbench.run.pool import Stamped, WorkerDied, in_workers
 from dynbench.run.shard import take_shard
@@ -42,6 +44,18 @@ from dynbench.run.suite import Suite
 class RunFailed(Exception):
     """The run could not go on for a reason that is no model's: the store failed, or a
     worker process died; the message is one line and names the run and what it kept."""
+
+
+class RunInterrupted(Exception):
+    """A stop signal ended the run; the message is one line naming the signal, the run and
+    what it kept, ``status`` the exit status a shell expects (128 + the signal's number).
+
+    Not a KeyboardInterrupt: the command-line framework would turn that into its own exit
+    status, whatever the signal was."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -56,18 +70,6 @@ class RunOutcome:
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextmanager
 def _storing(store: ResultStore, doing: str) -> Iterator[None]:
     """A failure of the store itself is :class:`RunFailed`, never a model's error record."""
     try:
@@ -78,8 +80,17 @@ def _storing(store: ResultStore, doing: str) -> Iterator[None]:
 
 
 def write_json(path: Path, outcome: RunOutcome) -> None:
+    """The records as a JSON list, whole or not at all: written beside ``path`` and moved
+    over it, so a full disk or a kill half way never leaves a truncated file."""
     rows = [dict(r.as_dict(), run_id=outcome.run_id) for r in outcome.records]
-    path.write_text(json.dumps(rows, indent=1) + "\n")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(json.dumps(rows, indent=1) + "\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def run_suite(
@@ -105,7 +116,8 @@ def run_suite(
     if shard is not None:
         groups = take_shard(groups, [g[0].info.name for g in groups], *shard)
         env["shard"] = f"{shard[0]}/{shard[1]}"
-    outcome = RunOutcome(store.start_run(suite.name, env))
+    with _storing(store, "to record the start of the run"):
+        outcome = RunOutcome(store.start_run(suite.name, env))
 
     def emit(record: Record, settings: dict) -> None:
         stamped = {**settings_for_record(settings), **record.settings}
@@ -126,7 +138,7 @@ def run_suite(
     # the workers are forked before the progress bar starts its refresh thread
     pool = in_workers(work, len(groups), jobs) if parallel else contextlib.nullcontext()
     try:
-        with _sigterm_as_interrupt(), pool as results, progress_bar(console) as bar:
+        with stop_signals_interrupt(), pool as results, progress_bar(console) as bar:
             total = sum(map(len, groups)) * len(measures) + len(machine_wide)
             task = bar.add_task(suite.name, total=total)
             for measure in machine_wide:
@@ -151,46 +163,51 @@ def run_suite(
         outcome.status = "complete"
     except KeyboardInterrupt:
         outcome.status = "interrupted"
-        console.print(
-            f"[yellow]interrupted: kept {len(outcome.records)} measurements of run "
-            f"{outcome.run_id} in {store.where}[/]"
-        )
-        raise
+        signum = stopped_by()
+        kept = _end(store, outcome, json_path, console)
+        raise RunInterrupted(f"interrupted by {signum.name}: {kept}", 128 + signum) from None
     except (RunFailed, WorkerDied) as exc:  # no model's failure: one line says what and where
         outcome.status = "failed"
         reason = _died(exc, groups) if isinstance(exc, WorkerDied) else str(exc)
-        raise RunFailed(
-            f"{reason}; run {outcome.run_id} kept {len(outcome.records)} measurements in "
-            f"{store.where} and is marked failed"
-        ) from exc
+        raise RunFailed(f"{reason}; {_end(store, outcome, json_path, console)}") from exc
     except BaseException:  # a bug: its traceback follows, the run says it did not finish
         outcome.status = "failed"
+        _end(store, outcome, json_path, console)
         raise
-    finally:
-        problems = _finish(store, outcome, json_path)
-        leaving = sys.exc_info()[1]
-        if problems and leaving is None:
-            raise RunFailed("; ".join(problems))
-        if problems:  # the error already on its way out stays the one reported
-            console.print(f"[red]also: {'; '.join(problems)}[/]")
+    _, problems = _finish(store, outcome, json_path)
+    if problems:
+        raise RunFailed("; ".join(problems))
     return outcome
 
 
-def _finish(store: ResultStore, outcome: RunOutcome, json_path: Path | None) -> list[str]:
-    """Mark the run ended and write the ``--json`` file, each whatever becomes of the other;
-    the one-line reasons of what failed (an error on its way out must not be replaced)."""
+def _end(store: ResultStore, outcome: RunOutcome, json_path: Path | None, console) -> str:
+    """End a run cut short: mark it, write its ``--json`` file, print on the console what of
+    that failed (the error on its way out stays the one reported), and say what it kept."""
+    marked, problems = _finish(store, outcome, json_path)
+    if problems:
+        console.print(f"also: {'; '.join(problems)}", markup=False, highlight=False)
+    kept = f"run {outcome.run_id} kept {len(outcome.records)} measurements in {store.where}"
+    return f"{kept} and is marked {outcome.status}" if marked else kept
+
+
+def _finish(
+    store: ResultStore, outcome: RunOutcome, json_path: Path | None
+) -> tuple[bool, list[str]]:
+    """Mark the run ended and write the ``--json`` file, each whatever becomes of the other:
+    whether the store marked it, and the one-line reasons of what failed."""
     problems = []
     try:
         with _storing(store, "to mark the run finished"):
             store.finish_run(outcome.run_id, outcome.status, _now())
     except RunFailed as exc:
         problems.append(str(exc))
+    marked = not problems
     if json_path is not None:
         try:
             write_json(json_path, outcome)
         except OSError as exc:
             problems.append(f"could not write {json_path} ({exc.strerror or exc})")
-    return problems
+    return marked, problems
 
 
 def _died(exc: WorkerDied, groups: list[list[Target]]) -> str:

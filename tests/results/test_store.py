@@ -21,6 +21,7 @@ from dynbench.results.names import COUNTERS
 from dynbench.results.record import Record
 from dynbench.results.schema import SCHEMA_VERSION
 from dynbench.results.store import ResultStore, load_results
+from tests.processes import children, still_alive_after
 from tests.results.conftest import count
 
 # A store written by dynbench before the URLs (schema version 1): reports/latency/runs.sqlite
@@ -113,8 +114,10 @@ def test_sigkill_keeps_completed_rows(store_db, tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and count(store_db) < len(COUNTERS):
         time.sleep(0.2)
+    workers = children(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert still_alive_after(workers, 10) == [], "a pool worker outlived its parent"
     kept = count(store_db)
     counters = len(COUNTERS)
     assert kept >= counters, "no rows were committed before the kill"
