@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install dynbench as a user does, from a wheel into a fresh virtual environment (CPU torch
 # first), and run the installed command: the size guard over the whole registry against the
-# committed baseline, then a small run and its report. An editable install would hide a
-# package or a data file missing from the wheel.
+# committed baseline, then a small run and its report, then the tests marked 'wheel' (a
+# password never stored, a run stopped by SIGINT, SIGTERM or SIGKILL) with the installed
+# command in their subprocesses. An editable install would hide a package or a data file
+# missing from the wheel.
 #   bash scripts/check-wheel.sh [DIR]      (default: a temporary directory, removed after)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,4 +25,6 @@ bin="$work/venv/bin"
 "$bin/dynbench" run --suite params --models 'resnet18*' --db "$work/wheel.sqlite" >/dev/null
 "$bin/dynbench" report --db "$work/wheel.sqlite" --out "$work/report"
 test -s "$work/report/report.md" && test -s "$work/report/report.html"
-echo "wheel check passed: $(basename "$work"/dist/dynbench-*.whl) installed, guard and report ran"
+(cd "$root" && DYNBENCH_BIN="$bin/dynbench" .venv/bin/python -m pytest -q -p no:cacheprovider \
+    -m wheel tests/run/test_signals.py tests/results/test_secrets.py)
+echo "wheel check passed: $(basename "$work"/dist/dynbench-*.whl) installed, guard, report and the wheel tests ran"

@@ -1,14 +1,60 @@
-"""Shared fixtures: run the CLI in-process and capture exit code and output."""
+"""Shared fixtures: run the CLI in-process and capture exit code and output; and a check
+at the end of the session that no process the tests started is still running."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from dynbench.cli import main
 from dynbench.ops import base
+from tests.processes import alive
+
+# set in this session's environment: every process the tests start inherits it
+SESSION_MARK = "DYNBENCH_TEST_SESSION"
+
+
+def pytest_sessionstart(session) -> None:
+    os.environ[SESSION_MARK] = uuid.uuid4().hex
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Fail the session if a process it started outlived it (a pool worker whose parent was
+    killed, a server, a browser), naming each, and end them."""
+    left = _started_here(f"{SESSION_MARK}={os.environ.get(SESSION_MARK)}".encode())
+    if not left:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
+    for pid, command in left:
+        if reporter is not None:
+            reporter.write_line(f"left running by the tests: pid {pid}: {command}", red=True)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _started_here(mark: bytes) -> list[tuple[int, str]]:
+    """(pid, command line) of the live processes, other than this one, carrying ``mark``."""
+    found = []
+    for folder in Path("/proc").glob("[0-9]*"):
+        pid = int(folder.name)
+        try:
+            carries = mark in (folder / "environ").read_bytes().split(b"\0")
+            command = (folder / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if carries and pid != os.getpid() and alive(pid):
+            found.append((pid, command.strip()[:200]))
+    return found
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,9 @@ import textwrap
 
 import pytest
 
+from dynbench.measure.environment import all_cores
 from dynbench.results.store import ResultStore, load_results
+from dynbench.run.shard import SLURM_VARIABLES
 
 RESNET_PARAMS = {
     "resnet10": 5_418_792,
@@ -159,7 +161,9 @@ def test_export_of_a_run_that_stored_nothing_says_so(cli, tmp_path):
 
 
 @pytest.fixture
-def bad_inputs(tmp_path):
+def bad_inputs(tmp_path, monkeypatch):
+    for name in SLURM_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     (tmp_path / "broken.toml").write_text("measures = [params\n")
     (tmp_path / "typo.toml").write_text('measures = ["params"]\nmodels = ["*"]\nmodel = "x"\n')
     (tmp_path / "badcounter.toml").write_text(
@@ -252,6 +256,24 @@ def bad_inputs(tmp_path):
             ["run", "--suite", "params", "--counters", "conv_linear"],
             "--counters applies to the measures madds, resolution; suite 'params' measures params",
         ),
+        "no jobs": (["run", "--suite", "params", "--jobs", "0"], "--jobs 0 is out of range"),
+        "more jobs than cores": (
+            ["run", "--suite", "params", "--jobs", str(all_cores() + 1)],
+            f"accepted: 1 to {all_cores()} (the cores)",
+        ),
+        "no threads": (["run", "--suite", "latency", "--threads", "0"], "is not a positive"),
+        "more threads than cores": (
+            ["run", "--suite", "latency", "--threads", str(all_cores() + 1)],
+            f"more than the {all_cores()} cores this process may run on; accepted: 1 to",
+        ),
+        "shard beyond its count": (["run", "--shard", "2/2"], "is not i/N with 0 <= i < N"),
+        "shard auto outside SLURM": (
+            ["run", "--shard", "auto"],
+            "--shard auto needs a SLURM job array; not set here: SLURM_ARRAY_TASK_ID",
+        ),
+        "negative compare tolerance": (["compare", "a", "b", "--tolerance", "-1"], "--tolerance"),
+        "negative guard tolerance": (["guard", "--tolerance", "-1"], "is negative"),
+        "negative inspect depth": (["inspect", "resnet10", "--depth", "-1"], "--depth"),
         "input size for a suite with its own sizes": (
             ["run", "--suite", "resolution", "--input-size", "3,32,32"],
             "--input-size applies to the measures params, madds,",

@@ -1,13 +1,14 @@
 """--shard i/N: deterministic, disjoint, complete, and families kept whole for timing."""
 
 import json
+import re
 
 import pytest
 
 from dynbench.errors import DynbenchError
 from dynbench.models import list_models
 from dynbench.run.family import families, resolve_targets
-from dynbench.run.shard import parse_shard, take_shard
+from dynbench.run.shard import parse_shard, slurm_shard, take_shard
 from dynbench.run.suite import load_suite
 
 
@@ -15,6 +16,36 @@ from dynbench.run.suite import load_suite
 def test_bad_shards_are_refused(text):
     with pytest.raises(DynbenchError, match="is not i/N with 0 <= i < N"):
         parse_shard(text)
+
+
+@pytest.mark.parametrize(
+    ("environ", "shard"),
+    [
+        ({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "8"}, (3, 8)),
+        ({"SLURM_ARRAY_TASK_ID": "8", "SLURM_ARRAY_TASK_COUNT": "8", "SLURM_ARRAY_TASK_MIN": "1"},
+         (7, 8)),
+        ({"SLURM_ARRAY_TASK_ID": "6", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "0",
+          "SLURM_ARRAY_TASK_STEP": "2"}, (3, 4)),
+    ],
+)  # fmt: skip
+def test_shard_auto_is_the_task_rank_in_its_slurm_array(environ, shard):
+    assert parse_shard("auto", environ) == slurm_shard(environ) == shard
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({}, "needs a SLURM job array; not set here: SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT"),
+        ({"SLURM_ARRAY_TASK_ID": "3"}, "not set here: SLURM_ARRAY_TASK_COUNT"),
+        ({"SLURM_ARRAY_TASK_ID": "x", "SLURM_ARRAY_TASK_COUNT": "4"}, "are not whole numbers"),
+        ({"SLURM_ARRAY_TASK_ID": "9", "SLURM_ARRAY_TASK_COUNT": "4"}, "task 9 of an array of 4"),
+        ({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4",
+          "SLURM_ARRAY_TASK_STEP": "2"}, "has no rank from 0 to N-1"),
+    ],
+)  # fmt: skip
+def test_shard_auto_outside_a_slurm_array_is_refused(environ, message):
+    with pytest.raises(DynbenchError, match=re.escape(message)):
+        parse_shard("auto", environ)
 
 
 def test_shards_split_a_timing_suite_by_family():

@@ -14,6 +14,8 @@ import pytest
 from dynbench.measure.environment import all_cores
 from tests.processes import children, dynbench_process, still_alive_after, wait_for_rows
 
+pytestmark = pytest.mark.wheel  # scripts/check-wheel.sh runs these with the wheel's command
+
 MODELS = "resnet10,resnet18,resnet34,resnet50,resnet50_v1,resnet101,resnet101_v1"
 TWO_CORES = pytest.mark.skipif(all_cores() < 2, reason="a pool needs two cores")
 
