@@ -1,6 +1,8 @@
 """The reproduction matrix: per seed table, how many printed figures we reproduce, then rows.
 
-Built on :func:`dynbench.report.published_sizes.compare_published`. A row's note becomes a
+Built on :func:`dynbench.report.published_sizes.compare_published`. Each table's heading
+names the params convention of each of its sections (fixed by the section's baseline row,
+:mod:`dynbench.published.conventions`). A row's note becomes a
 numbered footnote under its table (the same note, numbered once per table); the conflicts
 between papers are collected once for their own subsection.
 """
@@ -49,7 +51,7 @@ def _counts(table: pd.DataFrame) -> pd.DataFrame:
         if column not in table or table[column].isna().all():
             continue
         marks = [
-            mark
+            _mark(mark)
             for mark, value in zip(table[f"{counter}_ok"], table[column], strict=True)
             if not pd.isna(value)
         ]
@@ -73,6 +75,18 @@ def overall_counts(tables: list[SeedTable]) -> pd.DataFrame:
     reproduced = summed["✓"] + summed["≈"]
     summed["Reproduced %"] = (100 * reproduced / compared.where(compared > 0)).round(1)
     return summed
+
+
+def _conventions(table: pd.DataFrame) -> str:
+    """' (params: ...)': each section's convention, once; the backbone named only when the
+    table's sections differ."""
+    headings = [h for h in dict.fromkeys(table["convention"]) if h]
+    if not headings:
+        return ""
+    labels = {h.split(": ", 1)[1] for h in headings}
+    if len(labels) == 1:
+        return f" (params: {labels.pop()})"
+    return " (params: " + "; ".join(headings) + ")"
 
 
 def reproduction_matrix(measurements: pd.DataFrame) -> tuple[list[SeedTable], list[str]]:
@@ -108,6 +122,6 @@ def reproduction_matrix(measurements: pd.DataFrame) -> tuple[list[SeedTable], li
                 "Note": marks,
             }
         )
-        title = f"{SOURCES.get(source, source)}: {table_name}"
+        title = f"{SOURCES.get(source, source)}: {table_name}{_conventions(table)}"
         tables.append(SeedTable(title, _counts(table), rows, notes))
     return tables, conflicts
