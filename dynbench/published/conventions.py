@@ -18,6 +18,8 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 import pandas as pd
 
+from dynbench.results.names import MADDS_PARTS
+
 UNITS = {"10^6": 10**6, "2^20": 2**20}
 ROUNDINGS = {"half-up": ROUND_HALF_UP, "truncate": ROUND_DOWN}
 
@@ -131,3 +133,56 @@ def sections_of(frame: pd.DataFrame) -> dict[tuple[str, str, str], Section]:
         key = (row.source, row.table, row.backbone)
         sections[key] = Section(*key, row.baseline_model, convention, row.why)
     return sections
+
+
+# The parts a paper convention can name: the analytic breakdown's (MADDS_PARTS) and the two
+# kinds of layer only fvcore counts (its detail.extra_ops).
+EXTRA_PARTS = {"batch_norm": "batch_norm", "pooling": "adaptive_avg_pool2d"}
+
+
+@dataclass(frozen=True)
+class MaddsConvention:
+    """A paper's MAdds counting convention: the parts of a model's MAdds it counts."""
+
+    name: str
+    source: str
+    parts: tuple[str, ...]
+    why: str
+    tried: str = ""
+
+    def footnote(self) -> str:
+        return f"MAdds {self.name} counts {' + '.join(self.parts)}: {self.why}. Tried: {self.tried}"
+
+    def total(self, breakdown: dict[str, int], extra_ops: dict[str, int]) -> float | None:
+        """The convention's MAdds from an analytic breakdown and fvcore's extra ops; None
+        where a part it counts was not measured."""
+        total = 0
+        for part in self.parts:
+            if part in EXTRA_PARTS:
+                value = extra_ops.get(EXTRA_PARTS[part], 0) if extra_ops is not None else None
+            else:
+                value = breakdown.get(part)
+            if value is None:
+                return None
+            total += value
+        return float(total)
+
+
+def load_madds_conventions() -> dict[str, MaddsConvention]:
+    """{source: MaddsConvention} from ``madds_conventions.csv``: one per paper."""
+    resource = importlib.resources.files("dynbench.published").joinpath("madds_conventions.csv")
+    with importlib.resources.as_file(resource) as csv_path:
+        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    return madds_conventions_of(frame)
+
+
+def madds_conventions_of(frame: pd.DataFrame) -> dict[str, MaddsConvention]:
+    known = (*MADDS_PARTS, *EXTRA_PARTS)
+    conventions = {}
+    for row in frame.itertuples(index=False):
+        parts = tuple(row.parts.split("+"))
+        unknown = [p for p in parts if p not in known]
+        if unknown:
+            raise ValueError(f"{row.name}: unknown MAdds parts {unknown}; known: {list(known)}")
+        conventions[row.source] = MaddsConvention(row.name, row.source, parts, row.why, row.tried)
+    return conventions

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from dynbench.published.conventions import load_madds_conventions
 from dynbench.report.published_sizes import compare_published
 from dynbench.results.names import COUNTERS
 
@@ -56,6 +57,12 @@ def _counts(table: pd.DataFrame) -> pd.DataFrame:
             if not pd.isna(value)
         ]
         lines.append({"Figure": f"MAdds ({counter})", **{m: marks.count(m) for m in MARKS}})
+    for name in dict.fromkeys(table.get("paper_convention", pd.Series(dtype=str))):
+        if not name:
+            continue
+        own = table[(table["paper_convention"] == name) & table["paper_Δ%"].notna()]
+        marks = [_mark(mark) for mark in own["paper_ok"]]
+        lines.append({"Figure": f"MAdds ({name})", **{m: marks.count(m) for m in MARKS}})
     return pd.DataFrame(lines)
 
 
@@ -69,12 +76,21 @@ def overall_counts(tables: list[SeedTable]) -> pd.DataFrame:
         return pd.DataFrame(columns=["Figure", *MARKS, "Reproduced %"])
     stacked = pd.concat([seed.counts for seed in tables], ignore_index=True)
     canonical = ["params", *(f"MAdds ({counter})" for counter in COUNTERS)]
-    order = [figure for figure in canonical if figure in set(stacked["Figure"])]
+    papers = sorted(set(stacked["Figure"]) - set(canonical))  # the papers' conventions
+    order = [figure for figure in [*canonical, *papers] if figure in set(stacked["Figure"])]
     summed = stacked.groupby("Figure")[list(MARKS)].sum().loc[order].reset_index()
     compared = summed[list(MARKS)].sum(axis=1)
     reproduced = summed["✓"] + summed["≈"]
     summed["Reproduced %"] = (100 * reproduced / compared.where(compared > 0)).round(1)
     return summed
+
+
+def _paper_cell(name: str, mark: str, delta: float | None) -> str:
+    """'paper:dcd ✗ (+28.18%)': the row's MAdds under its paper's own convention (beside
+    the generic counters' marks in the same cell: a markdown table has at most 10 columns)."""
+    if not name or delta is None or pd.isna(delta):
+        return ""
+    return f"{name} {mark} ({delta:+.2f}%)"
 
 
 def _conventions(table: pd.DataFrame) -> str:
@@ -92,6 +108,7 @@ def _conventions(table: pd.DataFrame) -> str:
 def reproduction_matrix(measurements: pd.DataFrame) -> tuple[list[SeedTable], list[str]]:
     """(one entry per seed table, the conflicts between papers listed once)."""
     compared = compare_published(measurements)
+    papers = load_madds_conventions()
     if compared.empty:
         return [], []
     tables = []
@@ -118,10 +135,22 @@ def reproduction_matrix(measurements: pd.DataFrame) -> tuple[list[SeedTable], li
                 "MAdds printed": table["madds_pub"].values,
                 "MAdds Δ% (analytic)": table["analytic_Δ%"].values,
                 "MAdds Δ% (conv+FC)": table["conv_linear_Δ%"].values,
-                "MAdds reproduced by": table["madds_ok"].values,
+                "MAdds reproduced by": [
+                    "; ".join(filter(None, (best, _paper_cell(name, mark, delta))))
+                    for best, name, mark, delta in zip(
+                        table["madds_ok"],
+                        table["paper_convention"],
+                        table["paper_ok"],
+                        table["paper_Δ%"],
+                        strict=True,
+                    )
+                ],
                 "Note": marks,
             }
         )
         title = f"{SOURCES.get(source, source)}: {table_name}{_conventions(table)}"
+        paper = papers.get(source)
+        if paper is not None and (table["paper_convention"] == paper.name).any():
+            notes.append(paper.footnote())
         tables.append(SeedTable(title, _counts(table), rows, notes))
     return tables, conflicts

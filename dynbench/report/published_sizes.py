@@ -22,12 +22,14 @@ from dynbench.published.conventions import (
     CANDIDATES,
     DEFAULT,
     Convention,
+    MaddsConvention,
     Section,
     load_conventions,
+    load_madds_conventions,
     reproduces,
     round_to,
 )
-from dynbench.report.data import latest
+from dynbench.report.data import field_dict, latest
 from dynbench.results.names import COUNTERS, SIZE_METRICS
 
 
@@ -130,6 +132,39 @@ def _section_checks(
 PARAMS_METRICS = ("params", "params_no_classifier")
 
 
+def _madds_details(values: pd.DataFrame) -> dict[tuple[str, str], dict]:
+    """{(model, counter): detail} of the MAdds records (the analytic breakdown, fvcore's
+    extra ops) that the paper conventions are built from."""
+    if "detail" not in values:
+        return {}
+    madds = values[values["metric"] == "madds"]
+    return {
+        (r.model, r.method): field_dict(r.detail)
+        for r in madds.itertuples(index=False)
+        if r.method in ("analytic", "fvcore")
+    }
+
+
+def _paper_madds(
+    convention: MaddsConvention | None, details: dict[tuple[str, str], dict], pub
+) -> dict[str, object]:
+    """The row's MAdds under its paper's counting convention: value, Δ% and mark."""
+    if convention is None or _missing(pub.madds_value):
+        return {"paper_convention": "", "paper_madds": None, "paper_Δ%": None, "paper_ok": ""}
+    analytic = details.get((pub.model, "analytic"), {})
+    fvcore = details.get((pub.model, "fvcore"))
+    value = None
+    if "breakdown" in analytic:
+        extra = None if fvcore is None else fvcore.get("extra_ops", {})
+        value = convention.total(analytic["breakdown"], extra)
+    return {
+        "paper_convention": convention.name,
+        "paper_madds": value,
+        "paper_Δ%": delta_pct(value, pub.madds_value),
+        "paper_ok": _verdict(value, pub.madds_value, pub.madds_step),
+    }
+
+
 def _other_convention(
     applied: Convention, counts: dict[str, float | None], printed: float, step: float
 ) -> str:
@@ -154,6 +189,8 @@ def compare_published(
     sections = load_conventions() if conventions is None else conventions
     values = latest(measurements)
     lookup = {(r.model, r.metric, r.method): r.value for r in values.itertuples(index=False)}
+    details = _madds_details(values)
+    papers = load_madds_conventions()
     failed = _section_checks(published, sections, lookup)
     rows = []
     for pub in published.itertuples(index=False):
@@ -205,6 +242,7 @@ def compare_published(
             row["madds_ok"] = f"{best} " + ", ".join(verdicts[best])
         else:
             row["madds_ok"] = "" if _missing(pub.madds_value) else "✗"
+        row.update(_paper_madds(papers.get(key[0]), details, pub))
         row["note"] = pub.note
         rows.append(row)
     return pd.DataFrame(rows)

@@ -10,9 +10,12 @@ from dynbench.published.conventions import (
     Convention,
     calibrate,
     load_conventions,
+    load_madds_conventions,
+    madds_conventions_of,
     reproduces,
     sections_of,
 )
+from dynbench.report.matrix import reproduction_matrix
 from dynbench.report.published_sizes import compare_published, fragile
 
 
@@ -122,3 +125,49 @@ def test_fragile_flags_a_match_within_a_hair_of_its_rounding_edge():
     # a four-digit figure's half-step is under 0.1%: only a tenth of the step counts
     assert not fragile(1_814_073_344, 1.814e9, 0.001e9)
     assert fragile(3_504_872, 3.50e6, 0.01e6)  # 128 params from printing 3.51M
+
+
+def test_a_paper_convention_counts_its_parts_on_every_row_of_the_paper():
+    """ODConv's ResNet-18 1x prints 1.838G; paper:odconv counts conv + attention +
+    aggregation (the kernel products), not the feature-map scaling."""
+    breakdown = {
+        "conv": 1_814_073_344,
+        "attention": 246_448,
+        "aggregation": 10_985_472,
+        "feature_scale": 3_186_176,
+    }
+    rows = [
+        {"model": "resnet18_odconv_1x", "metric": "params", "method": "count", "value": 1.0},
+        {
+            "model": "resnet18_odconv_1x",
+            "metric": "madds",
+            "method": "analytic",
+            "value": float(sum(breakdown.values())),
+            "detail": {"breakdown": breakdown},
+        },
+    ]
+    measured = pd.DataFrame(rows).assign(measured_at=range(2))
+    compared = compare_published(measured)
+    main = compared[compared["table"] == "ResNet ImageNet"].iloc[0]
+    assert main["paper_convention"] == "paper:odconv"
+    assert main["paper_madds"] == 1_814_073_344 + 246_448 + 10_985_472  # 1.8253G
+    assert main["paper_ok"] == "✗" and main["paper_Δ%"] == pytest.approx(-0.69)
+    assert main["analytic_ok"] == "✗"  # 1.8285G with the feature-map scaling
+    tables, _ = reproduction_matrix(measured)
+    odconv = next(t for t in tables if "ResNet ImageNet (" in t.title)
+    counts = odconv.counts.set_index("Figure")
+    assert counts.loc["MAdds (paper:odconv)", ["✓", "≈", "✗"]].tolist() == [0, 0, 1]
+    assert odconv.rows["MAdds reproduced by"].tolist() == ["✗; paper:odconv ✗ (-0.69%)"]
+    assert odconv.footnotes[-1].startswith("MAdds paper:odconv counts conv + attention + ")
+
+
+def test_madds_conventions_name_known_parts_only():
+    frame = pd.DataFrame(
+        [{"name": "paper:x", "source": "999", "parts": "conv+flops", "why": "", "tried": ""}]
+    )
+    with pytest.raises(ValueError, match="unknown MAdds parts"):
+        madds_conventions_of(frame)
+    conventions = load_madds_conventions()
+    assert {c.name for c in conventions.values()} == {"paper:dcd", "paper:odconv"}
+    assert conventions["003"].total({"conv": 10, "attention": 1, "aggregation": 2}, {}) == 13
+    assert conventions["003"].total({"conv": 10}, {}) is None  # a part not measured
