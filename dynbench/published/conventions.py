@@ -135,9 +135,24 @@ def sections_of(frame: pd.DataFrame) -> dict[tuple[str, str, str], Section]:
     return sections
 
 
-# The parts a paper convention can name: the analytic breakdown's (MADDS_PARTS) and the two
-# kinds of layer only fvcore counts (its detail.extra_ops).
+# The parts a paper convention can name: the analytic breakdown's (MADDS_PARTS), its
+# aggregation and feature_scale on the cheaper route per layer (detail.cheaper_route,
+# named cheaper_aggregation and cheaper_feature_scale), and the two kinds of layer only
+# fvcore counts (its detail.extra_ops).
+CHEAPER_PARTS = ("cheaper_aggregation", "cheaper_feature_scale")
 EXTRA_PARTS = {"batch_norm": "batch_norm", "pooling": "adaptive_avg_pool2d"}
+
+
+def part_values(analytic: dict, fvcore: dict | None) -> dict[str, int]:
+    """Every part a convention can name, from the analytic and fvcore records' details;
+    a part the records do not hold is left out."""
+    values = dict(analytic.get("breakdown") or {})
+    for part, value in (analytic.get("cheaper_route") or {}).items():
+        values[f"cheaper_{part}"] = value
+    if fvcore is not None:
+        extra = fvcore.get("extra_ops") or {}
+        values.update({part: extra.get(op, 0) for part, op in EXTRA_PARTS.items()})
+    return values
 
 
 @dataclass(frozen=True)
@@ -153,19 +168,12 @@ class MaddsConvention:
     def footnote(self) -> str:
         return f"MAdds {self.name} counts {' + '.join(self.parts)}: {self.why}. Tried: {self.tried}"
 
-    def total(self, breakdown: dict[str, int], extra_ops: dict[str, int]) -> float | None:
-        """The convention's MAdds from an analytic breakdown and fvcore's extra ops; None
-        where a part it counts was not measured."""
-        total = 0
-        for part in self.parts:
-            if part in EXTRA_PARTS:
-                value = extra_ops.get(EXTRA_PARTS[part], 0) if extra_ops is not None else None
-            else:
-                value = breakdown.get(part)
-            if value is None:
-                return None
-            total += value
-        return float(total)
+    def total(self, values: dict[str, int]) -> float | None:
+        """The convention's MAdds from :func:`part_values`; None where a part it counts
+        was not measured."""
+        if any(part not in values for part in self.parts):
+            return None
+        return float(sum(values[part] for part in self.parts))
 
 
 def load_madds_conventions() -> dict[str, MaddsConvention]:
@@ -177,7 +185,7 @@ def load_madds_conventions() -> dict[str, MaddsConvention]:
 
 
 def madds_conventions_of(frame: pd.DataFrame) -> dict[str, MaddsConvention]:
-    known = (*MADDS_PARTS, *EXTRA_PARTS)
+    known = (*MADDS_PARTS, *CHEAPER_PARTS, *EXTRA_PARTS)
     conventions = {}
     for row in frame.itertuples(index=False):
         parts = tuple(row.parts.split("+"))

@@ -26,6 +26,7 @@ from dynbench.published.conventions import (
     Section,
     load_conventions,
     load_madds_conventions,
+    part_values,
     reproduces,
     round_to,
 )
@@ -151,12 +152,10 @@ def _paper_madds(
     """The row's MAdds under its paper's counting convention: value, Δ% and mark."""
     if convention is None or _missing(pub.madds_value):
         return {"paper_convention": "", "paper_madds": None, "paper_Δ%": None, "paper_ok": ""}
-    analytic = details.get((pub.model, "analytic"), {})
-    fvcore = details.get((pub.model, "fvcore"))
-    value = None
-    if "breakdown" in analytic:
-        extra = None if fvcore is None else fvcore.get("extra_ops", {})
-        value = convention.total(analytic["breakdown"], extra)
+    values = part_values(
+        details.get((pub.model, "analytic"), {}), details.get((pub.model, "fvcore"))
+    )
+    value = convention.total(values)
     return {
         "paper_convention": convention.name,
         "paper_madds": value,
@@ -223,6 +222,7 @@ def compare_published(
             "convention": heading,
             "params_pub": pub.params,
             "params": params,
+            "params_as_printed": scaled,  # in the section's unit, x 10^6 (2^20 -> "M")
             "params_Δ%": delta_pct(scaled, pub.params_value),
             "params_ok": status,
             "madds_pub": pub.madds,

@@ -169,5 +169,36 @@ def test_madds_conventions_name_known_parts_only():
         madds_conventions_of(frame)
     conventions = load_madds_conventions()
     assert {c.name for c in conventions.values()} == {"paper:dcd", "paper:odconv"}
-    assert conventions["003"].total({"conv": 10, "attention": 1, "aggregation": 2}, {}) == 13
-    assert conventions["003"].total({"conv": 10}, {}) is None  # a part not measured
+    assert conventions["003"].total({"conv": 10, "attention": 1, "aggregation": 2}) == 13
+    assert conventions["003"].total({"conv": 10}) is None  # a part not measured
+
+
+def test_paper_dcd_counts_each_layers_cheaper_route():
+    """DCD's pointwise MobileNetV2 x0.5 prints 104.6M: conv 97.13M + branch 0.76M + the
+    residual and Lambda on their cheaper routes (6.42M, 0.22M) is 104.535M, one unit off;
+    on the feature maps (the analytic counter) 134.08M."""
+    breakdown = {
+        "conv": 97_131_840,
+        "attention": 764_160,
+        "aggregation": 34_150_256,
+        "feature_scale": 2_031_344,
+    }
+    detail = {
+        "breakdown": breakdown,
+        "cheaper_route": {"aggregation": 6_418_288, "feature_scale": 220_720},
+    }
+    model = "mobilenetv2_050_dcd_pw"
+    rows = [
+        {"model": model, "metric": "params", "method": "count", "value": 2_876_776.0},
+        {
+            "model": model,
+            "metric": "madds",
+            "method": "analytic",
+            "value": float(sum(breakdown.values())),
+            "detail": detail,
+        },
+    ]
+    compared = compare_published(pd.DataFrame(rows).assign(measured_at=range(2)))
+    row = compared[compared["table"] == "Table 1(a)"].iloc[0]
+    assert (row["paper_convention"], row["paper_madds"]) == ("paper:dcd", 104_535_008)
+    assert row["paper_ok"] == "≈" and row["analytic_ok"] == "✗"
