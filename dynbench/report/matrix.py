@@ -94,15 +94,18 @@ def _paper_cell(name: str, mark: str, delta: float | None) -> str:
 
 
 def _conventions(table: pd.DataFrame) -> str:
-    """' (params: ...)': each section's convention, once; the backbone named only when the
-    table's sections differ."""
-    headings = [h for h in dict.fromkeys(table["convention"]) if h]
-    if not headings:
+    """' (params: ...)': the params convention of the table's sections that print params,
+    once per convention, naming the sections only when the table's sections differ."""
+    printed = table[table["params_pub"].astype(bool)]
+    sections: dict[str, list[str]] = {}
+    for heading in dict.fromkeys(printed["convention"]):
+        backbone, label = heading.split(": ", 1)
+        sections.setdefault(label, []).append(backbone)
+    if not sections:
         return ""
-    labels = {h.split(": ", 1)[1] for h in headings}
-    if len(labels) == 1:
-        return f" (params: {labels.pop()})"
-    return " (params: " + "; ".join(headings) + ")"
+    if len(sections) == 1:
+        return f" (params: {next(iter(sections))})"
+    return " (params: " + "; ".join(f"{', '.join(b)}: {c}" for c, b in sections.items()) + ")"
 
 
 def reproduction_matrix(measurements: pd.DataFrame) -> tuple[list[SeedTable], list[str]]:
