@@ -287,12 +287,16 @@ def _conv_linear_of(calls: list[tuple]) -> dict[str, int]:
     return {name: layer_madds(module, inputs, output) for name, module, inputs, output in calls}
 
 
-def _analytic_of(calls: list[tuple]) -> dict[str, int]:
+def analytic_breakdown(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     """Whole-model MAdds by part: static conv/linear layers plus each operator's own analysis.
 
     Operators (anything with ``analytic_madds``) report conv, attention,
     aggregation and feature_scale; plain convs and linears count as conv.
     """
+    return _analytic_of(leaf_calls(model, x, "analytic_madds"))
+
+
+def _analytic_of(calls: list[tuple]) -> dict[str, int]:
     parts = dict.fromkeys(MADDS_PARTS, 0)
     for _, module, inputs, output in calls:
         if hasattr(module, "analytic_madds"):
@@ -535,9 +539,8 @@ def _run_counter(
         result.totals[name] = conv_linear_madds(model, x)
         result.skipped[name] = {}
     elif name == "analytic":
-        calls = leaf_calls(model, x, "analytic_madds")
-        result.breakdown = _analytic_of(calls)
-        result.cheaper_route = cheaper_route_of(calls)
+        result.breakdown = analytic_breakdown(model, x)
+        result.cheaper_route = cheaper_route_of(leaf_calls(model, x, "analytic_madds"))
         result.totals[name] = sum(result.breakdown.values())
         result.skipped[name] = {}
     elif name == "fvcore":
