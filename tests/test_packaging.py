@@ -36,6 +36,7 @@ def test_wheel_holds_every_package_and_data_file(tmp_path):
     missing = [p for p in packages if f"{p}/__init__.py" not in names]
     assert not missing, f"packages left out of the wheel: {missing}"
     data = [f"dynbench/suites/{p.name}" for p in (ROOT / "suites").glob("*.toml")]
-    data += ["dynbench/published/published.csv", "dynbench/report/templates/report.html.j2"]
+    data += [f"dynbench/published/{p.name}" for p in (ROOT / "dynbench/published").glob("*.csv")]
+    data += ["dynbench/report/templates/report.html.j2"]
     assert "dynbench/suites/default.toml" in data
     assert not [d for d in data if d not in names]

@@ -117,6 +117,9 @@ class MaddsResult:
     extra: dict[str, dict[str, int]] = field(default_factory=dict)
     # the analytic method's parts: conv, attention, aggregation, feature_scale
     breakdown: dict[str, int] = field(default_factory=dict)
+    # aggregation and feature_scale with each layer's products counted on its kernel or its
+    # feature maps, whichever costs less (:func:`cheaper_route_of`)
+    cheaper_route: dict[str, int] = field(default_factory=dict)
 
     @property
     def spread(self) -> float:
@@ -304,6 +307,28 @@ def _analytic_of(calls: list[tuple]) -> dict[str, int]:
         else:
             parts["conv"] += layer_madds(module, inputs, output)
     return parts
+
+
+ROUTED_PARTS = ("aggregation", "feature_scale")
+
+
+def cheaper_route_of(calls: list[tuple]) -> dict[str, int]:
+    """aggregation and feature_scale summed over the layers, each layer's part at the
+    cheaper of its two placements: on the feature maps (``analytic_madds``, what the
+    operators run) or on each sample's kernel (``kernel_route_madds``, where an operator
+    has it; the other operators' parts count as they are). A counting convention of the
+    DCD paper, which prices its channel attention either way, whichever is less."""
+    totals = dict.fromkeys(ROUTED_PARTS, 0)
+    for _, module, inputs, output in calls:
+        if not hasattr(module, "analytic_madds"):
+            continue
+        shapes = (tuple(inputs[0].shape), tuple(output.shape))
+        parts = module.analytic_madds(*shapes)
+        routed = getattr(module, "kernel_route_madds", None)
+        kernel = routed(*shapes) if routed is not None else parts
+        for part in ROUTED_PARTS:
+            totals[part] += int(min(parts[part], kernel[part]))
+    return totals
 
 
 def leaf_calls(model: nn.Module, x: torch.Tensor, method: str) -> list[tuple]:
@@ -496,6 +521,7 @@ def _from_shared(name: str, shared: _Forward, result: MaddsResult) -> None:
         result.skipped[name] = {}
     elif name == "analytic":
         result.breakdown = _analytic_of(shared.analytic)
+        result.cheaper_route = cheaper_route_of(shared.analytic)
         result.totals[name] = sum(result.breakdown.values())
         result.skipped[name] = {}
     elif name == "ptflops":
@@ -514,6 +540,7 @@ def _run_counter(
         result.skipped[name] = {}
     elif name == "analytic":
         result.breakdown = analytic_breakdown(model, x)
+        result.cheaper_route = cheaper_route_of(leaf_calls(model, x, "analytic_madds"))
         result.totals[name] = sum(result.breakdown.values())
         result.skipped[name] = {}
     elif name == "fvcore":

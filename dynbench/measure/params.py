@@ -1,7 +1,7 @@
 """Parameter counts: total, trainable, and without the classifier.
 
-The DCD paper's ResNet parameter figures exclude the final fully connected
-layer (11.1M for ResNet-18), so the classifier-free count is a metric of its own.
+Some printed params leave the classifier out (the DCD paper's ResNet-50 23.5M, the
+ODConv paper's detection backbones), so the classifier-free count is a metric of its own.
 """
 
 from __future__ import annotations

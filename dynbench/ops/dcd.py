@@ -309,6 +309,20 @@ class _DCDBase(EvalFold, DynamicOp):
         """Lambda on the static output, where there is a Lambda."""
         return positions * self.scale_size if self.fc_scale is not None else 0
 
+    def _kernel_route(
+        self, batch: int, in_features: int, out_features: int, taps: int
+    ) -> dict[str, int]:
+        """The same products on each sample's kernel, once per sample, where the analytic
+        parts put them on the feature maps: Lambda W_0 (C_out C_in k^2) and the residual
+        P Phi Q^T formed as a matrix (each block (C_out/B) L (L + C_in/B)). The paper
+        counts Lambda either way, whichever costs less (Sec. 3.3: min(O(C^2), O(HWC)))."""
+        residual = 0
+        if self.p is not None:
+            latent = self.block_latent
+            residual = out_features * latent * (latent + in_features // self.blocks)
+        scale = out_features * in_features * taps if self.fc_scale is not None else 0
+        return {"aggregation": batch * residual, "feature_scale": batch * scale}
+
     def _residual_madds(self, positions: int, in_features: int, out_features: int) -> int:
         """Q^T, Phi and P applied at ``positions`` (output pixels x batch); BNs excluded.
 
@@ -471,6 +485,13 @@ class DCDConv2d(ConvEvalFold, _DCDBase):
             "feature_scale": self._scale_madds(positions),
         }
 
+    def kernel_route_madds(
+        self, x_shape: tuple[int, ...], out_shape: tuple[int, ...]
+    ) -> dict[str, int]:
+        """aggregation and feature_scale with the products on each sample's kernel."""
+        taps = self.kernel_size**2
+        return self._kernel_route(out_shape[0], self.in_channels, out_shape[1], taps)
+
 
 class DCDLinear(_DCDBase):
     """DCD applied to the classifier (the released ``DYCls``): Eq. 6 at 1 x 1 resolution.
@@ -554,3 +575,10 @@ class DCDLinear(_DCDBase):
             "aggregation": self._residual_madds(batch, self.in_features, self.out_features),
             "feature_scale": self._scale_madds(batch),
         }
+
+    def kernel_route_madds(
+        self, x_shape: tuple[int, ...], out_shape: tuple[int, ...]
+    ) -> dict[str, int]:
+        """As :meth:`DCDConv2d.kernel_route_madds`, for the classifier's weight matrix."""
+        batch = math.prod(x_shape[:-1])
+        return self._kernel_route(batch, self.in_features, self.out_features, 1)

@@ -116,7 +116,7 @@ def published_vs_measured(frame: pd.DataFrame) -> Figure | None:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 4.4))
     pairs = (
-        ("params", "params_pub", "params", "parameters (millions)", 1e6),
+        ("params", "params_pub", "params_as_printed", "parameters (millions)", 1e6),
         ("MAdds", "madds_pub", "madds_analytic", "multiply-adds (billions)", 1e9),
     )
     for ax, (what, printed_col, measured_col, unit, scale) in zip(axes, pairs, strict=True):
@@ -140,7 +140,8 @@ def published_vs_measured(frame: pd.DataFrame) -> Figure | None:
     return render(
         fig,
         "published-vs-measured",
-        "Published against measured params and MAdds (analytic)",
+        "Published against measured params (in each table section's convention) and MAdds "
+        "(analytic)",
         "Points on the dashed line are reproduced; the reproduction matrix below says which "
         "are within the printed digit.",
     )

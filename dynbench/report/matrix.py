@@ -1,6 +1,8 @@
 """The reproduction matrix: per seed table, how many printed figures we reproduce, then rows.
 
-Built on :func:`dynbench.report.published_sizes.compare_published`. A row's note becomes a
+Built on :func:`dynbench.report.published_sizes.compare_published`. Each table's heading
+names the params convention of each of its sections (fixed by the section's baseline row,
+:mod:`dynbench.published.conventions`). A row's note becomes a
 numbered footnote under its table (the same note, numbered once per table); the conflicts
 between papers are collected once for their own subsection.
 """
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from dynbench.published.conventions import load_madds_conventions
 from dynbench.report.published_sizes import compare_published
 from dynbench.results.names import COUNTERS
 
@@ -49,11 +52,17 @@ def _counts(table: pd.DataFrame) -> pd.DataFrame:
         if column not in table or table[column].isna().all():
             continue
         marks = [
-            mark
+            _mark(mark)
             for mark, value in zip(table[f"{counter}_ok"], table[column], strict=True)
             if not pd.isna(value)
         ]
         lines.append({"Figure": f"MAdds ({counter})", **{m: marks.count(m) for m in MARKS}})
+    for name in dict.fromkeys(table.get("paper_convention", pd.Series(dtype=str))):
+        if not name:
+            continue
+        own = table[(table["paper_convention"] == name) & table["paper_Δ%"].notna()]
+        marks = [_mark(mark) for mark in own["paper_ok"]]
+        lines.append({"Figure": f"MAdds ({name})", **{m: marks.count(m) for m in MARKS}})
     return pd.DataFrame(lines)
 
 
@@ -67,7 +76,8 @@ def overall_counts(tables: list[SeedTable]) -> pd.DataFrame:
         return pd.DataFrame(columns=["Figure", *MARKS, "Reproduced %"])
     stacked = pd.concat([seed.counts for seed in tables], ignore_index=True)
     canonical = ["params", *(f"MAdds ({counter})" for counter in COUNTERS)]
-    order = [figure for figure in canonical if figure in set(stacked["Figure"])]
+    papers = sorted(set(stacked["Figure"]) - set(canonical))  # the papers' conventions
+    order = [figure for figure in [*canonical, *papers] if figure in set(stacked["Figure"])]
     summed = stacked.groupby("Figure")[list(MARKS)].sum().loc[order].reset_index()
     compared = summed[list(MARKS)].sum(axis=1)
     reproduced = summed["✓"] + summed["≈"]
@@ -75,9 +85,33 @@ def overall_counts(tables: list[SeedTable]) -> pd.DataFrame:
     return summed
 
 
+def _paper_cell(name: str, mark: str, delta: float | None) -> str:
+    """'paper:dcd ✗ (+28.18%)': the row's MAdds under its paper's own convention (beside
+    the generic counters' marks in the same cell: a markdown table has at most 10 columns)."""
+    if not name or delta is None or pd.isna(delta):
+        return ""
+    return f"{name} {mark} ({delta:+.2f}%)"
+
+
+def _conventions(table: pd.DataFrame) -> str:
+    """' (params: ...)': the params convention of the table's sections that print params,
+    once per convention, naming the sections only when the table's sections differ."""
+    printed = table[table["params_pub"].astype(bool)]
+    sections: dict[str, list[str]] = {}
+    for heading in dict.fromkeys(printed["convention"]):
+        backbone, label = heading.split(": ", 1)
+        sections.setdefault(label, []).append(backbone)
+    if not sections:
+        return ""
+    if len(sections) == 1:
+        return f" (params: {next(iter(sections))})"
+    return " (params: " + "; ".join(f"{', '.join(b)}: {c}" for c, b in sections.items()) + ")"
+
+
 def reproduction_matrix(measurements: pd.DataFrame) -> tuple[list[SeedTable], list[str]]:
     """(one entry per seed table, the conflicts between papers listed once)."""
     compared = compare_published(measurements)
+    papers = load_madds_conventions()
     if compared.empty:
         return [], []
     tables = []
@@ -104,10 +138,22 @@ def reproduction_matrix(measurements: pd.DataFrame) -> tuple[list[SeedTable], li
                 "MAdds printed": table["madds_pub"].values,
                 "MAdds Δ% (analytic)": table["analytic_Δ%"].values,
                 "MAdds Δ% (conv+FC)": table["conv_linear_Δ%"].values,
-                "MAdds reproduced by": table["madds_ok"].values,
+                "MAdds reproduced by": [
+                    "; ".join(filter(None, (best, _paper_cell(name, mark, delta))))
+                    for best, name, mark, delta in zip(
+                        table["madds_ok"],
+                        table["paper_convention"],
+                        table["paper_ok"],
+                        table["paper_Δ%"],
+                        strict=True,
+                    )
+                ],
                 "Note": marks,
             }
         )
-        title = f"{SOURCES.get(source, source)}: {table_name}"
+        title = f"{SOURCES.get(source, source)}: {table_name}{_conventions(table)}"
+        paper = papers.get(source)
+        if paper is not None and (table["paper_convention"] == paper.name).any():
+            notes.append(paper.footnote())
         tables.append(SeedTable(title, _counts(table), rows, notes))
     return tables, conflicts

@@ -42,7 +42,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "params_trainable": ("params", "parameters with requires_grad"),
     "params_no_classifier": (
         "params",
-        "parameters without the final classifier (DCD's ResNet convention)",
+        "parameters without the final classifier (a params convention of some tables)",
     ),
     "madds": (MADDS_UNIT, "multiply-adds at batch 1; method = one of COUNTERS"),
     "weight_bytes_per_image": (

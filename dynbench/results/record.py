@@ -42,6 +42,8 @@ class CounterDetail(Detail):
     disagree: bool  # spread above the disagreement threshold
     error: str | None = None  # the counter crashed: its one-line message
     breakdown: dict[str, int] | None = None  # the analytic method's parts
+    # the analytic method's aggregation and feature_scale on the cheaper route per layer
+    cheaper_route: dict[str, int] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -36,6 +36,7 @@ def madds(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
                 extra_ops=result.extra.get(counter, {}),
                 error=result.errors.get(counter),
                 breakdown=result.breakdown if counter == "analytic" else None,
+                cheaper_route=result.cheaper_route if counter == "analytic" else None,
                 spread=round(result.spread, 6),
                 disagree=result.disagree,
             ),

@@ -222,3 +222,15 @@ def test_a_first_dcd_call_counts_as_any_other():
     dcd._pooling_matrix.cache_clear()  # as in a fresh process
     first = count_madds(model, x)
     assert first == count_madds(model, x)
+
+
+def test_cheaper_route_takes_each_dcd_layers_cheaper_placement():
+    """The pointwise DCD of MobileNetV2 x0.5: on the feature maps its residual and Lambda
+    cost 34.2M and 2.0M; each layer on its cheaper route, 6.4M and 0.22M."""
+    result = count_madds(create_model("mobilenetv2_050_dcd_pw"), torch.zeros(1, 3, 224, 224))
+    assert result.breakdown["aggregation"] == 34_150_256
+    assert result.breakdown["feature_scale"] == 2_031_344
+    assert result.cheaper_route == {"aggregation": 6_418_288, "feature_scale": 220_720}
+    assert result.totals["analytic"] == sum(result.breakdown.values())
+    static = count_madds(create_model("resnet18"), torch.zeros(1, 3, 224, 224), ("analytic",))
+    assert static.cheaper_route == {"aggregation": 0, "feature_scale": 0}

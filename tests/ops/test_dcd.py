@@ -340,3 +340,28 @@ def test_p_starts_at_zero_so_a_layer_starts_as_lambda_w0():
         _, scale = conv._branch(conv._pooled(x))
         expected = F.conv2d(x, conv.weight, padding=1) * scale[:, :, None, None]
         torch.testing.assert_close(conv(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_kernel_route_prices_lambda_and_the_residual_once_per_sample():
+    """On the kernel: Lambda W_0 is C_out C_in k^2 and P Phi Q^T is C_out L (L + C_in) per
+    sample (L = 8 for 64 inputs), where the feature maps pay per output pixel."""
+    conv = DCDConv2d(64, 128, 1)
+    assert conv.latent_dim == 8
+    x_shape, out_shape = (1, 64, 14, 14), (1, 128, 14, 14)
+    assert conv.kernel_route_madds(x_shape, out_shape) == {
+        "aggregation": 128 * 8 * (8 + 64),
+        "feature_scale": 128 * 64,
+    }
+    on_maps = conv.analytic_madds(x_shape, out_shape)
+    assert on_maps["aggregation"] == 196 * (64 * 8 + 8 * 8 + 8 * 128)
+    assert on_maps["feature_scale"] == 196 * 128
+    square = DCDConv2d(64, 64, 3, padding=1)
+    assert square.kernel_route_madds((2, 64, 56, 56), (2, 64, 56, 56)) == {
+        "aggregation": 2 * 64 * 8 * (8 + 64),
+        "feature_scale": 2 * 64 * 64 * 9,
+    }
+    fc = DCDLinear(64, 10)
+    assert fc.kernel_route_madds((3, 64), (3, 10)) == {
+        "aggregation": 3 * 10 * 8 * (8 + 64),
+        "feature_scale": 3 * 10 * 64,
+    }

@@ -37,8 +37,8 @@ def test_overall_counts_of_no_table_is_empty():
 
 
 def test_overall_params_count_of_the_resnet18_rows():
-    """ResNet-18 has five printed params: the ODConv paper's 11.69M three times (✓) and the DCD
-    paper's 11.1M twice (≈ against 11,176,512 without the fc)."""
+    """ResNet-18 has five printed params: the ODConv paper's 11.69M three times and the DCD
+    paper's 11.1M twice, whose sections count in units of 2^20 (11.148): all ✓."""
     measured = pd.DataFrame(
         [
             {"model": "resnet18", "metric": "params", "method": "count", "value": 11_689_512.0},
@@ -52,7 +52,9 @@ def test_overall_params_count_of_the_resnet18_rows():
     ).assign(measured_at=range(2))
     tables, _ = reproduction_matrix(measured)
     params = overall_counts(tables).set_index("Figure").loc["params"]
-    assert params[["✓", "≈", "✗", "Reproduced %"]].tolist() == [3, 2, 0, 100.0]
+    assert params[["✓", "≈", "✗", "Reproduced %"]].tolist() == [5, 0, 0, 100.0]
+    dcd = next(t for t in tables if "Table 4(b)" in t.title)
+    assert dcd.title.endswith("Table 4(b) (params: 2^20 units, with the classifier, half-up)")
 
 
 def test_a_counter_one_unit_off_counts_as_approximate_beside_an_exact_one():
@@ -66,7 +68,8 @@ def test_a_counter_one_unit_off_counts_as_approximate_beside_an_exact_one():
         ]
     ).assign(measured_at=range(4))
     tables, _ = reproduction_matrix(measured)
-    odconv = next(t for t in tables if t.title.endswith("ResNet ImageNet"))
+    odconv = next(t for t in tables if "ResNet ImageNet (" in t.title)
+    assert odconv.title.endswith("(params: 10^6 units, with the classifier, half-up)")
     counts = odconv.counts.set_index("Figure")
     assert counts.loc["MAdds (conv_linear)", ["✓", "≈", "✗"]].tolist() == [1, 0, 0]
     assert counts.loc["MAdds (ptflops)", ["✓", "≈", "✗"]].tolist() == [0, 1, 0]

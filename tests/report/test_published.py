@@ -74,7 +74,9 @@ def test_comparison_rows():
     assert odconv["params_ok"] == "✓" and odconv["madds_ok"] == "✓ conv_linear"
     assert odconv["fvcore_Δ%"] == pytest.approx(0.28, abs=0.01)
     dcd = table[(table["source"] == "002") & (table["row"] == "static")].iloc[0]
-    assert dcd["params_ok"] == "≈ (no fc)"  # 11,176,512 without the fc vs the printed 11.1M
+    # the section's convention, 2^20 units: 11,689,512 is 11.148, 0.2% from 11.15
+    assert dcd["params_ok"] == "✓ fragile"
+    assert dcd["convention"] == "ResNet-18: 2^20 units, with the classifier, half-up"
 
 
 def test_backbone_rows_compare_params_without_the_classifier():
