@@ -151,6 +151,18 @@ def with_input_size(targets: list[Target], size: tuple[int, int, int] | None) ->
     return [Target(dataclasses.replace(t.info, input_size=size), t.instance) for t in targets]
 
 
+def _operator_targets(targets: list[Target], operator_models: list[str]) -> list[Target]:
+    """The operator's models on the backbones the suite measures (every one, with its
+    baseline, when the suite measures none of them)."""
+    families = {t.info.family for t in targets}
+    chosen = [n for n in operator_models if model_info(n).family in families]
+    if chosen:
+        return [Target(model_info(n)) for n in chosen]
+    names = [model_info(n).family for n in operator_models] + operator_models
+    known = {t.info.name for t in targets}
+    return [Target(model_info(n)) for n in names if n not in known]
+
+
 def run_targets(
     suite_models: list[str],
     suite_exclude: list[str],
@@ -162,12 +174,11 @@ def run_targets(
 ) -> list[Target]:
     """What ``dynbench run`` measures: ``--models`` or the suite's models, the user models
     (joined to ``--baseline``'s family when given) and, with ``--operator`` and no
-    ``--models``, the operator's models and their baselines; a suite's ``[[families]]`` when
-    the command line names no model."""
-    if operator_models and models is None:
-        bases = [model_info(n).family for n in operator_models]
-        models = ",".join(dict.fromkeys(bases + operator_models))
+    ``--models``, the operator's models on the suite's backbones; a suite's ``[[families]]``
+    when the command line names no model."""
     targets = resolve_targets(models, user_models, suite_models, suite_exclude)
+    if operator_models and models is None:
+        targets += _operator_targets(targets, operator_models)
     if baseline is not None:
         targets = join_family(targets, baseline)
     if models is None and not user_models:
