@@ -522,6 +522,19 @@ def guard_command(
         Path | None, typer.Option("--markdown", help="write a GitHub markdown summary")
     ] = None,
     input_size: InputSizeOption = None,
+    operator: Annotated[
+        str | None,
+        typer.Option(
+            "--operator",
+            help="package.module:Class: guard its models (as dynbench run --operator builds them)",
+        ),
+    ] = None,
+    operator_name: Annotated[
+        str | None, typer.Option("--operator-name", help="<name> of --operator's models")
+    ] = None,
+    placement: Annotated[
+        str, typer.Option("--placement", help="where --operator goes: blocks or pointwise")
+    ] = "blocks",
 ) -> None:
     """Fail (exit 1) when params or MAdds drift from the committed baseline."""
     if tolerance < 0:
@@ -533,14 +546,20 @@ def guard_command(
             check_writable(path, what)
     if update:
         check_writable(baseline, "baseline")
-    patterns = load_suite(suite).models if suite else ["*"]
-    targets = with_input_size(
-        resolve_targets(models, model, patterns), parse_input_size(input_size)
-    )
-    if not targets:
-        raise DynbenchError(f"suite {suite!r} selects no model to guard; name a suite with models")
-    selected_only = bool(models or suite or model)
-    result, current = guard(targets, baseline, tolerance, selected_only, update, err)
+    user_operator = load_operator(operator, operator_name, placement) if operator else None
+    with registered(user_operator) if user_operator else contextlib.nullcontext([]) as names:
+        if names and not (models or suite):
+            models = ",".join(names)  # the operator's models, unless others are named
+        patterns = load_suite(suite).models if suite else ["*"]
+        targets = with_input_size(
+            resolve_targets(models, model, patterns), parse_input_size(input_size)
+        )
+        if not targets:
+            raise DynbenchError(
+                f"suite {suite!r} selects no model to guard; name a suite with models"
+            )
+        selected_only = bool(models or suite or model)
+        result, current = guard(targets, baseline, tolerance, selected_only, update, err)
     if update:
         print_update(out, result)
         err.print(f"wrote {baseline} ({result.seconds:.1f} s)")

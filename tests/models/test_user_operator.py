@@ -126,3 +126,13 @@ def test_bad_operator_is_one_line_and_stores_nothing(cli, tmp_path, name, messag
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "b.sqlite").exists()
     assert find_model(f"resnet18_{name.lower()}") is None
+
+
+def test_guard_takes_the_operator(cli, tmp_path, example):
+    args = ("guard", *("--operator", OPERATOR, "--operator-name", "gain"), "--baseline", "g.json")
+    result = cli(*args, "--models", "resnet18_gain", "--update")
+    assert result.code == 0, result.stderr
+    stored = json.loads((tmp_path / "g.json").read_text())["models"]
+    assert stored["resnet18_gain"]["params"] == 11_689_512 + GAIN_WEIGHTS + GAIN_BIASES
+    result = cli(*args, "--models", "resnet18_gain")
+    assert result.code == 0 and "guard passed: 1 models checked" in result.stderr
