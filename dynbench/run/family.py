@@ -110,7 +110,7 @@ def baseline_target(reference: str) -> Target:
 def join_family(targets: list[Target], baseline: str) -> list[Target]:
     """Every user model of ``targets`` in one family led by ``baseline``, so that a timing
     suite times them interleaved with it and gives each a ratio with its interval."""
-    users = [t for t in targets if t.info.source and not t.info.is_baseline]
+    users = [t for t in targets if t.instance is not None]  # the --model ones
     if not users:
         raise DynbenchError(
             f"--baseline {baseline!r} joins the user models of the run (--model "
