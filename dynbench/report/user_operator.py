@@ -22,6 +22,7 @@ from dynbench.report.data import (
     family_of,
     field_dict,
     latest,
+    per_run_ratios,
     ratio_runs,
 )
 from dynbench.report.quality import ratio_quality, throughput_quality
@@ -64,7 +65,7 @@ def comparison_table(frame: pd.DataFrame, family: str, mine: list[str]) -> pd.Da
         if m not in mine and family_of(m)[0] == family and family_of(m)[1] in PAPERS_OPERATORS
     )
     repeats = ratio_runs(frame)
-    rows = [_row(values, model, family, repeats) for model in [family, *papers, *mine]]
+    rows = [_row(values, model, family, repeats, frame) for model in [family, *papers, *mine]]
     return pd.DataFrame([r for r in rows if r is not None])
 
 
@@ -75,7 +76,9 @@ def _value(values: pd.DataFrame, model: str, metric: str, method: str | None = N
     return None if rows.empty else rows.iloc[-1]
 
 
-def _row(values: pd.DataFrame, model: str, baseline: str, repeats: dict) -> dict | None:
+def _row(
+    values: pd.DataFrame, model: str, baseline: str, repeats: dict, frame: pd.DataFrame
+) -> dict | None:
     if not (values["model"] == model).any():
         return None
     operator = family_of(model)[1]
@@ -89,14 +92,15 @@ def _row(values: pd.DataFrame, model: str, baseline: str, repeats: dict) -> dict
     for counter in COUNTERS:
         record = _value(values, model, "madds", counter)
         error = None if record is None else field_dict(record["detail"]).get("error") or ""
-        if record is not None and record["value"] is None and "unavailable" in (error or ""):
+        if record is not None and _missing(record["value"]) and "unavailable" in (error or ""):
             row[COUNTER_COLUMNS[counter]] = "unavailable"
         else:
             row[COUNTER_COLUMNS[counter]] = None if record is None else record["value"]
     weights = _value(values, model, "weight_bytes_per_image")
     row["Weight bytes"] = None if weights is None else weights["value"]
     row.update(_latency(values, model, baseline, repeats))
-    row.update(_gpu(values, model, baseline, repeats))
+    gpu_repeats = per_run_ratios(frame, model, baseline, GPU_METRIC)
+    row.update(_gpu(values, model, baseline, gpu_repeats))
     row.update(_position(values, model, baseline, row))
     return row
 
@@ -126,12 +130,12 @@ def _latency(values: pd.DataFrame, model: str, baseline: str, repeats: dict) -> 
     }
 
 
-def _gpu(values: pd.DataFrame, model: str, baseline: str, repeats: dict) -> dict:
+def _gpu(values: pd.DataFrame, model: str, baseline: str, repeats: list[float]) -> dict:
     mine, base = (_value(values, m, GPU_METRIC) for m in (model, baseline))
-    if mine is None or base is None or not mine["value"] or not base["value"]:
+    if not (_number(mine) and _number(base)):
         return {"GPU ×": None}
-    ratio = mine["value"] / base["value"]
-    quality = throughput_quality(ratio, [mine["detail"], base["detail"]], [])
+    ratio = _number(mine) / _number(base)
+    quality = throughput_quality(ratio, [mine["detail"], base["detail"]], repeats)
     return {"GPU ×": ratio, "GPU timing": quality.text()}
 
 
@@ -146,9 +150,9 @@ def _position(values: pd.DataFrame, model: str, baseline: str, row: dict) -> dic
         }
     madds_overhead, basis = None, "analytic"
     for counter in ("analytic", "conv_linear"):
-        mine, base = (_value(values, m, "madds", counter) for m in (model, baseline))
-        if mine is not None and base is not None and mine["value"] and base["value"]:
-            madds_overhead, basis = 100 * (mine["value"] / base["value"] - 1), counter
+        mine, base = (_number(_value(values, m, "madds", counter)) for m in (model, baseline))
+        if mine and base:
+            madds_overhead, basis = 100 * (mine / base - 1), counter
             break
     latency = row.get("CPU latency ×")
     placed = latency is not None and row.get("Timing") == "quiet"
@@ -255,6 +259,13 @@ def _formatted(table: pd.DataFrame) -> pd.DataFrame:
         if column in shown:
             shown[column] = shown[column].map(lambda v: "" if _missing(v) else f"{v:+.1f}")
     return shown
+
+
+def _number(record: object) -> float | None:
+    """A record's value, None where it has none (no record, or a failed measurement)."""
+    if record is None or _missing(record["value"]):
+        return None
+    return float(record["value"])
 
 
 def _missing(value: object) -> bool:
