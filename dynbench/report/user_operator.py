@@ -25,7 +25,7 @@ from dynbench.report.data import (
     per_run_ratios,
     ratio_runs,
 )
-from dynbench.report.quality import ratio_quality, throughput_quality
+from dynbench.report.quality import model_noise, ratio_quality, throughput_quality
 from dynbench.results.names import COUNTERS
 
 PAPERS_OPERATORS = ("condconv", "dyconv", "dcd", "odconv")
@@ -112,13 +112,14 @@ def _latency(values: pd.DataFrame, model: str, baseline: str, repeats: dict) -> 
     ratio = _value(values, model, "latency_ratio")
     if ratio is None:
         return {"CPU latency ×": None, "95% CI": "", "Timing": "not timed"}
-    times = [_value(values, m, "latency_ms") for m in (model, baseline)]
+    # the interval and the other runs, then each model's rounds, named
     quality = ratio_quality(
-        ratio["value"],
-        ratio["detail"],
-        [t["detail"] for t in times if t is not None],
-        repeats.get((model, "latency_ratio"), []),
+        ratio["value"], ratio["detail"], [], repeats.get((model, "latency_ratio"), [])
     )
+    reasons = list(quality.reasons)
+    for name in (model, baseline):
+        time = _value(values, name, "latency_ms")
+        reasons += [] if time is None else [f"{name}: {r}" for r in model_noise(time["detail"])]
     low, high = (
         field_dict(ratio["detail"]).get("ci95_low"),
         field_dict(ratio["detail"]).get("ci95_high"),
@@ -126,7 +127,7 @@ def _latency(values: pd.DataFrame, model: str, baseline: str, repeats: dict) -> 
     return {
         "CPU latency ×": ratio["value"],
         "95% CI": ci95_text(low, high),
-        "Timing": quality.text(),
+        "Timing": "; ".join(reasons) if reasons else "quiet",
     }
 
 

@@ -71,5 +71,7 @@ def test_section_table_and_place(iqr, placed):
             "baseline and 0 less."
         ]
     else:
-        assert rows.loc["resnet18_mine", "Timing"] == "IQR 20% of the median"
-        assert bullets == ["resnet18_mine: not placed on the plot (IQR 20% of the median)."]
+        assert rows.loc["resnet18_mine", "Timing"] == "resnet18_mine: IQR 20% of the median"
+        assert bullets == [
+            "resnet18_mine: not placed on the plot (resnet18_mine: IQR 20% of the median)."
+        ]
