@@ -35,6 +35,7 @@ from torch import nn
 
 from dynbench.errors import DynbenchError, one_line
 from dynbench.measure.madds import NO_ANALYTIC
+from dynbench.measure.weights import STATIC_WEIGHTS
 from dynbench.models.identity import USER
 from dynbench.models.layers import BLOCK, HEAD, ConvSpec, static_conv
 from dynbench.models.registry import (
@@ -91,8 +92,11 @@ class UserOperator:
             groups=spec.groups,
             bias=spec.bias,
         )
-        if isinstance(layer, nn.Module) and not self.analytic:
-            setattr(layer, NO_ANALYTIC, self.cls.__name__)
+        if isinstance(layer, nn.Module):
+            static = spec.out_channels * (spec.in_channels // spec.groups) * spec.kernel_size**2
+            setattr(layer, STATIC_WEIGHTS, static + (spec.out_channels if spec.bias else 0))
+            if not self.analytic:
+                setattr(layer, NO_ANALYTIC, self.cls.__name__)
         return layer
 
     def layers(self, backbone: str) -> Callable[[], OperatorLayers]:

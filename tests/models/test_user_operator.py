@@ -49,6 +49,14 @@ def test_params_and_analytic_madds(cli, tmp_path, example):
     assert conv_fc == GAIN_WEIGHTS
     analytic = madds["resnet18_gain", "analytic"] - madds["resnet18", "analytic"]
     assert analytic == GAIN_WEIGHTS + SCALED_OUTPUTS
+    # weight bytes: every parameter of the operator is read; its static counterpart the conv
+    (weights,) = [
+        r
+        for r in records
+        if r["model"] == "resnet18_gain" and r["metric"] == "weight_bytes_per_image"
+    ]
+    assert weights["value"] == 4 * (11_689_512 + GAIN_WEIGHTS + GAIN_BIASES)
+    assert weights["detail"]["static_equivalent_bytes"] == 4 * 11_689_512
     (mine,) = [r for r in records if r["model"] == "resnet18_gain" and r["method"] == "fvcore"]
     assert mine["settings"]["user_operator"] == "blocks"
     assert mine["settings"]["source"] == OPERATOR
