@@ -9,6 +9,7 @@ exit code 1, keeping what it stored.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -25,7 +26,9 @@ from dynbench.guard.run import guard
 from dynbench.measure.breakdown import inspect_model
 from dynbench.measure.environment import all_cores
 from dynbench.models import all_models, load_user_model, model_info
+from dynbench.models.identity import stored_models
 from dynbench.models.registry import ModelInfo, parse_input_size, select_models
+from dynbench.models.user_operator import load_operator, registered
 from dynbench.redact import redact
 from dynbench.report.compare_runs import compare_ratios, load_run
 from dynbench.report.terminal import (
@@ -37,7 +40,7 @@ from dynbench.report.terminal import (
 )
 from dynbench.results.merge import merge
 from dynbench.results.store import ResultStore, check_writable, sqlite_path, store_url
-from dynbench.run.family import resolve_targets, with_input_size
+from dynbench.run.family import Target, resolve_targets, run_targets, with_input_size
 from dynbench.run.measures import MEASURES
 from dynbench.run.pool import check_jobs
 from dynbench.run.runner import RunFailed, RunInterrupted, run_suite
@@ -190,6 +193,34 @@ def run_command(
             "default: one per core",
         ),
     ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="registry name or package.module:factory: every --model joins its family "
+            "(timed interleaved with it, ratios with intervals)",
+        ),
+    ] = None,
+    operator: Annotated[
+        str | None,
+        typer.Option(
+            "--operator",
+            help="package.module:Class, a drop-in nn.Conv2d: built into resnet18, resnet50 "
+            "and mobilenetv2_100 as <backbone>_<name> for this run",
+        ),
+    ] = None,
+    operator_name: Annotated[
+        str | None,
+        typer.Option("--operator-name", help="<name> of --operator's models (default: Class)"),
+    ] = None,
+    placement: Annotated[
+        str,
+        typer.Option(
+            "--placement",
+            help="where --operator goes: blocks (every block conv, as ODConv) or pointwise "
+            "(block 1x1 convs, as DCD)",
+        ),
+    ] = "blocks",
 ) -> None:
     """Run a suite and store every measurement."""
     the_suite = load_suite(suite)
@@ -213,7 +244,30 @@ def run_command(
     parts = parse_shard(shard) if shard is not None else None
     if jobs is not None:
         check_jobs(jobs, all_cores())
-    targets = resolve_targets(models, model, the_suite.models, the_suite.exclude)
+    user_operator = load_operator(operator, operator_name, placement) if operator else None
+    with registered(user_operator) if user_operator else contextlib.nullcontext([]) as names:
+        targets = run_targets(
+            the_suite.models,
+            the_suite.exclude,
+            the_suite.families,
+            models,
+            model,
+            baseline,
+            names,
+        )
+        _run(the_suite, targets, json_path, db, parts, machine_label, jobs)
+
+
+def _run(
+    the_suite: Suite,
+    targets: list[Target],
+    json_path: Path | None,
+    db: str | None,
+    parts: tuple[int, int] | None,
+    machine_label: str | None,
+    jobs: int | None,
+) -> None:
+    """Measure ``targets`` with the suite, store and summarise the records."""
     check_only(the_suite, [t.info.name for t in targets])
     needs_cuda = [m for m in the_suite.measures if MEASURES[m].needs_cuda]
     if needs_cuda and not torch.cuda.is_available():
@@ -227,7 +281,8 @@ def run_command(
     with ResultStore(db) as store:
         outcome = run_suite(the_suite, targets, store, json_path, err, parts, machine_label, jobs)
     records = pd.DataFrame([r.as_dict() for r in outcome.records])
-    print_summary(out, records, the_suite.name)
+    with stored_models(records.get("model", []), records.get("settings", [])):
+        print_summary(out, records, the_suite.name)
     if the_suite.compare == "published":
         print_published_comparison(out, records)
     err.print(f"run {outcome.run_id}: {len(outcome.records)} measurements stored in {store.where}")
@@ -383,8 +438,9 @@ def report_command(
         raise DynbenchError("no measurements in the store(s); run 'dynbench run' first")
     if machine is not None:
         frame = select_machine(frame, machine)
-    for path in write_report(build_report(frame), output, format):
-        err.print(f"wrote {path}")
+    with stored_models(frame["model"], frame["settings"]):
+        for path in write_report(build_report(frame), output, format):
+            err.print(f"wrote {path}")
 
 
 @app.command("compare")
@@ -472,6 +528,19 @@ def guard_command(
         Path | None, typer.Option("--markdown", help="write a GitHub markdown summary")
     ] = None,
     input_size: InputSizeOption = None,
+    operator: Annotated[
+        str | None,
+        typer.Option(
+            "--operator",
+            help="package.module:Class: guard its models (as dynbench run --operator builds them)",
+        ),
+    ] = None,
+    operator_name: Annotated[
+        str | None, typer.Option("--operator-name", help="<name> of --operator's models")
+    ] = None,
+    placement: Annotated[
+        str, typer.Option("--placement", help="where --operator goes: blocks or pointwise")
+    ] = "blocks",
 ) -> None:
     """Fail (exit 1) when params or MAdds drift from the committed baseline."""
     if tolerance < 0:
@@ -483,14 +552,20 @@ def guard_command(
             check_writable(path, what)
     if update:
         check_writable(baseline, "baseline")
-    patterns = load_suite(suite).models if suite else ["*"]
-    targets = with_input_size(
-        resolve_targets(models, model, patterns), parse_input_size(input_size)
-    )
-    if not targets:
-        raise DynbenchError(f"suite {suite!r} selects no model to guard; name a suite with models")
-    selected_only = bool(models or suite or model)
-    result, current = guard(targets, baseline, tolerance, selected_only, update, err)
+    user_operator = load_operator(operator, operator_name, placement) if operator else None
+    with registered(user_operator) if user_operator else contextlib.nullcontext([]) as names:
+        if names and not (models or suite):
+            models = ",".join(names)  # the operator's models, unless others are named
+        patterns = load_suite(suite).models if suite else ["*"]
+        targets = with_input_size(
+            resolve_targets(models, model, patterns), parse_input_size(input_size)
+        )
+        if not targets:
+            raise DynbenchError(
+                f"suite {suite!r} selects no model to guard; name a suite with models"
+            )
+        selected_only = bool(models or suite or model)
+        result, current = guard(targets, baseline, tolerance, selected_only, update, err)
     if update:
         print_update(out, result)
         err.print(f"wrote {baseline} ({result.seconds:.1f} s)")

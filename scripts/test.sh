@@ -13,7 +13,7 @@ if [ -z "${DYNBENCH_TEST_POSTGRES:-}" ] && compgen -G "/usr/lib/postgresql/*/bin
     trap 'bash scripts/postgres.sh stop "$pg_dir"' EXIT
     export DYNBENCH_TEST_POSTGRES=$pg_url
 fi
-.venv/bin/ruff check dynbench tests scripts
-.venv/bin/ruff format --check dynbench tests scripts
+.venv/bin/ruff check dynbench tests scripts examples
+.venv/bin/ruff format --check dynbench tests scripts examples
 .venv/bin/python -m pytest -q "$@"
 bash scripts/check-wheel.sh

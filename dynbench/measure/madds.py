@@ -296,8 +296,22 @@ def analytic_breakdown(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     return _analytic_of(leaf_calls(model, x, "analytic_madds"))
 
 
+# set on a user operator's layers that declare no analytic_madds (models/user_operator.py)
+NO_ANALYTIC = "dynbench_no_analytic_madds"
+
+
+class AnalyticUnavailable(Exception):
+    """A layer of the model declares no analytic count: the analytic total is unknown."""
+
+
 def _analytic_of(calls: list[tuple]) -> dict[str, int]:
     parts = dict.fromkeys(MADDS_PARTS, 0)
+    for name, module, _, _ in calls:
+        if hasattr(module, NO_ANALYTIC) and not hasattr(module, "analytic_madds"):
+            raise AnalyticUnavailable(
+                f"analytic count unavailable: {getattr(module, NO_ANALYTIC)} (at {name}) "
+                "declares no analytic_madds(x_shape, out_shape); the generic counters ran"
+            )
     for _, module, inputs, output in calls:
         if hasattr(module, "analytic_madds"):
             for key, value in module.analytic_madds(
@@ -360,7 +374,11 @@ def _hook_leaves(model: nn.Module, method: str, calls: list[tuple]) -> list:
         module.register_forward_hook(hook)
         for module in model.modules()
         if module not in inside_custom
-        and (hasattr(module, method) or isinstance(module, (nn.Conv2d, nn.Linear)))
+        and (
+            hasattr(module, method)
+            or isinstance(module, (nn.Conv2d, nn.Linear))
+            or (method == "analytic_madds" and hasattr(module, NO_ANALYTIC))
+        )
     ]
 
 

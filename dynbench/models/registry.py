@@ -37,6 +37,7 @@ class ModelInfo:
     builder: Callable[..., nn.Module]
     input_size: tuple[int, int, int] = DEFAULT_INPUT_SIZE
     tags: tuple[str, ...] = ()
+    source: str = ""  # a user's model or operator: its package.module:name reference
 
     def resolved_input_size(self, override: object = None) -> tuple[int, int, int]:
         """A suite's ``input_size`` setting when given, else the model's own."""
@@ -59,11 +60,12 @@ def register(
     description: str,
     input_size: tuple[int, int, int] = DEFAULT_INPUT_SIZE,
     tags: tuple[str, ...] = (),
+    source: str = "",
 ) -> ModelInfo:
     """Record ``builder`` under ``name``; names are unique."""
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is registered twice")
-    info = ModelInfo(name, family, operator, description, builder, input_size, tags)
+    info = ModelInfo(name, family, operator, description, builder, input_size, tags, source)
     _REGISTRY[name] = info
     return info
 
@@ -191,31 +193,32 @@ def select_models(pattern: str) -> list[str]:
     return names
 
 
-def load_user_model(reference: str) -> tuple[ModelInfo, nn.Module]:
-    """Import ``package.module:factory``, call it, and check it returns an ``nn.Module``."""
+def load_user_model(reference: str, option: str = "--model") -> tuple[ModelInfo, nn.Module]:
+    """Import ``package.module:factory``, call it, and check it returns an ``nn.Module``;
+    ``option`` names where the reference was given in error messages."""
     module_name, sep, attr = reference.partition(":")
     if not sep or not module_name or not attr:
-        raise DynbenchError(f"--model {reference!r} is not of the form package.module:factory")
+        raise DynbenchError(f"{option} {reference!r} is not of the form package.module:factory")
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import-time failure is the user's module's
         raise DynbenchError(
-            f"--model {reference!r}: cannot import {module_name!r} ({type(exc).__name__}: {exc})"
+            f"{option} {reference!r}: cannot import {module_name!r} ({type(exc).__name__}: {exc})"
         ) from None
     factory = getattr(module, attr, None)
     if not callable(factory):
-        raise DynbenchError(f"--model {reference!r}: {module_name} has no callable {attr!r}")
+        raise DynbenchError(f"{option} {reference!r}: {module_name} has no callable {attr!r}")
     try:
         model = factory()
     except Exception as exc:
         raise DynbenchError(
-            f"--model {reference!r}: calling {attr}() failed ({type(exc).__name__}: {exc})"
+            f"{option} {reference!r}: calling {attr}() failed ({type(exc).__name__}: {exc})"
         ) from None
     if not isinstance(model, nn.Module):
         raise DynbenchError(
-            f"--model {reference!r}: {attr}() returned {type(model).__name__}, "
+            f"{option} {reference!r}: {attr}() returned {type(model).__name__}, "
             "expected a torch.nn.Module"
         )
     input_size = tuple(getattr(factory, "input_size", DEFAULT_INPUT_SIZE))
@@ -227,6 +230,7 @@ def load_user_model(reference: str) -> tuple[ModelInfo, nn.Module]:
         builder=lambda **_: model,
         input_size=input_size,
         tags=("user",),  # type: ignore[arg-type]
+        source=reference,
     )
     return info, model
 

@@ -150,8 +150,10 @@ def timing_table(frame: pd.DataFrame, metric: str, ratio_metric: str) -> pd.Data
                 unit_of(metric): r.value,
                 "IQR %": None if iqr is None else 100 * iqr,
                 "Faults / call": info.get("minor_faults_per_call"),
-                "× baseline": 1.0 if ratio is None else ratio.value,
-                "95% CI": "" if ratio is None else ci95_text(*ci95_bounds(ratio.detail)),
+                "× baseline": _ratio_value(r.model, ratio),
+                "95% CI": (
+                    _ratio_note(r.model) if ratio is None else ci95_text(*ci95_bounds(ratio.detail))
+                ),
                 "Noisy": "yes" if info.get("noisy") else "",
                 "Load": f"{load[0]:.2f} -> {load[1]:.2f}" if None not in load else "",
                 "Implementation": field_dict(r.settings).get("impl", ""),
@@ -159,6 +161,23 @@ def timing_table(frame: pd.DataFrame, metric: str, ratio_metric: str) -> pd.Data
         )
     table = pd.DataFrame(rows)
     return table.sort_values(["Family", "× baseline"]).reset_index(drop=True)
+
+
+def _ratio_value(model: str, ratio: object) -> float | None:
+    """A stored ratio; 1 for a family's baseline; none for a model without a baseline."""
+    if ratio is not None:
+        return ratio.value  # type: ignore[attr-defined]
+    return 1.0 if family_of(model)[1] == "static" else None
+
+
+def _ratio_note(model: str) -> str:
+    """Why a model has no ratio: it is the baseline, or a user model timed in no family."""
+    family, operator = family_of(model)
+    if operator == "static":
+        return ""
+    if family == model:
+        return "no ratio: a user model without a baseline (give --baseline)"
+    return f"no ratio: its baseline {family} was not timed with it"
 
 
 # the latency suite's options (dynbench.run.options) and the values the papers timed with:

@@ -40,6 +40,7 @@ from dynbench.report.published_speeds import compare_published_speed
 from dynbench.report.quality import RULES, section_quality
 from dynbench.report.resolution import resolution_table
 from dynbench.report.spatial import break_even_text, gpu_table, spatial_points
+from dynbench.report.user_operator import user_operator_section
 from dynbench.results.names import SIZE_METRICS, unit_of
 
 MAX_MARKDOWN_COLUMNS = 10
@@ -493,6 +494,7 @@ def _machine_sections(group: pd.DataFrame, frame: pd.DataFrame) -> list[Section 
         _batch_section(papers),
         _spatial_section(papers),
         _speed_section(judged_setting(group)),
+        user_operator_section(papers),
     ]
 
 

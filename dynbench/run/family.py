@@ -97,8 +97,90 @@ def resolve_targets(
     return targets
 
 
+def baseline_target(reference: str) -> Target:
+    """The baseline ``--baseline`` names: a registry name, or a user's ``module:factory``
+    (then a static baseline of its own family)."""
+    if ":" in reference:
+        info, instance = load_user_model(reference, "--baseline")
+        return Target(dataclasses.replace(info, operator="static"), instance)
+    info = model_info(reference)
+    return Target(dataclasses.replace(info, family=info.name))
+
+
+def join_family(targets: list[Target], baseline: str) -> list[Target]:
+    """Every user model of ``targets`` in one family led by ``baseline``, so that a timing
+    suite times them interleaved with it and gives each a ratio with its interval."""
+    users = [t for t in targets if t.instance is not None]  # the --model ones
+    if not users:
+        raise DynbenchError(
+            f"--baseline {baseline!r} joins the user models of the run (--model "
+            "package.module:factory) to its family; give at least one --model"
+        )
+    base = baseline_target(baseline)
+    family = base.info.name
+    joined = [
+        Target(dataclasses.replace(t.info, family=family), t.instance)
+        for t in users
+        if t.info.name != family  # the baseline given as --model too is timed once
+    ]
+    rest = [t for t in targets if t not in users and t.info.name != family]
+    return [base, *joined, *rest]
+
+
+def declared_families(declared: list[dict]) -> list[Target]:
+    """A suite's ``[[families]]``: each a baseline and the models (registry names or
+    ``module:factory``) timed with it."""
+    targets: list[Target] = []
+    for family in declared:
+        members = [
+            Target(*load_user_model(ref)) if ":" in ref else Target(model_info(ref))
+            for ref in family["models"]
+        ]
+        base = baseline_target(family["baseline"])
+        name = base.info.name
+        targets += [base] + [
+            Target(dataclasses.replace(t.info, family=name), t.instance) for t in members
+        ]
+    return targets
+
+
 def with_input_size(targets: list[Target], size: tuple[int, int, int] | None) -> list[Target]:
     """The targets measured at ``size`` (C, H, W) instead of their own input size."""
     if size is None:
         return targets
     return [Target(dataclasses.replace(t.info, input_size=size), t.instance) for t in targets]
+
+
+def _operator_targets(targets: list[Target], operator_models: list[str]) -> list[Target]:
+    """The operator's models on the backbones the suite measures (every one, with its
+    baseline, when the suite measures none of them)."""
+    families = {t.info.family for t in targets}
+    chosen = [n for n in operator_models if model_info(n).family in families]
+    if chosen:
+        return [Target(model_info(n)) for n in chosen]
+    names = [model_info(n).family for n in operator_models] + operator_models
+    known = {t.info.name for t in targets}
+    return [Target(model_info(n)) for n in names if n not in known]
+
+
+def run_targets(
+    suite_models: list[str],
+    suite_exclude: list[str],
+    suite_families: list[dict],
+    models: str | None,
+    user_models: list[str] | None,
+    baseline: str | None,
+    operator_models: list[str],
+) -> list[Target]:
+    """What ``dynbench run`` measures: ``--models`` or the suite's models, the user models
+    (joined to ``--baseline``'s family when given) and, with ``--operator`` and no
+    ``--models``, the operator's models on the suite's backbones; a suite's ``[[families]]``
+    when the command line names no model."""
+    targets = resolve_targets(models, user_models, suite_models, suite_exclude)
+    if operator_models and models is None:
+        targets += _operator_targets(targets, operator_models)
+    if baseline is not None:
+        targets = join_family(targets, baseline)
+    if models is None and not user_models:
+        targets += declared_families(suite_families)
+    return targets

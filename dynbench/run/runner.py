@@ -29,6 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from dynbench.errors import one_line
 from dynbench.measure.environment import all_cores, environment
+from dynbench.models.identity import identity_settings
 from dynbench.models.registry import zero_init
 from dynbench.results.names import MACHINE_MODEL
 from dynbench.results.record import Record, error_record
@@ -232,6 +233,8 @@ def _measure(
     """Build one group and run every measure on it; ``done(len(group))`` after each measure."""
     names = ", ".join(t.info.name for t in group)
     status(f"building {names}")
+    identities = {t.info.name: identity_settings(t.info) for t in group}
+    emit = _with_identity(emit, identities)
     zero_weights = all(m.zero_weights for m in measures)
     members = _build(group, lambda r: emit(r, {}), zero_weights)
     for measure in measures:
@@ -253,6 +256,16 @@ def _measure(
                 for info, _ in chosen:
                     emit(error_record(info.name, measure.name, exc), {})
         done(len(group))
+
+
+def _with_identity(
+    emit: Callable[[Record, dict], None], identities: dict[str, dict]
+) -> Callable[[Record, dict], None]:
+    """``emit`` stamping a user model's family and operator into its records' settings
+    (see :mod:`dynbench.models.identity`)."""
+    if not any(identities.values()):
+        return emit
+    return lambda record, settings: emit(record, {**settings, **identities.get(record.model, {})})
 
 
 def _measure_machine(

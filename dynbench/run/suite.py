@@ -23,7 +23,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SUITE_KEYS = {"description", "measures", "models", "exclude", "settings", "compare", "only"}
+SUITE_KEYS = {
+    "description",
+    "measures",
+    "models",
+    "exclude",
+    "settings",
+    "compare",
+    "only",
+    "families",
+}
 COMPARISONS = ("published",)
 
 
@@ -39,6 +48,8 @@ class Suite:
     compare: str | None = None  # "published": print measured beside the papers' figures
     # measure -> registry globs: that measure runs on these of the suite's models only
     only: dict[str, list[str]] = field(default_factory=dict)
+    # [[families]]: {"baseline": name or module:factory, "models": [...]} timed together
+    families: list[dict] = field(default_factory=list)
 
     def measures_model(self, measure: str, name: str) -> bool:
         """Whether ``measure`` runs on model ``name`` (see ``only``)."""
@@ -115,13 +126,15 @@ def parse_suite(name: str, text: str, source: str = "<string>") -> Suite:
             f"suite {source!r}: [only] maps measures of the suite ({', '.join(measures)}) to "
             "lists of model globs"
         )
+    families = _families(data, source)
     suite = Suite(
         name=name,
+        families=families,
         compare=compare,
         only={m: _string_list(only, m, source, required=True) for m in only},
         description=str(data.get("description", "")),
         measures=measures,
-        models=_string_list(data, "models", source, required=not machine_wide),
+        models=_string_list(data, "models", source, required=not (machine_wide or families)),
         exclude=_string_list(data, "exclude", source),
         settings=settings,
         source=source,
@@ -156,6 +169,25 @@ def check_only(suite: Suite, selected: list[str]) -> None:
                     f"suite {suite.source or suite.name!r}: [only] {measure} glob {pattern!r} "
                     "matches no model; give registry names or globs (see 'dynbench list')"
                 )
+
+
+def _families(data: dict, source: str) -> list[dict]:
+    """The ``[[families]]`` tables: each a ``baseline`` and its ``models``."""
+    tables = data.get("families", [])
+    expected = (
+        f"suite {source!r}: [[families]] must be tables with baseline = a registry name or "
+        "package.module:factory and models = a non-empty list of them"
+    )
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise DynbenchError(expected)
+    families = []
+    for table in tables:
+        if set(table) != {"baseline", "models"} or not isinstance(table["baseline"], str):
+            raise DynbenchError(expected)
+        families.append(
+            {"baseline": table["baseline"], "models": _string_list(table, "models", source, True)}
+        )
+    return families
 
 
 def _string_list(data: dict, key: str, source: str, required: bool = False) -> list[str]:
