@@ -17,10 +17,15 @@ from contextlib import contextmanager
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 _received: list[int] = []  # the stop signals this process got, oldest first
+_deferring: list[bool] = []  # one entry per open stop_signals_deferred block
+_pending: list[int] = []  # a stop signal that arrived inside such a block
 
 
 def _handler(signum: int, frame: object) -> None:
     _received.append(signum)
+    if _deferring:
+        _pending.append(signum)
+        return
     raise KeyboardInterrupt
 
 
@@ -28,12 +33,29 @@ def _handler(signum: int, frame: object) -> None:
 def stop_signals_interrupt() -> Iterator[None]:
     """Within the block, each stop signal raises KeyboardInterrupt and is remembered."""
     _received.clear()
+    _pending.clear()
     previous = {signum: signal.signal(signum, _handler) for signum in STOP_SIGNALS}
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextmanager
+def stop_signals_deferred() -> Iterator[None]:
+    """Within the block a stop signal is remembered but raised only when the block ends: a
+    record must not be committed to the store and then missed by the run's count and its
+    ``--json`` file. (A handler that waits, not a blocked signal mask: the signal may be
+    delivered to another of the process's threads.)"""
+    _deferring.append(True)
+    try:
+        yield
+    finally:
+        _deferring.pop()
+    if _pending and not _deferring:
+        _pending.clear()
+        raise KeyboardInterrupt
 
 
 def stopped_by() -> signal.Signals:

@@ -35,7 +35,7 @@ from dynbench.results.names import MACHINE_MODEL
 from dynbench.results.record import Record, error_record
 from dynbench.results.store import ResultStore
 from dynbench.run.family import Member, Target, families
-from dynbench.run.interrupt import stop_signals_interrupt, stopped_by
+from dynbench.run.interrupt import stop_signals_deferred, stop_signals_interrupt, stopped_by
 from dynbench.run.measures import MEASURES, Measure
 from dynbench.run.pool import Stamped, WorkerDied, in_workers
 from dynbench.run.shard import take_shard
@@ -123,9 +123,9 @@ def run_suite(
     def emit(record: Record, settings: dict) -> None:
         stamped = {**settings_for_record(settings), **record.settings}
         record = dataclasses.replace(record, suite=suite.name, settings=stamped)
-        with _storing(store, f"to store a measurement of {record.model}"):
+        with stop_signals_deferred(), _storing(store, f"to store a measurement of {record.model}"):
             store.add(outcome.run_id, record, env)
-        outcome.records.append(record)
+            outcome.records.append(record)
 
     def work(index: int) -> list[Stamped]:
         made: list[Stamped] = []
