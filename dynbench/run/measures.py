@@ -136,6 +136,18 @@ def _positive(*keys: str, integer: bool = False) -> Callable[[dict, str], None]:
     return check
 
 
+def _at_least_zero(*keys: str, integer: bool = False) -> Callable[[dict, str], None]:
+    def check(settings: dict, source: str) -> None:
+        for key in keys:
+            value = settings.get(key, 0)
+            kinds = (int,) if integer else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kinds) or value < 0:
+                kind = "an integer" if integer else "a number"
+                raise DynbenchError(f"{source}: {key} = {value!r} is not {kind} >= 0")
+
+    return check
+
+
 def _all(*checks: Callable[[dict, str], None]) -> Callable[[dict, str], None]:
     def check(settings: dict, source: str) -> None:
         for one in checks:
@@ -178,6 +190,12 @@ THROUGHPUT_SETTINGS = {
     "warmup": 5,
     "amp": "none",
     "cudnn_benchmark": True,
+    # warm-up blocks (of `iterations` calls) are timed until two in a row agree within
+    # steady_tolerance, at most max_warmup_blocks; memory_reserve_gib is allocated once
+    # and freed into the allocator's cache before the model runs (0: none)
+    "steady_tolerance": 0.02,
+    "max_warmup_blocks": 8,
+    "memory_reserve_gib": 0.0,
 }
 TRAIN_SETTINGS = {
     **OPTION_SETTINGS,
@@ -266,6 +284,9 @@ MEASURES: dict[str, Measure] = {
             _check_choice("amp", ("none", "fp16", "bf16")),
             check_options,
             _check_choice("cudnn_benchmark", (True, False)),
+            _positive("steady_tolerance"),
+            _at_least_zero("max_warmup_blocks", integer=True),
+            _at_least_zero("memory_reserve_gib"),
         ),
         needs_cuda=True,
     ),
