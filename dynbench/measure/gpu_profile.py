@@ -25,6 +25,7 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from dynbench.measure.gpu import counter_deltas
+from dynbench.measure.profiling import kineto_logs_dropped
 
 BLOCK = "dynbench block"
 OWN_SYNC = "dynbench sync"
@@ -141,7 +142,7 @@ def profile_blocks(
         for _ in range(warmup):
             model(x)
         sync()
-        with profile(activities=activities) as prof:
+        with kineto_logs_dropped(), profile(activities=activities) as prof:
             for i in range(blocks):
                 before = stats()
                 with record_function(f"{BLOCK} {i}"):

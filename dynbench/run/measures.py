@@ -226,6 +226,10 @@ SPARSITY_SETTINGS = {
     "gpu_batch": 200,
     "gpu_iterations": 10,
     "gpu_warmup": 3,
+    "gpu_repeats": 3,  # timed blocks per execution; warm-up blocks until two agree within 2%
+    "gpu_warmup_blocks": 4,
+    "gpu_latency_batch": 0,  # also time the GPU at this batch (1: latency); 0: not
+    "cpu_latency": True,  # false: conditional MAdds and the GPU only
 }
 MACHINE_SETTINGS = {"read_mib": None, "gemm_size": 2048, "min_run_time": 2.0}
 BATCH_SWEEP_SETTINGS = {
@@ -328,7 +332,9 @@ MEASURES: dict[str, Measure] = {
             _positive("rounds", "max_rounds", "warmup", "patch", "tile", "threads", integer=True),
             check_options,
             _check_choice("allocator", ALLOCATORS),
-            _positive("gpu_batch", "gpu_iterations", "gpu_warmup", integer=True),
+            _positive("gpu_batch", "gpu_iterations", "gpu_warmup", "gpu_repeats", integer=True),
+            _at_least_zero("gpu_warmup_blocks", "gpu_latency_batch", integer=True),
+            _check_choice("cpu_latency", (True, False)),
             _check_choice("granularity", GRANULARITIES),
             _check_choice("gpu", ("auto", "off")),
             _positive("min_run_time", "block_time", "noise_threshold", "ci_target"),
