@@ -76,6 +76,12 @@ class ThroughputResult:
             "host_syncs": self.host_syncs,
             "peak_reserved_bytes": self.peak_reserved_bytes,
             "cudnn_benchmark": self.cudnn_benchmark,
+            # fp32 convs (cuDNN) and matmuls may run in TF32 on tensor cores, each by its own
+            # switch: a sparse path of gathers and matmuls and a dense conv can differ here
+            "tf32": {
+                "cudnn": torch.backends.cudnn.allow_tf32,
+                "matmul": torch.backends.cuda.matmul.allow_tf32,
+            },
             "gpu_before": self.gpu_before,
             "gpu_after": self.gpu_after,
             "compile_s": self.compile_s,

@@ -341,11 +341,6 @@ def throughput(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record
     detail = {
         "gpu": torch.cuda.get_device_name(0) if cuda else settings["device"],
         "memory_reserve_gib": settings["memory_reserve_gib"],
-        # fp32 convs and matmuls may run in TF32 on the tensor cores: the papers' cards could not
-        "tf32": {
-            "cudnn": torch.backends.cudnn.allow_tf32,
-            "matmul": torch.backends.cuda.matmul.allow_tf32,
-        },
         **result.detail(),
     }
     return [
