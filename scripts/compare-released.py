@@ -70,7 +70,7 @@ from dynbench.measure.timing import (
     ratio_with_ci,
     set_threads,
 )
-from dynbench.ops.base import DynamicOp, unmarked
+from dynbench.ops.base import DynamicOp, release_workspaces, unmarked
 from dynbench.ops.condconv import CondConv2d, CondConvRouting, CondLinear
 from dynbench.ops.dyconv import DynamicConv2d
 
@@ -442,37 +442,42 @@ def gpu_interleaved(
     """Every model (already on ``x``'s device; CUDA events time it there, the wall clock
     elsewhere) warmed until two blocks of ``iterations``
     calls agree within ``tolerance`` (at most ``warmup_blocks``), then ``rounds`` rounds of
-    one block each in a shuffled order. On CUDA each model's peak memory is the most
-    allocated during its blocks above what was allocated before them (the other models'
-    weights), plus its own weights and the batch: what it would hold alone."""
+    one block each in a shuffled order; then, on CUDA, each model's :func:`peak_alone`."""
     cuda = x.is_cuda
     timer = timer or (cuda_event_timer if cuda else wall_clock_timer)
     rng = random.Random(seed)
     timed = {name: GpuTimed() for name in models}
     calls = {name: (lambda m=model: m(x)) for name, model in models.items()}
-
-    def block(name: str) -> float:
-        if cuda:
-            before = torch.cuda.memory_allocated()
-            torch.cuda.reset_peak_memory_stats()
-        ms = timer(calls[name], iterations)
-        if cuda:
-            own = torch.cuda.max_memory_allocated() - before
-            alone = own + tensor_bytes(models[name]) + x.numel() * x.element_size()
-            timed[name].peak = max(timed[name].peak or 0, alone)
-        return ms
-
     with torch.inference_mode():
         for name in models:
             timed[name].warmup, timed[name].steady = warm_until_steady(
-                lambda fn, n, name=name: block(name), None, iterations, tolerance, warmup_blocks
+                timer, calls[name], iterations, tolerance, warmup_blocks
             )
         for _ in range(rounds):
             order = list(models)
             rng.shuffle(order)
             for name in order:
-                timed[name].blocks.append(block(name))
+                timed[name].blocks.append(timer(calls[name], iterations))
+        if cuda:
+            for name, model in models.items():
+                timed[name].peak = peak_alone(model, x)
     return timed
+
+
+def peak_alone(model: nn.Module, x: Tensor) -> int:
+    """The most memory one call of ``model`` allocates above what is allocated before it
+    (the other models' weights), plus its own weights and the batch: what it would hold
+    alone. dynbench's kept buffers are dropped first and after, so none is counted to
+    another model."""
+    release_workspaces(model)
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    model(x)
+    torch.cuda.synchronize()
+    own = torch.cuda.max_memory_allocated() - before
+    release_workspaces(model)
+    return own + tensor_bytes(model) + x.numel() * x.element_size()
 
 
 def per_round(ours: GpuTimed, theirs: GpuTimed) -> float:
@@ -694,8 +699,9 @@ def main() -> int:
             f"(at most 4 blocks), then {args.gpu_rounds} rounds of one block each, shuffled "
             f"({'CUDA events' if args.device.startswith('cuda') else 'wall clock'}); "
             "images/s from the median block; ratios = medians of per-round "
-            "block-time ratios; peak = the most allocated during the model's blocks above "
-            "the other models' weights, plus its weights and the batch; spread = (slowest - "
+            "block-time ratios; peak = the most one call allocates above the other models' "
+            "weights (after the timing, dynbench's kept buffers dropped), plus its weights "
+            "and the batch; spread = (slowest - "
             "fastest block) / median."
         )
     elif args.profile:

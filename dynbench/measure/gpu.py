@@ -31,6 +31,7 @@ from torch import nn
 
 from dynbench.measure.gpu_state import gpu_state
 from dynbench.measure.layout import to_channels_last
+from dynbench.ops.base import release_workspaces
 
 AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 # torch.cuda.memory_stats() counters read around each timed block: allocation retries (the
@@ -206,13 +207,16 @@ def measure_throughput(
     taken. ``memory_stats`` and ``state`` (default: CUDA's allocator counters and the
     card's state, on CUDA only) are read around the blocks.
     The model is handed back on the CPU in the dtype it came in: a caller that measures it
-    again (the sparsity suite, point after point) finds it as it left it."""
+    again (the sparsity suite, point after point) finds it as it left it. The dynamic
+    operators' kept buffers are dropped before and after (:func:`release_workspaces`), so
+    the peak and the allocator's state are this model's alone."""
     cuda = device.startswith("cuda")
     stats = memory_stats or (torch.cuda.memory_stats if cuda else dict)
     read_state = state or (gpu_state if cuda else dict)
     came_in = _dtype_of(model)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     before = read_state()
+    release_workspaces(model)  # a previous model's buffers are not this one's memory
     try:
         if cuda:
             torch.cuda.empty_cache()
@@ -274,6 +278,7 @@ def measure_throughput(
         peak = torch.cuda.max_memory_allocated() if cuda else None
         return ThroughputResult(None, peak, oom=True, gpu_before=before)
     finally:
+        release_workspaces(model)
         model.to("cpu", came_in)
         if cuda:
             torch.cuda.empty_cache()
