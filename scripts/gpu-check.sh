@@ -72,7 +72,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 
 state() {  # state STEP: one line of the card's state
     local q=timestamp,name,driver_version,clocks.sm,clocks.mem,temperature.gpu,power.draw
-    q+=,utilization.gpu,memory.used,clocks_throttle_reasons.active
+    q+=,utilization.gpu,memory.used
     nvidia-smi --query-gpu=$q --format=csv,noheader 2>/dev/null | sed "s/^/$1, /" \
         >>"$work/gpu-state.csv" || echo "$1, nvidia-smi absent" >>"$work/gpu-state.csv"
 }

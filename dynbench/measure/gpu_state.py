@@ -22,9 +22,8 @@ SMI_FIELDS = {
     "power.draw": "power_w",
     "utilization.gpu": "utilization_pct",
     "memory.used": "memory_used_mib",
-    "clocks_throttle_reasons.active": "throttle_reasons",
 }
-TEXT_KEYS = ("name", "driver", "throttle_reasons")
+TEXT_KEYS = ("name", "driver")
 
 
 def parse_nvidia_smi(text: str, index: int = 0) -> dict:
@@ -48,6 +47,20 @@ def parse_nvidia_smi(text: str, index: int = 0) -> dict:
     return state
 
 
+def _throttle_reasons(pynvml, handle) -> str | None:
+    """Why the clocks are held down now (NVML's bit mask, e.g. 0x4 power cap, 0x20 SW
+    thermal), by whichever of its two names this NVML has; None where neither answers."""
+    for name in (
+        "nvmlDeviceGetCurrentClocksEventReasons",
+        "nvmlDeviceGetCurrentClocksThrottleReasons",
+    ):
+        try:
+            return hex(getattr(pynvml, name)(handle))
+        except Exception:  # noqa: BLE001  (absent in this NVML, or not supported by the card)
+            continue
+    return None
+
+
 def _nvml_state(index: int) -> dict:
     import pynvml  # noqa: PLC0415  (optional: nvidia-ml-py)
 
@@ -67,7 +80,7 @@ def _nvml_state(index: int) -> dict:
             "power_w": pynvml.nvmlDeviceGetPowerUsage(handle) / 1000,
             "utilization_pct": float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu),
             "memory_used_mib": pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20,
-            "throttle_reasons": hex(pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(handle)),
+            "throttle_reasons": _throttle_reasons(pynvml, handle),
         }
     finally:
         pynvml.nvmlShutdown()
