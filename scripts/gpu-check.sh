@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Every GPU step of issue 29 on a lent GPU machine, each under its own time limit, in two
-# parts that each fit one device call (600 s): part A (the fp32 throughput runs and what
-# explains them) and part B (the released code side by side, spatial DynConv, the sweep).
+# Every GPU step of issue 29 on a lent GPU machine, each under its own time limit, in parts
+# that each fit one device call (600 s): A (the fp32 throughput runs and what explains
+# them), B (the released code side by side, spatial DynConv on the GPU) and C (the batch
+# routes and the sweep, last: a 15-minute device budget holds A and B, C only if time is
+# left).
 #
-#   bash scripts/gpu-check.sh A            # or B, all, or step names: bash scripts/gpu-check.sh fp32-1 bf16
+#   bash scripts/gpu-check.sh A            # or B, C, all, or step names: ... fp32-1 bf16
 #   bash scripts/gpu-check.sh --list       # PART STEP LIMIT_S, one step a line
 #
 # Outputs go to a work folder (runs/gpu-check, or /tmp/gpu-check under the device tool), and
@@ -20,6 +22,8 @@
 #   bf16        bf16-channels-last.sqlite: the throughput suite in bf16, channels-last
 #   released    released.md: compare-released.py --gpu (needs .released/, carried)
 #   spatial     spatial-gpu.sqlite: suites/sparsity-gpu.toml
+#   routes      routes-gpu.jsonl/.md: the mixed and experts routes of a kernel-mixing conv
+#               timed on the GPU at batch 1-200 (experts-crossover.py --device cuda)
 #   sweep       gpu.sqlite: the batch sweep
 # Every step also appends the card's state to gpu-state.csv before it starts and its exit
 # status and seconds to steps.csv. Nothing here changes the card's settings.
@@ -35,7 +39,8 @@ A fp32-2 150
 A bf16 90
 B released 170
 B spatial 170
-B sweep 200"
+C routes 150
+C sweep 200"
 
 if [ "${1:-}" = "--list" ]; then
     echo "$STEPS"
@@ -52,7 +57,7 @@ while read -r part name limit; do
     done
 done <<<"$STEPS"
 if [ ${#selected[@]} -eq 0 ]; then
-    echo "error: no step named ${wanted[*]}; accepted: A, B, all or a step of --list" >&2
+    echo "error: no step named ${wanted[*]}; accepted: A, B, C, all or a step of --list" >&2
     exit 2
 fi
 
@@ -127,6 +132,12 @@ PY
         ;;
     released) released ;;
     spatial) python3 -m dynbench run --suite sparsity-gpu --db "$work/spatial-gpu.sqlite" ;;
+    routes)
+        python3 scripts/experts-crossover.py --device cuda --batches 1,8,32,64,128,200 \
+            >"$work/routes-gpu.jsonl" &&
+            python3 scripts/experts-crossover.py --render "$work/routes-gpu.jsonl" \
+                >"$work/routes-gpu.md"
+        ;;
     sweep) python3 -m dynbench run --suite batch-sweep --db "$work/gpu.sqlite" ;;
     esac
 }

@@ -2,6 +2,7 @@
 profile script's arguments, and gpu-check.sh's steps (listed, not run)."""
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -107,8 +108,29 @@ def test_the_gpu_check_script_lists_its_steps_with_their_limits():
     names = [s[1] for s in steps]
     assert names == [
         "env", "cuda-tests", "profile", "fp32-1", "fp32-2", "bf16", "released", "spatial",
-        "sweep",
+        "routes", "sweep",
     ]  # fmt: skip
-    assert {s[0] for s in steps} == {"A", "B"}
-    for part in "AB":
+    assert {s[0] for s in steps} == {"A", "B", "C"}
+    for part in "ABC":
         assert sum(int(s[2]) for s in steps if s[0] == part) <= 560  # one call's 600 s
+
+
+def test_the_route_timings_say_their_device_and_the_cpu_rule_marks_cpu_rows_only(
+    tmp_path, capsys, monkeypatch
+):
+    crossover = _load("experts-crossover")
+    monkeypatch.setattr(crossover, "SHAPES", [(8, 8, 3, 1, 4)])
+    monkeypatch.setattr(crossover, "PAIRS", 2)
+    crossover.measure(1, "cpu", (2, 3))
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["device"], r["n"], r["b"]) for r in rows] == [
+        ("cpu", 4, 2), ("cpu", 4, 3), ("cpu", 8, 2), ("cpu", 8, 3),
+    ]  # fmt: skip
+    assert all(r["mixed_ms"] > 0 and r["experts_ms"] > 0 and r["p"] == 16 for r in rows)
+    gpu = [{**r, "device": "cuda", "b": 200} for r in rows]
+    path = tmp_path / "routes.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows + gpu))
+    crossover.render(str(path))
+    table = capsys.readouterr().out
+    assert "8->8 3x3/1, 16 positions, K=4 (cuda)" in table and "B=200" in table
+    assert "*" not in table.split("(cuda)")[1].split("\n")[0]
