@@ -18,7 +18,8 @@
 #   profile     profile.md/.json, profile-reserve.md/.json: per-block cudaMalloc/cudaFree,
 #               syncs, DtoH copies and top kernels of two unsteady models, without and with
 #               a 20 GiB memory reserve
-#   fp32-1/2    gpu.sqlite: two runs of the throughput suite (batch 200, fp32)
+#   fp32-1/2    gpu.sqlite: two runs of the throughput suite (batch 200, fp32), then
+#               steadiness.md: scripts/gpu-steadiness.py's answer on them
 #   bf16        bf16-channels-last.sqlite: the throughput suite in bf16, channels-last
 #   released    released.md: compare-released.py --gpu (needs .released/, carried)
 #   spatial     spatial-gpu.sqlite: suites/sparsity-gpu.toml
@@ -125,7 +126,11 @@ PY
             python3 scripts/gpu-profile.py --models $models --memory-reserve-gib 20 \
                 --out "$work/profile-reserve.md"
         ;;
-    fp32-1 | fp32-2) python3 -m dynbench run --suite throughput --db "$work/gpu.sqlite" ;;
+    fp32-1) python3 -m dynbench run --suite throughput --db "$work/gpu.sqlite" ;;
+    fp32-2)
+        python3 -m dynbench run --suite throughput --db "$work/gpu.sqlite"
+        python3 scripts/gpu-steadiness.py "$work/gpu.sqlite" | tee "$work/steadiness.md"
+        ;;
     bf16)
         python3 -m dynbench run --suite throughput --dtype bf16 --channels-last \
             --db "$work/bf16-channels-last.sqlite"

@@ -134,3 +134,49 @@ def test_the_route_timings_say_their_device_and_the_cpu_rule_marks_cpu_rows_only
     table = capsys.readouterr().out
     assert "8->8 3x3/1, 16 positions, K=4 (cuda)" in table and "B=200" in table
     assert "*" not in table.split("(cuda)")[1].split("\n")[0]
+
+
+def _throughput(model, value, spread, **detail):
+    from dynbench.results.record import Record
+
+    return Record(
+        model=model, metric="gpu_images_per_s", value=value, method="cuda_events",
+        settings={"dtype": "fp32"}, detail={"spread": spread, **detail},
+    )  # fmt: skip
+
+
+def test_the_steadiness_summary_answers_first_then_explains(tmp_path, capsys):
+    from dynbench.results.store import ResultStore
+
+    steadiness = _load("gpu-steadiness")
+    explained = {
+        "warmup_ms": [90.0, 80.0, 80.5], "steady": True, "host_syncs": 0,
+        "allocator": [{"num_alloc_retries": 1, "num_device_alloc": 3, "num_device_free": 2},
+                      {"num_alloc_retries": 0, "num_device_alloc": 1, "num_device_free": 1}],
+        "gpu_before": {"sm_clock_mhz": 1980.0, "temperature_c": 35.0},
+        "gpu_after": {"sm_clock_mhz": 1755.0, "temperature_c": 61.0},
+    }  # fmt: skip
+    runs = [
+        [_throughput("static", 1000.0, 0.001), _throughput("dyn", 500.0, 0.30, **explained),
+         _throughput("near", 300.0, 0.01), _throughput("bf", 9.0, 0.5)],
+        [_throughput("static", 1010.0, 0.002), _throughput("dyn", 520.0, 0.01),
+         _throughput("near", 310.0, 0.01)],
+    ]  # fmt: skip
+    runs[0][3].settings["dtype"] = "bf16"  # another dtype: not in the fp32 summary
+    db = tmp_path / "g.sqlite"
+    with ResultStore(db) as store:
+        for records in runs:
+            run = store.start_run("throughput", {"timestamp": "2026-12-07T10:00:00"})
+            for record in records:
+                store.add(run, record, {})
+    assert steadiness.main([str(db)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:3] == [
+        "1 of 3 models steady (every block spread <= 2%, last two runs within 2%)",
+        "  dyn: blocks spread 30.0%",
+        "  near: last two runs 3.3% apart",
+    ]
+    assert "| dyn | 1 | 500 | 30.0% | 3 | 1 | 4 | 3 | 0 | 1980 -> 1755 | 35 -> 61 |" in out
+    assert "| static | 2 | 1,010 | 0.2% | - | - | - | - | - | - | - |" in out
+    assert steadiness.main([str(db), "--dtype", "fp16"]) == 2
+    assert "no fp16 gpu_images_per_s records" in capsys.readouterr().err
