@@ -101,7 +101,7 @@ def summarise(events: list[Event], top: int = 10) -> dict:
             block["syncs"] += 1
         elif event.on_device and event.name.startswith(DTOH):
             block["memcpy_dtoh"] += 1
-        elif event.on_device and not event.name.startswith("Memcpy"):
+        elif event.on_device and not event.name.startswith(("Memcpy", "Memset")):
             block["kernels"] += 1
             block["kernel_ms"] += event.duration_us / 1e3
     for event in ranked:

@@ -25,6 +25,7 @@ def _cuda_like_profile() -> list[Event]:
         Event("cudaStreamSynchronize", 1530, 1600),
         Event("Memcpy DtoH (Device -> Pageable)", 1540, 1545, on_device=True),
         Event("cudaFree", 1610, 1700),
+        Event("Memset (Device)", 1650, 1651, on_device=True),
         Event("mix_kernel", 1700, 1900, on_device=True),
         Event("dynbench sync", 2400, 2500),
         Event("cudaDeviceSynchronize", 2401, 2499),
