@@ -14,7 +14,8 @@
 # off still brings back what came before) beside $OUT/gpu-check-<args>.log. What each step
 # writes:
 #   env         env.json (torch, CUDA, cuDNN, TF32 switches, the card's state), nvidia-smi.txt
-#   cuda-tests  cuda-tests.txt: sparse = masked on CUDA, the host-sync counter (pytest)
+#   cuda-tests  cuda-tests.txt: sparse = masked on CUDA, the throughput record's fields, the
+#               host-sync counter, the profile reader and the state reader on CUDA (pytest)
 #   profile     profile.md/.json, profile-reserve.md/.json: per-block cudaMalloc/cudaFree,
 #               syncs, DtoH copies and top kernels of two unsteady models, without and with
 #               a 20 GiB memory reserve
@@ -118,7 +119,8 @@ PY
         ;;
     cuda-tests)
         python3 -m pytest -q -p no:cacheprovider tests/ops/test_dynconv_sparse_cuda.py \
-            tests/measure/test_gpu.py 2>&1 | tee "$work/cuda-tests.txt" | tail -5
+            tests/measure/test_gpu.py tests/measure/test_gpu_profile.py \
+            tests/measure/test_gpu_state.py 2>&1 | tee "$work/cuda-tests.txt" | tail -5
         ;;
     profile)
         local models=mobilenetv2_100_condconv_8x,resnet50_v1_dyconv_4x

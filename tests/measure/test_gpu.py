@@ -200,3 +200,18 @@ def test_the_kept_kernel_buffers_do_not_outlive_the_measurement():
     assert held[0] >= 512 * 256 * 3 * 9  # the batch's mixed kernels (>= 4 MiB), not the 9 left
     assert base._THREAD.workspaces == {}
     assert all(not m._workspaces for m in model.modules() if isinstance(m, base.DynamicOp))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_cuda_path_fills_every_steadiness_field():
+    """On a GPU (scripts/gpu-check.sh runs this): CUDA events, the allocator's counters,
+    no host sync in a plain conv's forward, the state read before and after."""
+    model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Flatten())
+    result = measure_throughput(
+        model, (3, 32, 32), batch=8, iterations=3, warmup=2, repeats=3, max_warmup_blocks=4
+    )
+    assert result.images_per_s > 0 and len(result.block_ms) == 3 and result.warmup_ms
+    assert all("num_alloc_retries" in block for block in result.allocator)
+    assert result.host_syncs == 0 and isinstance(result.cudnn_benchmark, bool)
+    assert result.peak_reserved_bytes >= result.peak_memory_bytes > 0
+    assert {"source", "absent"} & set(result.gpu_before) and result.gpu_after

@@ -70,3 +70,20 @@ def test_a_cpu_profile_of_three_blocks():
     assert conv["calls_per_block"] == 4
     table = markdown("tiny", summary)
     assert "top CPU ops (no device activity)" in table and "| aten::conv2d | 4 |" in table
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_cuda_profile_counts_kernels_and_leaves_its_own_sync_out():
+    """On a GPU: every block runs kernels; a plain conv makes no sync of its own (the
+    reader's closing sync is not counted) and one with .item() makes one per call."""
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()).eval().cuda()
+    x = torch.randn(4, 3, 16, 16, device="cuda")
+    plain = profile_blocks(model, x, iterations=3, blocks=2, warmup=1)
+    assert plain["device"] and all(b["kernels"] >= 3 and b["syncs"] == 0 for b in plain["blocks"])
+
+    class Syncs(nn.Module):
+        def forward(self, x):
+            return model(x).sum().item()
+
+    synced = profile_blocks(Syncs(), x, iterations=3, blocks=2, warmup=1)
+    assert all(b["syncs"] + b["memcpy_dtoh"] >= 3 for b in synced["blocks"])
