@@ -32,6 +32,13 @@ Before timing, every dynbench variant's fast path is checked against its naive p
     python scripts/compare-released.py --odconv R/ODConv --dcd R/dcd \
         --dyconv R/Dynamic-convolution-Pytorch --condconv R/condconv.pytorch
 
+``--gpu`` times the same models on a CUDA device at ``--batch`` (200, the ODConv paper's
+speed table) in fp32 with cudnn.benchmark on, as the throughput suite does: every model
+warmed until two blocks agree, then ``--gpu-rounds`` rounds in which each model runs one
+block of ``--iterations`` calls (CUDA events) in a freshly shuffled order; per row images/s,
+the ratio to the static model and dynbench / released (medians of per-round ratios), the
+blocks' spread and each model's peak memory (its weights, the batch and its activations).
+
 ``--profile`` breaks each model's forward down by op kind instead; ``--layers`` times the
 DY-Conv and CondConv models layer by layer beside the released layers swapped in for them,
 which resolves per-layer differences the whole-model ratios are too noisy to show.
@@ -54,6 +61,7 @@ from torch import Tensor, nn
 from torch.profiler import ProfilerActivity, profile, record_function
 
 import dynbench
+from dynbench.measure.gpu import cuda_event_timer, wall_clock_timer, warm_until_steady
 from dynbench.measure.timing import (
     Timed,
     inference_call,
@@ -62,7 +70,7 @@ from dynbench.measure.timing import (
     ratio_with_ci,
     set_threads,
 )
-from dynbench.ops.base import DynamicOp, unmarked
+from dynbench.ops.base import DynamicOp, release_workspaces, unmarked
 from dynbench.ops.condconv import CondConv2d, CondConvRouting, CondLinear
 from dynbench.ops.dyconv import DynamicConv2d
 
@@ -398,6 +406,145 @@ def time_layers(
     return rows
 
 
+class GpuTimed:
+    """One model's blocks in the GPU rounds: milliseconds per block of ``iterations`` calls,
+    the warm-up blocks, and its peak memory in bytes (None off CUDA)."""
+
+    def __init__(self) -> None:
+        self.blocks: list[float] = []
+        self.warmup: tuple[float, ...] = ()
+        self.steady: bool = False
+        self.peak: int | None = None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.blocks)
+
+    @property
+    def spread(self) -> float:
+        return (max(self.blocks) - min(self.blocks)) / self.median
+
+
+def tensor_bytes(model: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+
+
+def gpu_interleaved(
+    models: dict[str, nn.Module],
+    x: Tensor,
+    rounds: int,
+    iterations: int,
+    timer: Callable[[Callable[[], object], int], float] | None = None,
+    warmup_blocks: int = 4,
+    tolerance: float = 0.02,
+    seed: int = 0,
+) -> dict[str, GpuTimed]:
+    """Every model (already on ``x``'s device; CUDA events time it there, the wall clock
+    elsewhere) warmed until two blocks of ``iterations``
+    calls agree within ``tolerance`` (at most ``warmup_blocks``), then ``rounds`` rounds of
+    one block each in a shuffled order; then, on CUDA, each model's :func:`peak_alone`."""
+    cuda = x.is_cuda
+    timer = timer or (cuda_event_timer if cuda else wall_clock_timer)
+    rng = random.Random(seed)
+    timed = {name: GpuTimed() for name in models}
+    calls = {name: (lambda m=model: m(x)) for name, model in models.items()}
+    with torch.inference_mode():
+        for name in models:
+            timed[name].warmup, timed[name].steady = warm_until_steady(
+                timer, calls[name], iterations, tolerance, warmup_blocks
+            )
+        for _ in range(rounds):
+            order = list(models)
+            rng.shuffle(order)
+            for name in order:
+                timed[name].blocks.append(timer(calls[name], iterations))
+        if cuda:
+            for name, model in models.items():
+                timed[name].peak = peak_alone(model, x)
+    return timed
+
+
+def peak_alone(model: nn.Module, x: Tensor) -> int:
+    """The most memory one call of ``model`` allocates above what is allocated before it
+    (the other models' weights), plus its own weights and the batch: what it would hold
+    alone. dynbench's kept buffers are dropped first and after, so none is counted to
+    another model."""
+    release_workspaces(model)
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    model(x)
+    torch.cuda.synchronize()
+    own = torch.cuda.max_memory_allocated() - before
+    release_workspaces(model)
+    return own + tensor_bytes(model) + x.numel() * x.element_size()
+
+
+def per_round(ours: GpuTimed, theirs: GpuTimed) -> float:
+    """Median over rounds of theirs' block time / ours': ours' throughput relative to theirs."""
+    return statistics.median(t / o for o, t in zip(ours.blocks, theirs.blocks, strict=True))
+
+
+def gpu_row(backbone: str, variant: str, ours: GpuTimed, theirs: GpuTimed, static: GpuTimed,
+            images: int) -> str:  # fmt: skip
+    """One --gpu row: images/s, ratio to static, dynbench / released, peaks, spreads."""
+    faster = per_round(ours, theirs)
+    gib = [None if t.peak is None else t.peak / 2**30 for t in (theirs, ours)]
+    lighter = None if None in gib else gib[1] <= gib[0]
+    steady = all(t.spread <= 0.02 for t in (ours, theirs, static))
+    verdict = "yes" if faster >= 1 and lighter is not False else "no"
+    if not steady:
+        verdict += " (spread > 2%)"
+    peaks = " / ".join("-" if g is None else f"{g:.2f}" for g in gib)
+    return (
+        f"| {backbone} | {variant} | {images / theirs.median * 1e3:,.0f} / "
+        f"{images / ours.median * 1e3:,.0f} | {per_round(theirs, static):.3f} / "
+        f"{per_round(ours, static):.3f} | {faster:.3f} | {peaks} | "
+        f"{theirs.spread:.1%} / {ours.spread:.1%} | {verdict} |"
+    )
+
+
+GPU_COLUMNS = (
+    "| backbone | operator | images/s released / dynbench | ratio to static released / "
+    "dynbench | dynbench / released | peak GiB released / dynbench | spread released / "
+    "dynbench | at least as fast, no more memory |"
+)
+
+
+def gpu_backbone(
+    backbone: str, released: Released, variants: tuple[str, ...], args: argparse.Namespace
+) -> tuple[list[str], list[str]]:
+    """--gpu: the header line and the rows of one backbone."""
+    torch.manual_seed(0)
+    x = torch.randn(args.batch, *INPUT[1:], device=args.device)
+    models: dict[str, nn.Module] = {backbone: dynbench.create_model(backbone)}
+    compared = pairs(backbone, variants)
+    for variant, name in compared:
+        if name not in models:
+            models[name] = dynbench.create_model(name)
+        models[f"released {variant}"] = released.model(backbone, variant)
+    models = {name: model.eval().to(args.device) for name, model in models.items()}
+    start = time.perf_counter()
+    timed = gpu_interleaved(models, x, args.gpu_rounds, args.iterations)
+    static = timed[backbone]
+    unsteady = [name for name, t in timed.items() if not t.steady]
+    header = (
+        f"**{backbone}**: {args.gpu_rounds} rounds in {time.perf_counter() - start:.0f} s; "
+        f"static {args.batch * args.iterations / static.median * 1e3:,.0f} images/s "
+        f"(spread {static.spread:.1%}); warm-up never steady: {', '.join(unsteady) or 'none'}"
+    )
+    images = args.batch * args.iterations
+    rows = [
+        gpu_row(backbone, variant, timed[name], timed[f"released {variant}"], static, images)
+        for variant, name in compared
+    ]
+    for model in models.values():
+        model.to("cpu")
+    if x.is_cuda:
+        torch.cuda.empty_cache()
+    return [header], rows
+
+
 def bootstrap_quotient(
     ours: Timed, theirs: Timed, static: Timed, samples: int = 2000, seed: int = 0
 ) -> tuple[float, float]:
@@ -494,7 +641,18 @@ def main() -> int:
         default=2.0,
         help="and at least this many timed seconds per model",
     )
+    parser.add_argument("--batch", type=int, default=200, help="--gpu: images per call")
+    parser.add_argument("--iterations", type=int, default=10, help="--gpu: calls per block")
+    parser.add_argument("--gpu-rounds", type=int, default=5, help="--gpu: timed rounds")
+    parser.add_argument(
+        "--device", default="cuda", help="--gpu: the device (cpu only to try the mode out)"
+    )
     mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--gpu",
+        action="store_true",
+        help="instead, images/s and peak memory at --batch on the GPU (fp32, cudnn.benchmark)",
+    )
     mode.add_argument(
         "--profile",
         action="store_true",
@@ -515,13 +673,38 @@ def main() -> int:
         if wrong:
             print(f"unknown {wrong}; accepted: {', '.join(accepted)}", file=sys.stderr)
             return 2
+    if args.gpu and min(args.batch, args.iterations, args.gpu_rounds) < 1:
+        print("--batch, --iterations and --gpu-rounds must be >= 1", file=sys.stderr)
+        return 2
+    if args.gpu and args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("--gpu: no CUDA device here (--device cpu tries the mode out)", file=sys.stderr)
+        return 2
     threads = set_threads(1)
     released = Released(args.odconv, args.dcd, args.dyconv, args.condconv)
     setup = (
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch {torch.__version__}, "
         f"{threads['threads']} thread, batch 1, 224x224, {os.cpu_count()} CPUs; "
     )
-    if args.profile:
+    if args.gpu:
+        torch.backends.cudnn.benchmark = True
+        device = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else args.device
+        setup = (
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, torch {torch.__version__}, "
+            f"{device}, batch {args.batch}, fp32 (TF32 in cuDNN convs: "
+            f"{torch.backends.cudnn.allow_tf32}, in matmuls: "
+            f"{torch.backends.cuda.matmul.allow_tf32}), cudnn.benchmark on, 224x224; "
+        )
+        method = (
+            f"each model warmed until two blocks of {args.iterations} calls agree within 2% "
+            f"(at most 4 blocks), then {args.gpu_rounds} rounds of one block each, shuffled "
+            f"({'CUDA events' if args.device.startswith('cuda') else 'wall clock'}); "
+            "images/s from the median block; ratios = medians of per-round "
+            "block-time ratios; peak = the most one call allocates above the other models' "
+            "weights (after the timing, dynbench's kept buffers dropped), plus its weights "
+            "and the batch; spread = (slowest - "
+            "fastest block) / median."
+        )
+    elif args.profile:
         method = (
             "ms per forward under torch.profiler (5 forwards), top-level aten ops by kind: "
             "conv (every conv, static ones included), kernel mix ([B, K] @ [K, N] matmuls, "
@@ -563,6 +746,14 @@ def main() -> int:
             for row in time_layers(backbone, released, variants, args.rounds)
         ]
         lines += [LAYER_COLUMNS, "| --- " * LAYER_COLUMNS.count(" | ") + "| --- |", *rows]
+        return finish(lines, args.out)
+    if args.gpu:
+        rows = []
+        for backbone in backbones:
+            header, body = gpu_backbone(backbone, released, variants, args)
+            lines += [*header, ""]
+            rows += body
+        lines += [GPU_COLUMNS, "| --- " * GPU_COLUMNS.count(" | ") + "| --- |", *rows]
         return finish(lines, args.out)
     rows = []
     for backbone in backbones:

@@ -257,13 +257,14 @@ def set_execution(model: nn.Module, execution: str) -> nn.Module:
 
 def set_granularity(model: nn.Module, granularity: str, tile: int = 8) -> nn.Module:
     """Run the sparse blocks of ``model`` at ``pixel``, ``tile`` (``tile`` x ``tile``) or
-    ``auto`` granularity."""
+    ``auto`` granularity (which then chooses afresh at the next forward)."""
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity {granularity!r}; accepted: {', '.join(GRANULARITIES)}")
     if not isinstance(tile, int) or tile < 1:
         raise ValueError(f"tile {tile!r}: give a whole number of positions, at least 1")
     for block in spatial_blocks(model):
         block.granularity, block.tile = granularity, tile
+        block._choice = None
     return model
 
 

@@ -134,6 +134,18 @@ def _shared_buffer(slot: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
     return buffer[:numel].view(shape)
 
 
+def release_workspaces(model: nn.Module) -> None:
+    """Drop this thread's shared kernel buffers and ``model``'s per-layer workspaces.
+
+    Both outlive the call that made them (that is their point) and neither moves with
+    ``model.to()``: on a GPU, a measurement that does not drop them leaves the next model
+    the previous one's buffers, in its peak memory and in the allocator's free space."""
+    _THREAD.workspaces = {}
+    for module in model.modules():
+        if isinstance(module, DynamicOp):
+            module._workspaces = {}
+
+
 class DynamicOp(nn.Module):
     """Base class of the dynamic operators (not usable on its own)."""
 

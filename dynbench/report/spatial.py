@@ -84,7 +84,7 @@ def _granularities(detail: object) -> str:
 
 
 def gpu_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Images/s of each execution at each (model, mask, density), newest record of each,
+    """Images/s of each execution at each (model, mask, density, batch), newest record of each,
     with sparse / dense; empty when no GPU throughput was measured."""
     rows = frame[frame["metric"] == "spatial_gpu_images_per_s"].sort_values(
         "measured_at", kind="stable"
@@ -97,9 +97,10 @@ def gpu_table(frame: pd.DataFrame) -> pd.DataFrame:
         density=[s.get("density") for s in settings],
         execution=[s.get("execution") for s in settings],
         batch=[s.get("batch") for s in settings],
-    ).drop_duplicates(["model", "mask", "density", "execution"], keep="last")
+    ).drop_duplicates(["model", "mask", "density", "batch", "execution"], keep="last")
     table = []
-    for (model, mask, density), group in rows.groupby(["model", "mask", "density"], sort=False):
+    keys = ["model", "mask", "density", "batch"]
+    for (model, mask, density, _), group in rows.groupby(keys, sort=False):
         speed = dict(zip(group["execution"], group["value"], strict=True))
         dense, sparse = speed.get("dense"), speed.get("sparse")
         both = pd.notna(sparse) and pd.notna(dense)

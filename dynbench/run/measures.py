@@ -147,6 +147,18 @@ def _threads_within_cores(settings: dict, source: str) -> None:
         )
 
 
+def _at_least_zero(*keys: str, integer: bool = False) -> Callable[[dict, str], None]:
+    def check(settings: dict, source: str) -> None:
+        for key in keys:
+            value = settings.get(key, 0)
+            kinds = (int,) if integer else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kinds) or value < 0:
+                kind = "an integer" if integer else "a number"
+                raise DynbenchError(f"{source}: {key} = {value!r} is not {kind} >= 0")
+
+    return check
+
+
 def _all(*checks: Callable[[dict, str], None]) -> Callable[[dict, str], None]:
     def check(settings: dict, source: str) -> None:
         for one in checks:
@@ -189,6 +201,12 @@ THROUGHPUT_SETTINGS = {
     "warmup": 5,
     "amp": "none",
     "cudnn_benchmark": True,
+    # warm-up blocks (of `iterations` calls) are timed until two in a row agree within
+    # steady_tolerance, at most max_warmup_blocks; memory_reserve_gib is allocated once
+    # and freed into the allocator's cache before the model runs (0: none)
+    "steady_tolerance": 0.02,
+    "max_warmup_blocks": 8,
+    "memory_reserve_gib": 0.0,
 }
 TRAIN_SETTINGS = {
     **OPTION_SETTINGS,
@@ -219,6 +237,10 @@ SPARSITY_SETTINGS = {
     "gpu_batch": 200,
     "gpu_iterations": 10,
     "gpu_warmup": 3,
+    "gpu_repeats": 3,  # timed blocks per execution; warm-up blocks until two agree within 2%
+    "gpu_warmup_blocks": 4,
+    "gpu_latency_batch": 0,  # also time the GPU at this batch (1: latency); 0: not
+    "cpu_latency": True,  # false: conditional MAdds and the GPU only
 }
 MACHINE_SETTINGS = {"read_mib": None, "gemm_size": 2048, "min_run_time": 2.0}
 BATCH_SWEEP_SETTINGS = {
@@ -278,6 +300,9 @@ MEASURES: dict[str, Measure] = {
             _check_choice("amp", ("none", "fp16", "bf16")),
             check_options,
             _check_choice("cudnn_benchmark", (True, False)),
+            _positive("steady_tolerance"),
+            _at_least_zero("max_warmup_blocks", integer=True),
+            _at_least_zero("memory_reserve_gib"),
         ),
         needs_cuda=True,
     ),
@@ -321,7 +346,9 @@ MEASURES: dict[str, Measure] = {
             _threads_within_cores,
             check_options,
             _check_choice("allocator", ALLOCATORS),
-            _positive("gpu_batch", "gpu_iterations", "gpu_warmup", integer=True),
+            _positive("gpu_batch", "gpu_iterations", "gpu_warmup", "gpu_repeats", integer=True),
+            _at_least_zero("gpu_warmup_blocks", "gpu_latency_batch", integer=True),
+            _check_choice("cpu_latency", (True, False)),
             _check_choice("granularity", GRANULARITIES),
             _check_choice("gpu", ("auto", "off")),
             _positive("min_run_time", "block_time", "noise_threshold", "ci_target"),

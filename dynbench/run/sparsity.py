@@ -70,19 +70,25 @@ def gpu_throughput(
     settings: dict,
     device: str = "cuda",
     timer: Callable[[Callable[[], object], int], float] = cuda_event_timer,
+    batch: int | None = None,
 ) -> list[Record]:
-    """Images per second of each execution at batch ``gpu_batch`` on ``device``, with the
-    run's dtype, channels-last and compile settings (the records are stamped with them)."""
-    where = _where(source, settings, settings["gpu_batch"])
+    """Images per second of each execution at ``batch`` (default ``gpu_batch``) on
+    ``device``, with the run's dtype, channels-last and compile settings (the records are
+    stamped with them), warmed until steady and timed in ``gpu_repeats`` blocks as the
+    throughput measure is. Under ``auto`` granularity each block chooses afresh at this
+    batch on this device (a choice made at another batch or on the CPU does not carry)."""
+    batch = batch or settings["gpu_batch"]
+    where = _where(source, settings, batch)
     size = info.resolved_input_size(settings.get("input_size"))
     gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else device
+    set_granularity(model, settings["granularity"], settings["tile"])
     records = []
     for execution in EXECUTIONS:
         set_execution(model, execution)
         result = measure_throughput(
             model,
             size,
-            settings["gpu_batch"],
+            batch,
             settings["gpu_iterations"],
             settings["gpu_warmup"],
             channels_last=settings["channels_last"],
@@ -90,6 +96,11 @@ def gpu_throughput(
             timer=timer,
             dtype=DTYPES[settings["dtype"]],
             compile_mode=settings["compile_mode"] if settings["compile"] else None,
+            repeats=settings.get("gpu_repeats", 1),
+            max_warmup_blocks=settings.get("gpu_warmup_blocks", 0),
+        )
+        per_call = (
+            None if result.oom else round(result.milliseconds / settings["gpu_iterations"], 4)
         )
         records.append(
             Record(
@@ -99,11 +110,10 @@ def gpu_throughput(
                 method="cuda_events" if device.startswith("cuda") else "timer",
                 settings={**where, "execution": execution, "impl": _implementation(model)},
                 detail={
-                    "oom": result.oom,
                     "gpu": gpu,
                     "peak_memory_bytes": result.peak_memory_bytes,
-                    "elapsed_ms": result.milliseconds,
-                    "compile_s": result.compile_s,
+                    "ms_per_call": per_call,
+                    **result.detail(),
                 },
             )
         )
@@ -130,6 +140,8 @@ def _point(
         )
         for method, value in madds.items()
     ]
+    if not settings.get("cpu_latency", True):  # a GPU-only run (suites/sparsity-gpu.toml)
+        return records, False
     calls = _executions(model, prepared)
     results, rounds = measure_interleaved(
         calls, settings, lambda s: progress(f"{source.kind} d={source.density}: {s}"),
@@ -166,6 +178,12 @@ def _point(
     return records, results.interrupted
 
 
+def _gpu_batches(settings: dict) -> list[int]:
+    """``gpu_batch``, then ``gpu_latency_batch`` where one is set (0: none)."""
+    latency = settings.get("gpu_latency_batch", 0)
+    return [settings["gpu_batch"], *([latency] if latency else [])]
+
+
 def sparsity(members: list[Member], settings: dict, emit: Emit, progress: Progress) -> None:
     """Each member with spatial blocks (a family's static baseline has none: skipped)."""
     for info, model in members:
@@ -184,8 +202,9 @@ def sparsity(members: list[Member], settings: dict, emit: Emit, progress: Progre
                 source = MaskSource(kind, float(density), settings["seed"], settings["patch"])
                 records, interrupted = _point(info, model, prepared, source, settings, progress)
                 if gpu and not interrupted:
-                    progress(f"{kind} d={density}: GPU batch {settings['gpu_batch']}")
-                    records += gpu_throughput(info, model, source, settings)
+                    for batch in _gpu_batches(settings):
+                        progress(f"{kind} d={density}: GPU batch {batch}")
+                        records += gpu_throughput(info, model, source, settings, batch=batch)
                 for record in records:
                     emit(record)
                 if interrupted:

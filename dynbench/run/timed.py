@@ -18,7 +18,7 @@ from torch import nn
 
 from dynbench.measure.allocator import allocator, pin
 from dynbench.measure.environment import cpu_mhz
-from dynbench.measure.gpu import measure_throughput
+from dynbench.measure.gpu import cuda_event_timer, measure_throughput, wall_clock_timer
 from dynbench.measure.profiling import profile_phases, trace_files
 from dynbench.measure.timing import (
     Interleaved,
@@ -307,8 +307,12 @@ def train_step(members: list[Member], settings: dict, emit: Emit, progress: Prog
 
 
 def throughput(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
+    """Images/s and peak memory of one model on the suite's device (CUDA events; a CPU
+    device, which the suite never picks, is timed by the wall clock so that the record
+    this builds can be checked without a GPU)."""
     torch.backends.cudnn.benchmark = bool(settings["cudnn_benchmark"])
     amp = None if settings["amp"] == "none" else settings["amp"]
+    cuda = settings["device"].startswith("cuda")
     result = measure_throughput(
         model,
         info.resolved_input_size(settings.get("input_size")),
@@ -320,6 +324,11 @@ def throughput(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record
         dtype=DTYPES[settings["dtype"]],
         compile_mode=settings["compile_mode"] if settings["compile"] else None,
         repeats=settings["repeats"],
+        device=settings["device"],
+        timer=cuda_event_timer if cuda else wall_clock_timer,
+        steady_tolerance=settings["steady_tolerance"],
+        max_warmup_blocks=settings["max_warmup_blocks"],
+        reserve_bytes=int(settings["memory_reserve_gib"] * 2**30),
     )
     used = {
         "batch": settings["batch"],
@@ -330,19 +339,16 @@ def throughput(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record
         **implementation_settings(model),
     }
     detail = {
-        "oom": result.oom,
-        "gpu": torch.cuda.get_device_name(0),
-        "elapsed_ms": result.milliseconds,  # the median block of `iterations` calls
-        "block_ms": [round(ms, 3) for ms in result.block_ms],
-        "spread": None if result.spread is None else round(result.spread, 4),
-        "compile_s": result.compile_s,
+        "gpu": torch.cuda.get_device_name(0) if cuda else settings["device"],
+        "memory_reserve_gib": settings["memory_reserve_gib"],
+        **result.detail(),
     }
     return [
         Record(
             model=info.name,
             metric="gpu_images_per_s",
             value=result.images_per_s,
-            method="cuda_events",
+            method="cuda_events" if cuda else "wall_clock",
             settings=used,
             detail=detail,
         ),

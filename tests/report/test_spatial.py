@@ -4,8 +4,8 @@ from dynbench.report.spatial import gpu_table, spatial_points
 from tests.report.stores import frame, record
 
 
-def _gpu(execution, value, density=0.25):
-    settings = {"mask": "blob", "density": density, "execution": execution, "batch": 200}
+def _gpu(execution, value, density=0.25, batch=200):
+    settings = {"mask": "blob", "density": density, "execution": execution, "batch": batch}
     return record(
         "resnet50_dynconv", "spatial_gpu_images_per_s", value, "cuda_events", {}, settings
     )
@@ -17,6 +17,17 @@ def test_gpu_table_sets_the_three_executions_side_by_side():
     assert row["Batch"] == 200 and row["Density"] == "0.25"
     assert row["dense (images/s)"] == "1000" and row["sparse (images/s)"] == "1250"
     assert row["Sparse / dense"] == "1.250"
+
+
+def test_gpu_table_keeps_each_batch_apart():
+    """suites/sparsity-gpu.toml times batch 200 and batch 1: one row each, neither record
+    taken for the other's."""
+    table = gpu_table(
+        frame([_gpu("dense", 1000.0), _gpu("sparse", 1250.0),
+               _gpu("dense", 90.0, batch=1), _gpu("sparse", 45.0, batch=1)])
+    )  # fmt: skip
+    rows = {r["Batch"]: r for r in table.to_dict("records")}
+    assert rows[200]["Sparse / dense"] == "1.250" and rows[1]["Sparse / dense"] == "0.500"
 
 
 def test_gpu_table_marks_an_out_of_memory_execution_and_is_empty_without_gpu_records():

@@ -140,3 +140,39 @@ def test_break_even_is_interpolated_where_sparse_crosses_dense():
     assert break_even(points((0.0, 0.4), (1.0, 0.9))) == "above"
     assert break_even(points((0.1, 1.1), (1.0, 1.3))) == "below"
     assert break_even_text(points((0.1, 1.1), (1.0, 1.3))).startswith("below 0.1")
+
+
+def test_gpu_points_are_taken_at_each_gpu_batch_steadily_and_cpu_latency_can_be_left_out(
+    cli, tmp_path, monkeypatch
+):
+    """A GPU-only sparsity run (suites/sparsity-gpu.toml's settings), its CUDA path run on
+    the CPU: MAdds records and, per execution, images/s at gpu_batch and at
+    gpu_latency_batch with warm-up and timed blocks; no CPU latency records."""
+    import dynbench.measure.environment as environment
+    import dynbench.run.sparsity as sparsity_module
+
+    real = sparsity_module.gpu_throughput
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(environment, "gpu_name", lambda: None)
+    monkeypatch.setattr(environment, "gpu_driver", lambda: None)
+    monkeypatch.setattr(
+        sparsity_module,
+        "gpu_throughput",
+        lambda *a, **k: real(*a, **k, device="cpu", timer=timer),
+    )
+    (tmp_path / "g.toml").write_text(
+        'measures = ["sparsity"]\nmodels = ["resnet18_dynconv"]\n[settings]\n'
+        'input_size = [3, 32, 32]\ndensities = [0.5]\nmasks = ["blob"]\ncpu_latency = false\n'
+        "gpu_batch = 3\ngpu_latency_batch = 1\ngpu_iterations = 2\ngpu_repeats = 2\n"
+        'gpu_warmup_blocks = 2\ngranularity = "pixel"\n'
+    )
+    assert cli("run", "--suite", "g.toml", "--json", "g.json").code == 0
+    records = json.loads((tmp_path / "g.json").read_text())
+    metrics = {r["metric"] for r in records}
+    assert metrics == {"conditional_madds", "spatial_gpu_images_per_s"}
+    gpu = [r for r in records if r["metric"] == "spatial_gpu_images_per_s"]
+    assert [(r["settings"]["batch"], r["settings"]["execution"]) for r in gpu] == [
+        (3, "dense"), (3, "masked"), (3, "sparse"), (1, "dense"), (1, "masked"), (1, "sparse"),
+    ]  # fmt: skip
+    assert all(len(r["detail"]["block_ms"]) == 2 and r["detail"]["warmup_ms"] for r in gpu)
+    assert all(r["detail"]["ms_per_call"] > 0 for r in gpu)

@@ -10,8 +10,8 @@ from torch import nn
 
 from dynbench.models import model_info
 from dynbench.run.family import Target, families
-from dynbench.run.measures import LATENCY_SETTINGS
-from dynbench.run.timed import latency
+from dynbench.run.measures import LATENCY_SETTINGS, THROUGHPUT_SETTINGS
+from dynbench.run.timed import latency, throughput
 
 # A callable slower than block_time gets two calls a turn: blocked_autorange's untimed
 # block-size estimate, then one timed call. The warm-up (timeit) makes three calls.
@@ -125,6 +125,46 @@ def test_train_step_and_profile_suites(cli, tmp_path):
     assert phases["forward"] >= phases["attention"] + phases["conv"]
     trace = records[0]["detail"]["trace_files"][0]
     assert json.loads(Path(trace).read_text())["traceEvents"]
+
+
+def test_the_throughput_record_carries_what_shows_steadiness():
+    """The throughput measure's records, built on the CPU (the wall clock standing in for
+    CUDA events): every timed and warm-up block, their spread, the allocator deltas and
+    the state readings are in the detail, and the images/s is the median block's."""
+    info = model_info("resnet10")
+    settings = {
+        **THROUGHPUT_SETTINGS, "device": "cpu", "input_size": [3, 32, 32], "batch": 2,
+        "iterations": 2, "repeats": 3, "warmup": 1, "max_warmup_blocks": 3,
+    }  # fmt: skip
+    speed, memory = throughput(info, info.builder(), settings)
+    assert (speed.metric, speed.method) == ("gpu_images_per_s", "wall_clock")
+    assert memory.metric == "gpu_peak_memory" and memory.value is None  # no CUDA memory
+    detail = speed.detail
+    assert len(detail["block_ms"]) == 3 and 1 <= len(detail["warmup_ms"]) <= 3
+    median = sorted(detail["block_ms"])[1]
+    assert speed.value == pytest.approx(2 * 2 / (median / 1000), rel=1e-3)
+    spread = (max(detail["block_ms"]) - min(detail["block_ms"])) / detail["elapsed_ms"]
+    assert detail["spread"] == pytest.approx(spread, abs=1e-3)
+    assert detail["steady"] in (True, False) and detail["allocator"] == [{}, {}, {}]
+    assert detail["gpu"] == "cpu" and detail["memory_reserve_gib"] == 0.0
+    assert {"gpu_before", "gpu_after", "host_syncs", "cudnn_benchmark"} <= set(detail)
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("max_warmup_blocks = -1", "max_warmup_blocks = -1 is not an integer >= 0"),
+        ("max_warmup_blocks = 1.5", "max_warmup_blocks = 1.5 is not an integer >= 0"),
+        ("memory_reserve_gib = -2", "memory_reserve_gib = -2 is not a number >= 0"),
+        ("steady_tolerance = 0", "steady_tolerance = 0 is not a positive number"),
+    ],
+)
+def test_bad_steadiness_settings(cli, tmp_path, line, message):
+    (tmp_path / "s.toml").write_text(
+        f'measures = ["throughput"]\nmodels = ["resnet10"]\n[settings]\n{line}\n'
+    )
+    result = cli("run", "--suite", "s.toml")
+    assert result.code == 2 and message in result.stderr
 
 
 def test_bad_timing_settings(cli, tmp_path):
