@@ -16,7 +16,7 @@ from markupsafe import escape
 from dynbench.errors import DynbenchError
 from dynbench.report import figures
 from dynbench.report.batches import sweep_points, sweep_table
-from dynbench.report.claims import VERDICT_RULES, load_claims, scorecard
+from dynbench.report.claims import UNMEASURED, VERDICT_RULES, load_claims, scorecard, tally
 from dynbench.report.data import (
     DEFAULT_OPTIONS,
     TIMING_SECTIONS,
@@ -91,31 +91,35 @@ def _times(value: object, digits: int = 3) -> str:
     return "" if value is None or pd.isna(value) else f"{value:.{digits}f}"
 
 
+SCORECARD_COLUMNS = (
+    "Claim",
+    "Paper",
+    "Verdict",
+    "Deciding",
+    "Printed",
+    "Why",
+    "Params ×",
+    "MAdds overhead (conv+FC / analytic)",
+    "GPU throughput ×",
+)
+
+
 def _scorecard_section(frame: pd.DataFrame, set_aside: int = 0) -> Section:
     """The claims judged on ``frame``; ``set_aside``: GPU throughputs left out of the
     judgment because they ran in another setting than the papers'."""
     card = scorecard(frame)
-    shown = card.drop(columns=["kind", "model", "measured_by"]).copy()
-    for column in ("Params ×", "Weight bytes ×", "GPU throughput ×", "Printed CPU slowdown ×"):
+    shown = card[list(SCORECARD_COLUMNS)].copy()
+    for column in ("Params ×", "GPU throughput ×"):
         shown[column] = shown[column].map(lambda v: _times(v, 2))
-    numeric = (
-        "Params ×",
-        "MAdds overhead (conv+FC / analytic)",
-        "Weight bytes ×",
-        "CPU latency × [95% CI]",
-        "GPU throughput ×",
-        "Printed CPU slowdown ×",
-    )
-    counts = card["Verdict"].value_counts()
-    summary = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+    numeric = ("Params ×", "MAdds overhead (conv+FC / analytic)", "GPU throughput ×")
     missing = card[card["measured_by"] != ""]
     longer = [
         f"{len(group)} claim(s): {command}"
         for command, group in missing.groupby("measured_by", sort=False)
     ]
     blocks = [
-        Block(text=f"{len(card)} claims: {summary}."),
-        Block(table=Table(shown, numeric)),
+        Block(text=f"{len(card)} claims: {tally(card)}."),
+        Block(table=Table(shown, numeric, "claims.csv", card.drop(columns=["measured_by"]))),
     ]
     if set_aside:
         blocks.append(
@@ -133,9 +137,12 @@ def _scorecard_section(frame: pd.DataFrame, set_aside: int = 0) -> Section:
                 bullets=longer,
             )
         )
-    rules = [f"{name}: {rule}" for name, rule in VERDICT_RULES] + [RULES]
-    blocks.append(Block(heading="Verdict rules", bullets=rules))
+    blocks.append(Block(heading="Verdict rules", bullets=verdict_rules()))
     return Section("claims", "Claims scorecard", blocks)
+
+
+def verdict_rules() -> list[str]:
+    return [f"{name}: {rule}" for name, rule in VERDICT_RULES] + [RULES]
 
 
 def _figures_section(frame: pd.DataFrame) -> Section | None:
@@ -552,35 +559,31 @@ def _machines_scorecard(machines: list[tuple[str, pd.DataFrame]], frame: pd.Data
             "by side (9); choose one with --machine, or report fewer stores"
         )
     table = None
-    numeric: list[str] = []
+    cards = []
     for name, group in machines:
         timed = group[~group["metric"].isin(MACHINE_FREE_METRICS)]
         card = scorecard(judged_setting(pd.concat([sizes, timed], ignore_index=True)))
+        cards.append((name, card))
         if table is None:
-            table = card[["Claim"]].copy()
+            table = card[["Claim", "Paper", "Printed"]].copy()
         table[f"Verdict ({name})"] = card["Verdict"]
         if with_latency:
-            column = f"CPU latency × ({name})"
-            table[column] = card["CPU latency × [95% CI]"]
-            numeric.append(column)
-    summary = "; ".join(
-        f"{name}: "
-        + ", ".join(f"{n} {v}" for v, n in table[f"Verdict ({name})"].value_counts().items())
-        for name, _ in machines
-    )
-    rules = [f"{name}: {rule}" for name, rule in VERDICT_RULES] + [RULES]
-    return Section(
-        "claims",
-        "Claims scorecard",
-        [
-            Block(
-                text=f"{len(table)} claims judged on each of {len(machines)} machines "
-                f"(one column group per machine). {summary}."
-            ),
-            Block(table=Table(table, tuple(numeric))),
-            Block(heading="Verdict rules", bullets=rules),
-        ],
-    )
+            table[f"Deciding ({name})"] = card["Deciding"]
+    summary = "; ".join(f"{name}: {tally(card)}" for name, card in cards)
+    blocks = [
+        Block(
+            text=f"{len(table)} claims judged on each of {len(machines)} machines "
+            f"(one column group per machine). {summary}."
+        ),
+        Block(table=Table(table)),
+    ]
+    for name, card in cards:
+        measured = card[card["Verdict"] != UNMEASURED]
+        if not measured.empty:
+            why = measured[["Claim", "Verdict", "Why"]]
+            blocks.append(Block(heading=f"Why, on {name}", table=Table(why)))
+    blocks.append(Block(heading="Verdict rules", bullets=verdict_rules()))
+    return Section("claims", "Claims scorecard", blocks)
 
 
 OPTIONS_NOTE = (

@@ -50,16 +50,20 @@ def test_each_claim_is_judged_on_each_machine():
     scorecard = report.sections[0].blocks[1].table.frame
     assert list(scorecard.columns) == [
         "Claim",
+        "Paper",
+        "Printed",
         "Verdict (laptop)",
-        "CPU latency × (laptop)",
+        "Deciding (laptop)",
         "Verdict (ws)",
-        "CPU latency × (ws)",
+        "Deciding (ws)",
     ]
-    rows = _claim_rows(scorecard, "CPU latency × (laptop)")
+    rows = _claim_rows(scorecard, "Deciding (laptop)")
     assert not rows.empty
     assert set(rows["Verdict (laptop)"]) == {"holds for MAdds, not for time"}
     assert set(rows["Verdict (ws)"]) == {"holds"}
-    assert rows["CPU latency × (laptop)"].iloc[0].startswith("1.400")
+    assert rows["Deciding (laptop)"].iloc[0] == "latency 1.400× [1.390, 1.410]"
+    headings = [b.heading for b in report.sections[0].blocks]
+    assert "Why, on laptop" in headings and "Why, on ws" in headings
     titles = [s.title for s in report.sections]
     assert "CPU latency (batch 1, one thread) (laptop)" in titles
     assert "CPU latency (batch 1, one thread) (ws)" in titles
@@ -102,9 +106,7 @@ def test_compiled_timings_are_shown_beside_eager_and_do_not_judge_claims():
     )
     report = build_report(pd.concat([eager, compiled, failed], ignore_index=True))
     card = report.sections[0].blocks[1].table.frame
-    assert set(_claim_rows(card, "CPU latency × [95% CI]")["Verdict"]) == {
-        "holds for MAdds, not for time"
-    }
+    assert set(_claim_rows(card, "Deciding")["Verdict"]) == {"holds for MAdds, not for time"}
     options = next(s for s in report.sections if s.id == "options")
     table = options.blocks[1].table.frame
     assert list(table.columns) == [
@@ -162,7 +164,7 @@ def test_a_machine_that_only_timed_is_judged_with_the_sizes_another_measured():
     )
     scorecard = build_report(pd.concat([sizes, timed], ignore_index=True)).sections[0]
     card = scorecard.blocks[1].table.frame
-    rows = _claim_rows(card, "CPU latency × (gpu-box)")
+    rows = _claim_rows(card, "Deciding (gpu-box)")
     # the MAdds part of the claim comes from the laptop's sizes: not "not measured"
     assert set(rows["Verdict (gpu-box)"]) == {"holds for MAdds, not for time"}
     assert set(rows["Verdict (laptop)"]) == {"not measured"}
