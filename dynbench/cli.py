@@ -27,6 +27,7 @@ from dynbench.models import all_models, load_user_model, model_info
 from dynbench.models.registry import ModelInfo, parse_input_size, select_models
 from dynbench.report.compare_runs import compare_ratios, load_run
 from dynbench.report.terminal import (
+    print_answer,
     print_failures,
     print_inspection,
     print_published_comparison,
@@ -59,6 +60,9 @@ DB_HELP = (
     "$DYNBENCH_DB)"
 )
 DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP)]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", help="also every table and per-counter note in the terminal")
+]
 InputSizeOption = Annotated[
     str | None, typer.Option("--input-size", help="C,H,W input size, e.g. 3,224,224")
 ]
@@ -186,6 +190,7 @@ def run_command(
             help="processes of a size suite (params, madds, resolution); default: one per core",
         ),
     ] = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Run a suite and store every measurement."""
     the_suite = load_suite(suite)
@@ -221,8 +226,8 @@ def run_command(
     with ResultStore(db) as store:
         outcome = run_suite(the_suite, targets, store, json_path, err, parts, machine_label, jobs)
     records = pd.DataFrame([r.as_dict() for r in outcome.records])
-    print_summary(out, records, the_suite.name)
-    if the_suite.compare == "published":
+    print_summary(out, records, the_suite.name, verbose)
+    if the_suite.compare == "published" and verbose:
         print_published_comparison(out, records)
     err.print(f"run {outcome.run_id}: {len(outcome.records)} measurements stored in {store.where}")
     if outcome.failures:
@@ -348,8 +353,10 @@ def report_command(
             "--machine", help="only this machine: its --machine-label or fingerprint (prefix)"
         ),
     ] = None,
+    verbose: VerboseOption = False,
 ) -> None:
-    """Write the claims report (markdown and/or one self-contained HTML page)."""
+    """Write the claims report (markdown and/or one self-contained HTML page) and print its
+    answer: the tally and one line per measured claim."""
     # imported here: the report's plots pull in matplotlib, which no other command needs
     from dynbench.report.machines import select_machine
     from dynbench.report.render import FORMATS, build_report, write_report
@@ -377,8 +384,13 @@ def report_command(
         raise DynbenchError("no measurements in the store(s); run 'dynbench run' first")
     if machine is not None:
         frame = select_machine(frame, machine)
-    for path in write_report(build_report(frame), output, format):
-        err.print(f"wrote {path}")
+    report = build_report(frame)
+    written = write_report(report, output, format)
+    if verbose:
+        for path in written:
+            err.print(f"wrote {path}")
+    main_page = next((p for p in written if p.suffix == ".html"), written[-1])
+    print_answer(out, report, str(main_page))
 
 
 @app.command("compare")

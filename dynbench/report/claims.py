@@ -123,7 +123,7 @@ VERDICT_RULES = [
 MEASURED_BY = {
     "cost": "dynbench run --suite latency-published",
     "time": "dynbench run --suite latency-published",
-    "speed": "dynbench run --suite latency-published; GPU: dynbench run --suite throughput",
+    "speed": "dynbench run --suite latency-published; dynbench run --suite throughput (CUDA)",
     "train": "dynbench run --suite train-step",
     "compact": "dynbench run --suite published",
     "spatial": "dynbench run --suite sparsity",
@@ -157,7 +157,8 @@ def short_title(claim) -> str:
     if claim.kind == "speed":
         return f"{subject}: speed table"
     if claim.kind == "compact":
-        return sentence.split(" (")[0].replace("DCD needs only", "DCD:")
+        short = sentence.split(" (")[0].replace("DCD needs only", "DCD:")
+        return short.replace(" parameters on", " params,")
     if claim.kind == "train":
         return f"DY-Conv ResNet-18 CIFAR-10: {claim.printed_ratio:.1f}× training time"
     return "Spatial DynConv: up to 2× faster"

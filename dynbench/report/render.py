@@ -16,7 +16,14 @@ from markupsafe import escape
 from dynbench.errors import DynbenchError
 from dynbench.report import figures
 from dynbench.report.batches import sweep_points, sweep_table
-from dynbench.report.claims import UNMEASURED, VERDICT_RULES, load_claims, scorecard, tally
+from dynbench.report.claims import (
+    UNMEASURED,
+    VERDICT_RULES,
+    load_claims,
+    paper_of,
+    scorecard,
+    tally,
+)
 from dynbench.report.data import (
     DEFAULT_OPTIONS,
     TIMING_SECTIONS,
@@ -81,6 +88,11 @@ class Report:
     title: str
     environment: dict
     sections: list[Section] = field(default_factory=list)
+    # the scorecard of the machine the answer is about, its name, and the other machines'
+    # tallies: what the terminal and the first screen say before any table
+    card: pd.DataFrame | None = None
+    machine: str = ""
+    others: list[str] = field(default_factory=list)
 
 
 def _count(value: object) -> str:
@@ -104,10 +116,9 @@ SCORECARD_COLUMNS = (
 )
 
 
-def _scorecard_section(frame: pd.DataFrame, set_aside: int = 0) -> Section:
-    """The claims judged on ``frame``; ``set_aside``: GPU throughputs left out of the
+def _scorecard_section(card: pd.DataFrame, set_aside: int = 0) -> Section:
+    """The claims as judged (``card``); ``set_aside``: GPU throughputs left out of the
     judgment because they ran in another setting than the papers'."""
-    card = scorecard(frame)
     shown = card[list(SCORECARD_COLUMNS)].copy()
     for column in ("Params ×", "GPU throughput ×"):
         shown[column] = shown[column].map(lambda v: _times(v, 2))
@@ -147,13 +158,14 @@ def verdict_rules() -> list[str]:
 
 def _figures_section(frame: pd.DataFrame) -> Section | None:
     claims = load_claims()
-    printed_cpu = {
-        r.model: r.printed_ratio
-        for r in claims[claims["kind"].isin(["speed", "time"])].itertuples()
-    }
-    printed_train = {
-        r.model: r.printed_ratio for r in claims[claims["kind"] == "train"].itertuples()
-    }
+    printed_cpu: dict[str, list[tuple[float, str]]] = {}
+    printed_train: dict[str, list[tuple[float, str]]] = {}
+    for claim in claims.itertuples(index=False):
+        label = f"{paper_of(claim)} {'speed table' if claim.kind == 'speed' else claim.kind}"
+        if claim.kind in ("speed", "time"):
+            printed_cpu.setdefault(claim.model, []).append((claim.printed_ratio, label))
+        if claim.kind == "train":
+            printed_train.setdefault(claim.model, []).append((claim.printed_ratio, label))
     made = [
         figures.madds_vs_latency(frame),
         figures.published_vs_measured(frame),
@@ -478,7 +490,9 @@ def build_report(frame: pd.DataFrame) -> Report:
     report = Report("dynbench report", env)
     papers = papers_setting(frame)
     judged = judged_setting(frame)
-    report.sections.append(_scorecard_section(judged, len(papers) - len(judged)))
+    report.card = scorecard(judged)
+    report.machine = machines[0][0] if machines else ""
+    report.sections.append(_scorecard_section(report.card, len(papers) - len(judged)))
     for section in (
         _figures_section(papers),
         *_machine_sections(frame, frame),
@@ -516,10 +530,13 @@ def _machines_report(
     sizes and MAdds do not depend on the machine and are shown once."""
     env = {**env, "machines": [_machine_text(name, group) for name, group in machines]}
     report = Report("dynbench report", env)
-    report.sections.append(_machines_scorecard(machines, frame))
+    section, cards = _machines_scorecard(machines, frame)
+    report.sections.append(section)
     # The machine holding most records: a short run on a second machine (a few GPU
     # figures) must not take the plots of the one that measured nearly everything.
     main_name, main = max(machines, key=lambda m: len(m[1]))
+    report.card, report.machine = cards[main_name], main_name
+    report.others = [f"{name}: {tally(card)}" for name, card in cards.items() if name != main_name]
     plots = _figures_section(papers_setting(main))
     if plots is not None:
         plots.title += f" ({main_name})"
@@ -542,12 +559,24 @@ def _machines_report(
 
 
 def _machine_text(name: str, group: pd.DataFrame) -> str:
-    machine = machine_of(group["environment"].iloc[-1])
+    newest = group.sort_values("measured_at", kind="stable") if "measured_at" in group else group
+    env = field_dict(newest["environment"].iloc[-1])
+    machine = machine_of(env)
     hardware = ", ".join(p for p in (machine.cpu, machine.gpu) if p)
-    return f"{name} ({hardware}; fingerprint {machine.fingerprint})"
+    return f"{name} ({hardware}; {_build_text(env)}; fingerprint {machine.fingerprint})"
 
 
-def _machines_scorecard(machines: list[tuple[str, pd.DataFrame]], frame: pd.DataFrame) -> Section:
+def _build_text(env: dict) -> str:
+    """torch, commit and date of a machine's newest record."""
+    parts = [f"torch {env['torch']}" if env.get("torch") else ""]
+    parts.append(f"commit {env['git_commit']}" if env.get("git_commit") else "")
+    parts.append(str(env.get("timestamp", ""))[:10])
+    return ", ".join(p for p in parts if p)
+
+
+def _machines_scorecard(
+    machines: list[tuple[str, pd.DataFrame]], frame: pd.DataFrame
+) -> tuple[Section, dict[str, pd.DataFrame]]:
     """Each claim judged on each machine: a verdict per machine, and its CPU latency ratio
     where the table has room (markdown tables stop at 10 columns). Sizes do not depend on
     the machine, so every machine's claims see the sizes any machine measured."""
@@ -583,7 +612,7 @@ def _machines_scorecard(machines: list[tuple[str, pd.DataFrame]], frame: pd.Data
             why = measured[["Claim", "Verdict", "Why"]]
             blocks.append(Block(heading=f"Why, on {name}", table=Table(why)))
     blocks.append(Block(heading="Verdict rules", bullets=verdict_rules()))
-    return Section("claims", "Claims scorecard", blocks)
+    return Section("claims", "Claims scorecard", blocks), dict(cards)
 
 
 OPTIONS_NOTE = (
@@ -635,15 +664,16 @@ def _options_section(frame: pd.DataFrame) -> Section | None:
 
 
 def environment_line(env: dict) -> str:
+    """The machine(s) in words, with torch version, commit and date, and how timings ran
+    (the threads of the timings, not of the process that stored them)."""
     if env.get("machines"):
         return "Measured on: " + "; ".join(env["machines"]) + options_line(env)
-    keys = ("cpu", "gpu", "threads", "torch", "python", "git_commit", "timestamp")
-    line = "Measured on: " + "; ".join(f"{k} {env[k]}" for k in keys if env.get(k) is not None)
-    machine = env.get("machine") or {}
-    if machine.get("fingerprint"):
-        label = env.get("machine_label")
-        line += f"; machine {label + ' ' if label else ''}{machine['fingerprint']}"
-    return line + options_line(env)
+    machine = machine_of(env)
+    name = machine.name if machine.words or machine.label else "an unnamed machine"
+    line = f"Measured on {name} ({_build_text(env)}"
+    if (env.get("machine") or {}).get("fingerprint"):
+        line += f"; fingerprint {machine.fingerprint}"
+    return line + ")" + options_line(env)
 
 
 def options_line(env: dict) -> str:
