@@ -109,3 +109,41 @@ def answer_lines(
     if where:
         lines.append(_short(f"Report: {where}", WIDTH))
     return lines[:MAX_LINES]
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def conclusion(card: pd.DataFrame, machine: str = "", others: list[str] | None = None) -> str:
+    """The answer as a sentence, e.g. 'On 2-core Intel Xeon, of 31 measured claims 9 hold,
+    14 hold for MAdds but not for time (latency +21% to +80%), 8 do not hold ...'."""
+    counts = card["Verdict"].value_counts()
+    measured = len(card) - int(counts.get(UNMEASURED, 0))
+    where = f"On {machine}, " if machine else ""
+    if not measured:
+        return f"{where}no claim is measured yet: {len(card)} claims wait for a timing run."
+    parts = []
+    if counts.get(HOLDS):
+        parts.append(f"{counts[HOLDS]} hold{'s' if counts[HOLDS] == 1 else ''}")
+    if counts.get(MADDS_ONLY):
+        rows = card[card["Verdict"] == MADDS_ONLY]
+        values = rows["latency_value"].dropna()
+        span = ""
+        if not values.empty:
+            span = (
+                f" (latency {100 * (values.min() - 1):+.0f}% to {100 * (values.max() - 1):+.0f}%)"
+            )
+        parts.append(f"{counts[MADDS_ONLY]} hold for MAdds but not for time{span}")
+    if counts.get(FAILS):
+        parts.append(f"{counts[FAILS]} do{'es' if counts[FAILS] == 1 else ''} not hold")
+    open_ = sum(int(counts.get(v, 0)) for v in INCONCLUSIVE)
+    if open_:
+        parts.append(f"{open_} {'is' if open_ == 1 else 'are'} inconclusive")
+    listed = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+    text = f"{where}of {_plural(measured, 'measured claim', 'measured claims')}, {listed}."
+    if counts.get(UNMEASURED):
+        text += f" {_plural(int(counts[UNMEASURED]), 'claim is', 'claims are')} not measured here."
+    if others:
+        text += " Other machines: " + "; ".join(others) + "."
+    return text

@@ -606,6 +606,7 @@ def scorecard(frame: pd.DataFrame) -> pd.DataFrame:
                 "MAdds overhead (conv+FC / analytic)": madds,
                 "Weight bytes ×": m.ratio(m.weight_bytes, m.weight_bytes_ref),
                 "CPU latency × [95% CI]": m.latency[-1].text() if m.latency else "",
+                "latency_value": m.latency[-1].value if m.latency else None,
                 "GPU throughput ×": gpu,
                 "CPU half": judged.halves.get("CPU", ""),
                 "GPU half": judged.halves.get("GPU", ""),

@@ -15,8 +15,12 @@ from markupsafe import escape
 
 from dynbench.errors import DynbenchError
 from dynbench.report import figures
+from dynbench.report.answer import conclusion
 from dynbench.report.batches import sweep_points, sweep_table
 from dynbench.report.claims import (
+    FAILS,
+    HOLDS,
+    MADDS_ONLY,
     UNMEASURED,
     VERDICT_RULES,
     load_claims,
@@ -64,6 +68,10 @@ class Table:
     numeric: tuple[str, ...] = ()
     csv_name: str = ""
     csv: pd.DataFrame | None = None
+    # HTML only: a column whose cells open to a longer text (the claim's sentence), and
+    # whether the table becomes one card per row on a narrow screen
+    details: dict[str, list[str]] = field(default_factory=dict)
+    cards: bool = False
 
 
 @dataclass
@@ -118,7 +126,9 @@ SCORECARD_COLUMNS = (
 
 def _scorecard_section(card: pd.DataFrame, set_aside: int = 0) -> Section:
     """The claims as judged (``card``); ``set_aside``: GPU throughputs left out of the
-    judgment because they ran in another setting than the papers'."""
+    judgment because they ran in another setting than the papers'. Measured claims first,
+    so that the first screen shows verdicts."""
+    card = card.sort_values("Verdict", key=lambda v: v == UNMEASURED, kind="stable")
     shown = card[list(SCORECARD_COLUMNS)].copy()
     for column in ("Params ×", "GPU throughput ×"):
         shown[column] = shown[column].map(lambda v: _times(v, 2))
@@ -130,7 +140,16 @@ def _scorecard_section(card: pd.DataFrame, set_aside: int = 0) -> Section:
     ]
     blocks = [
         Block(text=f"{len(card)} claims: {tally(card)}."),
-        Block(table=Table(shown, numeric, "claims.csv", card.drop(columns=["measured_by"]))),
+        Block(
+            table=Table(
+                shown,
+                numeric,
+                "claims.csv",
+                card.drop(columns=["measured_by"]),
+                details={"Claim": list(card["Sentence"])},
+                cards=True,
+            )
+        ),
     ]
     if set_aside:
         blocks.append(
@@ -595,6 +614,7 @@ def _machines_scorecard(
         cards.append((name, card))
         if table is None:
             table = card[["Claim", "Paper", "Printed"]].copy()
+            sentences = list(card["Sentence"])
         table[f"Verdict ({name})"] = card["Verdict"]
         if with_latency:
             table[f"Deciding ({name})"] = card["Deciding"]
@@ -604,7 +624,7 @@ def _machines_scorecard(
             text=f"{len(table)} claims judged on each of {len(machines)} machines "
             f"(one column group per machine). {summary}."
         ),
-        Block(table=Table(table)),
+        Block(table=Table(table, details={"Claim": sentences}, cards=True)),
     ]
     for name, card in cards:
         measured = card[card["Verdict"] != UNMEASURED]
@@ -692,8 +712,18 @@ def _markdown_table(table: Table) -> str:
     )
 
 
+def conclusion_text(report: Report) -> str:
+    """The report's answer in a sentence or two (empty when it judged no claim)."""
+    if report.card is None:
+        return ""
+    return conclusion(report.card, report.machine, report.others)
+
+
 def to_markdown(report: Report) -> str:
-    lines = [f"# {report.title}", "", environment_line(report.environment), ""]
+    lines = [f"# {report.title}", ""]
+    if conclusion_text(report):
+        lines += [f"**{conclusion_text(report)}**", ""]
+    lines += [environment_line(report.environment), ""]
     lines += ["Contents: " + ", ".join(f"[{s.title}](#{s.id})" for s in report.sections), ""]
     for section in report.sections:
         lines += [f'<a id="{section.id}"></a>', "", f"## {section.title}", ""]
@@ -719,6 +749,36 @@ def _cell_class(column: str, value: str, numeric: tuple[str, ...]) -> str:
     return "long" if len(value) > 60 else ""
 
 
+VERDICT_CLASSES = {
+    HOLDS: "holds",
+    MADDS_ONLY: "madds",
+    FAILS: "fails",
+    UNMEASURED: "unmeasured",
+}
+
+
+def _badge(verdict: str) -> str:
+    """A verdict as a coloured badge that still reads as text (colour is never alone)."""
+    kind = VERDICT_CLASSES.get(verdict, "open" if verdict.startswith("inconclusive") else "")
+    return f'<span class="badge b-{kind}">{escape(verdict)}</span>' if kind else escape(verdict)
+
+
+def _is_verdict(column: str) -> bool:
+    return column.startswith("Verdict") or column in ("CPU half", "GPU half")
+
+
+def _html_cell(column: str, value: str, table: Table, row: int) -> str:
+    if _is_verdict(column):
+        inner = _badge(value)
+    elif column in table.details:
+        more = escape(table.details[column][row])
+        inner = f"<details><summary>{escape(value)}</summary>{more}</details>"
+    else:
+        inner = escape(value)
+    kind = _cell_class(column, value, table.numeric)
+    return f'<td class="{kind}" data-label="{escape(column)}">{inner}</td>'
+
+
 def _html_table(table: Table) -> str:
     frame = table.frame.fillna("").astype(str)
     head = "".join(
@@ -726,15 +786,13 @@ def _html_table(table: Table) -> str:
     )
     body = "".join(
         "<tr>"
-        + "".join(
-            f'<td class="{_cell_class(c, v, table.numeric)}">{escape(v)}</td>'
-            for c, v in zip(frame.columns, row, strict=True)
-        )
+        + "".join(_html_cell(c, v, table, k) for c, v in zip(frame.columns, row, strict=True))
         + "</tr>"
-        for row in frame.itertuples(index=False)
+        for k, row in enumerate(frame.itertuples(index=False))
     )
     link = f'<p class="csv"><a href="{table.csv_name}">Every column: {table.csv_name}</a></p>'
-    table_html = f'<div class="scroll"><table class="data sortable"><thead><tr>{head}</tr>'
+    css = "data sortable" + (" cards" if table.cards else "")
+    table_html = f'<div class="scroll"><table class="{css}"><thead><tr>{head}</tr>'
     return (
         table_html
         + f"</thead><tbody>{body}</tbody></table></div>"
@@ -748,6 +806,7 @@ def to_html(report: Report) -> str:
     env.filters["table"] = _html_table
     return env.get_template("report.html.j2").render(
         report=report,
+        conclusion=conclusion_text(report),
         environment_line=environment_line(report.environment),
         generated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
