@@ -353,12 +353,20 @@ def report_command(
             "--machine", help="only this machine: its --machine-label or fingerprint (prefix)"
         ),
     ] = None,
+    reference: Annotated[
+        bool,
+        typer.Option(
+            "--reference/--no-reference",
+            help="set the reference machine's committed figures (shipped with dynbench) beside",
+        ),
+    ] = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Write the claims report (markdown and/or one self-contained HTML page) and print its
     answer: the tally and one line per measured claim."""
     # imported here: the report's plots pull in matplotlib, which no other command needs
     from dynbench.report.machines import select_machine
+    from dynbench.report.reference import reference_frame
     from dynbench.report.render import FORMATS, build_report, write_report
 
     if format not in FORMATS:
@@ -384,7 +392,7 @@ def report_command(
         raise DynbenchError("no measurements in the store(s); run 'dynbench run' first")
     if machine is not None:
         frame = select_machine(frame, machine)
-    report = build_report(frame)
+    report = build_report(frame, reference_frame() if reference else None)
     written = write_report(report, output, format)
     if verbose:
         for path in written:

@@ -14,4 +14,4 @@ rm -f "$out/runs.sqlite"
 echo "measuring suite $suite (tables: $out/terminal.txt)"
 .venv/bin/dynbench run --suite "$suite" --db "$out/runs.sqlite" --json "$out/records.json" \
     --verbose > "$out/terminal.txt"
-.venv/bin/dynbench report --db "$out/runs.sqlite" --out "$out"
+.venv/bin/dynbench report --db "$out/runs.sqlite" --out "$out" --reference

@@ -49,6 +49,7 @@ from dynbench.report.machines import machine_of, split_by_machine
 from dynbench.report.matrix import overall_counts, reproduction_matrix
 from dynbench.report.published_speeds import compare_published_speed
 from dynbench.report.quality import RULES, section_quality
+from dynbench.report.reference import beside_reference, reference_line
 from dynbench.report.resolution import resolution_table
 from dynbench.report.spatial import break_even_text, gpu_table, spatial_points
 from dynbench.results.names import SIZE_METRICS, unit_of
@@ -496,8 +497,26 @@ def _sizes_section(frame: pd.DataFrame) -> Section | None:
     return Section("sizes", "Params and MAdds", [Block(text=note, table=table)])
 
 
-def build_report(frame: pd.DataFrame) -> Report:
-    """The report of ``frame``; records of several machines are judged machine by machine."""
+def build_report(frame: pd.DataFrame, reference: pd.DataFrame | None = None) -> Report:
+    """The report of ``frame``; records of several machines are judged machine by machine;
+    with ``reference`` (another machine's records), a section sets its figures beside."""
+    report = _build_report(frame)
+    if reference is not None:
+        table, name = beside_reference(frame, reference)
+        text = (
+            f"The same claims on the reference machine, {name} (the committed runs shipped "
+            "with dynbench), judged by the same rules. Beyond noise = the two newest runs' "
+            "95% intervals do not overlap and the ratios are more than 3% apart."
+        )
+        blocks = [Block(text=text)]
+        if not table.empty:
+            blocks.append(Block(table=Table(table, ("Difference",))))
+        report.sections.insert(1, Section("reference", "Beside the reference machine", blocks))
+        report.others.append(reference_line(table, name))
+    return report
+
+
+def _build_report(frame: pd.DataFrame) -> Report:
     machines = split_by_machine(frame)
     newest = frame.sort_values("measured_at", kind="stable") if "measured_at" in frame else frame
     env = json.loads(newest["environment"].iloc[-1]) if "environment" in frame else {}
