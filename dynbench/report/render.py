@@ -127,31 +127,31 @@ SCORECARD_COLUMNS = (
 
 def _scorecard_section(card: pd.DataFrame, set_aside: int = 0) -> Section:
     """The claims as judged (``card``); ``set_aside``: GPU throughputs left out of the
-    judgment because they ran in another setting than the papers'. Measured claims first,
-    so that the first screen shows verdicts."""
-    card = card.sort_values("Verdict", key=lambda v: v == UNMEASURED, kind="stable")
+    judgment because they ran in another setting than the papers'. The table holds the
+    claims this store measures; the others collapse into one line per command that would
+    measure them (claims.csv beside the report lists every claim)."""
+    every = card
+    card = card[card["Verdict"] != UNMEASURED]
     shown = card[list(SCORECARD_COLUMNS)].copy()
     for column in ("Params ×", "GPU throughput ×"):
         shown[column] = shown[column].map(lambda v: _times(v, 2))
     numeric = ("Params ×", "MAdds overhead (conv+FC / analytic)", "GPU throughput ×")
-    missing = card[card["measured_by"] != ""]
+    missing = every[every["measured_by"] != ""]
     longer = [
         f"{len(group)} claim(s): {command}"
         for command, group in missing.groupby("measured_by", sort=False)
     ]
-    blocks = [
-        Block(text=f"{len(card)} claims: {tally(card)}."),
-        Block(
-            table=Table(
-                shown,
-                numeric,
-                "claims.csv",
-                card.drop(columns=["measured_by"]),
-                details={"Claim": list(card["Sentence"])},
-                cards=True,
-            )
-        ),
-    ]
+    blocks = [Block(text=f"{len(every)} claims: {tally(every)}.")]
+    if not card.empty:
+        table = Table(
+            shown,
+            numeric,
+            "claims.csv",
+            every.drop(columns=["measured_by"]),
+            details={"Claim": list(card["Sentence"])},
+            cards=True,
+        )
+        blocks.append(Block(table=table))
     if set_aside:
         blocks.append(
             Block(
@@ -530,7 +530,10 @@ def _build_report(frame: pd.DataFrame) -> Report:
     judged = judged_setting(frame)
     report.card = scorecard(judged)
     report.machine = machines[0][0] if machines else ""
-    report.sections.append(_scorecard_section(report.card, len(papers) - len(judged)))
+    claims = _scorecard_section(report.card, len(papers) - len(judged))
+    measured = (report.card["Verdict"] != UNMEASURED).any()
+    if measured:
+        report.sections.append(claims)
     for section in (
         _figures_section(papers),
         *_machine_sections(frame, frame),
@@ -538,6 +541,8 @@ def _build_report(frame: pd.DataFrame) -> Report:
     ):
         if section is not None:
             report.sections.append(section)
+    if not measured:  # a suite that judges no claim leads with its own result
+        report.sections.append(claims)
     return report
 
 
