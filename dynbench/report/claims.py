@@ -325,7 +325,8 @@ class Lookup:
             low, high = ci95_bounds(r.detail)
             baseline = str(field_dict(r.detail).get("baseline", ""))
             details = [by_run.get((r.run_id, m)) for m in (model, baseline)]
-            quality = ratio_quality(r.value, r.detail, [d for d in details if d is not None])
+            known = [d for d in details if d is not None]
+            quality = ratio_quality(r.value, r.detail, known, time_metric)
             runs.append(Run(str(r.run_id), float(r.value), low, high, quality.reasons))
         return tuple(runs)
 

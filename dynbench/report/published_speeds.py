@@ -95,7 +95,7 @@ def compare_published_speed(measurements: pd.DataFrame) -> pd.DataFrame:
                 low, high = ci95_bounds(ratio.detail)
                 details = [ours.detail, base_ours.detail]
                 # this run's own quality; the scorecard weighs every run (claims.settle)
-                noisy = ratio_quality(ratio.value, ratio.detail, details).noisy
+                noisy = ratio_quality(ratio.value, ratio.detail, details, metric).noisy
             else:
                 our_value, our_base = ours.value, base_ours.value
                 our_ratio = our_base / our_value if faster_is_higher else our_value / our_base

@@ -57,22 +57,28 @@ class Quality:
         return "; ".join(self.reasons) if self.noisy else "quiet"
 
 
-def model_noise(detail: object) -> list[str]:
-    """Why one model's timing record is noisy (empty: it is not)."""
+TRAINING_METRICS = ("train_step_ms_per_image",)
+
+
+def model_noise(detail: object, metric: str = "") -> list[str]:
+    """Why one model's timing record (of ``metric``) is noisy (empty: it is not)."""
     info = field_dict(detail)
     reasons = []
     iqr = info.get("iqr_over_median")
     if iqr is not None and iqr > MAX_IQR:
         reasons.append(f"IQR {iqr:.0%} of the median")
     faults = info.get("minor_faults_per_call")
-    training = "step_ms" in info  # a training step's record: faults are part of its cost
+    training = metric in TRAINING_METRICS  # a training step: faults are part of its cost
     if faults is not None and faults > MAX_FAULTS_PER_CALL and not training:
         reasons.append(f"{faults:,.0f} page faults per call")
     return reasons
 
 
-def ratio_quality(value: float, detail: object, time_details: list[object]) -> Quality:
-    """The quality of one run's ratio: its interval and both models' times in that run."""
+def ratio_quality(
+    value: float, detail: object, time_details: list[object], metric: str = ""
+) -> Quality:
+    """The quality of one run's ratio: its interval and both models' times (records of
+    ``metric``) in that run."""
     reasons = []
     low, high = ci95_bounds(detail)
     if low is None:
@@ -80,7 +86,7 @@ def ratio_quality(value: float, detail: object, time_details: list[object]) -> Q
     elif max(value - low, high - value) > MAX_CI_HALF_WIDTH * value:
         reasons.append(f"interval [{low:.3f}, {high:.3f}] wider than ±{MAX_CI_HALF_WIDTH:.0%}")
     for time_detail in time_details:
-        reasons += model_noise(time_detail)
+        reasons += model_noise(time_detail, metric)
     return Quality(bool(reasons), tuple(reasons))
 
 
@@ -99,7 +105,10 @@ def throughput_quality(details: list[object]) -> Quality:
 def section_quality(times: pd.DataFrame) -> str:
     """One sentence for a timing section: was the machine quiet for these records?"""
     details = [field_dict(d) for d in times["detail"]]
-    noisy = {model: model_noise(d) for model, d in zip(times["model"], details, strict=True)}
+    noisy = {
+        model: model_noise(d, metric)
+        for model, d, metric in zip(times["model"], details, times["metric"], strict=True)
+    }
     noisy = {model: why for model, why in noisy.items() if why}
 
     def recorded(*keys: str) -> list[float]:

@@ -235,3 +235,18 @@ def test_a_speed_claim_combines_its_cpu_and_gpu_halves():
     result, why, row = verdict(store, model="resnet50_v1_condconv_8x", kind="speed")
     assert (row["CPU half"], row["GPU half"], result) == (HOLDS, FAILS, FAILS)
     assert why.startswith("CPU: CPU latency 1.400× [1.390, 1.410]") and "GPU: GPU throughput" in why
+
+
+def test_training_step_page_faults_are_part_of_its_cost_not_noise():
+    """Known by the record's metric: a training step allocates its gradients each step."""
+    method = "torch.utils.benchmark"
+    timing = {"iqr_over_median": 0.04, "minor_faults_per_call": 900.0}
+    ratio = {"baseline": "resnet18_cifar", "ci95_low": 5.35, "ci95_high": 5.45}
+    store = frame([
+        record("resnet18_cifar", "train_step_ms_per_image", 10.0, method, timing),
+        record("resnet18_cifar_dyconv_4x", "train_step_ms_per_image", 54.0, method, timing),
+        record("resnet18_cifar_dyconv_4x", "train_step_ratio", 5.4, method, ratio),
+    ])  # fmt: skip
+    result, why, _ = verdict(store, "resnet18_cifar_dyconv_4x", "train")
+    assert result == FAILS and "the one run below the printed 14.7× (±5%)" in why
+    assert "(quiet)" in why
