@@ -641,7 +641,8 @@ def _machines_scorecard(
             sentences = list(card["Sentence"])
         table[f"Verdict ({name})"] = card["Verdict"]
         if with_latency:
-            table[f"Deciding ({name})"] = card["Deciding"]
+            measured = card["Verdict"] != UNMEASURED
+            table[f"Deciding ({name})"] = card["Deciding"].where(measured, "")
     summary = "; ".join(f"{name}: {tally(card)}" for name, card in cards)
     blocks = [
         Block(
