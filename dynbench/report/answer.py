@@ -41,8 +41,17 @@ LEGEND = (
 TITLE_WIDTH = 46
 
 
+def _columns(text: str) -> int:
+    """Width as the strictest terminal tool counts it: UTF-8 bytes (× and … count 2-3)."""
+    return len(text.encode())
+
+
 def _short(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+    if _columns(text) <= width:
+        return text
+    while _columns(text + "…") > width:
+        text = text[:-1]
+    return text + "…"
 
 
 def _title(row) -> str:
@@ -87,7 +96,7 @@ def settle_lines(card: pd.DataFrame) -> list[str]:
         text += "; to settle: " + ", ".join(f"{c} ({n})" for c, n in commands.items())
     if disputed:
         text += f"; {disputed} with MAdds counters disagreeing: see the report's matrix"
-    return textwrap.wrap(text, WIDTH, subsequent_indent="  ")
+    return [_short(line, WIDTH) for line in textwrap.wrap(text, WIDTH - 4, subsequent_indent="  ")]
 
 
 def answer_lines(
@@ -95,7 +104,7 @@ def answer_lines(
 ) -> list[str]:
     """The whole answer: tally, claims, what is open, other machines' tallies, the report."""
     lines = [_short(f"dynbench: {len(card)} claims{' on ' + machine if machine else ''}", WIDTH)]
-    lines += textwrap.wrap(tally(card), WIDTH, subsequent_indent="  ")
+    lines += textwrap.wrap(tally(card), WIDTH - 4, subsequent_indent="  ")
     claims = claim_lines(card)
     budget = MAX_LINES - len(lines) - 6 - len(others or [])
     if len(claims) > budget:
@@ -103,7 +112,7 @@ def answer_lines(
         claims = claims[: budget - 1] + [f"… {left} more claims in the report"]
     lines += claims
     if claims:
-        lines += textwrap.wrap(LEGEND, WIDTH)
+        lines += textwrap.wrap(LEGEND, WIDTH - 4)
     lines += settle_lines(card)
     lines += [_short(line, WIDTH) for line in others or []]
     if where:

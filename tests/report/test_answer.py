@@ -31,5 +31,5 @@ def test_the_answer_fits_forty_lines_of_a_hundred_columns_whatever_the_store():
         Verdict="holds", Deciding="latency 1.000× [0.990, 1.010]" + "x" * 90
     )
     for lines in (answer_lines(card, "r"), answer_lines(many, "r" * 200, "m", ["o"] * 5)):
-        assert len(lines) <= MAX_LINES and max(len(line) for line in lines) <= WIDTH
+        assert len(lines) <= MAX_LINES and max(len(line.encode()) for line in lines) <= WIDTH
     assert "more claims in the report" in " ".join(answer_lines(many, "r"))
