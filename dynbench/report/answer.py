@@ -38,7 +38,7 @@ LEGEND = (
     "MAdds only = holds for MAdds, not for time; ? = inconclusive (noisy: no quiet run; "
     "straddles: runs on both sides; counters: MAdds counters disagree)"
 )
-TITLE_WIDTH = 46
+TITLE_WIDTH = 47
 
 
 def _columns(text: str) -> int:
