@@ -32,6 +32,7 @@ from dynbench.models.user_operator import load_operator, registered
 from dynbench.redact import redact
 from dynbench.report.compare_runs import compare_ratios, load_run
 from dynbench.report.terminal import (
+    print_answer,
     print_failures,
     print_inspection,
     print_published_comparison,
@@ -65,6 +66,9 @@ DB_HELP = (
     "$DYNBENCH_DB)"
 )
 DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP)]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", help="also every table and per-counter note in the terminal")
+]
 InputSizeOption = Annotated[
     str | None, typer.Option("--input-size", help="C,H,W input size, e.g. 3,224,224")
 ]
@@ -221,6 +225,7 @@ def run_command(
             "(block 1x1 convs, as DCD)",
         ),
     ] = "blocks",
+    verbose: VerboseOption = False,
 ) -> None:
     """Run a suite and store every measurement."""
     the_suite = load_suite(suite)
@@ -255,7 +260,7 @@ def run_command(
             baseline,
             names,
         )
-        _run(the_suite, targets, json_path, db, parts, machine_label, jobs)
+        _run(the_suite, targets, json_path, db, parts, machine_label, jobs, verbose)
 
 
 def _run(
@@ -266,6 +271,7 @@ def _run(
     parts: tuple[int, int] | None,
     machine_label: str | None,
     jobs: int | None,
+    verbose: bool,
 ) -> None:
     """Measure ``targets`` with the suite, store and summarise the records."""
     check_only(the_suite, [t.info.name for t in targets])
@@ -282,8 +288,8 @@ def _run(
         outcome = run_suite(the_suite, targets, store, json_path, err, parts, machine_label, jobs)
     records = pd.DataFrame([r.as_dict() for r in outcome.records])
     with stored_models(records.get("model", []), records.get("settings", [])):
-        print_summary(out, records, the_suite.name)
-    if the_suite.compare == "published":
+        print_summary(out, records, the_suite.name, verbose)
+    if the_suite.compare == "published" and verbose:
         print_published_comparison(out, records)
     err.print(f"run {outcome.run_id}: {len(outcome.records)} measurements stored in {store.where}")
     if outcome.failures:
@@ -409,10 +415,20 @@ def report_command(
             "--machine", help="only this machine: its --machine-label or fingerprint (prefix)"
         ),
     ] = None,
+    reference: Annotated[
+        bool,
+        typer.Option(
+            "--reference/--no-reference",
+            help="set the reference machine's committed figures (shipped with dynbench) beside",
+        ),
+    ] = False,
+    verbose: VerboseOption = False,
 ) -> None:
-    """Write the claims report (markdown and/or one self-contained HTML page)."""
+    """Write the claims report (markdown and/or one self-contained HTML page) and print its
+    answer: the tally and one line per measured claim."""
     # imported here: the report's plots pull in matplotlib, which no other command needs
     from dynbench.report.machines import select_machine
+    from dynbench.report.reference import reference_frame
     from dynbench.report.render import FORMATS, build_report, write_report
 
     if format not in FORMATS:
@@ -439,8 +455,13 @@ def report_command(
     if machine is not None:
         frame = select_machine(frame, machine)
     with stored_models(frame["model"], frame["settings"]):
-        for path in write_report(build_report(frame), output, format):
+        report = build_report(frame, reference_frame() if reference else None)
+        written = write_report(report, output, format)
+    if verbose:
+        for path in written:
             err.print(f"wrote {path}")
+    main_page = next((p for p in written if p.suffix == ".html"), written[-1])
+    print_answer(out, report, str(main_page))
 
 
 @app.command("compare")

@@ -59,7 +59,7 @@ def test_run_madds_json(cli, tmp_path):
         "analytic",
     }
     assert all(r["unit"] == "MAdds" for r in records)
-    assert "disagree by" in result.stdout
+    assert "disagree by" not in result.stdout  # per-counter notes: --verbose or the report
     # every model of the madds suite also gets the weight bytes one image reads (fp32)
     assert {r["model"]: r["value"] for r in weights} == {
         "mobilenetv2_075": 4 * 2_636_424,
@@ -305,7 +305,12 @@ def test_report_formats_runs_and_bad_input(cli, tmp_path):
     written = {p.name for p in (tmp_path / "md").iterdir()}
     assert "report.md" in written and "report.html" not in written and "sizes.csv" in written
     markdown = (tmp_path / "md" / "report.md").read_text()
-    assert markdown.index("## Claims scorecard") < markdown.index("## Params and MAdds")
+    # a params run judges no claim: its own table first, the scorecard's one line last
+    assert markdown.index("## Params and MAdds") < markdown.index("## Claims scorecard")
+    answer = result.stdout.splitlines()
+    assert answer[0].startswith("dynbench: 32 claims")
+    assert answer[-1].startswith("Report: ") and answer[-1].endswith("report.md")
+    assert len(answer) <= 40
     run_id = load_results(tmp_path / "s.sqlite")["run_id"].iloc[0]
     assert cli("report", "--db", "s.sqlite", "--out", "one", "--run", run_id).code == 0
     assert (tmp_path / "one" / "report.html").is_file()

@@ -20,35 +20,6 @@ def latest(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-# the ratios a run stores itself, with their 95% interval
-STORED_RATIOS = ("latency_ratio", "train_step_ratio")
-
-
-def ratio_runs(frame: pd.DataFrame) -> dict[tuple[str, str], list[float]]:
-    """Every stored value of each (model, stored ratio metric), one per run that measured
-    it: the repeats that decide whether two runs of a ratio disagree."""
-    ratios = frame[frame["metric"].isin(STORED_RATIOS)]
-    return ratios.groupby(["model", "metric"])["value"].apply(list).to_dict()
-
-
-def per_run_ratios(frame: pd.DataFrame, model: str, reference: str, metric: str) -> list[float]:
-    """``model``'s ``metric`` over ``reference``'s in each run that measured both (the newest
-    record of each in the run): the repeats of a ratio that no run stores itself."""
-    if "run_id" not in frame:
-        return []
-    rows = frame[(frame["metric"] == metric) & frame["model"].isin([model, reference])]
-    if rows.empty or model == reference:
-        return []
-    rows = rows.sort_values("measured_at", kind="stable")
-    by_run = rows.drop_duplicates(["run_id", "model"], keep="last").pivot(
-        index="run_id", columns="model", values="value"
-    )
-    if model not in by_run or reference not in by_run:
-        return []
-    both = by_run[[model, reference]].dropna()
-    return [m / r for m, r in zip(both[model], both[reference], strict=True) if r]
-
-
 def family_of(model: str) -> tuple[str, str]:
     info = find_model(model)
     return (info.family, info.operator) if info else (model, "user")

@@ -16,8 +16,10 @@ matplotlib.use("Agg")  # files only, never a window
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 from dynbench.published import parse_printed  # noqa: E402
+from dynbench.report.claims import load_claims  # noqa: E402
 from dynbench.report.data import ci95_bounds, family_of, latest  # noqa: E402
 from dynbench.report.published_sizes import compare_published  # noqa: E402
 from dynbench.results.names import COUNTERS  # noqa: E402
@@ -37,6 +39,13 @@ MARKERS = {
 
 
 CLAIM_FAMILIES = ("resnet18", "resnet50_v1", "mobilenetv2_100")
+VARIANT_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p")
+
+
+def _variant(model: str) -> str:
+    """'resnet18_odconv_4x' -> 'odconv_4x': the operator and its setting, without family."""
+    family = family_of(model)[0]
+    return model[len(family) + 1 :] if model.startswith(family + "_") else model
 
 
 @dataclass(frozen=True)
@@ -87,15 +96,18 @@ def madds_vs_latency(frame: pd.DataFrame) -> Figure | None:
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     top = max(max(p[1] for p in points), max(100 * (p[2].value - 1) for p in points)) * 1.1
     ax.plot([0, top], [0, top], color="#999", linestyle="--", label="y = x (time follows MAdds)")
-    for operator in sorted({p[0] for p in points}):
-        mine = [p for p in points if p[0] == operator]
+    # one colour and marker per variant (ODConv 1x and 4x apart), whatever the family
+    variants = sorted({_variant(p[2].model) for p in points})
+    for k, variant in enumerate(variants):
+        mine = [p for p in points if _variant(p[2].model) == variant]
         xs = [p[1] for p in mine]
         ys = [100 * (p[2].value - 1) for p in mine]
         errors = [
             [100 * (p[2].value - p[2].low) if p[2].low else 0 for p in mine],
             [100 * (p[2].high - p[2].value) if p[2].high else 0 for p in mine],
         ]
-        ax.errorbar(xs, ys, yerr=errors, fmt=MARKERS.get(operator, "o"), label=operator, capsize=2)
+        ax.errorbar(xs, ys, yerr=errors, fmt=VARIANT_MARKERS[k % len(VARIANT_MARKERS)],
+                    label=variant, capsize=2)  # fmt: skip
     ax.set_xlabel("analytic MAdds overhead over the family baseline (%)")
     ax.set_ylabel("CPU latency overhead, batch 1 (%)")
     ax.legend(fontsize=8)
@@ -129,9 +141,12 @@ def published_vs_measured(frame: pd.DataFrame) -> Figure | None:
         if not data:
             ax.set_visible(False)
             continue
-        top = max(max(d) for d in data) * 1.1
-        ax.plot([0, top], [0, top], color="#999", linestyle="--", label="measured = printed")
+        # log axes: the rows span two decades, and a 26% miss must show at either end
+        low, top = min(min(d) for d in data) / 1.2, max(max(d) for d in data) * 1.2
+        ax.plot([low, top], [low, top], color="#999", linestyle="--", label="measured = printed")
         ax.scatter([d[0] for d in data], [d[1] for d in data], s=14, label="published row")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
         ax.set_xlabel(f"printed {unit}")
         ax.set_ylabel(f"measured {unit}")
         ax.set_title(what, fontsize=10)
@@ -157,8 +172,12 @@ def counter_totals(frame: pd.DataFrame, limit: int = 24) -> Figure | None:
         return None
     madds = madds.dropna(subset=["conv_linear"])
     # the families the claims are about first, then the rest by name
-    claimed = [m for m in madds.index if family_of(m)[0] in CLAIM_FAMILIES]
-    madds = madds.loc[(claimed + [m for m in madds.index if m not in claimed])[:limit]]
+    claims = load_claims()
+    named = set(claims["model"]) | set(claims["reference"])
+    claimed = [m for m in madds.index if m in named]
+    near = [m for m in madds.index if family_of(m)[0] in CLAIM_FAMILIES and m not in named]
+    rest = [m for m in madds.index if m not in claimed and m not in near]
+    madds = madds.loc[(claimed + near + rest)[:limit]]
     fig, ax = plt.subplots(figsize=(9.6, 0.28 * len(madds) + 1.6))
     counters = [c for c in COUNTERS if c in madds]
     height = 0.8 / len(counters)
@@ -169,6 +188,8 @@ def counter_totals(frame: pd.DataFrame, limit: int = 24) -> Figure | None:
     ax.set_yticklabels(madds.index, fontsize=7)
     ax.invert_yaxis()
     ax.axvline(1.0, color="#999", linestyle="--")
+    shares = madds[counters].div(madds["conv_linear"], axis=0)
+    ax.set_xlim(max(0.0, float(shares.min().min()) - 0.05), float(shares.max().max()) + 0.05)
     ax.set_xlabel("counter's total / conv+FC MAdds (×)")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3, axis="x")
@@ -181,8 +202,11 @@ def counter_totals(frame: pd.DataFrame, limit: int = 24) -> Figure | None:
     )
 
 
-def timing_ratios(frame: pd.DataFrame, metric: str, published: dict[str, float]) -> Figure | None:
-    """(d) and (f): a ratio with its interval per model, the printed ratio marked."""
+def timing_ratios(
+    frame: pd.DataFrame, metric: str, published: dict[str, list[tuple[float, str]]]
+) -> Figure | None:
+    """(d) and (f): a ratio with its interval per model, each claim's printed ratio marked
+    with its own marker (a model may carry two claims: DCD's time and ODConv's table)."""
     ratios = _ratios(latest(frame), metric).sort_values("value")
     if ratios.empty:
         return None
@@ -193,12 +217,17 @@ def timing_ratios(frame: pd.DataFrame, metric: str, published: dict[str, float])
     ax.errorbar(
         ratios["value"], ys, xerr=[lows, highs], fmt="o", capsize=3, label="measured, 95% CI"
     )
-    printed = [
-        (y, published[m]) for y, m in zip(ys, ratios["model"], strict=False) if m in published
-    ]
-    if printed:
-        ax.scatter([p[1] for p in printed], [p[0] for p in printed], marker="x", s=50,
-                   color="#c0392b", label="printed", zorder=3)  # fmt: skip
+    by_label: dict[str, list[tuple[int, float]]] = {}
+    for y, model in zip(ys, ratios["model"], strict=False):
+        for value, label in published.get(model, []):
+            by_label.setdefault(label, []).append((y, value))
+    for (label, points), (marker, colour) in zip(
+        sorted(by_label.items()),
+        [("x", "#c0392b"), ("D", "#8e44ad"), ("^", "#d35400")],
+        strict=False,
+    ):
+        ax.scatter([p[1] for p in points], [p[0] for p in points], marker=marker, s=50,
+                   color=colour, label=f"printed: {label}", zorder=3)  # fmt: skip
     ax.set_yticks(list(ys))
     ax.set_yticklabels(ratios["model"], fontsize=8)
     ax.axvline(1.0, color="#999", linestyle="--")
@@ -212,8 +241,8 @@ def timing_ratios(frame: pd.DataFrame, metric: str, published: dict[str, float])
         fig,
         name,
         title,
-        "Where a red cross lies outside a model's interval, this machine disagrees with the "
-        "paper's printed slowdown.",
+        "Each claim's printed ratio has its own marker; where it lies left of a model's "
+        "interval, the model is costlier on this machine than that claim says.",
     )
 
 
@@ -249,24 +278,28 @@ def spatial_density(points: pd.DataFrame) -> Figure | None:
 
     if points.empty:
         return None
-    model = points["model"].iloc[0]
-    points = points[points["model"] == model]
+    models = list(dict.fromkeys(points["model"]))
     masks = list(dict.fromkeys(points["mask"]))
-    fig, axes = plt.subplots(1, len(masks), figsize=(4.8 * len(masks), 4.2), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig, axes = plt.subplots(1, len(masks), figsize=(4.8 * len(masks), 4.6), squeeze=False)
     for ax, mask in zip(axes[0], masks, strict=True):
-        mine = points[points["mask"] == mask]
-        for execution, style in (("masked", "s-"), ("sparse", "o-")):
-            line = mine[mine["execution"] == execution].sort_values("density")
-            if line.empty:
-                continue
-            ax.plot(line["density"], line["ratio"], style, label=f"{execution} / dense")
-            ax.fill_between(line["density"], line["low"], line["high"], alpha=0.25)
-            if execution == "sparse":
-                crossing = break_even(line)
-                if isinstance(crossing, float):
-                    ax.axvline(crossing, color="#c0392b", linestyle=":",
-                               label=f"break-even d = {crossing:.2f}")  # fmt: skip
-        madds = mine[mine["execution"] == "sparse"].sort_values("density")
+        for k, model in enumerate(models):
+            colour = colours[k % len(colours)]
+            mine = points[(points["mask"] == mask) & (points["model"] == model)]
+            for execution, style in (("masked", "s:"), ("sparse", "o-")):
+                line = mine[mine["execution"] == execution].sort_values("density")
+                if line.empty:
+                    continue
+                ax.plot(line["density"], line["ratio"], style, color=colour,
+                        label=f"{model}: {execution} / dense")  # fmt: skip
+                ax.fill_between(line["density"], line["low"], line["high"], alpha=0.2,
+                                color=colour)  # fmt: skip
+                if execution == "sparse":
+                    crossing = break_even(line)
+                    if isinstance(crossing, float):
+                        ax.axvline(crossing, color=colour, linestyle=":", linewidth=1)
+        madds = points[(points["mask"] == mask) & (points["execution"] == "sparse")]
+        madds = madds[madds["model"] == models[0]].sort_values("density")
         ax.plot(madds["density"], madds["madds_vs_full"], "--", color="#7f8c8d",
                 label="MAdds / all positions")  # fmt: skip
         ax.axhline(1.0, color="#999", linewidth=0.8)
@@ -275,12 +308,14 @@ def spatial_density(points: pd.DataFrame) -> Figure | None:
         ax.set_ylabel("× dense latency, batch 1, one thread")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    names = ", ".join(models)
     return render(
         fig,
         "spatial-density",
-        f"{model}: latency and MAdds against mask density",
-        "Sparse execution pays below the break-even density, where its line crosses 1; the "
-        "gap between its line and the MAdds line is what gathering and scattering cost.",
+        f"{names}: latency and MAdds against mask density",
+        "One colour per model; shaded: 95% intervals; a dotted vertical line marks a model's "
+        "break-even density, where its sparse line crosses 1. The gap between a sparse line "
+        "and the MAdds line is what gathering and scattering cost.",
     )
 
 
@@ -313,7 +348,10 @@ def batch_sweep(points: pd.DataFrame) -> Figure | None:
                 )
             if operator == "static":
                 continue
-            bottom.plot(line["batch"], line["ratio"], marker=marker, color=color)
+            lows = (line["ratio"] - line["low"]).where(line["low"].notna(), 0)
+            highs = (line["high"] - line["ratio"]).where(line["high"].notna(), 0)
+            bottom.errorbar(line["batch"], line["ratio"], yerr=[lows, highs], marker=marker,
+                            color=color, capsize=2)  # fmt: skip
             best = line.loc[line["ratio"].idxmin()]
             bottom.scatter(
                 [best["batch"]],
@@ -335,7 +373,14 @@ def batch_sweep(points: pd.DataFrame) -> Figure | None:
             ax.set_xticks(batches, [str(b) for b in batches])
             ax.minorticks_off()
             ax.grid(alpha=0.3)
-        top.legend(fontsize=7)
+        handles, _ = top.get_legend_handles_labels()
+        handles += [
+            Line2D([], [], marker="*", linestyle="", markersize=12, color="#555",
+                   markeredgecolor="black", label="best batch (smallest ratio)"),
+            Line2D([], [], marker="o", linestyle="", markersize=11, markerfacecolor="none",
+                   color="#555", label="experts route at this batch"),
+        ]  # fmt: skip
+        top.legend(handles=handles, fontsize=7)
     return render(
         fig,
         "batch-sweep",

@@ -12,6 +12,7 @@ taken on one machine says nothing about another.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -27,10 +28,22 @@ class Machine:
     label: str | None  # the user's --machine-label, if any
     cpu: str | None
     gpu: str | None
+    cores: int | None = None
 
     @property
     def name(self) -> str:
-        return self.label or self.fingerprint
+        return self.label or self.words or self.fingerprint
+
+    @property
+    def words(self) -> str:
+        """The hardware in a few words: '2-core Intel Xeon', 'NVIDIA H200 (Intel Xeon)'."""
+        cpu = " ".join(
+            w for w in re.sub(r"\((R|TM)\)", "", self.cpu or "").split() if w != "Processor"
+        )
+        cpu = cpu.split(" CPU @")[0]
+        if cpu and self.cores:
+            cpu = f"{self.cores}-core {cpu}"
+        return f"{self.gpu} ({cpu})" if self.gpu and cpu else self.gpu or cpu
 
 
 def machine_of(environment: object) -> Machine:
@@ -41,7 +54,9 @@ def machine_of(environment: object) -> Machine:
         "torch_build": env.get("torch"),
     }
     found = fields.get("fingerprint") or fingerprint(fields)
-    return Machine(found, env.get("machine_label"), fields.get("cpu"), fields.get("gpu"))
+    return Machine(
+        found, env.get("machine_label"), fields.get("cpu"), fields.get("gpu"), fields.get("cores")
+    )
 
 
 def _legacy_key(env: dict) -> tuple:
@@ -70,13 +85,17 @@ def with_machines(frame: pd.DataFrame) -> pd.DataFrame:
     machines = [
         m
         if env.get("machine") or _legacy_key(env) not in identified
-        else Machine(identified[_legacy_key(env)], m.label, m.cpu, m.gpu)
+        else Machine(identified[_legacy_key(env)], m.label, m.cpu, m.gpu, m.cores)
         for m, env in zip(machines, environments, strict=True)
     ]
     out = frame.assign(machine=[m.fingerprint for m in machines])
     names: dict[str, str] = {}
     for m in machines:
-        names[m.fingerprint] = m.label or names.get(m.fingerprint) or m.fingerprint
+        names[m.fingerprint] = m.label or names.get(m.fingerprint) or m.name
+    taken = list(names.values())
+    for found, name in names.items():
+        if taken.count(name) > 1:  # two machines of the same hardware: tell them apart
+            names[found] = f"{name} {found[:6]}"
     return out.assign(machine_name=out["machine"].map(names))
 
 

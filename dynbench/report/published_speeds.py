@@ -23,8 +23,6 @@ from dynbench.report.data import (
     ci95_text,
     family_of,
     latest,
-    per_run_ratios,
-    ratio_runs,
 )
 from dynbench.report.quality import ratio_quality, throughput_quality
 
@@ -66,7 +64,6 @@ def compare_published_speed(measurements: pd.DataFrame) -> pd.DataFrame:
     if values.empty:
         return pd.DataFrame()
     measured = {(r.model, r.metric): r for r in values.itertuples(index=False)}
-    runs = ratio_runs(measurements)
     published = load_published()
     rows = []
     for column, (parse, unit, metric, ratio_metric, faster_is_higher) in SPEED_COLUMNS.items():
@@ -97,19 +94,14 @@ def compare_published_speed(measurements: pd.DataFrame) -> pd.DataFrame:
                 our_ratio = ratio.value
                 low, high = ci95_bounds(ratio.detail)
                 details = [ours.detail, base_ours.detail]
-                repeats = runs.get((pub.model, ratio_metric), [])
-                noisy = ratio_quality(ratio.value, ratio.detail, details, repeats).noisy
+                # this run's own quality; the scorecard weighs every run (claims.settle)
+                noisy = ratio_quality(ratio.value, ratio.detail, details, metric).noisy
             else:
                 our_value, our_base = ours.value, base_ours.value
                 our_ratio = our_base / our_value if faster_is_higher else our_value / our_base
                 if metric == GPU_METRIC:
-                    # slower = larger, as the published ratio: baseline over model for a speed
-                    slow, fast = (
-                        (baseline, pub.model) if faster_is_higher else (pub.model, baseline)
-                    )
-                    repeats = per_run_ratios(measurements, slow, fast, metric)
                     details = [ours.detail, base_ours.detail]
-                    noisy = throughput_quality(our_ratio, details, repeats).noisy
+                    noisy = throughput_quality(details).noisy
             rows.append(
                 {
                     "source": pub.source[:3],

@@ -12,13 +12,15 @@ while it was taken and the measurement was precise enough to decide. A timing is
   call: the time went to the kernel mapping fresh memory, not to the operator (this is
   what made the MobileNetV2 verdicts of an earlier report wrong). A training step
   allocates its gradients anew every step, so there faults are part of the cost and are
-  only recorded;
-* two stored runs of the same ratio differ by more than ``MAX_REPEAT_DIFFERENCE``: the
-  machine drifted between runs by more than any one run's interval shows.
+  only recorded.
 
 A GPU throughput ratio has no interval (a throughput is the median of a few timed blocks);
 it is noisy when either model's blocks spread by more than ``MAX_GPU_SPREAD`` ((slowest -
-fastest) / median) or when two runs of it differ by more than ``MAX_REPEAT_DIFFERENCE``.
+fastest) / median).
+
+Each run is judged on its own. Two runs that differ are not noise by themselves: the
+claims rules (:func:`dynbench.report.claims.settle`) draw a verdict when every run lies on
+one side of a threshold and call it inconclusive when they straddle it.
 """
 
 from __future__ import annotations
@@ -32,17 +34,15 @@ from dynbench.report.data import ci95_bounds, field_dict
 MAX_CI_HALF_WIDTH = 0.03
 MAX_IQR = 0.10
 MAX_FAULTS_PER_CALL = 50.0
-MAX_REPEAT_DIFFERENCE = 0.03
 MAX_GPU_SPREAD = 0.10
 
 RULES = (
     f"A timing is noisy (no verdict is drawn from it) when its 95% interval is wider than "
     f"±{MAX_CI_HALF_WIDTH:.0%} of the ratio or missing, when the baseline's or the variant's "
     f"rounds spread by more than {MAX_IQR:.0%} (IQR / median), when either model page-faults "
-    f"more than {MAX_FAULTS_PER_CALL:g} times per inference call, or when two stored runs of "
-    f"the same ratio differ by more than {MAX_REPEAT_DIFFERENCE:.0%}. A GPU throughput ratio is "
-    f"noisy when either model's timed blocks spread by more than {MAX_GPU_SPREAD:.0%} or two "
-    f"runs of it differ by more than {MAX_REPEAT_DIFFERENCE:.0%}."
+    f"more than {MAX_FAULTS_PER_CALL:g} times per inference call. A GPU throughput ratio is "
+    f"noisy when either model's timed blocks spread by more than {MAX_GPU_SPREAD:.0%}. Each "
+    f"run is judged on its own; how runs combine is the evidence rule above."
 )
 
 
@@ -57,24 +57,28 @@ class Quality:
         return "; ".join(self.reasons) if self.noisy else "quiet"
 
 
-def model_noise(detail: object) -> list[str]:
-    """Why one model's timing record is noisy (empty: it is not)."""
+TRAINING_METRICS = ("train_step_ms_per_image",)
+
+
+def model_noise(detail: object, metric: str = "") -> list[str]:
+    """Why one model's timing record (of ``metric``) is noisy (empty: it is not)."""
     info = field_dict(detail)
     reasons = []
     iqr = info.get("iqr_over_median")
     if iqr is not None and iqr > MAX_IQR:
         reasons.append(f"IQR {iqr:.0%} of the median")
     faults = info.get("minor_faults_per_call")
-    training = "step_ms" in info  # a training step's record: faults are part of its cost
+    training = metric in TRAINING_METRICS  # a training step: faults are part of its cost
     if faults is not None and faults > MAX_FAULTS_PER_CALL and not training:
         reasons.append(f"{faults:,.0f} page faults per call")
     return reasons
 
 
 def ratio_quality(
-    value: float, detail: object, time_details: list[object], repeats: list[float]
+    value: float, detail: object, time_details: list[object], metric: str = ""
 ) -> Quality:
-    """The quality of one ratio: its interval, both models' times, and other runs of it."""
+    """The quality of one run's ratio: its interval and both models' times (records of
+    ``metric``) in that run."""
     reasons = []
     low, high = ci95_bounds(detail)
     if low is None:
@@ -82,34 +86,29 @@ def ratio_quality(
     elif max(value - low, high - value) > MAX_CI_HALF_WIDTH * value:
         reasons.append(f"interval [{low:.3f}, {high:.3f}] wider than ±{MAX_CI_HALF_WIDTH:.0%}")
     for time_detail in time_details:
-        reasons += model_noise(time_detail)
-    reasons += _runs_disagree(value, repeats)
+        reasons += model_noise(time_detail, metric)
     return Quality(bool(reasons), tuple(reasons))
 
 
-def throughput_quality(value: float, details: list[object], repeats: list[float]) -> Quality:
-    """The quality of a GPU throughput ratio: the block spreads recorded in both models'
-    ``details`` and the ratio's other runs."""
+def throughput_quality(details: list[object]) -> Quality:
+    """The quality of one run's GPU throughput ratio: the block spreads recorded in both
+    models' ``details``."""
     spreads = [field_dict(detail).get("spread") for detail in details]
     reasons = [
         f"timed blocks spread {spread:.0%}"
         for spread in spreads
         if spread is not None and spread > MAX_GPU_SPREAD
     ]
-    reasons += _runs_disagree(value, repeats)
     return Quality(bool(reasons), tuple(reasons))
-
-
-def _runs_disagree(value: float, repeats: list[float]) -> list[str]:
-    if repeats and max(repeats) - min(repeats) > MAX_REPEAT_DIFFERENCE * value:
-        return [f"runs disagree: {min(repeats):.3f} to {max(repeats):.3f}"]
-    return []
 
 
 def section_quality(times: pd.DataFrame) -> str:
     """One sentence for a timing section: was the machine quiet for these records?"""
     details = [field_dict(d) for d in times["detail"]]
-    noisy = {model: model_noise(d) for model, d in zip(times["model"], details, strict=True)}
+    noisy = {
+        model: model_noise(d, metric)
+        for model, d, metric in zip(times["model"], details, times["metric"], strict=True)
+    }
     noisy = {model: why for model, why in noisy.items() if why}
 
     def recorded(*keys: str) -> list[float]:

@@ -15,8 +15,19 @@ from markupsafe import escape
 
 from dynbench.errors import DynbenchError
 from dynbench.report import figures
+from dynbench.report.answer import conclusion
 from dynbench.report.batches import sweep_points, sweep_table
-from dynbench.report.claims import VERDICT_RULES, load_claims, scorecard
+from dynbench.report.claims import (
+    FAILS,
+    HOLDS,
+    MADDS_ONLY,
+    UNMEASURED,
+    VERDICT_RULES,
+    load_claims,
+    paper_of,
+    scorecard,
+    tally,
+)
 from dynbench.report.data import (
     DEFAULT_OPTIONS,
     TIMING_SECTIONS,
@@ -38,6 +49,7 @@ from dynbench.report.machines import machine_of, split_by_machine
 from dynbench.report.matrix import overall_counts, reproduction_matrix
 from dynbench.report.published_speeds import compare_published_speed
 from dynbench.report.quality import RULES, section_quality
+from dynbench.report.reference import beside_reference, reference_line
 from dynbench.report.resolution import resolution_table
 from dynbench.report.spatial import break_even_text, gpu_table, spatial_points
 from dynbench.report.user_operator import user_operator_section
@@ -58,6 +70,10 @@ class Table:
     numeric: tuple[str, ...] = ()
     csv_name: str = ""
     csv: pd.DataFrame | None = None
+    # HTML only: a column whose cells open to a longer text (the claim's sentence), and
+    # whether the table becomes one card per row on a narrow screen
+    details: dict[str, list[str]] = field(default_factory=dict)
+    cards: bool = False
 
 
 @dataclass
@@ -82,6 +98,11 @@ class Report:
     title: str
     environment: dict
     sections: list[Section] = field(default_factory=list)
+    # the scorecard of the machine the answer is about, its name, and the other machines'
+    # tallies: what the terminal and the first screen say before any table
+    card: pd.DataFrame | None = None
+    machine: str = ""
+    others: list[str] = field(default_factory=list)
 
 
 def _count(value: object) -> str:
@@ -92,32 +113,46 @@ def _times(value: object, digits: int = 3) -> str:
     return "" if value is None or pd.isna(value) else f"{value:.{digits}f}"
 
 
-def _scorecard_section(frame: pd.DataFrame, set_aside: int = 0) -> Section:
-    """The claims judged on ``frame``; ``set_aside``: GPU throughputs left out of the
-    judgment because they ran in another setting than the papers'."""
-    card = scorecard(frame)
-    shown = card.drop(columns=["kind", "model", "measured_by"]).copy()
-    for column in ("Params ×", "Weight bytes ×", "GPU throughput ×", "Printed CPU slowdown ×"):
+SCORECARD_COLUMNS = (
+    "Claim",
+    "Paper",
+    "Verdict",
+    "Deciding",
+    "Printed",
+    "Why",
+    "Params ×",
+    "MAdds overhead (conv+FC / analytic)",
+    "GPU throughput ×",
+)
+
+
+def _scorecard_section(card: pd.DataFrame, set_aside: int = 0) -> Section:
+    """The claims as judged (``card``); ``set_aside``: GPU throughputs left out of the
+    judgment because they ran in another setting than the papers'. The table holds the
+    claims this store measures; the others collapse into one line per command that would
+    measure them (claims.csv beside the report lists every claim)."""
+    every = card
+    card = card[card["Verdict"] != UNMEASURED]
+    shown = card[list(SCORECARD_COLUMNS)].copy()
+    for column in ("Params ×", "GPU throughput ×"):
         shown[column] = shown[column].map(lambda v: _times(v, 2))
-    numeric = (
-        "Params ×",
-        "MAdds overhead (conv+FC / analytic)",
-        "Weight bytes ×",
-        "CPU latency × [95% CI]",
-        "GPU throughput ×",
-        "Printed CPU slowdown ×",
-    )
-    counts = card["Verdict"].value_counts()
-    summary = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
-    missing = card[card["measured_by"] != ""]
+    numeric = ("Params ×", "MAdds overhead (conv+FC / analytic)", "GPU throughput ×")
+    missing = every[every["measured_by"] != ""]
     longer = [
         f"{len(group)} claim(s): {command}"
         for command, group in missing.groupby("measured_by", sort=False)
     ]
-    blocks = [
-        Block(text=f"{len(card)} claims: {summary}."),
-        Block(table=Table(shown, numeric)),
-    ]
+    blocks = [Block(text=f"{len(every)} claims: {tally(every)}.")]
+    if not card.empty:
+        table = Table(
+            shown,
+            numeric,
+            "claims.csv",
+            every.drop(columns=["measured_by"]),
+            details={"Claim": list(card["Sentence"])},
+            cards=True,
+        )
+        blocks.append(Block(table=table))
     if set_aside:
         blocks.append(
             Block(
@@ -134,20 +169,24 @@ def _scorecard_section(frame: pd.DataFrame, set_aside: int = 0) -> Section:
                 bullets=longer,
             )
         )
-    rules = [f"{name}: {rule}" for name, rule in VERDICT_RULES] + [RULES]
-    blocks.append(Block(heading="Verdict rules", bullets=rules))
+    blocks.append(Block(heading="Verdict rules", bullets=verdict_rules()))
     return Section("claims", "Claims scorecard", blocks)
+
+
+def verdict_rules() -> list[str]:
+    return [f"{name}: {rule}" for name, rule in VERDICT_RULES] + [RULES]
 
 
 def _figures_section(frame: pd.DataFrame) -> Section | None:
     claims = load_claims()
-    printed_cpu = {
-        r.model: r.printed_ratio
-        for r in claims[claims["kind"].isin(["speed", "time"])].itertuples()
-    }
-    printed_train = {
-        r.model: r.printed_ratio for r in claims[claims["kind"] == "train"].itertuples()
-    }
+    printed_cpu: dict[str, list[tuple[float, str]]] = {}
+    printed_train: dict[str, list[tuple[float, str]]] = {}
+    for claim in claims.itertuples(index=False):
+        label = f"{paper_of(claim)} {'speed table' if claim.kind == 'speed' else claim.kind}"
+        if claim.kind in ("speed", "time"):
+            printed_cpu.setdefault(claim.model, []).append((claim.printed_ratio, label))
+        if claim.kind == "train":
+            printed_train.setdefault(claim.model, []).append((claim.printed_ratio, label))
     made = [
         figures.madds_vs_latency(frame),
         figures.published_vs_measured(frame),
@@ -459,8 +498,26 @@ def _sizes_section(frame: pd.DataFrame) -> Section | None:
     return Section("sizes", "Params and MAdds", [Block(text=note, table=table)])
 
 
-def build_report(frame: pd.DataFrame) -> Report:
-    """The report of ``frame``; records of several machines are judged machine by machine."""
+def build_report(frame: pd.DataFrame, reference: pd.DataFrame | None = None) -> Report:
+    """The report of ``frame``; records of several machines are judged machine by machine;
+    with ``reference`` (another machine's records), a section sets its figures beside."""
+    report = _build_report(frame)
+    if reference is not None:
+        table, name = beside_reference(frame, reference)
+        text = (
+            f"The same claims on the reference machine, {name} (the committed runs shipped "
+            "with dynbench), judged by the same rules. Beyond noise = the two newest runs' "
+            "95% intervals do not overlap and the ratios are more than 3% apart."
+        )
+        blocks = [Block(text=text)]
+        if not table.empty:
+            blocks.append(Block(table=Table(table, ("Difference",))))
+        report.sections.insert(1, Section("reference", "Beside the reference machine", blocks))
+        report.others.append(reference_line(table, name))
+    return report
+
+
+def _build_report(frame: pd.DataFrame) -> Report:
     machines = split_by_machine(frame)
     newest = frame.sort_values("measured_at", kind="stable") if "measured_at" in frame else frame
     env = json.loads(newest["environment"].iloc[-1]) if "environment" in frame else {}
@@ -472,7 +529,12 @@ def build_report(frame: pd.DataFrame) -> Report:
     report = Report("dynbench report", env)
     papers = papers_setting(frame)
     judged = judged_setting(frame)
-    report.sections.append(_scorecard_section(judged, len(papers) - len(judged)))
+    report.card = scorecard(judged)
+    report.machine = machines[0][0] if machines else ""
+    claims = _scorecard_section(report.card, len(papers) - len(judged))
+    measured = (report.card["Verdict"] != UNMEASURED).any()
+    if measured:
+        report.sections.append(claims)
     for section in (
         _figures_section(papers),
         *_machine_sections(frame, frame),
@@ -480,6 +542,8 @@ def build_report(frame: pd.DataFrame) -> Report:
     ):
         if section is not None:
             report.sections.append(section)
+    if not measured:  # a suite that judges no claim leads with its own result
+        report.sections.append(claims)
     return report
 
 
@@ -511,10 +575,13 @@ def _machines_report(
     sizes and MAdds do not depend on the machine and are shown once."""
     env = {**env, "machines": [_machine_text(name, group) for name, group in machines]}
     report = Report("dynbench report", env)
-    report.sections.append(_machines_scorecard(machines, frame))
+    section, cards = _machines_scorecard(machines, frame)
+    report.sections.append(section)
     # The machine holding most records: a short run on a second machine (a few GPU
     # figures) must not take the plots of the one that measured nearly everything.
     main_name, main = max(machines, key=lambda m: len(m[1]))
+    report.card, report.machine = cards[main_name], main_name
+    report.others = [f"{name}: {tally(card)}" for name, card in cards.items() if name != main_name]
     plots = _figures_section(papers_setting(main))
     if plots is not None:
         plots.title += f" ({main_name})"
@@ -537,12 +604,24 @@ def _machines_report(
 
 
 def _machine_text(name: str, group: pd.DataFrame) -> str:
-    machine = machine_of(group["environment"].iloc[-1])
+    newest = group.sort_values("measured_at", kind="stable") if "measured_at" in group else group
+    env = field_dict(newest["environment"].iloc[-1])
+    machine = machine_of(env)
     hardware = ", ".join(p for p in (machine.cpu, machine.gpu) if p)
-    return f"{name} ({hardware}; fingerprint {machine.fingerprint})"
+    return f"{name} ({hardware}; {_build_text(env)}; fingerprint {machine.fingerprint})"
 
 
-def _machines_scorecard(machines: list[tuple[str, pd.DataFrame]], frame: pd.DataFrame) -> Section:
+def _build_text(env: dict) -> str:
+    """torch, commit and date of a machine's newest record."""
+    parts = [f"torch {env['torch']}" if env.get("torch") else ""]
+    parts.append(f"commit {env['git_commit']}" if env.get("git_commit") else "")
+    parts.append(str(env.get("timestamp", ""))[:10])
+    return ", ".join(p for p in parts if p)
+
+
+def _machines_scorecard(
+    machines: list[tuple[str, pd.DataFrame]], frame: pd.DataFrame
+) -> tuple[Section, dict[str, pd.DataFrame]]:
     """Each claim judged on each machine: a verdict per machine, and its CPU latency ratio
     where the table has room (markdown tables stop at 10 columns). Sizes do not depend on
     the machine, so every machine's claims see the sizes any machine measured."""
@@ -554,35 +633,33 @@ def _machines_scorecard(machines: list[tuple[str, pd.DataFrame]], frame: pd.Data
             "by side (9); choose one with --machine, or report fewer stores"
         )
     table = None
-    numeric: list[str] = []
+    cards = []
     for name, group in machines:
         timed = group[~group["metric"].isin(MACHINE_FREE_METRICS)]
         card = scorecard(judged_setting(pd.concat([sizes, timed], ignore_index=True)))
+        cards.append((name, card))
         if table is None:
-            table = card[["Claim"]].copy()
+            table = card[["Claim", "Paper", "Printed"]].copy()
+            sentences = list(card["Sentence"])
         table[f"Verdict ({name})"] = card["Verdict"]
         if with_latency:
-            column = f"CPU latency × ({name})"
-            table[column] = card["CPU latency × [95% CI]"]
-            numeric.append(column)
-    summary = "; ".join(
-        f"{name}: "
-        + ", ".join(f"{n} {v}" for v, n in table[f"Verdict ({name})"].value_counts().items())
-        for name, _ in machines
-    )
-    rules = [f"{name}: {rule}" for name, rule in VERDICT_RULES] + [RULES]
-    return Section(
-        "claims",
-        "Claims scorecard",
-        [
-            Block(
-                text=f"{len(table)} claims judged on each of {len(machines)} machines "
-                f"(one column group per machine). {summary}."
-            ),
-            Block(table=Table(table, tuple(numeric))),
-            Block(heading="Verdict rules", bullets=rules),
-        ],
-    )
+            measured = card["Verdict"] != UNMEASURED
+            table[f"Deciding ({name})"] = card["Deciding"].where(measured, "")
+    summary = "; ".join(f"{name}: {tally(card)}" for name, card in cards)
+    blocks = [
+        Block(
+            text=f"{len(table)} claims judged on each of {len(machines)} machines "
+            f"(one column group per machine). {summary}."
+        ),
+        Block(table=Table(table, details={"Claim": sentences}, cards=True)),
+    ]
+    for name, card in cards:
+        measured = card[card["Verdict"] != UNMEASURED]
+        if not measured.empty:
+            why = measured[["Claim", "Verdict", "Why"]]
+            blocks.append(Block(heading=f"Why, on {name}", table=Table(why)))
+    blocks.append(Block(heading="Verdict rules", bullets=verdict_rules()))
+    return Section("claims", "Claims scorecard", blocks), dict(cards)
 
 
 OPTIONS_NOTE = (
@@ -634,15 +711,16 @@ def _options_section(frame: pd.DataFrame) -> Section | None:
 
 
 def environment_line(env: dict) -> str:
+    """The machine(s) in words, with torch version, commit and date, and how timings ran
+    (the threads of the timings, not of the process that stored them)."""
     if env.get("machines"):
         return "Measured on: " + "; ".join(env["machines"]) + options_line(env)
-    keys = ("cpu", "gpu", "threads", "torch", "python", "git_commit", "timestamp")
-    line = "Measured on: " + "; ".join(f"{k} {env[k]}" for k in keys if env.get(k) is not None)
-    machine = env.get("machine") or {}
-    if machine.get("fingerprint"):
-        label = env.get("machine_label")
-        line += f"; machine {label + ' ' if label else ''}{machine['fingerprint']}"
-    return line + options_line(env)
+    machine = machine_of(env)
+    name = machine.name if machine.words or machine.label else "an unnamed machine"
+    line = f"Measured on {name} ({_build_text(env)}"
+    if (env.get("machine") or {}).get("fingerprint"):
+        line += f"; fingerprint {machine.fingerprint}"
+    return line + ")" + options_line(env)
 
 
 def options_line(env: dict) -> str:
@@ -661,8 +739,18 @@ def _markdown_table(table: Table) -> str:
     )
 
 
+def conclusion_text(report: Report) -> str:
+    """The report's answer in a sentence or two (empty when it judged no claim)."""
+    if report.card is None:
+        return ""
+    return conclusion(report.card, report.machine, report.others)
+
+
 def to_markdown(report: Report) -> str:
-    lines = [f"# {report.title}", "", environment_line(report.environment), ""]
+    lines = [f"# {report.title}", ""]
+    if conclusion_text(report):
+        lines += [f"**{conclusion_text(report)}**", ""]
+    lines += [environment_line(report.environment), ""]
     lines += ["Contents: " + ", ".join(f"[{s.title}](#{s.id})" for s in report.sections), ""]
     for section in report.sections:
         lines += [f'<a id="{section.id}"></a>', "", f"## {section.title}", ""]
@@ -688,6 +776,36 @@ def _cell_class(column: str, value: str, numeric: tuple[str, ...]) -> str:
     return "long" if len(value) > 60 else ""
 
 
+VERDICT_CLASSES = {
+    HOLDS: "holds",
+    MADDS_ONLY: "madds",
+    FAILS: "fails",
+    UNMEASURED: "unmeasured",
+}
+
+
+def _badge(verdict: str) -> str:
+    """A verdict as a coloured badge that still reads as text (colour is never alone)."""
+    kind = VERDICT_CLASSES.get(verdict, "open" if verdict.startswith("inconclusive") else "")
+    return f'<span class="badge b-{kind}">{escape(verdict)}</span>' if kind else escape(verdict)
+
+
+def _is_verdict(column: str) -> bool:
+    return column.startswith("Verdict") or column in ("CPU half", "GPU half")
+
+
+def _html_cell(column: str, value: str, table: Table, row: int) -> str:
+    if _is_verdict(column):
+        inner = _badge(value)
+    elif column in table.details:
+        more = escape(table.details[column][row])
+        inner = f"<details><summary>{escape(value)}</summary>{more}</details>"
+    else:
+        inner = escape(value)
+    kind = _cell_class(column, value, table.numeric)
+    return f'<td class="{kind}" data-label="{escape(column)}">{inner}</td>'
+
+
 def _html_table(table: Table) -> str:
     frame = table.frame.fillna("").astype(str)
     head = "".join(
@@ -695,15 +813,13 @@ def _html_table(table: Table) -> str:
     )
     body = "".join(
         "<tr>"
-        + "".join(
-            f'<td class="{_cell_class(c, v, table.numeric)}">{escape(v)}</td>'
-            for c, v in zip(frame.columns, row, strict=True)
-        )
+        + "".join(_html_cell(c, v, table, k) for c, v in zip(frame.columns, row, strict=True))
         + "</tr>"
-        for row in frame.itertuples(index=False)
+        for k, row in enumerate(frame.itertuples(index=False))
     )
     link = f'<p class="csv"><a href="{table.csv_name}">Every column: {table.csv_name}</a></p>'
-    table_html = f'<div class="scroll"><table class="data sortable"><thead><tr>{head}</tr>'
+    css = "data sortable" + (" cards" if table.cards else "")
+    table_html = f'<div class="scroll"><table class="{css}"><thead><tr>{head}</tr>'
     return (
         table_html
         + f"</thead><tbody>{body}</tbody></table></div>"
@@ -717,6 +833,7 @@ def to_html(report: Report) -> str:
     env.filters["table"] = _html_table
     return env.get_template("report.html.j2").render(
         report=report,
+        conclusion=conclusion_text(report),
         environment_line=environment_line(report.environment),
         generated=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )

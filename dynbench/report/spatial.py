@@ -54,7 +54,7 @@ def spatial_points(frame: pd.DataFrame) -> pd.DataFrame:
             times.get((r.model, r.mask, r.density, r.execution)),
             times.get((r.model, r.mask, r.density, "dense")),
         ]
-        quality = ratio_quality(r.value, r.detail, [d for d in details if d is not None], [])
+        quality = ratio_quality(r.value, r.detail, [d for d in details if d is not None])
         full = madds_at.get((r.model, r.mask, 1.0))
         here = madds_at.get((r.model, r.mask, r.density))
         points.append(

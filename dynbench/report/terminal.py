@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dynbench.measure.breakdown import Inspection
+from dynbench.report.answer import answer_lines
 from dynbench.report.data import TIMING_SECTIONS, timing_table
 from dynbench.report.published_sizes import (
     COMPACT_COLUMNS,
@@ -40,8 +41,13 @@ def rich_table(frame: pd.DataFrame, title: str | None = None, caption: str | Non
     return table
 
 
-def print_summary(out: Console, frame: pd.DataFrame, title: str) -> None:
-    """A run's records as terminal tables: timings with their ratios, then sizes."""
+# a size table longer than this goes to the report (or --verbose) instead of the terminal
+MAX_SIZE_ROWS = 12
+
+
+def print_summary(out: Console, frame: pd.DataFrame, title: str, verbose: bool = True) -> None:
+    """A run's records as terminal tables: timings with their ratios, then sizes (a long
+    size table and the counters' notes only when ``verbose``)."""
     if frame.empty:
         return
     frame = frame.assign(measured_at=range(len(frame)))
@@ -65,10 +71,19 @@ def print_summary(out: Console, frame: pd.DataFrame, title: str) -> None:
         index="model", columns="column", values="value", aggfunc="last", sort=False
     )
     wide = wide.reset_index()
+    if len(wide) > MAX_SIZE_ROWS and not verbose:
+        out.print(
+            f"suite {title}: sizes of {len(wide)} models stored; 'dynbench report' shows them "
+            "(or run with --verbose)",
+            markup=False,
+        )
+        return
     units = ", ".join(sorted(set(frame["unit"])))
     out.print(
         rich_table(wide, title=f"suite {title}", caption=f"units: {units} (MAdds = multiply-adds)")
     )
+    if not verbose:
+        return
     for _, row in frame[frame["metric"] == "madds"].drop_duplicates("model").iterrows():
         detail = row["detail"] or {}
         if detail.get("disagree"):
@@ -80,6 +95,14 @@ def print_summary(out: Console, frame: pd.DataFrame, title: str) -> None:
                 f"[yellow]! {row['model']}: MAdds counters disagree by "
                 f"{100 * detail['spread']:.2f}% ({notes})[/]"
             )
+
+
+def print_answer(out: Console, report, where: str) -> None:
+    """The report's answer (:mod:`dynbench.report.answer`), plain text."""
+    if report.card is None:
+        return
+    lines = answer_lines(report.card, where, report.machine, report.others)
+    out.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
 
 
 def print_published_comparison(out: Console, records: pd.DataFrame) -> None:

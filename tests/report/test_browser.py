@@ -37,14 +37,30 @@ document.getElementById("page").addEventListener("load", function () {{
   var wide = Array.from(doc.querySelectorAll("body *")).filter(function (e) {{
     return e.getBoundingClientRect().right > root.clientWidth + 1 && !e.closest("div.scroll");
   }}).map(function (e) {{ return e.tagName; }});
+  var top = function (selector) {{
+    var e = doc.querySelector(selector);
+    return e ? e.getBoundingClientRect().top : null;
+  }};
+  var badge = doc.querySelector("table.data .badge"), box = badge && badge.getBoundingClientRect();
+  var scales = Array.from(doc.querySelectorAll("figure svg")).map(function (svg) {{
+    return svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+  }});
   var out = document.createElement("pre");
   out.id = "probe";
   out.textContent = JSON.stringify({{scrollWidth: root.scrollWidth,
-    clientWidth: root.clientWidth, sections: sections, overflowing: wide.slice(0, 5)}});
+    clientWidth: root.clientWidth, sections: sections, overflowing: wide.slice(0, 5),
+    conclusion: top("p.conclusion"), firstTable: top("table"),
+    badge: box && {{text: badge.textContent, top: box.top, right: box.right,
+                   colour: getComputedStyle(badge).backgroundColor}},
+    svgScales: scales}});
   document.body.appendChild(out);
 }});
 </script></body></html>
 """
+
+
+# the height of the first screen: a laptop's window, a phone's
+FIRST_SCREEN = {1400: 800, 375: 812}
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +92,14 @@ def test_every_section_shows_and_nothing_overflows(page, width):
     assert all(s["visible"] for s in probe["sections"])
     assert probe["scrollWidth"] <= probe["clientWidth"], probe["overflowing"]
     assert probe["overflowing"] == []
+    # the first screen answers: the conclusion before any table, a verdict badge (colour
+    # and text) within the first screen and inside the width
+    assert probe["conclusion"] is not None and probe["conclusion"] < probe["firstTable"]
+    badge = probe["badge"]
+    assert badge["text"] and badge["colour"] not in ("rgba(0, 0, 0, 0)", "transparent")
+    assert badge["top"] < FIRST_SCREEN[width] and badge["right"] <= probe["clientWidth"]
+    # plot text: the smallest is 7 pt (9.3 px at full size); it must stay at least 9 px
+    assert probe["svgScales"] and min(probe["svgScales"]) * 7 * 4 / 3 >= 9
     shot = page / f"screenshot-{width}.png"
     _chromium(f"--window-size={width},3000", f"--screenshot={shot}", host.as_uri())
     header = shot.read_bytes()[:24]

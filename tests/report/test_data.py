@@ -51,11 +51,11 @@ def test_gpu_throughput_in_another_dtype_or_layout_judges_no_claim():
     assert len(papers_setting(frame)) == 5  # plots still show every throughput
     assert judged_setting(frame)["value"].tolist() == [7500.0, 3750.0]
 
-    claim = "DCD on ResNet-50 runs at 0.61× the baseline's GPU throughput"
+    claim = "DCD on ResNet-50: speed table"
     for rows, verdict in ((fp32, "does not hold"), (bf16, "not measured")):
-        report = build_report(pd.DataFrame(rows))
-        card = report.sections[0].blocks[1].table.frame
+        card = build_report(pd.DataFrame(rows)).card
         row = card[card["Claim"].str.startswith(claim)].iloc[0]
         assert row["Verdict"] == verdict, (rows, row["Why"])
-    texts = [b.text for b in build_report(pd.DataFrame(bf16)).sections[0].blocks]
+    claims = next(s for s in build_report(pd.DataFrame(bf16)).sections if s.id == "claims")
+    texts = [b.text for b in claims.blocks]
     assert any(t.startswith("2 GPU throughput record(s) taken in another dtype") for t in texts)

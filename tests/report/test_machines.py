@@ -50,22 +50,26 @@ def test_each_claim_is_judged_on_each_machine():
     scorecard = report.sections[0].blocks[1].table.frame
     assert list(scorecard.columns) == [
         "Claim",
+        "Paper",
+        "Printed",
         "Verdict (laptop)",
-        "CPU latency × (laptop)",
+        "Deciding (laptop)",
         "Verdict (ws)",
-        "CPU latency × (ws)",
+        "Deciding (ws)",
     ]
-    rows = _claim_rows(scorecard, "CPU latency × (laptop)")
+    rows = _claim_rows(scorecard, "Deciding (laptop)")
     assert not rows.empty
     assert set(rows["Verdict (laptop)"]) == {"holds for MAdds, not for time"}
     assert set(rows["Verdict (ws)"]) == {"holds"}
-    assert rows["CPU latency × (laptop)"].iloc[0].startswith("1.400")
+    assert rows["Deciding (laptop)"].iloc[0] == "latency 1.400× [1.390, 1.410]"
+    headings = [b.heading for b in report.sections[0].blocks]
+    assert "Why, on laptop" in headings and "Why, on ws" in headings
     titles = [s.title for s in report.sections]
     assert "CPU latency (batch 1, one thread) (laptop)" in titles
     assert "CPU latency (batch 1, one thread) (ws)" in titles
     line = environment_line(report.environment)
-    assert "laptop (CPU A; fingerprint laptop-fp-0001)" in line
-    assert "ws (B; fingerprint ws-fp-0001)" in line
+    assert "laptop (CPU A; torch 2.x; fingerprint laptop-fp-0001)" in line
+    assert "ws (B; torch 2.x; fingerprint ws-fp-0001)" in line
     assert to_markdown(report).count("## Claims scorecard") == 1
 
 
@@ -102,9 +106,7 @@ def test_compiled_timings_are_shown_beside_eager_and_do_not_judge_claims():
     )
     report = build_report(pd.concat([eager, compiled, failed], ignore_index=True))
     card = report.sections[0].blocks[1].table.frame
-    assert set(_claim_rows(card, "CPU latency × [95% CI]")["Verdict"]) == {
-        "holds for MAdds, not for time"
-    }
+    assert set(_claim_rows(card, "Deciding")["Verdict"]) == {"holds for MAdds, not for time"}
     options = next(s for s in report.sections if s.id == "options")
     table = options.blocks[1].table.frame
     assert list(table.columns) == [
@@ -132,7 +134,7 @@ def test_an_older_record_joins_the_one_identified_machine_with_its_cpu_gpu_and_t
     other = {**old, "cpu": "CPU B"}
     rows = frame(latency("resnet18", 40.0, run_id="old"), latency("resnet18", 41.0, run_id="new"))
     rows = rows.assign(environment=[json.dumps(old), json.dumps(new)])
-    assert [name for name, _ in split_by_machine(rows)] == ["aaaaaaaaaaaa"]
+    assert [name for name, _ in split_by_machine(rows)] == ["CPU A"]
     rows = rows.assign(environment=[json.dumps(other), json.dumps(new)])
     assert len(split_by_machine(rows)) == 2  # another CPU: another machine
 
@@ -162,7 +164,26 @@ def test_a_machine_that_only_timed_is_judged_with_the_sizes_another_measured():
     )
     scorecard = build_report(pd.concat([sizes, timed], ignore_index=True)).sections[0]
     card = scorecard.blocks[1].table.frame
-    rows = _claim_rows(card, "CPU latency × (gpu-box)")
+    rows = _claim_rows(card, "Deciding (gpu-box)")
     # the MAdds part of the claim comes from the laptop's sizes: not "not measured"
     assert set(rows["Verdict (gpu-box)"]) == {"holds for MAdds, not for time"}
     assert set(rows["Verdict (laptop)"]) == {"not measured"}
+
+
+def test_a_machine_without_label_is_named_by_its_hardware_in_words():
+    env = {
+        "cpu": "Intel(R) Xeon(R) Processor",
+        "gpu": "NVIDIA H200",
+        "torch": "2.11.0+cu128",
+        "git_commit": "abc1234",
+        "timestamp": "2026-11-29T10:00:00+00:00",
+        "machine": {"cpu": "Intel(R) Xeon(R) Processor", "gpu": "NVIDIA H200", "cores": 16,
+                    "fingerprint": "5815401896da"},
+    }  # fmt: skip
+    rows = frame(latency("resnet18", 40.0)).assign(environment=json.dumps(env))
+    assert [name for name, _ in split_by_machine(rows)] == ["NVIDIA H200 (16-core Intel Xeon)"]
+    line = environment_line(build_report(rows).environment)
+    assert line.startswith(
+        "Measured on NVIDIA H200 (16-core Intel Xeon) (torch 2.11.0+cu128, commit abc1234, "
+        "2026-11-29; fingerprint 5815401896da)"
+    )

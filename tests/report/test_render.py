@@ -83,3 +83,14 @@ def test_html_only_and_markdown_only(tmp_path):
     md = {p.name for p in write_report(report, tmp_path / "m", "md")}
     assert "report.md" in md and "report.html" not in md
     assert to_html(report).count("<section") == len(report.sections)
+
+
+def test_a_store_that_judges_no_claim_leads_with_its_own_result():
+    """A suite that measures no claim (here the baseline's latency alone) opens with its
+    own section; the scorecard, one line per command, comes last."""
+    report = build_report(frame(latency("resnet18", 40.0)))
+    ids = [s.id for s in report.sections]
+    assert ids[0] == "latency" and ids[-1] == "claims"
+    claims = report.sections[-1]
+    assert all(b.table is None for b in claims.blocks)
+    assert claims.blocks[0].text == "32 claims: 32 not measured."
