@@ -22,8 +22,6 @@ from dynbench.report.data import (
     family_of,
     field_dict,
     latest,
-    per_run_ratios,
-    ratio_runs,
 )
 from dynbench.report.quality import model_noise, ratio_quality, throughput_quality
 from dynbench.results.names import COUNTERS
@@ -64,8 +62,7 @@ def comparison_table(frame: pd.DataFrame, family: str, mine: list[str]) -> pd.Da
         for m in set(values["model"])
         if m not in mine and family_of(m)[0] == family and family_of(m)[1] in PAPERS_OPERATORS
     )
-    repeats = ratio_runs(frame)
-    rows = [_row(values, model, family, repeats, frame) for model in [family, *papers, *mine]]
+    rows = [_row(values, model, family) for model in [family, *papers, *mine]]
     return pd.DataFrame([r for r in rows if r is not None])
 
 
@@ -76,9 +73,7 @@ def _value(values: pd.DataFrame, model: str, metric: str, method: str | None = N
     return None if rows.empty else rows.iloc[-1]
 
 
-def _row(
-    values: pd.DataFrame, model: str, baseline: str, repeats: dict, frame: pd.DataFrame
-) -> dict | None:
+def _row(values: pd.DataFrame, model: str, baseline: str) -> dict | None:
     if not (values["model"] == model).any():
         return None
     operator = family_of(model)[1]
@@ -98,24 +93,21 @@ def _row(
             row[COUNTER_COLUMNS[counter]] = None if record is None else record["value"]
     weights = _value(values, model, "weight_bytes_per_image")
     row["Weight bytes"] = None if weights is None else weights["value"]
-    row.update(_latency(values, model, baseline, repeats))
-    gpu_repeats = per_run_ratios(frame, model, baseline, GPU_METRIC)
-    row.update(_gpu(values, model, baseline, gpu_repeats))
+    row.update(_latency(values, model, baseline))
+    row.update(_gpu(values, model, baseline))
     row.update(_position(values, model, baseline, row))
     return row
 
 
-def _latency(values: pd.DataFrame, model: str, baseline: str, repeats: dict) -> dict:
+def _latency(values: pd.DataFrame, model: str, baseline: str) -> dict:
     if model == baseline:
         measured = _value(values, model, "latency_ms") is not None
         return {"CPU latency ×": 1.0 if measured else None, "95% CI": "", "Timing": ""}
     ratio = _value(values, model, "latency_ratio")
     if ratio is None:
         return {"CPU latency ×": None, "95% CI": "", "Timing": "not timed"}
-    # the interval and the other runs, then each model's rounds, named
-    quality = ratio_quality(
-        ratio["value"], ratio["detail"], [], repeats.get((model, "latency_ratio"), [])
-    )
+    # the interval, then each model's rounds, named
+    quality = ratio_quality(ratio["value"], ratio["detail"], [])
     reasons = list(quality.reasons)
     for name in (model, baseline):
         time = _value(values, name, "latency_ms")
@@ -131,12 +123,12 @@ def _latency(values: pd.DataFrame, model: str, baseline: str, repeats: dict) -> 
     }
 
 
-def _gpu(values: pd.DataFrame, model: str, baseline: str, repeats: list[float]) -> dict:
+def _gpu(values: pd.DataFrame, model: str, baseline: str) -> dict:
     mine, base = (_value(values, m, GPU_METRIC) for m in (model, baseline))
     if not (_number(mine) and _number(base)):
         return {"GPU ×": None}
     ratio = _number(mine) / _number(base)
-    quality = throughput_quality(ratio, [mine["detail"], base["detail"]], repeats)
+    quality = throughput_quality([mine["detail"], base["detail"]])
     return {"GPU ×": ratio, "GPU timing": quality.text()}
 
 
