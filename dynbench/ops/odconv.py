@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dynbench.ops.base import (
+    EXPERTS,
     MIXED,
     AttentionTemperature,
     KernelDynamicConv,
@@ -395,6 +396,28 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
                 weight = weight * filt[i].view(cout, 1, 1, 1)
             outputs.append(self.conv(x[i : i + 1], weight))
         return torch.cat(outputs)
+
+    def materialised_count(self, x_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> int:
+        """Per route of the last call: the input route's unfolded input (C_in k k H'W' per
+        sample) plus, for n > 1, the mixed kernels; the mixed route's per-sample kernels
+        when it forms any (n > 1, a spatial attention, or at batch 1 a_c / a_f applied on
+        the smaller weight side), else nothing; the experts route none."""
+        b, cin, h, w = x_shape
+        kernel = math.prod(self.kernel_shape)
+        att = self.attention
+        mixes = self.num_kernels > 1 and att.kernel_fc is not None
+        if self.impl == "fast" and self.route == EXPERTS:
+            return 0
+        if self.impl == "fast" and self.route == INPUT:
+            k = self.kernel_size
+            return b * (cin * k * k * math.prod(out_shape[-2:]) + (kernel if mixes else 0))
+        if self.impl == "naive" or mixes or att.spatial_fc is not None:
+            return b * kernel
+        on_weight = b == 1 and (
+            (att.channel_fc is not None and kernel < cin * h * w)
+            or (att.filter_fc is not None and kernel < math.prod(out_shape[1:]))
+        )
+        return kernel if on_weight else 0
 
     def analytic_madds(
         self, x_shape: tuple[int, ...], out_shape: tuple[int, ...]
