@@ -103,6 +103,7 @@ class ODConvAttention(nn.Module):
         # the gates' widths in the folded heads' output: channel, filter, spatial (0 if absent)
         self._gate_widths = tuple(0 if h is None else h.out_channels for h in self.heads()[:3])
         self._folded: tuple | None = None  # see folded_weights
+        self.register_load_state_dict_post_hook(self.refold)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -147,18 +148,25 @@ class ODConvAttention(nn.Module):
         Each head and the batch norm is an op of its own, and at batch 1 an op's dispatch
         costs more than its arithmetic; folded, the branch is pool, two ``F.linear`` and the
         gates. Kept between calls and formed again when a weight, a statistic or the
-        temperature changes (tensor versions), or on another dtype or device."""
+        temperature changes (the tensors' versions: in-place updates, ``load_state_dict``'s
+        copies), after ``load_state_dict`` (which may assign new tensors), ``.to()`` and the
+        like, or on another dtype or device. A weight replaced by assigning a new
+        ``nn.Parameter`` to a head needs :meth:`refold`. The check reads the kept tensors'
+        versions only: looking each weight up through its module costs more than the
+        folding saves."""
+        folded = self._folded
+        if (
+            folded is not None
+            and folded[0] == (self.temperature, like.dtype, like.device)
+            and all(a._version == v for a, v in zip(folded[1], folded[2], strict=True))
+        ):
+            return folded[3]
         sources = [self.fc.weight, self.bn.weight, self.bn.bias]
         sources += [self.bn.running_mean, self.bn.running_var]
         for h in self.heads():
             if h is not None:
                 sources += [h.weight, h.bias]
         key = (self.temperature, like.dtype, like.device)
-        folded = self._folded
-        if folded is not None and folded[0] == key:
-            kept = zip(folded[1], sources, folded[2], strict=True)
-            if all(a is b and a._version == v for a, b, v in kept):
-                return folded[3]
         # normal tensors, usable by a later call outside inference mode
         with torch.inference_mode(False), torch.no_grad():
             bn = self.bn
@@ -175,9 +183,13 @@ class ODConvAttention(nn.Module):
         self._folded = (key, sources, [a._version for a in sources], weights)
         return weights
 
+    def refold(self, *_: object) -> None:
+        """Forget the folded branch: the next eval call without autograd folds afresh."""
+        self._folded = None
+
     def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 (nn.Module's signature)
         """``.to()``, ``.double()`` and the like may swap a weight's storage: fold afresh."""
-        self._folded = None
+        self.refold()
         return super()._apply(fn, recurse)
 
     def _forward_folded(self, x: Tensor) -> Attentions:

@@ -336,3 +336,22 @@ def test_input_route_in_a_model_is_recorded():
     # layer4's 3x3 convs (512 channels on 7 x 7) take the input route
     assert counts.get("fast/input", 0) == 4
     assert sum(counts.values()) == 16
+
+
+def test_folded_attention_follows_load_state_dict_and_refold():
+    torch.manual_seed(3)
+    op = _randomized(ODConv2d(16, 32, 3, 1, 1, num_kernels=2, reduction=1 / 4))
+    other = _randomized(ODConv2d(16, 32, 3, 1, 1, num_kernels=2, reduction=1 / 4))
+    with torch.no_grad():
+        for p in other.attention.parameters():
+            p.normal_()
+    x = torch.randn(2, 16, 6, 6)
+    with torch.no_grad():
+        op.attention(x)  # folded and kept
+        op.load_state_dict(other.state_dict(), assign=True)  # new tensors, not copies
+        for a, b in zip(op.attention(x), other.attention.reference(x), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        op.attention.kernel_fc.bias = torch.nn.Parameter(torch.randn(2))
+        op.attention.refold()
+        for a, b in zip(op.attention(x), op.attention.reference(x), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
