@@ -56,7 +56,7 @@ DILATED, MASK = "dilated", "mask"
 def _median_ms(call: Callable[[], object]) -> float:
     """A short timing of ``call`` (torch.utils.benchmark, the caller's thread count)."""
     timer = benchmark.Timer("call()", globals={"call": call}, num_threads=torch.get_num_threads())
-    return timer.blocked_autorange(min_run_time=0.02).median * 1e3
+    return timer.blocked_autorange(min_run_time=0.05).median * 1e3
 
 
 class SpatialBlock(nn.Module):
@@ -180,14 +180,18 @@ class SpatialBlock(nn.Module):
 
     def _granularity(self, x: Tensor, mask: Tensor, dilated: Tensor) -> str:
         """The set granularity; under ``auto``, the fastest of pixel, tile and the dense
-        branch on these masks, timed the first time the block meets their key (source,
-        shapes: a ``unit`` source's masks change with the input, so its choice holds per
-        input shape)."""
+        branch on these masks (the dense branch alone where the dilated mask is full),
+        timed the first time the block meets their key (source, shapes: a ``unit`` source's
+        masks change with the input, so its choice holds per input shape)."""
         if self.granularity != "auto":
             return self.granularity
         key = (self._fixed[0], self.tile)
         if self._choice is None or self._choice[0] != key:
             runs = {**self._runners, "dense": self.dense_branch}
+            if bool(dilated.all()):
+                # every position active: pixel and tile do the dense work plus their gathers
+                # and can only win a trial by noise, so only the dense branch is timed
+                runs = {"dense": self.dense_branch}
             self.trial_ms = {
                 kind: _median_ms(lambda run=run: run(self.block, x, mask, dilated))
                 for kind, run in runs.items()

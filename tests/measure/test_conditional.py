@@ -150,3 +150,12 @@ def test_auto_dense_choice_counts_every_position_and_is_recorded():
     torch.testing.assert_close(out, masked, rtol=1e-5, atol=1e-5)
     assert block.implementation == "sparse/dense"
     assert block.sparse_positions() == (100, 100, 100)
+
+
+def test_auto_runs_a_full_mask_dense_without_timing_the_sparse_routes():
+    block = _block("bottleneck", 2)
+    block.source = MaskSource("blob", 1.0)
+    block.execution = "sparse"
+    _, detail = conditional_madds(block, torch.randn(1, 16, 10, 10))
+    assert detail[0]["granularity"] == "dense" and set(detail[0]["trial_ms"]) == {"dense"}
+    assert block.implementation == "sparse/dense"
