@@ -290,7 +290,7 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
             chosen = self._input_side_by_input.get(x.shape)
             if chosen is None:
                 out_h, out_w = self.output_size(*x.shape[-2:])
-                chosen = input_side_pays(self.out_channels, out_h * out_w)
+                chosen = input_side_pays(self.out_channels, out_h * out_w, self.groups)
                 self._input_side_by_input[x.shape] = chosen
         return chosen
 
@@ -454,12 +454,13 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
         }
 
 
-def input_side_pays(out_channels: int, positions: int) -> bool:
+def input_side_pays(out_channels: int, positions: int, groups: int = 1) -> bool:
     """Whether :meth:`ODConv2d._forward_input_side` beats the kernel route at this shape.
 
-    Per input row (C_in k k of them), the kernel route writes and reads back C_out kernel
-    elements more than a static conv; the input route writes and reads back one unfolded
-    element per output position (``positions`` = H' W') and multiplies them by a GEMM that
-    runs slower than the conv. So it pays where C_out is at least ``INPUT_SIDE_MIN_RATIO``
-    times the output positions: the deep, low-resolution layers, whose kernels are large."""
-    return out_channels >= INPUT_SIDE_MIN_RATIO * positions
+    Per input row (C_in k k of them), the kernel route writes and reads back C_out / groups
+    kernel elements more than a static conv; the input route writes and reads back one
+    unfolded element per output position (``positions`` = H' W') and multiplies them by a
+    GEMM that runs slower than the conv. So it pays where C_out / groups is at least
+    ``INPUT_SIDE_MIN_RATIO`` times the output positions: the deep, low-resolution dense
+    layers, whose kernels are large; never a depthwise layer, whose kernel is tiny."""
+    return out_channels // groups >= INPUT_SIDE_MIN_RATIO * positions

@@ -314,6 +314,7 @@ def test_input_route_chosen_by_the_rule_on_deep_low_resolution_layers():
     assert input_side_pays(out_channels=196, positions=49)
     assert not input_side_pays(out_channels=195, positions=49)
     assert not input_side_pays(out_channels=256, positions=196)
+    assert not input_side_pays(out_channels=960, positions=49, groups=960)  # depthwise
     torch.manual_seed(0)
     late = _randomized(ODConv2d(64, 512, 3, 1, 1, num_kernels=1))
     early = _randomized(ODConv2d(64, 64, 3, 1, 1, num_kernels=1))
@@ -336,6 +337,11 @@ def test_input_route_in_a_model_is_recorded():
     # layer4's 3x3 convs (512 channels on 7 x 7) take the input route
     assert counts.get("fast/input", 0) == 4
     assert sum(counts.values()) == 16
+    model = create_model("mobilenetv2_100_odconv_1x").eval()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 224, 224))
+    # no dense 3x3 ODConv layer; the depthwise ones keep the kernel route
+    assert "fast/input" not in implementations(model)
 
 
 def test_folded_attention_follows_load_state_dict_and_refold():
