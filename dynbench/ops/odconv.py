@@ -187,6 +187,17 @@ class ODConvAttention(nn.Module):
         """Forget the folded branch: the next eval call without autograd folds afresh."""
         self._folded = None
 
+    def train(self, mode: bool = True) -> ODConvAttention:
+        """Switching to eval folds the branch at once (not in the first forward), so that
+        every forward in eval runs the same ops, whichever is first: a MAdds counter or
+        profiler attached to one call sees the branch, never the folding."""
+        super().train(mode)
+        self.refold()
+        if not mode and not any(m.training for m in self.modules()):
+            weight = self.fc.weight
+            self.folded_weights(weight.detach())
+        return self
+
     def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 (nn.Module's signature)
         """``.to()``, ``.double()`` and the like may swap a weight's storage: fold afresh."""
         self.refold()
