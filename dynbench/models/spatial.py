@@ -17,8 +17,10 @@ released classification models do, so timing it measures the masks' overhead), `
 computes the active positions only, eval mode (a block in training mode runs masked and says
 so in ``ran``). Sparse runs at pixel granularity (:mod:`dynbench.ops.dynconv_sparse`), at
 S x S tile granularity (:mod:`dynbench.ops.dynconv_tiles`), or under ``auto`` (the default)
-at whichever of the two a short timing on the block's masks finds faster; the block keeps
-the choice per mask key and says what it ran in ``implementation``. The last
+at whichever of the two, or the dense branch (a nearly full mask gains nothing from gathering),
+a short timing on the block's masks finds fastest; the block keeps the choice per mask key and
+says what it ran in ``implementation`` (``sparse/pixel``, ``sparse/tile`` or ``sparse/dense``:
+the mask unit ran, the branch densely). The last
 forward's masks are kept so that :func:`dynbench.measure.conditional.conditional_madds`
 can count what a sparse execution must compute.
 """
@@ -54,7 +56,7 @@ DILATED, MASK = "dilated", "mask"
 def _median_ms(call: Callable[[], object]) -> float:
     """A short timing of ``call`` (torch.utils.benchmark, the caller's thread count)."""
     timer = benchmark.Timer("call()", globals={"call": call}, num_threads=torch.get_num_threads())
-    return timer.blocked_autorange(min_run_time=0.02).median * 1e3
+    return timer.blocked_autorange(min_run_time=0.05).median * 1e3
 
 
 class SpatialBlock(nn.Module):
@@ -86,6 +88,8 @@ class SpatialBlock(nn.Module):
         self.trial_ms: dict[str, float] = {}  # auto's timing of each granularity
         self._runners: dict[str, SparseBlock] = {"pixel": pixel, "tile": tiled}
         self._choice: tuple | None = None  # (mask key, granularity) of auto's last choice
+        self._dense_positions: tuple[int, ...] = ()  # of the last dense_branch call
+        self._full: tuple | None = None  # (mask, dilated, each all ones?) of dense_branch
 
     @property
     def tile(self) -> int:
@@ -127,6 +131,25 @@ class SpatialBlock(nn.Module):
         self.input_shape = tuple(x.shape)
         return mask, dilated
 
+    def dense_branch(self, block: nn.Module, x: Tensor, mask: Tensor, dilated: Tensor) -> Tensor:
+        """``auto``'s third choice: every branch conv at every position, then the masks
+        applied (the masked execution on these masks), each multiplication left out where
+        its mask is all ones: a full mask costs the dense block plus the mask unit."""
+        kept = self._full
+        if kept is None or kept[0] is not mask or kept[1] is not dilated:
+            kept = self._full = (mask, dilated, bool(mask.all()), bool(dilated.all()))
+        self._dense_positions = tuple(self.masks[which].numel() for _, which in self.branch_convs())
+        return self.apply_masks(x, None if kept[2] else mask, None if kept[3] else dilated)
+
+    def masked(self, x: Tensor) -> Tensor:
+        mask, dilated = self._masks(x)
+        return self.apply_masks(x, mask, dilated)
+
+    def apply_masks(self, x: Tensor, mask: Tensor | None, dilated: Tensor | None) -> Tensor:
+        """The block on ``x`` with each branch conv's output multiplied by its mask, where
+        the mask is not None (None: all ones)."""
+        raise NotImplementedError
+
     def forward(self, x: Tensor) -> Tensor:
         if self.execution == "dense":
             self.masks, self.ran = {}, "dense"
@@ -143,28 +166,35 @@ class SpatialBlock(nn.Module):
 
     def sparse_positions(self) -> tuple[int, ...]:
         """At how many positions the last sparse forward ran each branch conv, in order."""
+        if self.ran_granularity == "dense":
+            return self._dense_positions
         return self._runners[self.ran_granularity].positions
-
-    def masked(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
 
     def sparse(self, x: Tensor) -> Tensor:
         with phase("attention"):  # the mask unit
             mask, dilated = self._masks(x)
-        self.ran_granularity = self._granularity(x, mask, dilated)
-        return self._runners[self.ran_granularity](self.block, x, mask, dilated)
+        self.ran_granularity = granularity = self._granularity(x, mask, dilated)
+        if granularity == "dense":
+            return self.dense_branch(self.block, x, mask, dilated)
+        return self._runners[granularity](self.block, x, mask, dilated)
 
     def _granularity(self, x: Tensor, mask: Tensor, dilated: Tensor) -> str:
-        """The set granularity; under ``auto``, the faster of pixel and tile on these masks,
+        """The set granularity; under ``auto``, the fastest of pixel, tile and the dense
+        branch on these masks (the dense branch alone where the dilated mask is full),
         timed the first time the block meets their key (source, shapes: a ``unit`` source's
         masks change with the input, so its choice holds per input shape)."""
         if self.granularity != "auto":
             return self.granularity
         key = (self._fixed[0], self.tile)
         if self._choice is None or self._choice[0] != key:
+            runs = {**self._runners, "dense": self.dense_branch}
+            if bool(dilated.all()):
+                # every position active: pixel and tile do the dense work plus their gathers
+                # and can only win a trial by noise, so only the dense branch is timed
+                runs = {"dense": self.dense_branch}
             self.trial_ms = {
                 kind: _median_ms(lambda run=run: run(self.block, x, mask, dilated))
-                for kind, run in self._runners.items()
+                for kind, run in runs.items()
             }
             self._choice = (key, min(self.trial_ms, key=self.trial_ms.get))
         return self._choice[1]
@@ -185,13 +215,12 @@ class SpatialBottleneck(SpatialBlock):
     def dilation(self, x: Tensor, logits: Tensor) -> tuple[tuple[int, int], int]:
         return tuple(x.shape[-2:]), self.block.conv2.stride[0]  # conv1 runs at the input's
 
-    def masked(self, x: Tensor) -> Tensor:
+    def apply_masks(self, x: Tensor, mask: Tensor | None, dilated: Tensor | None) -> Tensor:
         b = self.block
-        mask, dilated = self._masks(x)
         identity = b._identity(x)
-        out = b.relu(b.bn1(b.conv1(x))) * dilated
-        out = b.relu(b.bn2(b.conv2(out))) * mask
-        out = b.bn3(b.conv3(out)) * mask
+        out = _times(b.relu(b.bn1(b.conv1(x))), dilated)
+        out = _times(b.relu(b.bn2(b.conv2(out))), mask)
+        out = _times(b.bn3(b.conv3(out)), mask)
         return b.relu(identity + out)
 
 
@@ -207,12 +236,11 @@ class SpatialBasicBlock(SpatialBlock):
     def branch_convs(self) -> list[tuple[nn.Conv2d, str]]:
         return [(self.block.conv1, DILATED), (self.block.conv2, MASK)]
 
-    def masked(self, x: Tensor) -> Tensor:
+    def apply_masks(self, x: Tensor, mask: Tensor | None, dilated: Tensor | None) -> Tensor:
         b = self.block
-        mask, dilated = self._masks(x)
         identity = b._identity(x)
-        out = b.relu(b.bn1(b.conv1(x))) * dilated
-        out = b.bn2(b.conv2(out)) * mask
+        out = _times(b.relu(b.bn1(b.conv1(x))), dilated)
+        out = _times(b.bn2(b.conv2(out)), mask)
         return b.relu(identity + out)
 
 
@@ -234,12 +262,16 @@ class SpatialInvertedResidual(SpatialBlock):
     def dilation(self, x: Tensor, logits: Tensor) -> tuple[tuple[int, int], int]:
         return tuple(x.shape[-2:]), 1
 
-    def masked(self, x: Tensor) -> Tensor:
+    def apply_masks(self, x: Tensor, mask: Tensor | None, dilated: Tensor | None) -> Tensor:
         expand, depthwise, project, bn = self.block.conv[:4]
-        mask, dilated = self._masks(x)
-        out = expand(x) * dilated
-        out = depthwise(out) * mask
-        return x + bn(project(out)) * mask
+        out = _times(expand(x), dilated)
+        out = _times(depthwise(out), mask)
+        return x + _times(bn(project(out)), mask)
+
+
+def _times(out: Tensor, mask: Tensor | None) -> Tensor:
+    """``out * mask``; ``out`` itself for a mask of all ones (None)."""
+    return out if mask is None else out * mask
 
 
 def spatial_blocks(model: nn.Module) -> Iterator[SpatialBlock]:

@@ -230,6 +230,12 @@ class DynamicOp(nn.Module):
         """Weights one image reads; by default every parameter of the operator."""
         return sum(p.numel() for p in self.parameters())
 
+    def materialised_count(self, x_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> int:
+        """Elements of the per-call intermediates the route of the last call wrote and read
+        back beyond the layer's input and output (a per-sample kernel, an unfolded input);
+        by default none. The roofline counts each twice (written, then read)."""
+        return 0
+
     def static_weight_count(self) -> int:
         """Weights the static layer this operator replaces would read."""
         if hasattr(self, "in_features"):
@@ -419,6 +425,14 @@ class KernelDynamicConv(DynamicOp):
             bias = None if self.bias is None else coefficients @ self.bias
         with phase("conv"):
             return self.per_sample_conv(x, kernels, bias)
+
+    def materialised_count(self, x_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> int:
+        """The batch's mixed kernels (and biases) on the naive and mixed routes; nothing on
+        the experts route, which mixes outputs instead."""
+        if self.impl == "fast" and self.route == EXPERTS:
+            return 0
+        bias = 0 if self.bias is None else self.out_channels
+        return x_shape[0] * (math.prod(self.kernel_shape) + bias)
 
     def mixing_madds(self, batch: int) -> dict[str, int]:
         """The conv-free parts of :meth:`mixed_conv`: K kernels (and biases) per sample."""

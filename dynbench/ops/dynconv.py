@@ -58,9 +58,16 @@ class MaskUnit(nn.Module):
         """
         batch, channels, height, width = x.shape
         columns = torch.cat([self.conv.weight[0].reshape(channels, 9), self.fc.weight.t()], 1)
-        taps = (x.permute(0, 2, 3, 1).reshape(-1, channels) @ columns).view(batch, -1, 10)
-        pooled = taps[:, :, 9].mean(1) + self.fc.bias + self.conv.bias
-        maps = taps.view(batch, height, width, 10)[..., :9].permute(0, 3, 1, 2)
+        if x.is_contiguous():
+            # an NCHW map (a dense block's output): (10, C) x (C, H W) per image reads x as
+            # it lies; its rows would need a transposing copy of the whole map
+            taps = torch.matmul(columns.t(), x.view(batch, channels, -1))  # (N, 10, H W)
+            pooled = taps[:, 9].mean(1) + self.fc.bias + self.conv.bias
+            maps = taps.view(batch, 10, height, width)[:, :9]
+        else:
+            taps = (x.permute(0, 2, 3, 1).reshape(-1, channels) @ columns).view(batch, -1, 10)
+            pooled = taps[:, :, 9].mean(1) + self.fc.bias + self.conv.bias
+            maps = taps.view(batch, height, width, 10)[..., :9].permute(0, 3, 1, 2)
         selector = torch.eye(9, dtype=x.dtype, device=x.device).view(1, 9, 3, 3)
         out = F.conv2d(maps, selector, stride=self.conv.stride, padding=1)
         return out + pooled.view(batch, 1, 1, 1)

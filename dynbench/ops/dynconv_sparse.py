@@ -16,6 +16,7 @@ keeps, so the outputs agree to fp32 rounding.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -52,24 +53,25 @@ def neighbour_rows(active: Tensor, height: int, width: int, stride: int) -> Tens
     return (base[:, None, None] + grid).reshape(-1, 9)
 
 
-def window_cols(padded: Tensor, positions: Tensor, stride: int) -> Tensor:
-    """(P, 9 C): the 3x3 windows of a (N, H+2, W+2, C) zero-bordered map read by the
-    outputs at ``positions`` ((n, i, j) rows) of a conv of ``stride``."""
-    batch, height, width, channels = padded.shape
-    windows = neighbour_rows(positions, height - 2, width - 2, stride)
-    flat = padded.reshape(-1, channels).index_select(0, windows.reshape(-1))
-    return flat.reshape(len(positions), 9 * channels)
+def window_cols(padded: Tensor, windows: Tensor) -> Tensor:
+    """(P, 9 C): the 3x3 windows of a (N, H+2, W+2, C) zero-bordered map at ``windows``,
+    the flat (P 9,) row indices :func:`neighbour_rows` gives."""
+    channels = padded.shape[-1]
+    flat = padded.reshape(-1, channels).index_select(0, windows)
+    return flat.view(-1, 9 * channels)
 
 
-def scatter_into(
-    rows: Tensor, positions: Tensor, shape: tuple[int, int, int, int], border: int = 1
-) -> Tensor:
-    """A zero (N, H + 2 border, W + 2 border, C) map holding ``rows`` at ``positions``."""
-    batch, height, width, channels = shape
-    padded = rows.new_zeros(shape)
+def bordered_rows(positions: Tensor, height: int, width: int, border: int = 1) -> Tensor:
+    """Row indices of (n, i, j) ``positions`` in an (N, height, width) map that has a
+    ``border`` around the positions' map (``height`` and ``width`` include it)."""
     n, i, j = positions.unbind(1)
-    index = (n * height + i + border) * width + j + border
-    padded.view(-1, channels).index_copy_(0, index, rows)
+    return (n * height + i + border) * width + j + border
+
+
+def scatter_into(rows: Tensor, index: Tensor, shape: tuple[int, int, int, int]) -> Tensor:
+    """A zero (N, H, W, C) map holding ``rows`` at the flat row indices ``index``."""
+    padded = rows.new_zeros(shape)
+    padded.view(-1, shape[-1]).index_copy_(0, index, rows)
     return padded
 
 
@@ -102,6 +104,22 @@ class SparseBlock:
         self._key: tuple | None = None
         self._folded: tuple[FoldedConv, ...] = ()
         self.positions: tuple[int, ...] = ()
+        self._indices: tuple | None = None  # see indices
+
+    def indices(
+        self, mask: Tensor, dilated: Tensor, key: tuple, compute: Callable[[], tuple]
+    ) -> tuple:
+        """``compute()``, the index tensors of a call on these masks, kept while the block
+        is handed the same mask tensors (a synthetic mask source draws them once per input
+        shape; the mask unit's masks are new on every call) at the same ``key`` (shapes,
+        tile size): a dozen small ops a block that an unchanged mask need not pay again."""
+        key = (*key, torch.is_inference_mode_enabled())
+        kept = self._indices
+        if kept is not None and kept[0] is mask and kept[1] is dilated and kept[2] == key:
+            return kept[3]
+        value = compute()
+        self._indices = (mask, dilated, key, value)
+        return value
 
     def folded(self, pairs: tuple[tuple[nn.Conv2d, nn.BatchNorm2d], ...]) -> tuple[FoldedConv, ...]:
         tensors = [t for conv, bn in pairs for t in (conv.weight, *bn.parameters(), *bn.buffers())]
@@ -133,22 +151,32 @@ class SparseBottleneck(SparseBlock):
         batch, channels, height, width = x.shape
         x = x.contiguous(memory_format=torch.channels_last)
         identity = block._identity(x).contiguous(memory_format=torch.channels_last)
-        with phase("aggregation"):  # gathering the rows a conv needs
-            rows = x.permute(0, 2, 3, 1).reshape(-1, channels)
+        out_h, out_w = identity.shape[-2:]
+
+        def compute() -> tuple:
             read, active = dilated[:, 0].nonzero(), mask[:, 0].nonzero()
-            gathered = rows.index_select(0, flat_rows(read, height, width))
+            return (
+                flat_rows(read, height, width),
+                bordered_rows(read, height + 2, width + 2),
+                neighbour_rows(active, height, width, stride).reshape(-1),
+                flat_rows(active, out_h, out_w),
+            )
+
+        with phase("aggregation"):  # gathering the rows a conv needs
+            read, scatter, windows, index = self.indices(mask, dilated, x.shape, compute)
+            rows = x.permute(0, 2, 3, 1).reshape(-1, channels)
+            gathered = rows.index_select(0, read)
         with phase("conv"):
             h1 = torch.relu_(torch.addmm(w1.bias, gathered, w1.weight))
         with phase("aggregation"):
-            padded = scatter_into(h1, read, (batch, height + 2, width + 2, h1.shape[1]))
-            cols = window_cols(padded, active, stride)
+            padded = scatter_into(h1, scatter, (batch, height + 2, width + 2, h1.shape[1]))
+            cols = window_cols(padded, windows)
         with phase("conv"):
             h2 = torch.relu_(torch.addmm(w2.bias, cols, w2.weight))
             h3 = torch.addmm(w3.bias, h2, w3.weight)
-        self.positions = (len(read), len(active), len(active))
+        self.positions = (len(read), len(index), len(index))
         with phase("aggregation"):  # scattering the branch into the shortcut
-            out_h, out_w = identity.shape[-2:]
-            return add_to_shortcut(block, identity, flat_rows(active, out_h, out_w), h3)
+            return add_to_shortcut(block, identity, index, h3)
 
 
 class SparseBasicBlock(SparseBlock):
@@ -158,19 +186,30 @@ class SparseBasicBlock(SparseBlock):
         x = x.contiguous(memory_format=torch.channels_last)
         identity = block._identity(x).contiguous(memory_format=torch.channels_last)
         batch, _, out_h, out_w = identity.shape
-        with phase("aggregation"):
+        height, width = x.shape[-2:]
+
+        def compute() -> tuple:
             read, active = dilated[:, 0].nonzero(), mask[:, 0].nonzero()
-            cols = window_cols(F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1)), read, stride)
+            return (
+                neighbour_rows(read, height, width, stride).reshape(-1),
+                bordered_rows(read, out_h + 2, out_w + 2),
+                neighbour_rows(active, out_h, out_w, 1).reshape(-1),
+                flat_rows(active, out_h, out_w),
+            )
+
+        with phase("aggregation"):
+            reads, scatter, windows, index = self.indices(mask, dilated, x.shape, compute)
+            cols = window_cols(F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1)), reads)
         with phase("conv"):
             h1 = torch.relu_(torch.addmm(w1.bias, cols, w1.weight))
         with phase("aggregation"):
-            padded = scatter_into(h1, read, (batch, out_h + 2, out_w + 2, h1.shape[1]))
-            cols = window_cols(padded, active, 1)
+            padded = scatter_into(h1, scatter, (batch, out_h + 2, out_w + 2, h1.shape[1]))
+            cols = window_cols(padded, windows)
         with phase("conv"):
             h2 = torch.addmm(w2.bias, cols, w2.weight)
-        self.positions = (len(read), len(active))
+        self.positions = (len(scatter), len(index))
         with phase("aggregation"):
-            return add_to_shortcut(block, identity, flat_rows(active, out_h, out_w), h2)
+            return add_to_shortcut(block, identity, index, h2)
 
 
 class SparseInvertedResidual(SparseBlock):
@@ -181,15 +220,20 @@ class SparseInvertedResidual(SparseBlock):
         w1, w2, w3 = self.folded(inverted_pairs(block))
         batch, channels, height, width = x.shape
         x = x.contiguous(memory_format=torch.channels_last)
-        with phase("aggregation"):
-            rows = x.permute(0, 2, 3, 1).reshape(-1, channels)
+
+        def compute() -> tuple:
             read, active = dilated[:, 0].nonzero(), mask[:, 0].nonzero()
-            gathered = rows.index_select(0, flat_rows(read, height, width))
+            return flat_rows(read, height, width), flat_rows(active, height, width)
+
+        with phase("aggregation"):
+            read, index = self.indices(mask, dilated, x.shape, compute)
+            rows = x.permute(0, 2, 3, 1).reshape(-1, channels)
+            gathered = rows.index_select(0, read)
         with phase("conv"):
             h1 = torch.clamp_(torch.addmm(w1.bias, gathered, w1.weight), 0, 6)
         with phase("aggregation"):
             hidden = h1.shape[1]
-            expanded = scatter_into(h1, read, (batch, height, width, hidden), border=0)
+            expanded = scatter_into(h1, read, (batch, height, width, hidden))
         with phase("conv"):
             # a depthwise 3x3 costs 9 MAdds a value: run it on the whole (mostly zero) map,
             # which is cheaper than gathering 9 windows of every active output
@@ -197,11 +241,10 @@ class SparseInvertedResidual(SparseBlock):
                 expanded.permute(0, 3, 1, 2), w2.kernel, w2.bias, padding=1, groups=hidden
             )
         with phase("aggregation"):
-            index = flat_rows(active, height, width)
             flat = maps.permute(0, 2, 3, 1).reshape(-1, hidden)
             h2 = torch.clamp_(flat.index_select(0, index), 0, 6)
         with phase("conv"):
             h3 = torch.addmm(w3.bias, h2, w3.weight)
-        self.positions = (len(read), batch * height * width, len(active))
+        self.positions = (len(read), batch * height * width, len(index))
         with phase("aggregation"):
             return add_to_shortcut(block, x, index, h3, relu=False)

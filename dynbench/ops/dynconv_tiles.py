@@ -91,17 +91,21 @@ class TiledBottleneck(TiledBlock):
         batch, channels, height, width = x.shape
         x = x.contiguous(memory_format=torch.channels_last)
         identity = block._identity(x).contiguous(memory_format=torch.channels_last)
-        with phase("aggregation"):
+
+        def compute() -> tuple:
             tiles = active_tiles(mask, size)
             read, inside = tile_windows(tiles, size, stride, 1, height, width)
+            return (len(tiles), read, inside[:, None], *kept_rows(tiles, size, mask))
+
+        with phase("aggregation"):
+            count, read, inside, keep, index = self.indices(mask, dilated, (x.shape, size), compute)
             gathered = x.permute(0, 2, 3, 1).reshape(-1, channels).index_select(0, read)
         with phase("conv"):
             h1 = torch.relu_(torch.addmm(w1.bias, gathered, w1.weight))
-            h1 = h1.mul_(inside[:, None])  # the 3x3's zero padding
+            h1 = h1.mul_(inside)  # the 3x3's zero padding
             side = (size - 1) * stride + 3
-            h2 = torch.relu_(F.conv2d(as_tiles(h1, len(tiles), side), w2.kernel, w2.bias, stride))
+            h2 = torch.relu_(F.conv2d(as_tiles(h1, count, side), w2.kernel, w2.bias, stride))
         with phase("aggregation"):
-            keep, index = kept_rows(tiles, size, mask)
             h2 = h2.permute(0, 2, 3, 1).reshape(-1, h2.shape[1])[keep]
         with phase("conv"):
             h3 = torch.addmm(w3.bias, h2, w3.weight)
@@ -120,22 +124,29 @@ class TiledBasicBlock(TiledBlock):
         x = x.contiguous(memory_format=torch.channels_last)
         identity = block._identity(x).contiguous(memory_format=torch.channels_last)
         out_h, out_w = identity.shape[-2:]
-        with phase("aggregation"):
+
+        def compute() -> tuple:
             tiles = active_tiles(mask, size)
             # conv1's outputs: the tile and a halo of 1; its input: their windows
             read, inside = tile_windows(tiles, size, stride, stride + 1, height, width)
-            rows = x.permute(0, 2, 3, 1).reshape(-1, channels).index_select(0, read)
-            rows = rows.mul_(inside[:, None])  # conv1's zero padding
             _, grown = tile_windows(tiles, size, 1, 1, out_h, out_w)
+            grown = grown.view(len(tiles), 1, size + 2, size + 2)
+            return (len(tiles), read, inside[:, None], grown, *kept_rows(tiles, size, mask))
+
+        with phase("aggregation"):
+            count, read, inside, grown, keep, index = self.indices(
+                mask, dilated, (x.shape, size), compute
+            )
+            rows = x.permute(0, 2, 3, 1).reshape(-1, channels).index_select(0, read)
+            rows = rows.mul_(inside)  # conv1's zero padding
         with phase("conv"):
             side = (size + 1) * stride + 3
-            h1 = F.conv2d(as_tiles(rows, len(tiles), side), w1.kernel, w1.bias, stride)
-            h1 = torch.relu_(h1).mul_(grown.view(len(tiles), 1, size + 2, size + 2))
+            h1 = F.conv2d(as_tiles(rows, count, side), w1.kernel, w1.bias, stride)
+            h1 = torch.relu_(h1).mul_(grown)
             h2 = F.conv2d(h1, w2.kernel, w2.bias)
         with phase("aggregation"):
-            keep, index = kept_rows(tiles, size, mask)
             h2 = h2.permute(0, 2, 3, 1).reshape(-1, h2.shape[1])[keep]
-            self.positions = (len(grown), len(keep))
+            self.positions = (grown.numel(), len(keep))
             return add_to_shortcut(block, identity, index, h2)
 
 
@@ -147,17 +158,21 @@ class TiledInvertedResidual(TiledBlock):
         size = self.size
         batch, channels, height, width = x.shape
         x = x.contiguous(memory_format=torch.channels_last)
-        with phase("aggregation"):
+
+        def compute() -> tuple:
             tiles = active_tiles(mask, size)
             read, inside = tile_windows(tiles, size, 1, 1, height, width)
+            return (len(tiles), read, inside[:, None], *kept_rows(tiles, size, mask))
+
+        with phase("aggregation"):
+            count, read, inside, keep, index = self.indices(mask, dilated, (x.shape, size), compute)
             gathered = x.permute(0, 2, 3, 1).reshape(-1, channels).index_select(0, read)
         with phase("conv"):
             h1 = torch.clamp_(torch.addmm(w1.bias, gathered, w1.weight), 0, 6)
-            h1 = as_tiles(h1.mul_(inside[:, None]), len(tiles), size + 2)
+            h1 = as_tiles(h1.mul_(inside), count, size + 2)
             hidden = h1.shape[1]
             h2 = torch.clamp_(F.conv2d(h1, w2.kernel, w2.bias, groups=hidden), 0, 6)
         with phase("aggregation"):
-            keep, index = kept_rows(tiles, size, mask)
             h2 = h2.permute(0, 2, 3, 1).reshape(-1, hidden)[keep]
         with phase("conv"):
             h3 = torch.addmm(w3.bias, h2, w3.weight)

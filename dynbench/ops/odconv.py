@@ -20,6 +20,13 @@ or to the feature map with the same result; at batch 1 the fast path picks the
 smaller side per layer and builds a single kernel with one contraction over the n
 kernels; beyond batch 1 it scales the feature maps, leaving the batch's kernels as
 mixed. The naive path builds W(x) explicitly for each sample.
+
+a_s scales the k x k kernel positions, which on the feature-map side means the
+rows of the unfolded input: the input route (:meth:`ODConv2d._forward_input_side`)
+unfolds the input, scales its rows by a_s x a_c, multiplies by the (mixed, for
+n > 1) kernels and scales the output by a_f, so that a layer with one kernel never
+writes a per-sample kernel. Its extra traffic grows with C_in k k H' W', the
+kernel route's with C_out C_in k k, so :func:`input_side_pays` picks per layer.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dynbench.ops.base import (
+    EXPERTS,
     MIXED,
     AttentionTemperature,
     KernelDynamicConv,
@@ -38,6 +46,17 @@ from dynbench.ops.base import (
     phase,
     squeeze,
 )
+
+# The input route's name in ``implementation()`` (fast/input).
+INPUT = "input"
+# input_side_pays: the input route is taken when a sample's output channels are at least
+# this many times its output positions, i.e. when the kernel the mixed route would write
+# (C_out C_in k k) is that many times the unfolded input (C_in k k H' W'). Unfolding
+# (im2col) and the GEMM on the unfolded rows cost more per element than the conv's own
+# kernel pass; the measured crossover on the registered models' layers (ResNet 3x3 layers,
+# fp32, 1 thread) lies between C_out / (H' W') = 1.3, where the input route lost, and
+# 10.4, where it won; 4 sits between them.
+INPUT_SIDE_MIN_RATIO = 4
 
 # The four attentions (paper: alpha_s, alpha_c, alpha_f, alpha_w).
 SPATIAL, CHANNEL, FILTER, KERNEL = "spatial", "channel", "filter", "kernel"
@@ -81,6 +100,10 @@ class ODConvAttention(nn.Module):
         self.filter_fc = head(FILTER, out_channels, not depthwise)
         self.spatial_fc = head(SPATIAL, kernel_size**2, kernel_size > 1)
         self.kernel_fc = head(KERNEL, num_kernels, num_kernels > 1)
+        # the gates' widths in the folded heads' output: channel, filter, spatial (0 if absent)
+        self._gate_widths = tuple(0 if h is None else h.out_channels for h in self.heads()[:3])
+        self._folded: tuple | None = None  # see folded_weights
+        self.register_load_state_dict_post_hook(self.refold)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -95,11 +118,15 @@ class ODConvAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Attentions:
         """The fast route: the squeeze and each head a matrix product on the pooled vector
-        (the 1x1 convs' weights viewed as matrices), batch norm one functional call in eval.
+        (the 1x1 convs' weights viewed as matrices), batch norm one functional call in eval;
+        in eval without autograd, the folded branch (:meth:`folded_weights`): two matrix
+        products in all.
 
         Attentions: channel [B,Cin], filter [B,Cout], spatial [B,k*k], kernel [B,n];
         a head that is left out returns None.
         """
+        if not self.training and not torch.is_grad_enabled():
+            return self._forward_folded(x)
         t = self.temperature
         z = squeeze(x, self.fc, self.bn)
 
@@ -112,6 +139,86 @@ class ODConvAttention(nn.Module):
 
         kernel = None if self.kernel_fc is None else torch.softmax(logits(self.kernel_fc), dim=1)
         return gate(self.channel_fc), gate(self.filter_fc), gate(self.spatial_fc), kernel
+
+    def folded_weights(self, like: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(squeeze weight, squeeze bias, heads' weight, heads' bias) of the branch in eval:
+        the batch norm folded into the squeeze's 1x1 conv, the heads stacked into one matrix
+        (channel, filter, spatial, kernel rows) and divided by the temperature.
+
+        Each head and the batch norm is an op of its own, and at batch 1 an op's dispatch
+        costs more than its arithmetic; folded, the branch is pool, two ``F.linear`` and the
+        gates. Kept between calls and formed again when a weight, a statistic or the
+        temperature changes (the tensors' versions: in-place updates, ``load_state_dict``'s
+        copies), after ``load_state_dict`` (which may assign new tensors), ``.to()`` and the
+        like, or on another dtype or device. A weight replaced by assigning a new
+        ``nn.Parameter`` to a head needs :meth:`refold`. The check reads the kept tensors'
+        versions only: looking each weight up through its module costs more than the
+        folding saves."""
+        folded = self._folded
+        if (
+            folded is not None
+            and folded[0] == (self.temperature, like.dtype, like.device)
+            and all(a._version == v for a, v in zip(folded[1], folded[2], strict=True))
+        ):
+            return folded[3]
+        sources = [self.fc.weight, self.bn.weight, self.bn.bias]
+        sources += [self.bn.running_mean, self.bn.running_var]
+        for h in self.heads():
+            if h is not None:
+                sources += [h.weight, h.bias]
+        key = (self.temperature, like.dtype, like.device)
+        # normal tensors, usable by a later call outside inference mode
+        with torch.inference_mode(False), torch.no_grad():
+            bn = self.bn
+            gain = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            squeeze_w = self.fc.weight.view(self.hidden, -1) * gain[:, None]
+            squeeze_b = bn.bias - bn.running_mean * gain
+            heads = [h for h in self.heads() if h is not None]
+            t = self.temperature
+            heads_w = torch.cat([h.weight.view(h.out_channels, -1) for h in heads]) / t
+            heads_b = torch.cat([h.bias for h in heads]) / t
+            weights = tuple(
+                w.to(like.device, like.dtype) for w in (squeeze_w, squeeze_b, heads_w, heads_b)
+            )
+        self._folded = (key, sources, [a._version for a in sources], weights)
+        return weights
+
+    def refold(self, *_: object) -> None:
+        """Forget the folded branch: the next eval call without autograd folds afresh."""
+        self._folded = None
+
+    def train(self, mode: bool = True) -> ODConvAttention:
+        """Switching to eval folds the branch at once (not in the first forward), so that
+        every forward in eval runs the same ops, whichever is first: a MAdds counter or
+        profiler attached to one call sees the branch, never the folding."""
+        super().train(mode)
+        self.refold()
+        if not mode and not any(m.training for m in self.modules()):
+            weight = self.fc.weight
+            self.folded_weights(weight.detach())
+        return self
+
+    def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 (nn.Module's signature)
+        """``.to()``, ``.double()`` and the like may swap a weight's storage: fold afresh."""
+        self.refold()
+        return super()._apply(fn, recurse)
+
+    def _forward_folded(self, x: Tensor) -> Attentions:
+        """:meth:`forward` through :meth:`folded_weights` (eval, no autograd)."""
+        squeeze_w, squeeze_b, heads_w, heads_b = self.folded_weights(x)
+        b = x.shape[0]
+        z = F.linear(F.adaptive_avg_pool2d(x, 1).view(b, -1), squeeze_w, squeeze_b).relu_()
+        logits = F.linear(z, heads_w, heads_b)
+        cw, fw, sw = self._gate_widths
+        gates = cw + fw + sw
+        kernel = None if self.kernel_fc is None else torch.softmax(logits[:, gates:], dim=1)
+        if gates < logits.shape[1]:
+            logits = logits[:, :gates]
+        logits = logits.sigmoid_()
+        channel = logits[:, :cw] if cw else None
+        filt = logits[:, cw : cw + fw] if fw else None
+        spatial = logits[:, cw + fw :] if sw else None
+        return channel, filt, spatial, kernel
 
     def reference(self, x: Tensor) -> Attentions:
         """The naive route, the branch as the released code draws it: GAP, 1x1 conv, BN,
@@ -171,6 +278,10 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
         )
         for i in range(num_kernels):  # the released code's initialisation
             nn.init.kaiming_normal_(self.weight[i], mode="fan_out", nonlinearity="relu")
+        # The input route for layers with a spatial attention: None picks by the rule
+        # (input_side_pays), True / False force it / the kernel routes.
+        self.input_side: bool | None = None
+        self._input_side_by_input: dict[torch.Size, bool] = {}
 
     def forward(self, x: Tensor) -> Tensor:
         if self.impl == "naive":
@@ -181,9 +292,26 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
             channel, filt, spatial, kernel = self.attention(x)
         return self._forward_fast(x, channel, filt, spatial, kernel)
 
+    def takes_input_side(self, x: Tensor) -> bool:
+        """Whether a call with a spatial attention runs :meth:`_forward_input_side`: the
+        ``input_side`` override, or :func:`input_side_pays` at this layer's shapes (kept per
+        input shape, like the experts rule's answer)."""
+        chosen = self.input_side
+        if chosen is None:
+            chosen = self._input_side_by_input.get(x.shape)
+            if chosen is None:
+                out_h, out_w = self.output_size(*x.shape[-2:])
+                chosen = input_side_pays(self.out_channels, out_h * out_w, self.groups)
+                self._input_side_by_input[x.shape] = chosen
+        return chosen
+
     def _forward_fast(self, x, channel, filt, spatial, kernel) -> Tensor:
-        if spatial is None and kernel is not None and self.takes_experts(x):
-            return self._forward_experts(x, channel, filt, kernel)
+        if spatial is None:
+            if kernel is not None and self.takes_experts(x):
+                return self._forward_experts(x, channel, filt, kernel)
+        elif self.takes_input_side(x):
+            self.set_route(INPUT)
+            return self._forward_input_side(x, channel, filt, spatial, kernel)
         self.set_route(MIXED)
         b, cin, h, w = x.shape
         n, cout, cin_g, k, _ = self.weight.shape
@@ -225,6 +353,39 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
                 out = out * filt.view(b, cout, 1, 1)
         return out
 
+    def _forward_input_side(self, x, channel, filt, spatial, kernel) -> Tensor:
+        """y = a_f (W_mix * (a_s x a_c) unfold(x)): the input unfolded into its k k C_in
+        rows per output position, each row scaled by its position's a_s times its channel's
+        a_c, then one matrix product with the kernels (the static kernel for n = 1, read
+        as it is; the n kernels' per-sample mix otherwise), and the output scaled by a_f.
+        No per-sample kernel is written for n = 1 and none is scaled for n > 1."""
+        b, cin, h, w = x.shape
+        g, cout, k = self.groups, self.out_channels, self.kernel_size
+        out_h, out_w = self.output_size(h, w)
+        positions, rows = out_h * out_w, cin // g * k * k
+        with phase("aggregation"):
+            cols = F.unfold(x, k, 1, self.padding, self.stride)  # (b, cin k k, positions)
+            if channel is None:
+                row_scale = spatial.view(b, 1, k * k, 1)
+            else:
+                row_scale = (channel.view(b, cin, 1) * spatial.view(b, 1, k * k)).unsqueeze(-1)
+            cols.view(b, cin, k * k, positions).mul_(row_scale)
+            if kernel is None:
+                weight = self.weight.view(g, cout // g, rows)
+            else:
+                weight = self.mix_kernels(kernel, self.weight).view(b, g, cout // g, rows)
+        with phase("conv"):
+            # (b, g, positions, rows) @ (g, rows, cout / g): for g = 1 and n = 1 one GEMM over
+            # the whole batch's positions
+            by_position = torch.matmul(
+                cols.view(b, g, rows, positions).transpose(-1, -2), weight.transpose(-1, -2)
+            )
+        out = by_position.transpose(-1, -2)  # (b, g, cout / g, positions)
+        with phase("aggregation"):
+            if filt is not None:
+                out = out * filt.view(b, g, cout // g, 1)
+            return out.reshape(b, cout, out_h, out_w).contiguous()
+
     def _forward_experts(self, x, channel, filt, kernel) -> Tensor:
         """The experts route (:meth:`KernelDynamicConv.experts_conv`) where it is exact:
         a_c scales the input, a_w mixes the n kernels' outputs and a_f scales the mix.
@@ -259,6 +420,28 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
             outputs.append(self.conv(x[i : i + 1], weight))
         return torch.cat(outputs)
 
+    def materialised_count(self, x_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> int:
+        """Per route of the last call: the input route's unfolded input (C_in k k H'W' per
+        sample) plus, for n > 1, the mixed kernels; the mixed route's per-sample kernels
+        when it forms any (n > 1, a spatial attention, or at batch 1 a_c / a_f applied on
+        the smaller weight side), else nothing; the experts route none."""
+        b, cin, h, w = x_shape
+        kernel = math.prod(self.kernel_shape)
+        att = self.attention
+        mixes = self.num_kernels > 1 and att.kernel_fc is not None
+        if self.impl == "fast" and self.route == EXPERTS:
+            return 0
+        if self.impl == "fast" and self.route == INPUT:
+            k = self.kernel_size
+            return b * (cin * k * k * math.prod(out_shape[-2:]) + (kernel if mixes else 0))
+        if self.impl == "naive" or mixes or att.spatial_fc is not None:
+            return b * kernel
+        on_weight = b == 1 and (
+            (att.channel_fc is not None and kernel < cin * h * w)
+            or (att.filter_fc is not None and kernel < math.prod(out_shape[1:]))
+        )
+        return kernel if on_weight else 0
+
     def analytic_madds(
         self, x_shape: tuple[int, ...], out_shape: tuple[int, ...]
     ) -> dict[str, int]:
@@ -280,3 +463,15 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
             "aggregation": b * n * cout * cin_g * k * k if mixes else 0,
             "feature_scale": channel_scale + filter_scale,
         }
+
+
+def input_side_pays(out_channels: int, positions: int, groups: int = 1) -> bool:
+    """Whether :meth:`ODConv2d._forward_input_side` beats the kernel route at this shape.
+
+    Per input row (C_in k k of them), the kernel route writes and reads back C_out / groups
+    kernel elements more than a static conv; the input route writes and reads back one
+    unfolded element per output position (``positions`` = H' W') and multiplies them by a
+    GEMM that runs slower than the conv. So it pays where C_out / groups is at least
+    ``INPUT_SIDE_MIN_RATIO`` times the output positions: the deep, low-resolution dense
+    layers, whose kernels are large; never a depthwise layer, whose kernel is tiny."""
+    return out_channels // groups >= INPUT_SIDE_MIN_RATIO * positions

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from dynbench.measure.roofline import floor_ms, layer_floor_s
+from dynbench.measure.roofline import floor_ms, layer_bytes, layer_floor_s
 from dynbench.report.data import ci95_bounds, family_of, field_dict, latest
 from dynbench.report.figures import Figure, render
 from dynbench.report.machines import machine_of
@@ -30,7 +30,9 @@ FLOOR_NOTE = (
     "A roofline lower bound of each model's batch-1 latency, derived from stored figures: "
     "the sum over its conv, linear and dynamic-operator layers of max(MAdds / GEMM rate, "
     "bytes / read bandwidth), bytes = the layer's weights (all K kernels of a kernel-dynamic "
-    "operator) plus its input and output activations, fp32; batch norms, activations and "
+    "operator) plus its input and output activations, plus twice (written, read back) the "
+    "intermediates the route it ran forms: a per-sample mixed kernel, ODConv's unfolded "
+    "input; fp32; batch norms, activations and "
     "adds are left out (a compiler may fuse them). Overhead = the variant's latency minus "
     "its baseline's, (ratio - 1) x baseline latency with the ratio's 95% interval; floor "
     "explains = floor overhead / measured overhead; overhead / floor's above "
@@ -141,7 +143,7 @@ def layer_table(frame: pd.DataFrame, limits: Ceilings) -> pd.DataFrame:
     rows = []
     for model, layers in _layers(frame).items():
         for layer in layers:
-            nbytes = layer["weight_bytes"] + layer["activation_bytes"]
+            nbytes = layer_bytes(layer)
             compute = 1e3 * layer["madds"] / (limits.gmadds_per_s * 1e9)
             memory = 1e3 * nbytes / (limits.gb_per_s * 1e9)
             rows.append(

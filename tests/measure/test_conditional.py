@@ -98,13 +98,13 @@ def test_executed_madds_of_a_tiled_bottleneck_by_hand():
     assert detail[0]["granularity"] == "tile"
 
 
-def test_auto_granularity_times_both_and_keeps_the_faster():
+def test_auto_granularity_times_each_and_keeps_the_fastest():
     block = _block("basic", 1)
     block.source = MaskSource("random", 0.3)
     block.execution = "sparse"
     _, detail = conditional_madds(block, torch.randn(1, 16, 12, 12))
     trial = detail[0]["trial_ms"]
-    assert set(trial) == {"pixel", "tile"} and all(ms > 0 for ms in trial.values())
+    assert set(trial) == {"pixel", "tile", "dense"} and all(ms > 0 for ms in trial.values())
     assert detail[0]["granularity"] == min(trial, key=trial.get)
     assert block.implementation == f"sparse/{detail[0]['granularity']}"
 
@@ -134,3 +134,28 @@ def test_auto_granularity_trials_are_not_counted():
     block.granularity = block.ran_granularity
     fixed, _ = conditional_madds(block, x)
     assert auto == fixed
+
+
+def test_auto_dense_choice_counts_every_position_and_is_recorded():
+    """Where auto finds the dense branch fastest the block runs it (the mask unit still
+    runs) and counts each branch conv at every position of its mask's map."""
+    block = _block("bottleneck", 1)
+    block.source = MaskSource("blob", 1.0)
+    block.execution = "sparse"
+    x = torch.randn(1, 16, 10, 10)
+    block.granularity = "dense"  # what auto keeps when the dense branch is fastest
+    with torch.no_grad():
+        out = block(x)
+        masked = block.masked(x)
+    torch.testing.assert_close(out, masked, rtol=1e-5, atol=1e-5)
+    assert block.implementation == "sparse/dense"
+    assert block.sparse_positions() == (100, 100, 100)
+
+
+def test_auto_runs_a_full_mask_dense_without_timing_the_sparse_routes():
+    block = _block("bottleneck", 2)
+    block.source = MaskSource("blob", 1.0)
+    block.execution = "sparse"
+    _, detail = conditional_madds(block, torch.randn(1, 16, 10, 10))
+    assert detail[0]["granularity"] == "dense" and set(detail[0]["trial_ms"]) == {"dense"}
+    assert block.implementation == "sparse/dense"

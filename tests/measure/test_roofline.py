@@ -59,3 +59,24 @@ def test_odconv_layer_counts_its_attention_and_mixing():
     assert work.weight_bytes == 4 * sum(p.numel() for p in op.parameters())
     assert work.madds > 16 * 4 * 4 * 16 * 9
     assert math.isfinite(floor_ms([work.as_json()], 1e10, 1e10))
+
+
+def test_a_mixed_kernel_is_counted_written_and_read_per_route():
+    """The mixed route forms one kernel per sample (counted twice: written, read back);
+    ODConv's input route with one kernel forms none but unfolds its input."""
+    op = CondConv2d(8, 8, 3, stride=1, padding=1, num_kernels=4).eval()
+    (work,) = layer_work(nn.Sequential(op), torch.randn(2, 8, 10, 10))
+    assert op.implementation() == "fast/mixed"
+    assert op.bias is None and work.materialised_bytes == 2 * 2 * 8 * 8 * 9 * 4
+    assert work.bytes == work.weight_bytes + work.activation_bytes + work.materialised_bytes
+    odconv = ODConv2d(16, 32, 3, stride=1, padding=1, num_kernels=1).eval()
+    for input_side, expected in ((False, 32 * 16 * 9), (True, 16 * 9 * 5 * 5)):
+        odconv.input_side = input_side
+        (work,) = layer_work(nn.Sequential(odconv), torch.randn(1, 16, 5, 5))
+        assert work.materialised_bytes == 2 * expected * 4
+    stored = [{**work.as_json(), "madds": 0}]
+    assert floor_ms(stored, 1e9, 1e9) == pytest.approx(1e3 * work.bytes / 1e9, rel=1e-12)
+    del stored[0]["materialised_bytes"]  # a store from before: no intermediates counted
+    assert floor_ms(stored, 1e9, 1e9) == pytest.approx(
+        1e3 * (work.weight_bytes + work.activation_bytes) / 1e9, rel=1e-12
+    )

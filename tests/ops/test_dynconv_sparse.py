@@ -91,7 +91,8 @@ def test_a_whole_model_sparse_equals_masked(name, granularity):
         masked = set_execution(model, "masked")(x)
         sparse = set_execution(model, "sparse")(x)
     ran = {b.implementation for b in spatial_blocks(model)}
-    assert ran <= {"sparse/pixel", "sparse/tile"} and (granularity == "auto" or len(ran) == 1)
+    assert ran <= {"sparse/pixel", "sparse/tile", "sparse/dense"}
+    assert granularity == "auto" or ran == {f"sparse/{granularity}"}
     torch.testing.assert_close(sparse, masked, rtol=1e-4, atol=1e-4)
 
 
@@ -109,3 +110,32 @@ def test_neighbour_rows_of_a_window():
     assert rows[0].tolist() == [0, 1, 2, 7, 8, 9, 14, 15, 16]
     first = 42 + 2 * 7 + 4  # sample 1, padded row 2, col 4
     assert rows[1].tolist() == [first + dy * 7 + dx for dy in range(3) for dx in range(3)]
+
+
+@pytest.mark.parametrize("density", [0.3, 1.0])
+@pytest.mark.parametrize(
+    "kind, stride", [("bottleneck", 1), ("bottleneck", 2), ("basic", 2), ("inverted", 1)]
+)
+@pytest.mark.parametrize("granularity", ["pixel", "tile", "dense"])
+def test_every_route_equals_masked_and_reuses_indices_for_unchanged_masks(
+    kind, stride, granularity, density
+):
+    """pixel, tile and auto's dense branch (masks applied, a full one skipped) equal the
+    masked execution on random inputs and blob masks; a second call on the same masks
+    reuses the first call's index tensors and gives the same output."""
+    torch.manual_seed(stride + int(10 * density))
+    block = _block(kind, stride)
+    block.source = MaskSource("blob", density)
+    x = torch.randn(2, 16, 10, 10)
+    masked, sparse = _both(block, x, granularity)
+    torch.testing.assert_close(sparse, masked, **FP32)
+    runner = block._runners.get(granularity)
+    kept = None if runner is None else runner._indices
+    with torch.no_grad():
+        again = block(x)
+    torch.testing.assert_close(again, sparse, rtol=0, atol=0)
+    if runner is not None:
+        assert runner._indices is kept  # the same masks: the same index tensors
+    x2 = torch.randn(2, 16, 12, 12)  # another shape: masks and indices drawn afresh
+    masked, sparse = _both(block, x2, granularity)
+    torch.testing.assert_close(sparse, masked, **FP32)

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from dynbench.measure.madds import count_madds
 from dynbench.measure.params import count_params
 from dynbench.models import create_model
-from dynbench.ops.base import set_impl
-from dynbench.ops.odconv import CHANNEL, FILTER, KERNEL, SPATIAL, ODConv2d
+from dynbench.ops.base import implementations, set_impl
+from dynbench.ops.odconv import CHANNEL, FILTER, KERNEL, SPATIAL, ODConv2d, input_side_pays
 
 SHAPES = [
     # cin, cout, k, stride, groups, n, batch, hw
@@ -221,3 +221,143 @@ def test_attention_matrix_route_equals_conv_route(cin, cout, groups, attentions,
             assert (g_fast is None) == (g_ref is None)
             if g_fast is not None:
                 torch.testing.assert_close(g_fast, g_ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "cin, cout, groups, attentions",
+    [(16, 24, 1, a) for a in SUBSETS] + [(24, 24, 24, SUBSETS[-1]), (24, 48, 2, SUBSETS[-1])],
+    ids=lambda a: "+".join(sorted(a)) if isinstance(a, frozenset) else str(a),
+)
+def test_folded_attention_equals_conv_route_and_follows_changes(cin, cout, groups, attentions):
+    """In eval without autograd the branch runs folded (batch norm in the squeeze, heads
+    stacked, temperature divided in); it gives the released route's attentions, and again
+    after a weight, a statistic or the temperature changes."""
+    torch.manual_seed(cin + cout + groups)
+    n = 3 if KERNEL in attentions else 1
+    op = ODConv2d(cin, cout, 3, 1, 1, groups, num_kernels=n, reduction=1 / 4, attentions=attentions)
+    att = _randomized(op).attention
+    x = torch.randn(3, cin, 9, 9)
+
+    def check() -> None:
+        with torch.no_grad():
+            folded, reference = att(x), att.reference(x)
+        assert att._folded is not None  # the folded branch ran
+        assert [a is None for a in folded] == [a is None for a in reference]
+        for a, b in zip(folded, reference, strict=True):
+            if a is not None:
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+    check()
+    with torch.no_grad():
+        for p in att.parameters():
+            p.normal_()
+    check()
+    att.temperature = 0.6
+    check()
+    with torch.no_grad():
+        att.bn.running_mean.add_(1.0)
+    check()
+
+
+INPUT_SHAPES = [
+    # cin, cout, k, stride, groups, n, batch, hw
+    (64, 256, 3, 1, 1, 1, 1, 7),
+    (64, 128, 3, 2, 1, 1, 3, 8),
+    (64, 64, 3, 1, 1, 4, 1, 7),
+    (32, 48, 3, 2, 1, 3, 2, 9),
+    (16, 32, 3, 1, 2, 3, 4, 9),
+    (32, 32, 3, 1, 32, 1, 2, 6),
+    (24, 40, 5, 1, 1, 1, 2, 8),
+]
+
+
+@pytest.mark.parametrize("cin, cout, k, stride, groups, n, batch, hw", INPUT_SHAPES)
+@pytest.mark.parametrize("grad", [False, True], ids=["no_grad", "grad"])
+def test_input_route_equals_naive(cin, cout, k, stride, groups, n, batch, hw, grad):
+    """The input route (unfolded input scaled by a_s x a_c, static or mixed kernels, a_f on
+    the output) computes the naive path's output, and the record says it ran."""
+    torch.manual_seed(cin + cout + k + n + batch)
+    op = _randomized(ODConv2d(cin, cout, k, stride, k // 2, groups, num_kernels=n))
+    op.input_side = True
+    x = torch.randn(batch, cin, hw, hw)
+    with torch.set_grad_enabled(grad):
+        fast = op(x)
+    assert op.implementation() == "fast/input"
+    with torch.no_grad():
+        op.set_impl("naive")
+        naive = op(x)
+    assert op.implementation() == "naive"
+    torch.testing.assert_close(fast.detach(), naive, rtol=1e-5, atol=1e-6)
+    assert fast.is_contiguous()
+
+
+@pytest.mark.parametrize("attentions", SUBSETS, ids=lambda a: "+".join(sorted(a)))
+def test_input_route_with_attention_subsets_equals_naive(attentions):
+    torch.manual_seed(len(attentions))
+    n = 3 if KERNEL in attentions else 1
+    op = ODConv2d(16, 24, 3, 1, 1, num_kernels=n, reduction=1 / 4, attentions=attentions)
+    op = _randomized(op)
+    op.input_side = True
+    x = torch.randn(2, 16, 10, 10)
+    with torch.no_grad():
+        fast = op(x)
+        route = op.implementation()
+        op.set_impl("naive")
+        naive = op(x)
+    # the input route is for layers with a spatial attention; others keep theirs
+    assert route == ("fast/input" if SPATIAL in attentions else "fast/mixed")
+    torch.testing.assert_close(fast, naive, rtol=1e-5, atol=1e-6)
+
+
+def test_input_route_chosen_by_the_rule_on_deep_low_resolution_layers():
+    assert input_side_pays(out_channels=512, positions=49)
+    assert input_side_pays(out_channels=196, positions=49)
+    assert not input_side_pays(out_channels=195, positions=49)
+    assert not input_side_pays(out_channels=256, positions=196)
+    assert not input_side_pays(out_channels=960, positions=49, groups=960)  # depthwise
+    torch.manual_seed(0)
+    late = _randomized(ODConv2d(64, 512, 3, 1, 1, num_kernels=1))
+    early = _randomized(ODConv2d(64, 64, 3, 1, 1, num_kernels=1))
+    with torch.no_grad():
+        late(torch.randn(1, 64, 7, 7))
+        early(torch.randn(1, 64, 28, 28))
+    assert late.implementation() == "fast/input"
+    assert early.implementation() == "fast/mixed"
+    late.input_side = False  # forced off: the kernel route, recorded as such
+    with torch.no_grad():
+        late(torch.randn(1, 64, 7, 7))
+    assert late.implementation() == "fast/mixed"
+
+
+def test_input_route_in_a_model_is_recorded():
+    model = create_model("resnet18_odconv_1x").eval()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 224, 224))
+    counts = implementations(model)
+    # layer4's 3x3 convs (512 channels on 7 x 7) take the input route
+    assert counts.get("fast/input", 0) == 4
+    assert sum(counts.values()) == 16
+    model = create_model("mobilenetv2_100_odconv_1x").eval()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 224, 224))
+    # no dense 3x3 ODConv layer; the depthwise ones keep the kernel route
+    assert "fast/input" not in implementations(model)
+
+
+def test_folded_attention_follows_load_state_dict_and_refold():
+    torch.manual_seed(3)
+    op = _randomized(ODConv2d(16, 32, 3, 1, 1, num_kernels=2, reduction=1 / 4))
+    other = _randomized(ODConv2d(16, 32, 3, 1, 1, num_kernels=2, reduction=1 / 4))
+    with torch.no_grad():
+        for p in other.attention.parameters():
+            p.normal_()
+    x = torch.randn(2, 16, 6, 6)
+    with torch.no_grad():
+        op.attention(x)  # folded and kept
+        op.load_state_dict(other.state_dict(), assign=True)  # new tensors, not copies
+        for a, b in zip(op.attention(x), other.attention.reference(x), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        op.attention.kernel_fc.bias = torch.nn.Parameter(torch.randn(2))
+        op.attention.refold()
+        for a, b in zip(op.attention(x), op.attention.reference(x), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

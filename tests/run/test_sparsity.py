@@ -40,9 +40,10 @@ def test_sparsity_suite_records_every_point(cli, tmp_path):
     ratios = [r for r in records if r["metric"] == "spatial_latency_ratio"]
     assert {r["settings"]["execution"] for r in ratios} == {"masked", "sparse"}
     sparse = [r for r in ratios if r["settings"]["execution"] == "sparse"]
-    # auto granularity: each block ran at pixels or tiles, and the MAdds records say which
+    # auto granularity: each block ran at pixels, tiles or densely, and the MAdds records say which
     assert all(
-        set(r["settings"]["impl"].split(",")) <= {"sparse/pixel", "sparse/tile"} for r in sparse
+        set(r["settings"]["impl"].split(",")) <= {"sparse/pixel", "sparse/tile", "sparse/dense"}
+        for r in sparse
     )
     assert all(
         r["settings"]["granularity"] == "auto" and r["settings"]["tile"] == 8 for r in sparse
@@ -51,7 +52,9 @@ def test_sparsity_suite_records_every_point(cli, tmp_path):
         b for r in records if r["metric"] == "conditional_madds" for b in r["detail"]["blocks"]
     ]
     assert all(
-        b["granularity"] in ("pixel", "tile") and set(b["trial_ms"]) == {"pixel", "tile"}
+        b["granularity"] in ("pixel", "tile", "dense")
+        and set(b["trial_ms"])
+        == ({"dense"} if b["dilated_density"] == 1 else {"pixel", "tile", "dense"})
         for b in blocks
     )
     assert not any(r["metric"] == "spatial_gpu_images_per_s" for r in records)  # no CUDA here

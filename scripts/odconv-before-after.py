@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Time ODConv's fast path beside an earlier revision of it, in one process.
+
+Builds, for each backbone, the static model and the ODConv 1x and 4x models twice
+with the same weights: once as the working tree's ``dynbench.ops.odconv`` runs them
+("after") and once with every ODConv layer's class swapped for the classes of
+``dynbench/ops/odconv.py`` at the git revision ``--before`` ("before"). All of them
+are timed interleaved (``dynbench.measure.timing.interleaved``: 1 thread, batch 1,
+one turn per model per round in a shuffled order); each row gives both overheads
+over the same static model (latency ratio - 1) with 95% intervals and their quotient
+after / before with a bootstrap interval. Both versions are first checked against
+the naive path (rtol 1e-5). Example:
+
+    python scripts/odconv-before-after.py --before HEAD~1 --backbones resnet18
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import dynbench
+from dynbench.measure.timing import (
+    Timed,
+    inference_call,
+    interleaved,
+    load_average,
+    ratio_with_ci,
+    set_threads,
+)
+from dynbench.ops.base import implementations, set_impl
+from dynbench.ops.odconv import ODConv2d
+
+INPUT = (1, 3, 224, 224)
+
+
+def old_module(revision: str) -> types.ModuleType:
+    """``dynbench.ops.odconv`` as it was at ``revision``."""
+    root = Path(__file__).resolve().parent.parent
+    source = subprocess.run(
+        ["git", "show", f"{revision}:dynbench/ops/odconv.py"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    module = types.ModuleType("odconv_before")
+    exec(compile(source, f"{revision}:dynbench/ops/odconv.py", "exec"), module.__dict__)
+    return module
+
+
+def as_before(model: nn.Module, old: types.ModuleType) -> nn.Module:
+    """``model`` with each ODConv layer (and its attention) running ``old``'s code."""
+    for layer in model.modules():
+        if isinstance(layer, ODConv2d):
+            layer.__class__ = old.ODConv2d
+            layer.attention.__class__ = old.ODConvAttention
+    return model
+
+
+def check_fast_equals_naive(model: nn.Module, x: torch.Tensor, name: str) -> None:
+    with torch.inference_mode():
+        set_impl(model, "fast")
+        fast = model(x)
+        routes = implementations(model)
+        set_impl(model, "naive")
+        naive = model(x)
+        set_impl(model, "fast")
+    torch.testing.assert_close(fast, naive, rtol=1e-5, atol=1e-5)
+    print(f"{name}: fast equals naive; routes {routes}", file=sys.stderr)
+
+
+def bootstrap_quotient(
+    after: Timed, before: Timed, static: Timed, samples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """95% bootstrap interval (rounds resampled) of overhead(after) / overhead(before)."""
+    rng = random.Random(seed)
+    n = len(static.times)
+    new = [a / s for a, s in zip(after.times, static.times, strict=True)]
+    old = [b / s for b, s in zip(before.times, static.times, strict=True)]
+    quotients = []
+    for _ in range(samples):
+        picks = [rng.randrange(n) for _ in range(n)]
+        a = statistics.median(new[i] for i in picks) - 1
+        b = statistics.median(old[i] for i in picks) - 1
+        quotients.append(a / b if b > 0 else float("inf"))
+    quotients.sort()
+    return quotients[int(0.025 * samples)], quotients[int(0.975 * samples) - 1]
+
+
+def time_backbone(backbone: str, old: types.ModuleType, args: argparse.Namespace) -> list[str]:
+    torch.manual_seed(0)
+    x = torch.randn(INPUT)
+    models: dict[str, nn.Module] = {backbone: dynbench.create_model(backbone).eval()}
+    variants = [f"{backbone}_odconv_{v}" for v in args.variants]
+    for name in variants:
+        after = dynbench.create_model(name).eval()
+        before = dynbench.create_model(name).eval()
+        before.load_state_dict(after.state_dict())
+        as_before(before, old)
+        check_fast_equals_naive(after, x, f"{name} after")
+        check_fast_equals_naive(before, x, f"{name} before")
+        models[f"{name} after"], models[f"{name} before"] = after, before
+    calls = {name: inference_call(model, x) for name, model in models.items()}
+    load_before, start = load_average(), time.perf_counter()
+    result = interleaved(
+        calls,
+        args.rounds,
+        args.min_run_time,
+        warmup=3,
+        on_round=lambda done, total: print(
+            f"\r{backbone}: round {done}/{total}", end="", file=sys.stderr, flush=True
+        ),
+    )
+    print(file=sys.stderr)
+    timed, static = result.timed, result.timed[backbone]
+    lines = [
+        f"**{backbone}**: {result.rounds} rounds in {time.perf_counter() - start:.0f} s, load "
+        f"{load_before:.2f} -> {load_average():.2f}; static {static.median * 1e3:.2f} ms "
+        f"(IQR {static.iqr / static.median:.1%})",
+        "",
+        "| model | overhead before [95%] | overhead after [95%] | after / before [95%] "
+        "| ms before / after | IQR before / after |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in variants:
+        after, before = timed[f"{name} after"], timed[f"{name} before"]
+        r_after, lo_after, hi_after = ratio_with_ci(after, static)
+        r_before, lo_before, hi_before = ratio_with_ci(before, static)
+        low, high = bootstrap_quotient(after, before, static)
+        lines.append(
+            f"| {name} | {r_before - 1:.3f} [{lo_before - 1:.3f}, {hi_before - 1:.3f}] | "
+            f"{r_after - 1:.3f} [{lo_after - 1:.3f}, {hi_after - 1:.3f}] | "
+            f"{(r_after - 1) / (r_before - 1):.2f} [{low:.2f}, {high:.2f}] | "
+            f"{before.median * 1e3:.2f} / {after.median * 1e3:.2f} | "
+            f"{before.iqr / before.median:.1%} / {after.iqr / after.median:.1%} |"
+        )
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--before", required=True, help="git revision of the 'before' code")
+    parser.add_argument("--backbones", default="resnet18,mobilenetv2_100")
+    parser.add_argument("--variants", default="1x,4x")
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--min-run-time", type=float, default=3.0)
+    args = parser.parse_args()
+    args.variants = args.variants.split(",")
+    set_threads(1)
+    old = old_module(args.before)
+    for backbone in args.backbones.split(","):
+        print("\n".join(time_backbone(backbone, old, args)) + "\n", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
