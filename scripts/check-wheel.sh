@@ -18,7 +18,8 @@ pip="$work/venv/bin/python -m pip"
 $pip install -q "torch==2.13.0+cpu" \
     || $pip install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 $pip wheel -q --no-deps -w "$work/dist" "$root"
-$pip install -q "$work"/dist/dynbench-*.whl
+wheel=$(ls "$work"/dist/dynbench-*.whl)
+$pip install -q "$wheel[postgres]"  # as a team with a PostgreSQL store installs it
 cd "$work"  # away from the checkout: only the installed package can answer
 bin="$work/venv/bin"
 "$bin/dynbench" guard --baseline "$root/dynbench-baseline.json"
