@@ -197,15 +197,27 @@ def papers_gpu_setting(settings: object) -> bool:
     )
 
 
+def at_own_input_size(model: str, settings: object) -> bool:
+    """Whether a record was taken at its model's own input size (the papers' figures are):
+    a run at ``--input-size 3,64,64`` times or counts a smaller problem, not the claim's."""
+    size = field_dict(settings).get("input_size")
+    info = find_model(model)
+    return size is None or info is None or list(size) == list(info.input_size)
+
+
 def judged_setting(frame: pd.DataFrame) -> pd.DataFrame:
-    """:func:`papers_setting`, and without the GPU throughputs taken in another dtype or
-    layout or compiled: the records a verdict on a paper's claim may use. Plots and tables
-    still show the others."""
+    """:func:`papers_setting`, without the GPU throughputs taken in another dtype or layout
+    or compiled, and without records taken at another input size than the model's own: the
+    records a verdict on a paper's claim may use. Plots and tables still show the others."""
     papers = papers_setting(frame)
     if papers.empty:
         return papers
     other = (papers["metric"] == GPU_METRIC) & ~papers["settings"].map(papers_gpu_setting)
-    return papers[~other]
+    own_size = [
+        at_own_input_size(model, settings)
+        for model, settings in zip(papers["model"], papers["settings"], strict=True)
+    ]
+    return papers[~other & pd.Series(own_size, index=papers.index)]
 
 
 def latest_by_options(frame: pd.DataFrame) -> pd.DataFrame:

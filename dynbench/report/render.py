@@ -127,9 +127,9 @@ SCORECARD_COLUMNS = (
 
 
 def _scorecard_section(card: pd.DataFrame, set_aside: int = 0) -> Section:
-    """The claims as judged (``card``); ``set_aside``: GPU throughputs left out of the
-    judgment because they ran in another setting than the papers'. The table holds the
-    claims this store measures; the others collapse into one line per command that would
+    """The claims as judged (``card``); ``set_aside``: records left out of the judgment
+    because they ran in another setting than the papers' (:func:`judged_setting`). The table
+    holds the claims this store measures; the others collapse into one line per command that would
     measure them (claims.csv beside the report lists every claim)."""
     every = card
     card = card[card["Verdict"] != UNMEASURED]
@@ -156,9 +156,10 @@ def _scorecard_section(card: pd.DataFrame, set_aside: int = 0) -> Section:
     if set_aside:
         blocks.append(
             Block(
-                text=f"{set_aside} GPU throughput record(s) taken in another dtype or layout "
-                "or compiled are shown in the plots but judge no claim: the papers timed eager "
-                "fp32."
+                text=f"{set_aside} record(s) taken in another setting than the papers' (GPU "
+                "throughput in another dtype or layout or compiled, or any measurement at "
+                "another input size than the model's own) are shown but judge no claim: the "
+                "papers timed eager fp32 at each model's own input size."
             )
         )
     if longer:

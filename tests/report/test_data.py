@@ -58,4 +58,33 @@ def test_gpu_throughput_in_another_dtype_or_layout_judges_no_claim():
         assert row["Verdict"] == verdict, (rows, row["Why"])
     claims = next(s for s in build_report(pd.DataFrame(bf16)).sections if s.id == "claims")
     texts = [b.text for b in claims.blocks]
-    assert any(t.startswith("2 GPU throughput record(s) taken in another dtype") for t in texts)
+    set_aside = "2 record(s) taken in another setting than the papers' (GPU throughput in another"
+    assert any(t.startswith(set_aside) for t in texts)
+
+
+def test_records_at_another_input_size_judge_no_claim():
+    """A short run at 64x64 (as the wheel check makes) times a smaller problem than the
+    papers' 224x224: shown, never judged."""
+
+    def latency(model, metric, value, **settings):
+        detail = {"ci95_low": value * 0.99, "ci95_high": value * 1.01} if "ratio" in metric else {}
+        return {
+            "run_id": "r", "suite": "latency", "model": model, "metric": metric,
+            "value": value, "unit": "", "method": "torch.utils.benchmark",
+            "settings": json.dumps({"batch": 1, **settings}), "detail": json.dumps(detail),
+            "environment": json.dumps({"cpu": "test CPU"}), "measured_at": "2026-12-07T00:00:00Z",
+        }  # fmt: skip
+
+    small = [
+        latency("resnet18", "latency_ms", 4.0, input_size=[3, 64, 64]),
+        latency("resnet18_odconv_1x", "latency_ms", 3.0, input_size=[3, 64, 64]),
+        latency("resnet18_odconv_1x", "latency_ratio", 0.75, input_size=[3, 64, 64]),
+    ]
+    own = [latency("resnet18_odconv_1x", "latency_ratio", 1.3, input_size=[3, 224, 224])]
+    frame = pd.DataFrame(small + own)
+    assert len(papers_setting(frame)) == 4
+    assert judged_setting(frame)["value"].tolist() == [1.3]
+    claim = "ODConv (1×) on ResNet-18: negligible cost"
+    row = build_report(pd.DataFrame(small)).card
+    row = row[row["Claim"].str.startswith(claim)].iloc[0]
+    assert row["Verdict"] == "not measured", row["Why"]
