@@ -101,14 +101,18 @@ def check_writable(path: Path, what: str) -> None:
         )
 
 
-def _engine(url: sa.URL) -> sa.Engine:
+def _engine(url: sa.URL, write: bool = True) -> sa.Engine:
+    """An engine for the store; a SQLite writer puts the file in WAL mode (readers never
+    block the writers), a reader leaves the file as it is: switching the mode writes to the
+    file, which may be read-only (a store shipped inside an installed package)."""
     backend = url.get_backend_name()
     if backend == "sqlite":
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_WAIT_S})
+        if write:
 
-        @sa.event.listens_for(engine, "connect")
-        def _wal(dbapi_conn, _record) -> None:  # readers never block the writers
-            _set_wal(dbapi_conn)
+            @sa.event.listens_for(engine, "connect")
+            def _wal(dbapi_conn, _record) -> None:
+                _set_wal(dbapi_conn)
 
         return engine
     args = {"connect_timeout": CONNECT_TIMEOUT_S} if backend == "postgresql" else {}
@@ -162,7 +166,7 @@ class ResultStore:
         path = sqlite_path(url)
         if path is not None and write:
             check_writable(path, "database")
-        self.engine = _engine(url)
+        self.engine = _engine(url, write)
         try:
             with self.engine.connect() as conn:
                 self.version = schema.version(conn)

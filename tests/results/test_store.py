@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -275,3 +276,19 @@ def test_wal_switch_waits_for_another_connection_then_gives_up(tmp_path):
     threading.Timer(0.2, lambda: holder.execute("COMMIT")).start()
     _set_wal(other, wait_s=5)
     assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_reading_a_store_leaves_its_file_as_it_is(tmp_path, cli):
+    """export and report open a store to read it: a file in rollback-journal mode (as the
+    reference store ships, vacuumed) keeps every byte; only a writer switches it to WAL."""
+    db = tmp_path / "r.sqlite"
+    assert cli("run", "--suite", "params", "--models", "resnet10", "--db", str(db)).code == 0
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA journal_mode=DELETE")
+    con.close()
+    before = db.read_bytes()
+    assert cli("export", "--db", str(db)).code == 0
+    assert cli("report", "--db", str(db), "--out", "out", "--format", "md").code == 0
+    assert db.read_bytes() == before
+    assert cli("run", "--suite", "params", "--models", "resnet10", "--db", str(db)).code == 0
+    assert db.read_bytes()[18:20] == b"\x02\x02"  # the writer's WAL mode
