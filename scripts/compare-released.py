@@ -67,6 +67,7 @@ from dynbench.measure.timing import (
     inference_call,
     interleaved,
     load_average,
+    overhead_quotient_interval,
     ratio_with_ci,
     set_threads,
 )
@@ -545,24 +546,6 @@ def gpu_backbone(
     return [header], rows
 
 
-def bootstrap_quotient(
-    ours: Timed, theirs: Timed, static: Timed, samples: int = 2000, seed: int = 0
-) -> tuple[float, float]:
-    """95% bootstrap interval (rounds resampled) of overhead(ours) / overhead(released)."""
-    rng = random.Random(seed)
-    n = len(static.times)
-    mine = [o / s for o, s in zip(ours.times, static.times, strict=True)]
-    released = [r / s for r, s in zip(theirs.times, static.times, strict=True)]
-    quotients = []
-    for _ in range(samples):
-        picks = [rng.randrange(n) for _ in range(n)]
-        a = statistics.median(mine[i] for i in picks) - 1
-        b = statistics.median(released[i] for i in picks) - 1
-        quotients.append(a / b if b > 0 else float("inf"))
-    quotients.sort()
-    return quotients[int(0.025 * samples)], quotients[int(0.975 * samples) - 1]
-
-
 def time_backbone(
     backbone: str, released: Released, variants: tuple[str, ...], args: argparse.Namespace
 ) -> tuple[list[str], list[str]]:
@@ -603,7 +586,7 @@ def time_backbone(
         r_ours, lo_ours, hi_ours = ratio_with_ci(ours, static)
         r_rel, lo_rel, hi_rel = ratio_with_ci(theirs, static)
         quotient = (r_ours - 1) / (r_rel - 1) if r_rel > 1 else float("inf")
-        q_lo, q_hi = bootstrap_quotient(ours, theirs, static)
+        q_lo, q_hi = overhead_quotient_interval(ours, theirs, static)
         verdict = "yes" if q_hi <= 0.9 else ("no" if q_lo > 0.9 else "unsettled")
         rows.append(
             f"| {backbone} | {variant} | {r_rel:.3f} [{lo_rel:.3f}, {hi_rel:.3f}] | "

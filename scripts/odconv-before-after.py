@@ -17,8 +17,6 @@ the naive path (rtol 1e-5). Example:
 from __future__ import annotations
 
 import argparse
-import random
-import statistics
 import subprocess
 import sys
 import time
@@ -30,10 +28,10 @@ from torch import nn
 
 import dynbench
 from dynbench.measure.timing import (
-    Timed,
     inference_call,
     interleaved,
     load_average,
+    overhead_quotient_interval,
     ratio_with_ci,
     set_threads,
 )
@@ -79,24 +77,6 @@ def check_fast_equals_naive(model: nn.Module, x: torch.Tensor, name: str) -> Non
     print(f"{name}: fast equals naive; routes {routes}", file=sys.stderr)
 
 
-def bootstrap_quotient(
-    after: Timed, before: Timed, static: Timed, samples: int = 2000, seed: int = 0
-) -> tuple[float, float]:
-    """95% bootstrap interval (rounds resampled) of overhead(after) / overhead(before)."""
-    rng = random.Random(seed)
-    n = len(static.times)
-    new = [a / s for a, s in zip(after.times, static.times, strict=True)]
-    old = [b / s for b, s in zip(before.times, static.times, strict=True)]
-    quotients = []
-    for _ in range(samples):
-        picks = [rng.randrange(n) for _ in range(n)]
-        a = statistics.median(new[i] for i in picks) - 1
-        b = statistics.median(old[i] for i in picks) - 1
-        quotients.append(a / b if b > 0 else float("inf"))
-    quotients.sort()
-    return quotients[int(0.025 * samples)], quotients[int(0.975 * samples) - 1]
-
-
 def time_backbone(backbone: str, old: types.ModuleType, args: argparse.Namespace) -> list[str]:
     torch.manual_seed(0)
     x = torch.randn(INPUT)
@@ -136,7 +116,7 @@ def time_backbone(backbone: str, old: types.ModuleType, args: argparse.Namespace
         after, before = timed[f"{name} after"], timed[f"{name} before"]
         r_after, lo_after, hi_after = ratio_with_ci(after, static)
         r_before, lo_before, hi_before = ratio_with_ci(before, static)
-        low, high = bootstrap_quotient(after, before, static)
+        low, high = overhead_quotient_interval(after, before, static)
         lines.append(
             f"| {name} | {r_before - 1:.3f} [{lo_before - 1:.3f}, {hi_before - 1:.3f}] | "
             f"{r_after - 1:.3f} [{lo_after - 1:.3f}, {hi_after - 1:.3f}] | "

@@ -227,3 +227,23 @@ def train_step_call(
         return loss
 
     return step
+
+
+def overhead_quotient_interval(
+    new: Timed, old: Timed, static: Timed, samples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """95% bootstrap interval (rounds resampled, paired) of overhead(new) / overhead(old),
+    overhead = the median of a model's per-round ratio to ``static``, less 1: how two
+    implementations of one operator compare when timed interleaved in one process."""
+    rng = random.Random(seed)
+    n = len(static.times)
+    new_ratios = [t / s for t, s in zip(new.times, static.times, strict=True)]
+    old_ratios = [t / s for t, s in zip(old.times, static.times, strict=True)]
+    quotients = []
+    for _ in range(samples):
+        picks = [rng.randrange(n) for _ in range(n)]
+        a = statistics.median(new_ratios[i] for i in picks) - 1
+        b = statistics.median(old_ratios[i] for i in picks) - 1
+        quotients.append(a / b if b > 0 else float("inf"))
+    quotients.sort()
+    return quotients[int(0.025 * samples)], quotients[int(0.975 * samples) - 1]

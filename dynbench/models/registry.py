@@ -21,7 +21,7 @@ from unittest import mock
 import torch
 from torch import nn
 
-from dynbench.errors import DynbenchError
+from dynbench.errors import DynbenchError, one_line
 
 DEFAULT_INPUT_SIZE: tuple[int, int, int] = (3, 224, 224)
 
@@ -193,21 +193,29 @@ def select_models(pattern: str) -> list[str]:
     return names
 
 
-def load_user_model(reference: str, option: str = "--model") -> tuple[ModelInfo, nn.Module]:
-    """Import ``package.module:factory``, call it, and check it returns an ``nn.Module``;
-    ``option`` names where the reference was given in error messages."""
+def import_reference(reference: str, option: str, kind: str) -> tuple[str, str, object]:
+    """(module name, attribute name, attribute) of ``package.module:attr``, imported with the
+    working directory first on the path; ``option`` and ``kind`` (``factory``, ``Class``)
+    name it in the one-line error a malformed or unimportable reference gets. The attribute
+    is None where the module has none."""
     module_name, sep, attr = reference.partition(":")
     if not sep or not module_name or not attr:
-        raise DynbenchError(f"{option} {reference!r} is not of the form package.module:factory")
+        raise DynbenchError(f"{option} {reference!r} is not of the form package.module:{kind}")
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import-time failure is the user's module's
         raise DynbenchError(
-            f"{option} {reference!r}: cannot import {module_name!r} ({type(exc).__name__}: {exc})"
+            f"{option} {reference!r}: cannot import {module_name!r} ({one_line(exc)})"
         ) from None
-    factory = getattr(module, attr, None)
+    return module_name, attr, getattr(module, attr, None)
+
+
+def load_user_model(reference: str, option: str = "--model") -> tuple[ModelInfo, nn.Module]:
+    """Import ``package.module:factory``, call it, and check it returns an ``nn.Module``;
+    ``option`` names where the reference was given in error messages."""
+    module_name, attr, factory = import_reference(reference, option, "factory")
     if not callable(factory):
         raise DynbenchError(f"{option} {reference!r}: {module_name} has no callable {attr!r}")
     try:

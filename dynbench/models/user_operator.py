@@ -23,12 +23,9 @@ instead of counting the replaced layers as plain convs.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import re
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -40,6 +37,7 @@ from dynbench.models.identity import USER
 from dynbench.models.layers import BLOCK, HEAD, ConvSpec, static_conv
 from dynbench.models.registry import (
     find_model,
+    import_reference,
     model_info,
     register,
     unregister_model,
@@ -111,22 +109,11 @@ def load_operator(
     reference: str, name: str | None = None, placement: str = "blocks"
 ) -> UserOperator:
     """Import ``package.module:Class`` (the working directory first on the path)."""
-    module_name, sep, attr = reference.partition(":")
-    if not sep or not module_name or not attr:
-        raise DynbenchError(f"--operator {reference!r} is not of the form package.module:Class")
     if placement not in PLACEMENTS:
         raise DynbenchError(
             f"--placement {placement!r} is not known; accepted: {', '.join(PLACEMENTS)}"
         )
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # any import-time failure is the user's module's
-        raise DynbenchError(
-            f"--operator {reference!r}: cannot import {module_name!r} ({one_line(exc)})"
-        ) from None
-    cls = getattr(module, attr, None)
+    module_name, attr, cls = import_reference(reference, "--operator", "Class")
     if cls is None:
         raise DynbenchError(f"--operator {reference!r}: {module_name} has no {attr!r}")
     short = name or re.sub(r"[^a-z0-9]+", "", attr.lower())

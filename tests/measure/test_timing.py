@@ -12,6 +12,7 @@ from dynbench.measure.timing import (
     Timed,
     interleaved,
     median_ci,
+    overhead_quotient_interval,
     ratio_with_ci,
     train_step_call,
 )
@@ -136,3 +137,16 @@ def test_page_faults_per_call_are_counted():
     assert fresh_minor > pages / 2
     assert reused_minor < 5
     assert results.timed["fresh"].calls >= 6
+
+
+def test_overhead_quotient_interval_pairs_rounds_with_the_static_model():
+    """Each round's ratio is taken to the static model's time in that round: a machine that
+    slows every model alike in one round leaves the quotient of overheads as it is."""
+    static = Timed("static", times=[1.0, 2.0, 1.0, 2.0, 1.0, 2.0])
+    new = Timed("new", times=[1.1 * s for s in static.times])
+    old = Timed("old", times=[1.2 * s for s in static.times])
+    low, high = overhead_quotient_interval(new, old, static)
+    assert low == pytest.approx(0.5) and high == pytest.approx(0.5)
+    mixed = Timed("mixed", times=[1.05, 2.3, 1.05, 2.3, 1.05, 2.3])  # overheads 5% and 15%
+    low, high = overhead_quotient_interval(mixed, old, static)
+    assert 0.25 - 1e-9 <= low < high <= 0.75 + 1e-9

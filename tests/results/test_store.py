@@ -4,12 +4,10 @@ concurrent writers, SIGKILL part way, bad URLs, schema versions, merging."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,20 +20,12 @@ from dynbench.results.names import COUNTERS
 from dynbench.results.record import Record
 from dynbench.results.schema import SCHEMA_VERSION
 from dynbench.results.store import ResultStore, load_results
-from tests.processes import children, still_alive_after
+from tests.processes import children, dynbench_process, still_alive_after
 from tests.results.conftest import count
 
 # A store written by dynbench before the URLs (schema version 1): reports/latency/runs.sqlite
 # as committed until c8aa2e3 re-measured it, kept here so that the tests own their fixture.
 LEGACY = Path(__file__).resolve().parent / "legacy-v1.sqlite"
-
-
-def _dynbench(*args: str, cwd: Path, **kwargs) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.pop("DYNBENCH_DB", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "dynbench", *args], cwd=cwd, env=env, text=True, **kwargs
-    )
 
 
 def _record(model: str, value: float) -> Record:
@@ -59,7 +49,7 @@ def test_round_trip_keeps_exact_values(store_db):
 
 def test_two_processes_write_at_once_and_report_renders(store_db, tmp_path):
     runs = [
-        _dynbench(
+        dynbench_process(
             "run",
             "--suite",
             "params",
@@ -82,7 +72,7 @@ def test_two_processes_write_at_once_and_report_renders(store_db, tmp_path):
     assert set(frame["run_id"].value_counts()) == {6}
     labels = {json.loads(e)["machine_label"] for e in frame["environment"]}
     assert labels == {"one", "two"}
-    report = _dynbench(
+    report = dynbench_process(
         "report",
         "--db",
         store_db,
@@ -100,7 +90,7 @@ def test_two_processes_write_at_once_and_report_renders(store_db, tmp_path):
 
 def test_sigkill_keeps_completed_rows(store_db, tmp_path):
     models = "resnet10,resnet18,resnet34,resnet50,resnet50_v1,resnet101,resnet101_v1"
-    proc = _dynbench(
+    proc = dynbench_process(
         "run",
         "--suite",
         "madds",
@@ -126,7 +116,7 @@ def test_sigkill_keeps_completed_rows(store_db, tmp_path):
     frame = load_results(store_db)
     per_model = frame.groupby("model").size()
     assert (per_model == counters + 1).any(), "the first model's counters are all kept"
-    again = _dynbench(
+    again = dynbench_process(
         "run",
         "--suite",
         "params",
