@@ -38,14 +38,3 @@ def redact(text: str) -> str:
 def _masked(match: re.Match) -> str:
     tail = "@" if match.group(0).endswith("@") else ""
     return f"{match.group('head')}{MASK}{tail}"
-
-
-def redacted(value: object) -> object:
-    """``value`` with :func:`redact` applied to every string inside it (dicts, lists)."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {key: redacted(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redacted(item) for item in value]
-    return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dynbench.redact import redact, redacted
+from dynbench.redact import redact
 
 
 @pytest.mark.parametrize(
@@ -37,8 +37,3 @@ def test_credentials_are_masked(text, expected):
 )
 def test_text_without_credentials_is_unchanged(text):
     assert redact(text) == text
-
-
-def test_redacted_reaches_every_string_inside():
-    value = {"argv": "x://u:p@h", "n": 3, "list": ["TOKEN=t", 1.5]}
-    assert redacted(value) == {"argv": "x://u:***@h", "n": 3, "list": ["TOKEN=***", 1.5]}

@@ -181,7 +181,7 @@ def run_suite(
     return outcome
 
 
-def _end(store: ResultStore, outcome: RunOutcome, json_path: Path | None, console) -> str:
+def _end(store: ResultStore, outcome: RunOutcome, json_path: Path | None, console: Console) -> str:
     """End a run cut short: mark it, write its ``--json`` file, print on the console what of
     that failed (the error on its way out stays the one reported), and say what it kept."""
     marked, problems = _finish(store, outcome, json_path)
