@@ -1,5 +1,7 @@
-"""The GPU scripts' CPU-testable parts: compare-released.py --gpu's rounds and rows, the
-profile script's arguments, and gpu-check.sh's steps (listed, not run)."""
+"""The GPU scripts' CPU-testable parts: compare-released.py's arguments (its rounds and
+rows: tests/measure/test_gpu_rounds.py, test_side_by_side.py,
+tests/report/test_released_tables.py), the profile script's arguments, and gpu-check.sh's
+steps (listed, not run)."""
 
 import importlib.util
 import json
@@ -8,8 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from torch import nn
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
@@ -24,56 +24,6 @@ def _load(name: str):
 released = _load("compare-released")
 
 
-class Counted(nn.Module):
-    def __init__(self, name: str, log: list) -> None:
-        super().__init__()
-        self.name, self.log, self.conv = name, log, nn.Conv2d(3, 2, 1)
-
-    def forward(self, x):
-        self.log.append(self.name)
-        return self.conv(x)
-
-
-def test_gpu_rounds_warm_each_model_then_shuffle_one_block_each():
-    log: list[str] = []
-    models = {n: Counted(n, log) for n in ("static", "ours", "theirs")}
-    times = {"static": [10.0, 10.0], "ours": [30.0, 20.0, 20.1], "theirs": [25.0] * 4}
-
-    def timer(fn, iterations):
-        fn()
-        name = log[-1]
-        return times[name].pop(0) if len(times[name]) > 1 else times[name][0]
-
-    timed = released.gpu_interleaved(models, torch.randn(1, 3, 4, 4), 3, 5, timer, 4, 0.02)
-    assert timed["ours"].warmup == (30.0, 20.0, 20.1) and timed["ours"].steady
-    assert timed["static"].warmup == (10.0, 10.0) and timed["theirs"].warmup == (25.0, 25.0)
-    rounds = log[-9:]
-    assert [sorted(rounds[i : i + 3]) for i in (0, 3, 6)] == [sorted(models)] * 3
-    assert rounds[0:3] != rounds[3:6] or rounds[3:6] != rounds[6:9]  # shuffled (seed 0)
-    assert timed["ours"].blocks == [20.1] * 3 and timed["ours"].peak is None  # no CUDA
-
-
-def _timed(blocks, peak=None):
-    t = released.GpuTimed()
-    t.blocks, t.peak = blocks, peak
-    return t
-
-
-def test_a_gpu_row_compares_throughput_ratio_and_memory():
-    static = _timed([100.0, 100.0, 101.0])
-    ours, theirs = (
-        _timed([200.0, 201.0, 200.0], 3 * 2**30),
-        _timed([250.0, 250.0, 250.0], 4 * 2**30),
-    )
-    row = released.gpu_row("resnet50", "odconv_1x", ours, theirs, static, 2000)
-    assert row == (
-        "| resnet50 | odconv_1x | 8,000 / 10,000 | 0.400 / 0.500 | 1.250 | 4.00 / 3.00 | "
-        "0.0% / 0.5% | yes |"
-    )
-    slower = released.gpu_row("resnet50", "dcd", theirs, ours, _timed([100.0, 110.0, 100.0]), 2000)
-    assert slower.endswith("| 0.800 | 3.00 / 4.00 | 0.5% / 0.0% | no (spread > 2%) |")
-
-
 def test_gpu_mode_says_clearly_when_the_released_code_is_not_there(tmp_path, monkeypatch):
     args = ["--odconv", str(tmp_path), "--dcd", str(tmp_path), "--dyconv", str(tmp_path),
             "--condconv", str(tmp_path), "--gpu", "--device", "cpu"]  # fmt: skip
@@ -83,6 +33,22 @@ def test_gpu_mode_says_clearly_when_the_released_code_is_not_there(tmp_path, mon
     assert str(stopped.value) == (
         f"released code not found: {tmp_path}/models/od_resnet.py (pass the repository's root)"
     )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--backbones", "resnet18,vgg16"], "unknown ['vgg16']; accepted: resnet18, resnet50"),
+        (["--variants", "dcd_2x"], "unknown ['dcd_2x']; accepted: odconv_1x, odconv_4x"),
+        (["--gpu", "--device", "cpu", "--iterations", "0"], "--gpu-rounds must be >= 1"),
+        (["--gpu", "--profile"], "not allowed with argument --gpu"),
+    ],
+)
+def test_compare_released_refuses_bad_input_in_one_line(tmp_path, args, message, capsys):
+    paths = [f"--{repo}={tmp_path}" for repo in ("odconv", "dcd", "dyconv", "condconv")]
+    with pytest.raises(SystemExit) as stopped:
+        released.main([*paths, *args])
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
