@@ -1,7 +1,9 @@
-"""CGC: fast equals naive, exact params, analytic MAdds vs the counters."""
+"""CGC: fast equals naive equals a reference written out from the paper, exact params,
+analytic MAdds vs the counters."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dynbench.measure.madds import count_madds
@@ -21,6 +23,44 @@ def _randomized(op: ContextGatedConv2d, seed: int) -> ContextGatedConv2d:
             bn.running_mean = 0.1 * torch.randn(size, generator=gen)
             bn.running_var = torch.rand(size, generator=gen) + 0.5
     return op.eval()
+
+
+def _normed(bn: nn.BatchNorm1d, values: torch.Tensor) -> torch.Tensor:
+    """An eval-mode batch norm over the channel axis (0) of (C, L), written out."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return (values - bn.running_mean[:, None]) * scale[:, None] + bn.bias[:, None]
+
+
+def _reference_gate(op: ContextGatedConv2d, sample: torch.Tensor) -> torch.Tensor:
+    """sigmoid(G(x)) of one sample (C_in, H, W) as (C_out, C_in, k^2), from the paper's
+    steps with the channel interaction as an explicit sum: output channel o reads input
+    group o // (C_out g / C_in) through row o % (C_out g / C_in) of the shared matrix."""
+    k = op.kernel_size
+    context = F.adaptive_avg_pool2d(sample, k).flatten(1)  # (C_in, k^2)
+    encoded = context @ op.encode.T  # (C_in, L)
+    inner = torch.relu(_normed(op.bn_input, encoded)) @ op.decode_input.T  # (C_in, k^2)
+    hidden = torch.relu(_normed(op.bn_interact, encoded))
+    mixed = torch.stack(
+        [
+            sum(
+                op.interact[o % op.group_out, t] * hidden[(o // op.group_out) * op.group + t]
+                for t in range(op.group)
+            )
+            for o in range(op.out_channels)
+        ]
+    )  # (C_out, L)
+    outer = torch.relu(_normed(op.bn_output, mixed)) @ op.decode_output.T  # (C_out, k^2)
+    return torch.sigmoid(inner[None] + outer[:, None])
+
+
+def _reference(op: ContextGatedConv2d, x: torch.Tensor) -> torch.Tensor:
+    """Each sample convolved (F.conv2d) with its gated kernel W(x) = sigmoid(G(x)) * W."""
+    outputs = []
+    for sample in x:
+        kernel = (_reference_gate(op, sample) * op.weight[0].flatten(2)).view_as(op.weight[0])
+        bias = None if op.bias is None else op.bias[0]
+        outputs.append(F.conv2d(sample[None], kernel, bias, op.stride, op.padding))
+    return torch.cat(outputs)
 
 
 @pytest.mark.parametrize(
@@ -45,6 +85,11 @@ def test_fast_equals_naive(cin, cout, k, stride, bias, batch):
     torch.testing.assert_close(fast, naive, rtol=1e-5, atol=1e-5)
     static = nn.functional.conv2d(x, op.weight[0], stride=stride, padding=k // 2)
     assert fast.shape == static.shape
+    with torch.no_grad():
+        expected = _reference(op, x)
+    torch.testing.assert_close(fast, expected, rtol=1e-4, atol=1e-5)
+    # the gate changes the result: it is not the static conv scaled by a constant
+    assert not torch.allclose(fast / static, (fast / static).flatten()[0], rtol=1e-2)
 
 
 def test_gate_scales_every_weight_by_a_sigmoid():
@@ -54,6 +99,25 @@ def test_gate_scales_every_weight_by_a_sigmoid():
         gate = op._gate(torch.randn(2, 16, 9, 9))
     assert gate.shape == (2, 16, 16, 9)
     assert (gate > 0).all() and (gate < 1).all() and gate.std() > 0.01
+
+
+def test_gate_of_each_sample_matches_the_reference_and_groups_map_as_released():
+    """32 -> 64: two groups of 16 inputs, each read by 32 outputs (o < 32 group 0)."""
+    torch.manual_seed(1)
+    op = _randomized(ContextGatedConv2d(32, 64, 3, 1, 1), 1)
+    assert (op.group, op.group_out, op.latent) == (16, 32, 5)
+    x = torch.randn(2, 32, 11, 11)
+    with torch.no_grad():
+        gate = op._gate(x)
+        for b in range(2):
+            torch.testing.assert_close(gate[b], _reference_gate(op, x[b]), rtol=1e-5, atol=1e-6)
+        # only group 1's inputs reach outputs 32-63 through the interaction
+        hidden = x.clone()
+        hidden[:, 16:] = torch.randn(2, 16, 11, 11)
+        moved = op._gate(hidden) - gate
+    inner_only = moved[:, :32, :16]  # outputs of group 0 from inputs of group 0: unchanged
+    assert inner_only.abs().max() == 0
+    assert moved[:, 32:].abs().amax(dim=(0, 2, 3)).min() > 0  # group 1's every output moved
 
 
 def test_layer_params():
@@ -108,8 +172,22 @@ def test_rejects_pointwise_and_uneven_groups():
 
 
 def test_model_runs_and_is_finite():
+    """And gates the stem and every block conv, and its fast output equals its naive one."""
     torch.manual_seed(0)
     model = create_model("resnet18_cgc").eval()
     with torch.no_grad():
         out = model(torch.randn(2, 3, 64, 64))
     assert out.shape == (2, 1000) and torch.isfinite(out).all()
+    gated = [n for n, m in model.named_modules() if isinstance(m, ContextGatedConv2d)]
+    assert len(gated) == 17 and gated[0] == "conv1"  # the stem and the 16 block 3x3 convs
+    assert not any(  # 1x1 downsample convs stay static
+        isinstance(m, ContextGatedConv2d) for n, m in model.named_modules() if "downsample" in n
+    )
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        fast = model(x)
+        for m in model.modules():
+            if isinstance(m, ContextGatedConv2d):
+                m.set_impl("naive")
+        naive = model(x)
+    torch.testing.assert_close(fast, naive, rtol=1e-4, atol=1e-4 * naive.abs().max().item())
