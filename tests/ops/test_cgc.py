@@ -88,8 +88,9 @@ def test_fast_equals_naive(cin, cout, k, stride, bias, batch):
     with torch.no_grad():
         expected = _reference(op, x)
     torch.testing.assert_close(fast, expected, rtol=1e-4, atol=1e-5)
-    # the gate changes the result: it is not the static conv scaled by a constant
-    assert not torch.allclose(fast / static, (fast / static).flatten()[0], rtol=1e-2)
+    # the gate matters: the output is not the static conv times one constant (sigmoid 0.5)
+    best = (fast * static).sum() / (static * static).sum()
+    assert (fast - best * static).norm() > 0.01 * fast.norm()  # 4% or more at these shapes
 
 
 def test_gate_scales_every_weight_by_a_sigmoid():
