@@ -4,6 +4,7 @@ layer receives inside the model (not a random one of its shape)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 
 import torch
 from torch import Tensor, nn
@@ -21,17 +22,11 @@ def layer_inputs(model: nn.Module, kinds: type | tuple[type, ...], x: Tensor) ->
     def catch(name: str) -> Callable:
         return lambda module, args: captured.setdefault(name, tuple(a.clone() for a in args))
 
-    hooks = [
-        m.register_forward_pre_hook(catch(name))
-        for name, m in model.named_modules()
-        if isinstance(m, kinds)
-    ]
-    try:
-        with torch.inference_mode():
-            model(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    with ExitStack() as hooks, torch.inference_mode():
+        for name, module in model.named_modules():
+            if isinstance(module, kinds):
+                hooks.callback(module.register_forward_pre_hook(catch(name)).remove)
+        model(x)
     return captured
 
 

@@ -55,3 +55,19 @@ def test_a_failing_naive_path_still_leaves_the_layer_fast():
     with pytest.raises(RuntimeError, match="naive failed"):
         fast_naive_mismatches(model, torch.randn(1, 3, 9, 9))
     assert model[2].impl == "fast"
+
+
+def test_the_hooks_go_even_when_the_forward_fails():
+    class Failing(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x):
+            self.conv(x)
+            raise RuntimeError("failed after the conv")
+
+    model = Failing()
+    with pytest.raises(RuntimeError, match="failed after the conv"):
+        layer_inputs(model, nn.Conv2d, torch.randn(1, 3, 2, 2))
+    assert not model.conv._forward_pre_hooks
