@@ -54,43 +54,6 @@ from dynbench.models.released import BACKBONES, SWAPPED, VARIANTS, Released, lay
 from dynbench.report import released_tables as tables
 
 INPUT = (1, 3, 224, 224)
-METHODS = {
-    "profile": (
-        "ms per forward under torch.profiler (5 forwards), top-level aten ops by kind: "
-        "conv (every conv, static ones included), kernel mix ([B, K] @ [K, N] matmuls, "
-        "K <= 8, N >= 1024), other ops; outside ops = forward minus the ops (Python, "
-        "module calls, dispatch). The profiler's own cost per op inflates the small "
-        "ops: a breakdown, not a timing."
-    ),
-    "layers": (
-        "each dynamic layer of dynbench's model and the released layer swapped in for "
-        "it, timed interleaved on the input the layer receives in dynbench's model; per "
-        "layer kind: the layers' median times summed, the mean difference per layer, the "
-        "median over layers of the median per-round ratio dynbench / released, and the "
-        "median and largest IQR / median of the layers' timings, both sides."
-    ),
-    "time": (
-        "ratio = median of per-round latency ratios to the static dynbench model with "
-        "its distribution-free 95% interval; quotient = overhead(dynbench) / "
-        "overhead(released) with a 95% bootstrap interval over rounds; target <= 0.9 "
-        "('yes' when the whole interval is). ms = median per call, released / dynbench; "
-        "IQR / median and minor page faults per call likewise."
-    ),
-}
-
-
-def gpu_method(args: argparse.Namespace) -> str:
-    """The --gpu table's method line."""
-    return (
-        f"each model warmed until two blocks of {args.iterations} calls agree within 2% "
-        f"(at most 4 blocks), then {args.gpu_rounds} rounds of one block each, shuffled "
-        f"({'CUDA events' if args.device.startswith('cuda') else 'wall clock'}); "
-        "images/s from the median block; ratios = medians of per-round "
-        "block-time ratios; peak = the most one call allocates above the other models' "
-        "weights (after the timing, dynbench's kept buffers dropped), plus its weights "
-        "and the batch; spread = (slowest - "
-        "fastest block) / median."
-    )
 
 
 def side_by_side(
@@ -289,7 +252,7 @@ def setup_line(args: argparse.Namespace, threads: int) -> str:
         return (
             f"{now}, torch {torch.__version__}, {threads} thread, batch 1, 224x224, "
             f"{os.cpu_count()} CPUs; "
-            + METHODS["profile" if args.profile else "layers" if args.layers else "time"]
+            + tables.METHODS["profile" if args.profile else "layers" if args.layers else "time"]
         )
     torch.backends.cudnn.benchmark = True
     device = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else args.device
@@ -297,7 +260,7 @@ def setup_line(args: argparse.Namespace, threads: int) -> str:
         f"{now}, torch {torch.__version__}, {device}, batch {args.batch}, fp32 (TF32 in cuDNN "
         f"convs: {torch.backends.cudnn.allow_tf32}, in matmuls: "
         f"{torch.backends.cuda.matmul.allow_tf32}), cudnn.benchmark on, 224x224; "
-        + gpu_method(args)
+        + tables.gpu_method(args.iterations, args.gpu_rounds, args.device.startswith("cuda"))
     )
 
 

@@ -22,6 +22,45 @@ GPU_COLUMNS = (
 )
 OP_KIND_COLUMNS = "| backbone | model | " + " | ".join(OP_KINDS) + " |"
 
+# what each CPU table shows and how it was measured, the line above it
+METHODS = {
+    "profile": (
+        "ms per forward under torch.profiler (5 forwards), top-level aten ops by kind: "
+        "conv (every conv, static ones included), kernel mix ([B, K] @ [K, N] matmuls, "
+        "K <= 8, N >= 1024), other ops; outside ops = forward minus the ops (Python, "
+        "module calls, dispatch). The profiler's own cost per op inflates the small "
+        "ops: a breakdown, not a timing."
+    ),
+    "layers": (
+        "each dynamic layer of dynbench's model and the released layer swapped in for "
+        "it, timed interleaved on the input the layer receives in dynbench's model; per "
+        "layer kind: the layers' median times summed, the mean difference per layer, the "
+        "median over layers of the median per-round ratio dynbench / released, and the "
+        "median and largest IQR / median of the layers' timings, both sides."
+    ),
+    "time": (
+        "ratio = median of per-round latency ratios to the static dynbench model with "
+        "its distribution-free 95% interval; quotient = overhead(dynbench) / "
+        "overhead(released) with a 95% bootstrap interval over rounds; target <= 0.9 "
+        "('yes' when the whole interval is). ms = median per call, released / dynbench; "
+        "IQR / median and minor page faults per call likewise."
+    ),
+}
+
+
+def gpu_method(iterations: int, rounds: int, cuda_events: bool) -> str:
+    """The GPU table's method line: blocks of ``iterations`` calls, ``rounds`` rounds."""
+    return (
+        f"each model warmed until two blocks of {iterations} calls agree within 2% "
+        f"(at most 4 blocks), then {rounds} rounds of one block each, shuffled "
+        f"({'CUDA events' if cuda_events else 'wall clock'}); "
+        "images/s from the median block; ratios = medians of per-round "
+        "block-time ratios; peak = the most one call allocates above the other models' "
+        "weights (after the timing, dynbench's kept buffers dropped), plus its weights "
+        "and the batch; spread = (slowest - "
+        "fastest block) / median."
+    )
+
 
 def table(columns: str, rows: list[str]) -> list[str]:
     """The header, its separator line and the rows."""

@@ -73,3 +73,12 @@ def test_tables_have_one_separator_per_column_and_op_kind_rows_every_kind():
     assert tables.op_kind_row("resnet18", "released dcd", times) == (
         "| resnet18 | released dcd | 1.23 | 0.50 | 0.25 | 0.10 | 2.08 |"
     )
+
+
+def test_the_method_lines_say_the_settings_and_the_clock():
+    line = tables.gpu_method(10, 5, cuda_events=True)
+    assert line.startswith("each model warmed until two blocks of 10 calls agree within 2% ")
+    assert "then 5 rounds of one block each, shuffled (CUDA events);" in line
+    assert "(wall clock);" in tables.gpu_method(1, 2, cuda_events=False)
+    assert set(tables.METHODS) == {"profile", "layers", "time"}
+    assert "target <= 0.9" in tables.METHODS["time"]
