@@ -42,11 +42,12 @@ from dynbench.report.terminal import (
 from dynbench.results.merge import merge
 from dynbench.results.store import ResultStore, check_writable, sqlite_path, store_url
 from dynbench.run.family import Target, resolve_targets, run_targets, with_input_size
-from dynbench.run.measures import MEASURES
 from dynbench.run.pool import check_jobs
 from dynbench.run.runner import RunFailed, RunInterrupted, run_suite
+from dynbench.run.settings import RunSettings
 from dynbench.run.shard import parse_shard
-from dynbench.run.suite import Suite, available_suites, check_only, load_suite, validate_settings
+from dynbench.run.steps import STEPS
+from dynbench.run.suite import Suite, available_suites, check_only, load_suite, run_settings
 
 # typer's usage errors derive from a ClickException (vendored in newer typer, click's in older).
 ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -240,12 +241,7 @@ def run_command(
     options["input_size"] = None if size is None else list(size)  # over the suite's setting
     if counters is not None:
         options["counters"] = [c.strip() for c in counters.split(",") if c.strip()]
-    for key, value in options.items():
-        if value is not None:
-            option = f"--{key.replace('_', '-')}"
-            _check_option_applies(the_suite, key, option)
-            the_suite.settings[key] = value
-            validate_settings(the_suite.measures, the_suite.settings, option)
+    settings = run_settings(the_suite, options)
     parts = parse_shard(shard) if shard is not None else None
     if jobs is not None:
         check_jobs(jobs, all_cores())
@@ -260,11 +256,12 @@ def run_command(
             baseline,
             names,
         )
-        _run(the_suite, targets, json_path, db, parts, machine_label, jobs, verbose)
+        _run(the_suite, settings, targets, json_path, db, parts, machine_label, jobs, verbose)
 
 
 def _run(
     the_suite: Suite,
+    settings: RunSettings,
     targets: list[Target],
     json_path: Path | None,
     db: str | None,
@@ -275,7 +272,7 @@ def _run(
 ) -> None:
     """Measure ``targets`` with the suite, store and summarise the records."""
     check_only(the_suite, [t.info.name for t in targets])
-    needs_cuda = [m for m in the_suite.measures if MEASURES[m].needs_cuda]
+    needs_cuda = [m for m in the_suite.measures if STEPS[m].needs_cuda]
     if needs_cuda and not torch.cuda.is_available():
         err.print(
             f"suite {the_suite.name} skipped: {', '.join(needs_cuda)} needs a CUDA device and "
@@ -285,7 +282,9 @@ def _run(
     if json_path is not None:
         check_writable(json_path, "--json path")
     with ResultStore(db) as store:
-        outcome = run_suite(the_suite, targets, store, json_path, err, parts, machine_label, jobs)
+        outcome = run_suite(
+            the_suite, targets, store, json_path, err, parts, machine_label, jobs, settings
+        )
     records = pd.DataFrame([r.as_dict() for r in outcome.records])
     with stored_models(records.get("model", []), records.get("settings", [])):
         print_summary(out, records, the_suite.name, verbose)
@@ -295,18 +294,6 @@ def _run(
     if outcome.failures:
         print_failures(err, [r.as_dict() for r in outcome.failures])
         raise typer.Exit(1)
-
-
-def _check_option_applies(suite: Suite, key: str, option: str) -> None:
-    """A run option none of the suite's measures takes is refused, naming the option and
-    the measures that take it (not the suite setting it would have become)."""
-    if any(key in MEASURES[m].settings for m in suite.measures):
-        return
-    takers = [name for name, measure in MEASURES.items() if key in measure.settings]
-    raise DynbenchError(
-        f"{option} applies to the measures {', '.join(takers)}; suite {suite.name!r} "
-        f"measures {', '.join(suite.measures)}"
-    )
 
 
 @app.command("inspect")

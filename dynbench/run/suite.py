@@ -16,7 +16,8 @@ from pathlib import Path
 
 from dynbench.errors import DynbenchError
 from dynbench.models.registry import list_models
-from dynbench.run.measures import MEASURES
+from dynbench.run.settings import RunSettings
+from dynbench.run.steps import STEPS, MachineStep
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,8 +37,11 @@ SUITE_KEYS = {
 COMPARISONS = ("published",)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Suite:
+    """A suite as its file says; a run's settings (the command line's options over the
+    suite's) are built from it once (:func:`run_settings`), never written into it."""
+
     name: str
     description: str
     measures: list[str]
@@ -105,13 +109,12 @@ def parse_suite(name: str, text: str, source: str = "<string>") -> Suite:
         )
     measures = _string_list(data, "measures", source, required=True)
     for measure in measures:
-        if measure not in MEASURES:
+        if measure not in STEPS:
             raise DynbenchError(
-                f"suite {source!r} names unknown measure {measure!r}; accepted: "
-                f"{', '.join(MEASURES)}"
+                f"suite {source!r} names unknown measure {measure!r}; accepted: {', '.join(STEPS)}"
             )
     # a suite of machine-wide measures only (the machine's ceilings) needs no models
-    machine_wide = all(MEASURES[m].machine_wide for m in measures)
+    machine_wide = all(isinstance(STEPS[m], MachineStep) for m in measures)
     settings = data.get("settings", {})
     if not isinstance(settings, dict):
         raise DynbenchError(f"suite {source!r}: [settings] must be a table")
@@ -145,9 +148,7 @@ def parse_suite(name: str, text: str, source: str = "<string>") -> Suite:
 
 def validate_settings(measures: list[str], settings: dict, source: str) -> None:
     """Each setting must be understood by one of the suite's measures, with a valid value."""
-    accepted: dict[str, object] = {}
-    for measure in measures:
-        accepted.update(MEASURES[measure].settings)
+    accepted = {name for measure in measures for name in STEPS[measure].settings.names()}
     for key in settings:
         if key not in accepted:
             raise DynbenchError(
@@ -155,7 +156,33 @@ def validate_settings(measures: list[str], settings: dict, source: str) -> None:
                 f"{', '.join(sorted(accepted)) or 'none'}"
             )
     for measure in measures:
-        MEASURES[measure].validate(settings, source)
+        STEPS[measure].validate(settings, source)
+
+
+def run_settings(suite: Suite, options: dict[str, object | None]) -> RunSettings:
+    """The run's settings: the suite's, with each command-line option given (not None) over
+    them, named by its setting (``compile_mode`` for ``--compile-mode``). An option no step
+    of the suite takes, or a value the steps refuse, is an error naming the option."""
+    settings = dict(suite.settings)
+    for key, value in options.items():
+        if value is not None:
+            option = f"--{key.replace('_', '-')}"
+            _check_option_applies(suite, key, option)
+            settings[key] = value
+            validate_settings(suite.measures, settings, option)
+    return RunSettings.of(settings)
+
+
+def _check_option_applies(suite: Suite, key: str, option: str) -> None:
+    """A run option none of the suite's steps takes is refused, naming the option and
+    the steps that take it (not the suite setting it would have become)."""
+    if any(key in STEPS[m].settings.names() for m in suite.measures):
+        return
+    takers = [name for name, step in STEPS.items() if key in step.settings.names()]
+    raise DynbenchError(
+        f"{option} applies to the measures {', '.join(takers)}; suite {suite.name!r} "
+        f"measures {', '.join(suite.measures)}"
+    )
 
 
 def check_only(suite: Suite, selected: list[str]) -> None:

@@ -35,6 +35,13 @@ from dynbench.ops.base import implementations
 from dynbench.results.record import RatioDetail, Record, RoundsDetail, TimingDetail, error_record
 from dynbench.run.family import Emit, Member, Progress
 from dynbench.run.options import DTYPES, Prepared, compiled_if_asked, convert, prepare
+from dynbench.run.settings import (
+    LatencySettings,
+    ProfileSettings,
+    RoundsSettings,
+    ThroughputSettings,
+    TrainSettings,
+)
 
 METHOD = "torch.utils.benchmark"
 
@@ -85,17 +92,17 @@ def _ratio_records(
 def inference_detail(
     timed: Timed,
     rounds: RoundsDetail,
-    settings: dict,
+    settings: RoundsSettings,
     implementations: dict[str, int] | None = None,
 ) -> TimingDetail:
     """One model's inference rounds: spread, page faults, and whether either makes it noisy."""
     noise = timed.iqr / timed.median
-    faulting = timed.faults_per_call[0] > settings["fault_threshold"]
+    faulting = timed.faults_per_call[0] > settings.fault_threshold
     return TimingDetail(
         **vars(rounds),
         iqr_ms=round(timed.iqr * 1e3, 4),
         iqr_over_median=round(noise, 4),
-        noisy=noise > settings["noise_threshold"] or faulting,
+        noisy=noise > settings.noise_threshold or faulting,
         round_ms=[round(t * 1e3, 3) for t in timed.times],
         implementations=implementations,
         **_faults(timed),
@@ -122,7 +129,7 @@ def _widest_ci(timed: dict[str, Timed], baseline: str) -> float:
 
 
 def measure_interleaved(
-    calls: dict, settings: dict, progress: Progress, **where: object
+    calls: dict, settings: RoundsSettings | TrainSettings, progress: Progress, **where: object
 ) -> tuple[Interleaved, RoundsDetail]:
     """Run the rounds with progress; the returned detail says how they went.
 
@@ -143,18 +150,18 @@ def measure_interleaved(
 
     def on_round(done: int, expected: int) -> None:
         if status["ci"]:  # past the minimum rounds, going on until the CIs are narrow
-            progress(f"round {done} of at most {settings['max_rounds']}{status['ci']}")
+            progress(f"round {done} of at most {settings.max_rounds}{status['ci']}")
         else:
             progress(f"round {done}/{expected}")
 
-    in_force = pin() if settings.get("allocator") == "pinned" else allocator()
+    in_force = pin() if settings.allocator == "pinned" else allocator()
     load_before, mhz_before = load_average(), cpu_mhz()
     results = interleaved(
         calls,
-        settings["rounds"],
-        settings["min_run_time"],
-        settings["warmup"],
-        block_time=settings["block_time"],
+        settings.rounds,
+        settings.min_run_time,
+        settings.warmup,
+        block_time=settings.block_time,
         on_round=on_round,
         precise_enough=precise_enough if target is not None else None,
         max_rounds=settings.get("max_rounds"),
@@ -184,8 +191,10 @@ def _emit_or_stop(results: Interleaved, records: list[Record], emit: Emit) -> No
         raise KeyboardInterrupt
 
 
-def latency(members: list[Member], settings: dict, emit: Emit, progress: Progress) -> None:
-    threads = set_threads(settings["threads"])
+def latency(
+    members: list[Member], settings: LatencySettings, emit: Emit, progress: Progress
+) -> None:
+    threads = set_threads(settings.threads)
     prepared = _prepared(members, settings, emit)
     if prepared is None:
         return
@@ -224,14 +233,16 @@ def latency(members: list[Member], settings: dict, emit: Emit, progress: Progres
     _emit_or_stop(results, records, emit)
 
 
-def _prepared(members: list[Member], settings: dict, emit: Emit) -> dict[str, Prepared] | None:
+def _prepared(
+    members: list[Member], settings: LatencySettings, emit: Emit
+) -> dict[str, Prepared] | None:
     """Each member in the suite's dtype and layout, compiled if asked; one that fails gets
     an error record and the family goes on without it, unless it is the baseline: then no
     ratio can be taken, every member says so and the family is not timed (None)."""
-    stage = "compile" if settings.get("compile") else "latency"
+    stage = "compile" if settings.compile else "latency"
     prepared: dict[str, Prepared] = {}
     for info, model in members:
-        x = torch.randn(1, *info.resolved_input_size(settings.get("input_size")))
+        x = torch.randn(1, *info.resolved_input_size(settings.input_size))
         try:
             prepared[info.name] = prepare(model, x, settings)
         except Exception as exc:  # the compiler's (or the dtype's) limit, not the run's
@@ -251,22 +262,24 @@ def _baseline_ready(members: list[Member], ready: dict, stage: str, emit: Emit) 
     return False
 
 
-def train_step(members: list[Member], settings: dict, emit: Emit, progress: Progress) -> None:
-    device = settings["device"]
+def train_step(
+    members: list[Member], settings: TrainSettings, emit: Emit, progress: Progress
+) -> None:
+    device = settings.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    batch = settings["batch"] or (128 if device == "cuda" else 8)
+    batch = settings.batch or (128 if device == "cuda" else 8)
     calls, compile_s = {}, {}
-    stage = "compile" if settings.get("compile") else "train_step"
+    stage = "compile" if settings.compile else "train_step"
     for info, model in members:
         try:
             model, dtype, layout = convert(model.to(device), settings)
-            size = info.resolved_input_size(settings.get("input_size"))
+            size = info.resolved_input_size(settings.input_size)
             with torch.device(device):
                 step = train_step_call(
                     compiled_if_asked(model, settings), batch, size, dtype, layout
                 )
-            if settings.get("compile"):  # the first step compiles: a one-off, timed apart
+            if settings.compile:  # the first step compiles: a one-off, timed apart
                 start = time.perf_counter()
                 step()
                 compile_s[info.name] = round(time.perf_counter() - start, 3)
@@ -306,41 +319,41 @@ def train_step(members: list[Member], settings: dict, emit: Emit, progress: Prog
     _emit_or_stop(results, records, emit)
 
 
-def throughput(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
+def throughput(info: ModelInfo, model: nn.Module, settings: ThroughputSettings) -> list[Record]:
     """Images/s and peak memory of one model on the suite's device (CUDA events; a CPU
     device, which the suite never picks, is timed by the wall clock so that the record
     this builds can be checked without a GPU)."""
-    torch.backends.cudnn.benchmark = bool(settings["cudnn_benchmark"])
-    amp = None if settings["amp"] == "none" else settings["amp"]
-    cuda = settings["device"].startswith("cuda")
+    torch.backends.cudnn.benchmark = bool(settings.cudnn_benchmark)
+    amp = None if settings.amp == "none" else settings.amp
+    cuda = settings.device.startswith("cuda")
     result = measure_throughput(
         model,
-        info.resolved_input_size(settings.get("input_size")),
-        settings["batch"],
-        settings["iterations"],
-        settings["warmup"],
+        info.resolved_input_size(settings.input_size),
+        settings.batch,
+        settings.iterations,
+        settings.warmup,
         amp=amp,
-        channels_last=settings["channels_last"],
-        dtype=DTYPES[settings["dtype"]],
-        compile_mode=settings["compile_mode"] if settings["compile"] else None,
-        repeats=settings["repeats"],
-        device=settings["device"],
+        channels_last=settings.channels_last,
+        dtype=DTYPES[settings.dtype],
+        compile_mode=settings.compile_mode if settings.compile else None,
+        repeats=settings.repeats,
+        device=settings.device,
         timer=cuda_event_timer if cuda else wall_clock_timer,
-        steady_tolerance=settings["steady_tolerance"],
-        max_warmup_blocks=settings["max_warmup_blocks"],
-        reserve_bytes=int(settings["memory_reserve_gib"] * 2**30),
+        steady_tolerance=settings.steady_tolerance,
+        max_warmup_blocks=settings.max_warmup_blocks,
+        reserve_bytes=int(settings.memory_reserve_gib * 2**30),
     )
     used = {
-        "batch": settings["batch"],
-        "amp": settings["amp"],
-        "dtype": settings["dtype"],
-        "channels_last": settings["channels_last"],
-        "compile": settings["compile"],
+        "batch": settings.batch,
+        "amp": settings.amp,
+        "dtype": settings.dtype,
+        "channels_last": settings.channels_last,
+        "compile": settings.compile,
         **implementation_settings(model),
     }
     detail = {
-        "gpu": torch.cuda.get_device_name(0) if cuda else settings["device"],
-        "memory_reserve_gib": settings["memory_reserve_gib"],
+        "gpu": torch.cuda.get_device_name(0) if cuda else settings.device,
+        "memory_reserve_gib": settings.memory_reserve_gib,
         **result.detail(),
     }
     return [
@@ -363,11 +376,11 @@ def throughput(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record
     ]
 
 
-def profile(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
-    device = settings["device"]
-    trace_dir = Path(settings["trace_dir"]) / info.name
-    x = torch.randn(1, *info.resolved_input_size(settings.get("input_size")), device=device)
-    phases = profile_phases(model.to(device), x, trace_dir, settings["steps"])
+def profile(info: ModelInfo, model: nn.Module, settings: ProfileSettings) -> list[Record]:
+    device = settings.device
+    trace_dir = Path(settings.trace_dir) / info.name
+    x = torch.randn(1, *info.resolved_input_size(settings.input_size), device=device)
+    phases = profile_phases(model.to(device), x, trace_dir, settings.steps)
     files = [str(p) for p in trace_files(trace_dir)]
     used = {"batch": 1, "device": device, **implementation_settings(model)}
     return [

@@ -24,6 +24,7 @@ from dynbench.ops.base import implementations
 from dynbench.results.record import Record, error_record
 from dynbench.run.family import Emit, Member, Progress
 from dynbench.run.options import prepare
+from dynbench.run.settings import BatchSweepSettings
 from dynbench.run.timed import (
     METHOD,
     _baseline_ready,
@@ -73,13 +74,15 @@ def check_sweep(settings: dict, source: str) -> None:
         raise DynbenchError(f"{source}: device = 'cuda' but no CUDA device is present; use 'auto'")
 
 
-def batch_sweep(members: list[Member], settings: dict, emit: Emit, progress: Progress) -> None:
+def batch_sweep(
+    members: list[Member], settings: BatchSweepSettings, emit: Emit, progress: Progress
+) -> None:
     """Each batch of ``settings['batches']`` in turn (smallest first): the family's
     per-image latency and every variant's ratio to the baseline at that batch."""
-    device = sweep_device(settings["device"])
-    threads = set_threads(sweep_threads(settings["threads"]))
+    device = sweep_device(settings.device)
+    threads = set_threads(sweep_threads(settings.threads))
     try:
-        for batch in sorted(settings["batches"]):
+        for batch in sorted(settings.batches):
             _one_batch(members, batch, device, threads, settings, emit, progress)
     finally:
         for _, model in members:
@@ -91,14 +94,14 @@ def _one_batch(
     batch: int,
     device: str,
     threads: dict[str, int],
-    settings: dict,
+    settings: BatchSweepSettings,
     emit: Emit,
     progress: Progress,
 ) -> None:
     stage = "batch_sweep"
     prepared = {}
     for info, model in members:
-        size = info.resolved_input_size(settings.get("input_size"))
+        size = info.resolved_input_size(settings.input_size)
         try:
             x = torch.randn(batch, *size, device=device)
             prepared[info.name] = prepare(model.to(device), x, settings)
