@@ -13,25 +13,20 @@ call's median, its IQR and its rounds divided by the batch.
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from dynbench.errors import DynbenchError
 from dynbench.measure.environment import all_cores
 from dynbench.measure.timing import inference_call, set_threads
-from dynbench.ops.base import implementations
-from dynbench.results.record import Record, error_record
+from dynbench.results.record import error_record
 from dynbench.run.family import Emit, Member, Progress
 from dynbench.run.options import prepare
 from dynbench.run.settings import BatchSweepSettings
 from dynbench.run.timed import (
-    METHOD,
     _baseline_ready,
     _emit_or_stop,
     _ratio_records,
-    implementation_settings,
-    inference_detail,
+    latency_records,
     measure_interleaved,
 )
 
@@ -119,25 +114,7 @@ def _one_batch(
         **threads,
     )
     common = {"batch": batch, "device": device, "threads": threads["threads"]}
-    records = []
-    for info, model in members:
-        timed = results.timed[info.name]
-        detail = inference_detail(timed, rounds, settings, implementations(model))
-        detail = dataclasses.replace(
-            detail,
-            iqr_ms=round(timed.iqr * 1e3 / batch, 5),
-            round_ms=[round(t * 1e3 / batch, 4) for t in timed.times],
-            compile_s=prepared[info.name].compile_s,
-        )
-        records.append(
-            Record(
-                model=info.name,
-                metric="batch_latency_ms",
-                value=timed.median * 1e3 / batch,
-                method=METHOD,
-                settings={**common, **implementation_settings(model)},
-                detail=detail,
-            )
-        )
+    metric = "batch_latency_ms"
+    records = latency_records(metric, members, results, rounds, settings, prepared, common, batch)
     records += _ratio_records("batch_latency_ratio", results, members, rounds, common)
     _emit_or_stop(results, records, emit)

@@ -268,7 +268,7 @@ def _run_step(
         for info, model in chosen:
             status(f"{title} ({info.name})")
             try:
-                records = step.run_one(info, model, settings)
+                records = step.run(info, model, settings)
             except Exception as exc:  # the model's (or the user's) bug, not the run's
                 records = [error_record(info.name, step.name, exc)]
             for record in records:

@@ -117,18 +117,6 @@ class ThroughputSettings(OptionSettings):
 
 
 @dataclass(frozen=True)
-class TrainSettings(OptionSettings):
-    input_size: Size = None
-    device: str = "auto"
-    batch: int | None = None
-    rounds: int = 6
-    min_run_time: float = 1.0
-    block_time: float = 0.02
-    warmup: int = 2
-    allocator: str = "system"
-
-
-@dataclass(frozen=True)
 class SparsitySettings(LatencySettings):
     rounds: int = 20
     max_rounds: int = 60
@@ -189,3 +177,15 @@ class RunSettings:
 
     def for_step(self, settings_type: type[S]) -> S:
         return settings_type.from_values(self.values)
+
+
+@dataclass(frozen=True)
+class TrainSettings(OptionSettings):
+    input_size: Size = None
+    device: str = "auto"
+    batch: int | None = None
+    rounds: int = 6
+    min_run_time: float = 1.0
+    block_time: float = 0.02
+    warmup: int = 2
+    allocator: str = "system"

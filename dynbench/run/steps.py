@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
@@ -45,16 +46,21 @@ Check = Callable[[dict, str], None]
 
 @dataclass(frozen=True, kw_only=True)
 class Step:
-    """What every kind of step has: a name, a line for ``dynbench suites``, its settings'
-    type and their check, and three facts the runner plans by."""
+    """What every kind of step has: the function that runs it (whose name is the step's, as
+    a suite names it), a line for ``dynbench suites``, its settings' type and their check,
+    and three facts the runner plans by."""
 
-    name: str
+    run: Callable[..., Any]
     description: str
     settings: type[StepSettings]
     check: Check | None = None
     needs_cuda: bool = False
     untimed: bool = False  # times nothing: may run on every core at once (run.pool)
     zero_weights: bool = False  # reads no weight's value: models built with zero weights
+
+    @property
+    def name(self) -> str:
+        return self.run.__name__
 
     def validate(self, settings: dict, source: str) -> None:
         if "input_size" in settings:
@@ -68,14 +74,14 @@ class ModelStep(Step):
     """Run on each model in turn; a model whose step raises gets an error record and the
     others are still measured."""
 
-    run_one: Callable[[ModelInfo, nn.Module, StepSettings], list[Record]]
+    run: Callable[[ModelInfo, nn.Module, Any], list[Record]]
 
 
 @dataclass(frozen=True, kw_only=True)
 class FamilyStep(Step):
     """Run on a whole family at once; one error fails the family's every member."""
 
-    run: Callable[[list[Member], StepSettings, Emit, Progress], None]
+    run: Callable[[list[Member], Any, Emit, Progress], None]
     # ratios to the family's baseline: models grouped by family, the baseline kept
     ratios: bool = True
 
@@ -84,7 +90,7 @@ class FamilyStep(Step):
 class MachineStep(Step):
     """Measures the machine, not models: once per run, before any model."""
 
-    run: Callable[[StepSettings, Emit, Progress], None]
+    run: Callable[[Any, Emit, Progress], None]
 
 
 def check_input_size(value: object, source: str) -> tuple[int, int, int]:
@@ -208,35 +214,36 @@ def _rounds_checks(*integers: str) -> list[Check]:
     ]
 
 
+def _size_step(
+    run_one: Callable, description: str, settings: type[StepSettings], check: Check | None = None
+) -> ModelStep:
+    """A step of sizes: one model at a time, times nothing, reads no
+    weight's value."""
+    return ModelStep(
+        run=run_one, description=description, settings=settings,
+        check=check, untimed=True, zero_weights=True,
+    )  # fmt: skip
+
+
 STEPS: dict[str, Step] = {
-    "params": ModelStep(
-        name="params",
-        description="parameter counts (total, trainable, without classifier)",
-        run_one=sizes.params,
-        settings=SizeSettings,
-        untimed=True,
-        zero_weights=True,
+    "params": _size_step(
+        sizes.params, "parameter counts (total, trainable, without classifier)", SizeSettings
     ),
-    "madds": ModelStep(
-        name="madds",
-        description="multiply-adds at batch 1 by each counter, and weight bytes per image",
-        run_one=sizes.madds,
-        settings=MaddsSettings,
+    "madds": _size_step(
+        sizes.madds,
+        "multiply-adds at batch 1 by each counter, and weight bytes per image",
+        MaddsSettings,
         check=_check_counters,
-        untimed=True,
-        zero_weights=True,
     ),
     "latency": FamilyStep(
-        name="latency",
         description="CPU latency at batch 1 (one thread unless set), families interleaved",
         run=timed.latency,
         settings=LatencySettings,
         check=_all(*_rounds_checks("rounds", "max_rounds", "warmup", "threads")),
     ),
     "throughput": ModelStep(
-        name="throughput",
         description="GPU images/s at a large batch (CUDA events) and peak memory",
-        run_one=timed.throughput,
+        run=timed.throughput,
         settings=ThroughputSettings,
         check=_all(
             _positive("batch", "iterations", "repeats", "warmup", integer=True),
@@ -250,7 +257,6 @@ STEPS: dict[str, Step] = {
         needs_cuda=True,
     ),
     "batch_sweep": FamilyStep(
-        name="batch_sweep",
         description="latency per image at several batch sizes (all cores, or the GPU), "
         "families interleaved",
         run=batch_sweep.batch_sweep,
@@ -258,7 +264,6 @@ STEPS: dict[str, Step] = {
         check=_all(batch_sweep.check_sweep, *_rounds_checks("rounds", "max_rounds", "warmup")),
     ),
     "train_step": FamilyStep(
-        name="train_step",
         description="forward + backward + SGD step time per image",
         run=timed.train_step,
         settings=TrainSettings,
@@ -271,7 +276,6 @@ STEPS: dict[str, Step] = {
         ),
     ),
     "sparsity": FamilyStep(
-        name="sparsity",
         description="spatial DynConv at mask densities: conditional MAdds, "
         "dense/masked/sparse latency",
         run=sparsity.sparsity,
@@ -287,33 +291,27 @@ STEPS: dict[str, Step] = {
         ),
         ratios=False,  # the executions of one model against each other
     ),
-    "resolution": ModelStep(
-        name="resolution",
-        description="multiply-adds at batch 1 by each counter at several input sizes",
-        run_one=sizes.resolution,
-        settings=ResolutionSettings,
+    "resolution": _size_step(
+        sizes.resolution,
+        "multiply-adds at batch 1 by each counter at several input sizes",
+        ResolutionSettings,
         check=_all(_check_counters, _check_input_sizes),
-        untimed=True,
-        zero_weights=True,
     ),
     "roofline": ModelStep(
-        name="roofline",
         description="per-layer MAdds and bytes at batch 1, for the report's latency floor",
-        run_one=ceilings_and_layers.roofline,
+        run=ceilings_and_layers.roofline,
         settings=SizeSettings,
         untimed=True,
     ),
     "machine": MachineStep(
-        name="machine",
         description="read bandwidth and fp32 GEMM rate of this machine, 1 thread and all cores",
         run=ceilings_and_layers.machine,
         settings=MachineSettings,
         check=_all(_positive("read_mib", "min_run_time"), _positive("gemm_size", integer=True)),
     ),
     "profile": ModelStep(
-        name="profile",
         description="torch.profiler trace and time per operator phase",
-        run_one=timed.profile,
+        run=timed.profile,
         settings=ProfileSettings,
         check=_all(_positive("steps", integer=True), _check_choice("device", ("cpu", "cuda"))),
     ),

@@ -109,6 +109,62 @@ def inference_detail(
     )
 
 
+def latency_record(
+    model: str,
+    metric: str,
+    timed: Timed,
+    rounds: RoundsDetail,
+    settings: RoundsSettings,
+    used: dict,
+    compile_s: float | None,
+    implementations: dict[str, int] | None = None,
+    per_image: int | None = None,
+) -> Record:
+    """One model's median time of its rounds, in ms, with their detail; with ``per_image``
+    (the batch) the median, the IQR and every round are divided by it."""
+    detail = inference_detail(timed, rounds, settings, implementations)
+    value = timed.median * 1e3
+    if per_image is not None:
+        value /= per_image
+        detail = dataclasses.replace(
+            detail,
+            iqr_ms=round(timed.iqr * 1e3 / per_image, 5),
+            round_ms=[round(t * 1e3 / per_image, 4) for t in timed.times],
+        )
+    detail = dataclasses.replace(detail, compile_s=compile_s)
+    return Record(
+        model=model, metric=metric, value=value, method=METHOD, settings=used, detail=detail
+    )
+
+
+def latency_records(
+    metric: str,
+    members: list[Member],
+    results: Interleaved,
+    rounds: RoundsDetail,
+    settings: RoundsSettings,
+    prepared: dict[str, Prepared],
+    common: dict,
+    per_image: int | None = None,
+) -> list[Record]:
+    """Each member's :func:`latency_record`, stamped with ``common`` and the implementations
+    its operators ran."""
+    return [
+        latency_record(
+            info.name,
+            metric,
+            results.timed[info.name],
+            rounds,
+            settings,
+            {**common, **implementation_settings(model)},
+            prepared[info.name].compile_s,
+            implementations(model),
+            per_image,
+        )
+        for info, model in members
+    ]
+
+
 def _faults(timed: Timed) -> dict[str, float]:
     minor, major = timed.faults_per_call
     return {"minor_faults_per_call": round(minor, 2), "major_faults_per_call": round(major, 2)}
@@ -203,32 +259,20 @@ def latency(
     results, rounds = measure_interleaved(calls, settings, progress, **threads)
     common = {"batch": 1}
     records = []
-    for info, model in members:
-        timed = results.timed[info.name]
-        used = {**common, **implementation_settings(model)}
-        detail = dataclasses.replace(
-            inference_detail(timed, rounds, settings, implementations(model)),
-            compile_s=prepared[info.name].compile_s,
-        )
-        records.append(
+    for record in latency_records(
+        "latency_ms", members, results, rounds, settings, prepared, common
+    ):
+        per_s = 1.0 / results.timed[record.model].median
+        records += [
+            record,
             Record(
-                model=info.name,
-                metric="latency_ms",
-                value=timed.median * 1e3,
-                method=METHOD,
-                settings=used,
-                detail=detail,
-            )
-        )
-        records.append(
-            Record(
-                model=info.name,
+                model=record.model,
                 metric="cpu_images_per_s",
-                value=1.0 / timed.median,
+                value=per_s,
                 method=METHOD,
-                settings=used,
-            )
-        )
+                settings=record.settings,
+            ),
+        ]
     records += _ratio_records("latency_ratio", results, members, rounds, common)
     _emit_or_stop(results, records, emit)
 
