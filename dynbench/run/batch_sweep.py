@@ -21,14 +21,14 @@ from dynbench.measure.timing import inference_call, set_threads
 from dynbench.results.record import error_record
 from dynbench.run.family import Emit, Member, Progress
 from dynbench.run.options import prepare
-from dynbench.run.settings import BatchSweepSettings
-from dynbench.run.timed import (
-    _baseline_ready,
-    _emit_or_stop,
-    _ratio_records,
+from dynbench.run.rounds import (
+    baseline_ready,
+    emit_or_stop,
     latency_records,
     measure_interleaved,
+    ratio_records,
 )
+from dynbench.run.settings import BatchSweepSettings
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -102,7 +102,7 @@ def _one_batch(
             prepared[info.name] = prepare(model.to(device), x, settings)
         except Exception as exc:  # the device's (or the dtype's) limit, not the run's
             emit(error_record(info.name, stage, exc))
-    if not _baseline_ready(members, prepared, stage, emit):
+    if not baseline_ready(members, prepared, stage, emit):
         return
     members = [(info, model) for info, model in members if info.name in prepared]
     calls = {name: inference_call(p.model, p.x) for name, p in prepared.items()}
@@ -116,5 +116,5 @@ def _one_batch(
     common = {"batch": batch, "device": device, "threads": threads["threads"]}
     metric = "batch_latency_ms"
     records = latency_records(metric, members, results, rounds, settings, prepared, common, batch)
-    records += _ratio_records("batch_latency_ratio", results, members, rounds, common)
-    _emit_or_stop(results, records, emit)
+    records += ratio_records("batch_latency_ratio", results, members, rounds, common)
+    emit_or_stop(results, records, emit)

@@ -33,7 +33,7 @@ from dynbench.ops.dynconv import EXECUTIONS, MaskSource
 from dynbench.results.record import Record, error_record
 from dynbench.run.family import Emit, Member, Progress
 from dynbench.run.options import DTYPES, Prepared, prepare
-from dynbench.run.timed import latency_record, measure_interleaved, ratio_record
+from dynbench.run.rounds import latency_record, measure_interleaved, ratio_record
 
 
 def _executions(model: nn.Module, prepared: Prepared) -> dict[str, object]:
