@@ -14,6 +14,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+import torch
+
 from dynbench.errors import DynbenchError
 from dynbench.models.registry import list_models
 from dynbench.run.settings import RunSettings
@@ -72,6 +75,18 @@ def available_suites() -> dict[str, str]:
         for path in local.glob("*.toml"):
             found[path.stem] = str(path)
     return dict(sorted(found.items()))
+
+
+def suites_frame() -> pd.DataFrame:
+    """Each suite ``--suite`` accepts by name: its steps, description and file."""
+    rows = []
+    for name, source in available_suites().items():
+        suite = load_suite(source)
+        measures = ", ".join(suite.measures)
+        rows.append(
+            {"suite": name, "measures": measures, "description": suite.description, "file": source}
+        )
+    return pd.DataFrame(rows)
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -159,10 +174,19 @@ def validate_settings(measures: list[str], settings: dict, source: str) -> None:
         STEPS[measure].validate(settings, source)
 
 
-def run_settings(suite: Suite, options: dict[str, object | None]) -> RunSettings:
+def run_settings(
+    suite: Suite,
+    timing: dict[str, object | None],
+    input_size: tuple[int, int, int] | None = None,
+    counters: str | None = None,
+) -> RunSettings:
     """The run's settings: the suite's, with each command-line option given (not None) over
-    them, named by its setting (``compile_mode`` for ``--compile-mode``). An option no step
-    of the suite takes, or a value the steps refuse, is an error naming the option."""
+    them: the ``timing`` options named by their setting (``compile_mode`` for
+    ``--compile-mode``), then ``--input-size`` and ``--counters`` (comma-separated). An
+    option no step of the suite takes, or a value the steps refuse, is an error naming it."""
+    options = {**timing, "input_size": None if input_size is None else list(input_size)}
+    if counters is not None:
+        options["counters"] = [c.strip() for c in counters.split(",") if c.strip()]
     settings = dict(suite.settings)
     for key, value in options.items():
         if value is not None:
@@ -182,6 +206,17 @@ def _check_option_applies(suite: Suite, key: str, option: str) -> None:
     raise DynbenchError(
         f"{option} applies to the measures {', '.join(takers)}; suite {suite.name!r} "
         f"measures {', '.join(suite.measures)}"
+    )
+
+
+def cuda_missing(suite: Suite) -> str | None:
+    """Why the suite is skipped here: a step of it needs a CUDA device and there is none."""
+    needs_cuda = [m for m in suite.measures if STEPS[m].needs_cuda]
+    if not needs_cuda or torch.cuda.is_available():
+        return None
+    return (
+        f"suite {suite.name} skipped: {', '.join(needs_cuda)} needs a CUDA device and "
+        f"torch.cuda.is_available() is False (torch {torch.__version__})"
     )
 
 
