@@ -19,34 +19,29 @@ import torch
 import typer
 from rich.console import Console
 
+from dynbench import cli_options as o
 from dynbench.errors import DynbenchError, one_line
 from dynbench.guard.baseline import DEFAULT_BASELINE
 from dynbench.guard.render import json_summary, markdown_summary, print_check, print_update
 from dynbench.guard.run import guard
 from dynbench.measure.breakdown import inspect_model
 from dynbench.measure.environment import all_cores
-from dynbench.models import all_models, load_user_model, model_info
+from dynbench.models import load_user_model, model_info
 from dynbench.models.identity import stored_models
-from dynbench.models.registry import ModelInfo, parse_input_size, select_models
+from dynbench.models.listing import models_frame
+from dynbench.models.registry import ModelInfo, parse_input_size
 from dynbench.models.user_operator import load_operator, registered
 from dynbench.redact import redact
-from dynbench.report.compare_runs import compare_ratios, load_run
-from dynbench.report.terminal import (
-    print_answer,
-    print_failures,
-    print_inspection,
-    print_published_comparison,
-    print_summary,
-    rich_table,
-)
+from dynbench.report import compare_runs, terminal
+from dynbench.report.inputs import check_stored, report_frame, require_db
+from dynbench.report.terminal import rich_table
 from dynbench.results.merge import merge
-from dynbench.results.store import ResultStore, check_writable, sqlite_path, store_url
-from dynbench.run.family import Target, resolve_targets, run_targets, with_input_size
-from dynbench.run.measures import MEASURES
+from dynbench.results.store import ResultStore, check_writable
+from dynbench.run.family import guard_targets, run_targets
 from dynbench.run.pool import check_jobs
 from dynbench.run.runner import RunFailed, RunInterrupted, run_suite
 from dynbench.run.shard import parse_shard
-from dynbench.run.suite import Suite, available_suites, check_only, load_suite, validate_settings
+from dynbench.run.suite import check_only, cuda_missing, load_suite, run_settings, suites_frame
 
 # typer's usage errors derive from a ClickException (vendored in newer typer, click's in older).
 ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -60,37 +55,6 @@ app = typer.Typer(
 out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)
 
-DB_HELP = (
-    "results store: a path (SQLite) or a URL, sqlite:///PATH or "
-    "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DBNAME (default ./dynbench.sqlite or "
-    "$DYNBENCH_DB)"
-)
-DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP)]
-VerboseOption = Annotated[
-    bool, typer.Option("--verbose", help="also every table and per-counter note in the terminal")
-]
-InputSizeOption = Annotated[
-    str | None, typer.Option("--input-size", help="C,H,W input size, e.g. 3,224,224")
-]
-RunInputSizeOption = Annotated[
-    str | None,
-    typer.Option(
-        "--input-size",
-        help="C,H,W input size of every model, e.g. 3,224,224; wins over the suite's "
-        "input_size setting",
-    ),
-]
-
-
-def require_db(db: str | None) -> None:
-    """A SQLite store given for reading must exist (sqlite would quietly create an empty
-    one); a server's store is checked when it is opened."""
-    if db is None:
-        return
-    path = sqlite_path(store_url(db))
-    if path is not None and not path.exists():
-        raise DynbenchError(f"database {db!r} does not exist; run 'dynbench run' first")
-
 
 @app.command("list")
 def list_command(
@@ -98,222 +62,78 @@ def list_command(
     operator: Annotated[str | None, typer.Option(help="only this operator, e.g. odconv")] = None,
 ) -> None:
     """List registered models."""
-    infos = [model_info(n) for n in select_models(pattern)]
-    if operator:
-        operators = sorted({i.operator for i in all_models()})
-        if operator not in operators:
-            raise DynbenchError(f"unknown operator {operator!r}; accepted: {', '.join(operators)}")
-        infos = [i for i in infos if i.operator == operator]
-    frame = pd.DataFrame(
-        [
-            {
-                "name": i.name,
-                "family": i.family,
-                "operator": i.operator,
-                "input": "x".join(map(str, i.input_size)),
-                "description": i.description,
-            }
-            for i in infos
-        ]
-    )
+    frame = models_frame(pattern, operator)
     out.print(rich_table(frame, title=f"{len(frame)} models"))
 
 
 @app.command("suites")
 def suites_command() -> None:
     """List the suites that --suite accepts by name."""
-    rows = []
-    for name, source in available_suites().items():
-        suite = load_suite(source)
-        rows.append(
-            {
-                "suite": name,
-                "measures": ", ".join(suite.measures),
-                "description": suite.description,
-                "file": source,
-            }
-        )
-    out.print(rich_table(pd.DataFrame(rows)))
+    out.print(rich_table(suites_frame()))
 
 
 @app.command("run")
 def run_command(
-    suite: Annotated[
-        str, typer.Option("--suite", help="suite name or path to a .toml file")
-    ] = "default",
-    models: Annotated[
-        str | None, typer.Option("--models", help="glob over registry names, overrides the suite's")
-    ] = None,
-    model: Annotated[
-        list[str] | None,
-        typer.Option("--model", help="user model as package.module:factory (repeatable)"),
-    ] = None,
-    json_path: Annotated[
-        Path | None, typer.Option("--json", help="also write the records to this JSON file")
-    ] = None,
-    db: DbOption = None,
-    input_size: RunInputSizeOption = None,
-    counters: Annotated[
-        str | None, typer.Option(help="comma-separated MAdds counters to run")
-    ] = None,
-    shard: Annotated[
-        str | None,
-        typer.Option(
-            help="i/N: only the i-th of N deterministic parts (0 <= i < N), e.g. "
-            "$JOB_COMPLETION_INDEX/8; 'auto': this task's place in its SLURM job array; a "
-            "timing suite keeps each family in one part"
-        ),
-    ] = None,
-    machine_label: Annotated[
-        str | None,
-        typer.Option(
-            "--machine-label",
-            envvar="DYNBENCH_MACHINE_LABEL",
-            help="your name for this machine, e.g. laptop (stored with every record)",
-        ),
-    ] = None,
-    compile: Annotated[
-        bool | None,
-        typer.Option("--compile/--no-compile", help="torch.compile each model (timing suites)"),
-    ] = None,
-    compile_mode: Annotated[
-        str | None, typer.Option("--compile-mode", help="torch.compile mode (default: default)")
-    ] = None,
-    dtype: Annotated[
-        str | None, typer.Option("--dtype", help="fp32 (default), bf16 or fp16")
-    ] = None,
-    channels_last: Annotated[
-        bool | None,
-        typer.Option("--channels-last/--no-channels-last", help="channels-last memory layout"),
-    ] = None,
-    threads: Annotated[
-        int | None, typer.Option("--threads", help="CPU threads of the latency suite (default 1)")
-    ] = None,
-    jobs: Annotated[
-        int | None,
-        typer.Option(
-            "--jobs",
-            help="processes of a size suite (params, madds, resolution), 1 to the cores; "
-            "default: one per core",
-        ),
-    ] = None,
-    baseline: Annotated[
-        str | None,
-        typer.Option(
-            "--baseline",
-            help="registry name or package.module:factory: every --model joins its family "
-            "(timed interleaved with it, ratios with intervals)",
-        ),
-    ] = None,
-    operator: Annotated[
-        str | None,
-        typer.Option(
-            "--operator",
-            help="package.module:Class, a drop-in nn.Conv2d: built into resnet18, resnet50 "
-            "and mobilenetv2_100 as <backbone>_<name> for this run",
-        ),
-    ] = None,
-    operator_name: Annotated[
-        str | None,
-        typer.Option("--operator-name", help="<name> of --operator's models (default: Class)"),
-    ] = None,
-    placement: Annotated[
-        str,
-        typer.Option(
-            "--placement",
-            help="where --operator goes: blocks (every block conv, as ODConv) or pointwise "
-            "(block 1x1 convs, as DCD)",
-        ),
-    ] = "blocks",
-    verbose: VerboseOption = False,
+    suite: o.SuiteName = "default",
+    models: o.Models = None,
+    model: o.UserModels = None,
+    json_path: o.RecordsJson = None,
+    db: o.Db = None,
+    input_size: o.RunInputSize = None,
+    counters: o.Counters = None,
+    shard: o.Shard = None,
+    machine_label: o.MachineLabel = None,
+    compile: o.Compile = None,
+    compile_mode: o.CompileMode = None,
+    dtype: o.Dtype = None,
+    channels_last: o.ChannelsLast = None,
+    threads: o.Threads = None,
+    jobs: o.Jobs = None,
+    baseline: o.Baseline = None,
+    operator: o.Operator = None,
+    operator_name: o.OperatorName = None,
+    placement: o.Placement = "blocks",
+    verbose: o.Verbose = False,
 ) -> None:
     """Run a suite and store every measurement."""
     the_suite = load_suite(suite)
-    options = {
-        "compile": compile,
-        "compile_mode": compile_mode,
-        "dtype": dtype,
-        "channels_last": channels_last,
-        "threads": threads,
-    }
-    size = parse_input_size(input_size)
-    options["input_size"] = None if size is None else list(size)  # over the suite's setting
-    if counters is not None:
-        options["counters"] = [c.strip() for c in counters.split(",") if c.strip()]
-    for key, value in options.items():
-        if value is not None:
-            option = f"--{key.replace('_', '-')}"
-            _check_option_applies(the_suite, key, option)
-            the_suite.settings[key] = value
-            validate_settings(the_suite.measures, the_suite.settings, option)
+    timing = {"compile": compile, "compile_mode": compile_mode, "dtype": dtype}
+    timing |= {"channels_last": channels_last, "threads": threads}
+    settings = run_settings(the_suite, timing, parse_input_size(input_size), counters)
     parts = parse_shard(shard) if shard is not None else None
     if jobs is not None:
         check_jobs(jobs, all_cores())
     user_operator = load_operator(operator, operator_name, placement) if operator else None
     with registered(user_operator) if user_operator else contextlib.nullcontext([]) as names:
-        targets = run_targets(
-            the_suite.models,
-            the_suite.exclude,
-            the_suite.families,
-            models,
-            model,
-            baseline,
-            names,
-        )
-        _run(the_suite, targets, json_path, db, parts, machine_label, jobs, verbose)
-
-
-def _run(
-    the_suite: Suite,
-    targets: list[Target],
-    json_path: Path | None,
-    db: str | None,
-    parts: tuple[int, int] | None,
-    machine_label: str | None,
-    jobs: int | None,
-    verbose: bool,
-) -> None:
-    """Measure ``targets`` with the suite, store and summarise the records."""
-    check_only(the_suite, [t.info.name for t in targets])
-    needs_cuda = [m for m in the_suite.measures if MEASURES[m].needs_cuda]
-    if needs_cuda and not torch.cuda.is_available():
+        suite_models = (the_suite.models, the_suite.exclude, the_suite.families)
+        targets = run_targets(*suite_models, models, model, baseline, names)
+        check_only(the_suite, [t.info.name for t in targets])
+        if skipped := cuda_missing(the_suite):
+            err.print(skipped)
+            return
+        if json_path is not None:
+            check_writable(json_path, "--json path")
+        with ResultStore(db) as store:
+            run = (store, json_path, err, parts, machine_label, jobs, settings)
+            outcome = run_suite(the_suite, targets, *run)
+        records = pd.DataFrame([r.as_dict() for r in outcome.records])
+        with stored_models(records.get("model", []), records.get("settings", [])):
+            terminal.print_summary(out, records, the_suite.name, verbose)
+        if the_suite.compare == "published" and verbose:
+            terminal.print_published_comparison(out, records)
         err.print(
-            f"suite {the_suite.name} skipped: {', '.join(needs_cuda)} needs a CUDA device and "
-            f"torch.cuda.is_available() is False (torch {torch.__version__})"
+            f"run {outcome.run_id}: {len(outcome.records)} measurements stored in {store.where}"
         )
-        return
-    if json_path is not None:
-        check_writable(json_path, "--json path")
-    with ResultStore(db) as store:
-        outcome = run_suite(the_suite, targets, store, json_path, err, parts, machine_label, jobs)
-    records = pd.DataFrame([r.as_dict() for r in outcome.records])
-    with stored_models(records.get("model", []), records.get("settings", [])):
-        print_summary(out, records, the_suite.name, verbose)
-    if the_suite.compare == "published" and verbose:
-        print_published_comparison(out, records)
-    err.print(f"run {outcome.run_id}: {len(outcome.records)} measurements stored in {store.where}")
-    if outcome.failures:
-        print_failures(err, [r.as_dict() for r in outcome.failures])
-        raise typer.Exit(1)
-
-
-def _check_option_applies(suite: Suite, key: str, option: str) -> None:
-    """A run option none of the suite's measures takes is refused, naming the option and
-    the measures that take it (not the suite setting it would have become)."""
-    if any(key in MEASURES[m].settings for m in suite.measures):
-        return
-    takers = [name for name, measure in MEASURES.items() if key in measure.settings]
-    raise DynbenchError(
-        f"{option} applies to the measures {', '.join(takers)}; suite {suite.name!r} "
-        f"measures {', '.join(suite.measures)}"
-    )
+        if outcome.failures:
+            terminal.print_failures(err, [r.as_dict() for r in outcome.failures])
+            raise typer.Exit(1)
 
 
 @app.command("inspect")
 def inspect_command(
     model: Annotated[str, typer.Argument(help="registry name or package.module:factory")],
     depth: Annotated[int, typer.Option(min=0, help="module nesting depth to show")] = 2,
-    input_size: InputSizeOption = None,
+    input_size: o.InputSize = None,
 ) -> None:
     """Per-module params and MAdds of one model."""
     info, instance = _one_model(model)
@@ -331,25 +151,21 @@ def inspect_command(
             f"{info.name} cannot run at --input-size {input_size} ({reason}); "
             f"its own input size is {own}"
         ) from None
-    print_inspection(out, inspection)
+    terminal.print_inspection(out, inspection)
 
 
 def _one_model(name: str) -> tuple[ModelInfo, torch.nn.Module]:
-    if ":" in name:
-        return load_user_model(name)
-    info = model_info(name)
-    return info, info.builder().eval()
+    info = None if ":" in name else model_info(name)
+    return load_user_model(name) if info is None else (info, info.builder().eval())
 
 
 @app.command("export")
 def export_command(
-    format: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
-    output: Annotated[
-        Path | None, typer.Option("--out", help="file to write (default: stdout)")
-    ] = None,
-    db: DbOption = None,
-    run: Annotated[str | None, typer.Option("--run", help="only this run id")] = None,
-    suite: Annotated[str | None, typer.Option("--suite", help="only this suite")] = None,
+    format: o.Format = "csv",
+    output: o.OutFile = None,
+    db: o.Db = None,
+    run: o.RunId = None,
+    suite: o.SuiteFilter = None,
 ) -> None:
     """Export stored measurements as CSV or JSON."""
     if format not in ("csv", "json"):
@@ -360,7 +176,7 @@ def export_command(
     with ResultStore(db, write=False) as store:
         frame = store.frame(run, suite)
         if frame.empty and (run or suite):
-            _check_stored(store.runs(), run, suite)
+            check_stored(store.runs(), run, suite)
     text = (
         frame.to_csv(index=False) if format == "csv" else frame.to_json(orient="records", indent=1)
     )
@@ -371,58 +187,15 @@ def export_command(
         err.print(f"wrote {len(frame)} measurements to {output}")
 
 
-def _check_stored(stored_runs: pd.DataFrame, run: str | None, suite: str | None) -> None:
-    """An export's --run or --suite that selects nothing is an error, as in 'dynbench
-    report': an empty file would look like a run without measurements."""
-    for column, value, option in (("run_id", run, "--run"), ("suite", suite, "--suite")):
-        stored = list(dict.fromkeys(stored_runs[column]))
-        if value and value not in stored:
-            listed = ", ".join(stored[-10:]) or "none"
-            raise DynbenchError(
-                f"{option} {value!r} is not in the store; stored (newest last): {listed}"
-            )
-    if run:
-        row = stored_runs[stored_runs["run_id"] == run].iloc[0]
-        if suite and row["suite"] != suite:
-            raise DynbenchError(f"run {run!r} is of suite {row['suite']!r}, not {suite!r}")
-        raise DynbenchError(f"run {run!r} ({row['status']}) stored no measurements")
-    raise DynbenchError(f"no run of suite {suite!r} stored a measurement")
-
-
 @app.command("report")
 def report_command(
-    db: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--db",
-            help="results database (repeatable: several stores in one report; default "
-            "./dynbench.sqlite or $DYNBENCH_DB)",
-        ),
-    ] = None,
-    output: Annotated[
-        Path, typer.Option("--out", help="directory for report.md and report.html")
-    ] = Path("reports"),
-    run: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--run", help="only these run ids (repeatable; default: newest value of each)"
-        ),
-    ] = None,
-    format: Annotated[str, typer.Option("--format", help="md, html or both")] = "both",
-    machine: Annotated[
-        str | None,
-        typer.Option(
-            "--machine", help="only this machine: its --machine-label or fingerprint (prefix)"
-        ),
-    ] = None,
-    reference: Annotated[
-        bool,
-        typer.Option(
-            "--reference/--no-reference",
-            help="set the reference machine's committed figures (shipped with dynbench) beside",
-        ),
-    ] = False,
-    verbose: VerboseOption = False,
+    db: o.ReportDbs = None,
+    output: o.ReportOut = Path("reports"),
+    run: o.RunIds = None,
+    format: o.ReportFormat = "both",
+    machine: o.Machine = None,
+    reference: o.Reference = False,
+    verbose: o.Verbose = False,
 ) -> None:
     """Write the claims report (markdown and/or one self-contained HTML page) and print its
     answer: the tally and one line per measured claim."""
@@ -437,21 +210,7 @@ def report_command(
         require_db(path)
     if output.exists() and not output.is_dir():
         raise DynbenchError(f"--out {str(output)!r} is a file; give a directory")
-    frames = []
-    for path in db or [None]:
-        with ResultStore(path, write=False) as store:
-            frames.append(store.frame())
-    frame = pd.concat(frames, ignore_index=True)
-    if run:
-        unknown = sorted(set(run) - set(frame["run_id"]))
-        if unknown:
-            raise DynbenchError(
-                f"run id(s) {', '.join(unknown)} not in the store(s); "
-                "'dynbench export' lists the stored runs"
-            )
-        frame = frame[frame["run_id"].isin(run)]
-    if frame.empty:
-        raise DynbenchError("no measurements in the store(s); run 'dynbench run' first")
+    frame = report_frame(db, run)
     if machine is not None:
         frame = select_machine(frame, machine)
     with stored_models(frame["model"], frame["settings"]):
@@ -461,41 +220,28 @@ def report_command(
         for path in written:
             err.print(f"wrote {path}")
     main_page = next((p for p in written if p.suffix == ".html"), written[-1])
-    print_answer(out, report, str(main_page))
+    terminal.print_answer(out, report, str(main_page))
 
 
 @app.command("compare")
 def compare_command(
-    run_a: Annotated[str, typer.Argument(help="run id in the store, or a --json file")],
-    run_b: Annotated[str, typer.Argument(help="run id in the store, or a --json file")],
-    db: DbOption = None,
-    tolerance: Annotated[
-        float, typer.Option(min=0, help="largest accepted difference, in percent")
-    ] = 3.0,
-    markdown: Annotated[
-        Path | None, typer.Option("--markdown", help="also write the table as markdown")
-    ] = None,
+    run_a: o.RunOrJson,
+    run_b: o.RunOrJson,
+    db: o.Db = None,
+    tolerance: o.Tolerance = 3.0,
+    markdown: o.CompareMarkdown = None,
 ) -> None:
     """Check that two runs of a timing suite agree on their ratios; exit 1 if any differ."""
     if markdown is not None:
         check_writable(markdown, "--markdown path")
     require_db(db)
-    table = compare_ratios(load_run(run_a, db), load_run(run_b, db), tolerance)
-    caption = f"ratio = variant / family baseline; agree = difference within {tolerance:g}%"
-    out.print(rich_table(table, title=f"{run_a} vs {run_b}", caption=caption))
-    worst = table["difference_%"].max()
-    agree = not (table["agree"] == "NO").any()
-    verdict = (
-        f"runs agree: largest difference {worst:.2f}% <= {tolerance:g}%"
-        if agree
-        else f"runs disagree: largest difference {worst:.2f}% > {tolerance:g}%"
-    )
+    runs = (compare_runs.load_run(run_a, db), compare_runs.load_run(run_b, db))
+    table = compare_runs.compare_ratios(*runs, tolerance)
+    caption, title = compare_runs.compare_caption(tolerance), f"{run_a} vs {run_b}"
+    out.print(rich_table(table, title=title, caption=caption))
+    agree, verdict = compare_runs.compare_verdict(table, tolerance)
     if markdown is not None:
-        markdown.write_text(
-            f"# {run_a} vs {run_b}\n\n{caption}.\n\n"
-            + table.to_markdown(index=False)
-            + f"\n\n**{verdict}**\n"
-        )
+        markdown.write_text(compare_runs.compare_markdown(title, table, tolerance, verdict))
         err.print(f"wrote {markdown}")
     err.print(verdict)
     if not agree:
@@ -523,45 +269,20 @@ def merge_command(
 
 @app.command("guard")
 def guard_command(
-    baseline: Annotated[Path, typer.Option(help="baseline JSON file")] = Path(DEFAULT_BASELINE),
-    models: Annotated[str | None, typer.Option("--models", help="glob over registry names")] = None,
-    suite: Annotated[
-        str | None, typer.Option("--suite", help="guard the models of this suite")
-    ] = None,
-    model: Annotated[
-        list[str] | None,
-        typer.Option("--model", help="user model package.module:factory (repeatable)"),
-    ] = None,
-    tolerance: Annotated[float, typer.Option(help="allowed drift in percent")] = 0.0,
-    update: Annotated[
-        bool, typer.Option("--update", help="rewrite the baseline and print what changed")
-    ] = False,
-    allow_new: Annotated[
-        bool, typer.Option("--allow-new", help="models missing from the baseline do not fail")
-    ] = False,
-    allow_removed: Annotated[
-        bool, typer.Option("--allow-removed", help="baseline models no longer present do not fail")
-    ] = False,
-    json_path: Annotated[
-        Path | None, typer.Option("--json", help="write the result as JSON")
-    ] = None,
-    markdown: Annotated[
-        Path | None, typer.Option("--markdown", help="write a GitHub markdown summary")
-    ] = None,
-    input_size: InputSizeOption = None,
-    operator: Annotated[
-        str | None,
-        typer.Option(
-            "--operator",
-            help="package.module:Class: guard its models (as dynbench run --operator builds them)",
-        ),
-    ] = None,
-    operator_name: Annotated[
-        str | None, typer.Option("--operator-name", help="<name> of --operator's models")
-    ] = None,
-    placement: Annotated[
-        str, typer.Option("--placement", help="where --operator goes: blocks or pointwise")
-    ] = "blocks",
+    baseline: o.Guard.Baseline = Path(DEFAULT_BASELINE),
+    models: o.Guard.Models = None,
+    suite: o.Guard.Suite = None,
+    model: o.Guard.UserModels = None,
+    tolerance: o.Guard.Drift = 0.0,
+    update: o.Guard.Update = False,
+    allow_new: o.Guard.AllowNew = False,
+    allow_removed: o.Guard.AllowRemoved = False,
+    json_path: o.Guard.Json = None,
+    markdown: o.Guard.Markdown = None,
+    input_size: o.InputSize = None,
+    operator: o.Guard.Operator = None,
+    operator_name: o.Guard.OperatorName = None,
+    placement: o.Guard.Placement = "blocks",
 ) -> None:
     """Fail (exit 1) when params or MAdds drift from the committed baseline."""
     if tolerance < 0:
@@ -578,13 +299,7 @@ def guard_command(
         if names and not (models or suite):
             models = ",".join(names)  # the operator's models, unless others are named
         patterns = load_suite(suite).models if suite else ["*"]
-        targets = with_input_size(
-            resolve_targets(models, model, patterns), parse_input_size(input_size)
-        )
-        if not targets:
-            raise DynbenchError(
-                f"suite {suite!r} selects no model to guard; name a suite with models"
-            )
+        targets = guard_targets(models, model, suite, patterns, parse_input_size(input_size))
         selected_only = bool(models or suite or model)
         result, current = guard(targets, baseline, tolerance, selected_only, update, err)
     if update:

@@ -65,3 +65,23 @@ def compare_ratios(first: pd.DataFrame, second: pd.DataFrame, tolerance_pct: flo
             "agree": ["yes" if d <= tolerance_pct else "NO" for d in difference],
         }
     )
+
+
+def compare_caption(tolerance_pct: float) -> str:
+    return f"ratio = variant / family baseline; agree = difference within {tolerance_pct:g}%"
+
+
+def compare_verdict(table: pd.DataFrame, tolerance_pct: float) -> tuple[bool, str]:
+    """Whether every ratio of :func:`compare_ratios`'s table agrees, and the line that says
+    so with the largest difference."""
+    worst = table["difference_%"].max()
+    if not (table["agree"] == "NO").any():
+        return True, f"runs agree: largest difference {worst:.2f}% <= {tolerance_pct:g}%"
+    return False, f"runs disagree: largest difference {worst:.2f}% > {tolerance_pct:g}%"
+
+
+def compare_markdown(title: str, table: pd.DataFrame, tolerance_pct: float, verdict: str) -> str:
+    """The comparison as a markdown page: title, caption, table, verdict."""
+    caption = compare_caption(tolerance_pct)
+    table_text = table.to_markdown(index=False)
+    return f"# {title}\n\n{caption}.\n\n{table_text}\n\n**{verdict}**\n"

@@ -184,3 +184,18 @@ def run_targets(
     if models is None and not user_models:
         targets += declared_families(suite_families)
     return targets
+
+
+def guard_targets(
+    models: str | None,
+    user_models: list[str] | None,
+    suite: str | None,
+    patterns: list[str],
+    size: tuple[int, int, int] | None,
+) -> list[Target]:
+    """What ``dynbench guard`` checks: ``--models`` or the ``patterns`` (the suite's models,
+    or every registered one), and the user models, at ``size``; none is an error."""
+    targets = with_input_size(resolve_targets(models, user_models, patterns), size)
+    if not targets:
+        raise DynbenchError(f"suite {suite!r} selects no model to guard; name a suite with models")
+    return targets

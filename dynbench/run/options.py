@@ -19,17 +19,10 @@ from torch import nn
 
 from dynbench.errors import DynbenchError
 from dynbench.measure.layout import to_channels_last
+from dynbench.run.settings import OptionSettings
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-# the settings of a timed measure, with the defaults of eager PyTorch in fp32
-OPTION_SETTINGS: dict[str, object] = {
-    "compile": False,
-    "compile_mode": "default",
-    "dtype": "fp32",
-    "channels_last": False,
-}
 
 
 def check_options(settings: dict, source: str) -> None:
@@ -77,27 +70,31 @@ class Prepared:
     compile_s: float | None = None  # the first call, which compiles
 
 
-def convert(model: nn.Module, settings: dict) -> tuple[nn.Module, torch.dtype, torch.memory_format]:
+def convert(
+    model: nn.Module, settings: OptionSettings
+) -> tuple[nn.Module, torch.dtype, torch.memory_format]:
     """``model`` in the settings' dtype and memory layout (in place), with both."""
-    dtype = DTYPES[settings.get("dtype", "fp32")]
+    dtype = DTYPES[settings.dtype]
     model = model.to(dtype=dtype)
-    if not settings.get("channels_last"):
+    if not settings.channels_last:
         return model, dtype, torch.contiguous_format
     return to_channels_last(model), dtype, torch.channels_last
 
 
-def compiled_if_asked(model: nn.Module, settings: dict) -> Callable[..., object] | nn.Module:
-    if not settings.get("compile"):
+def compiled_if_asked(
+    model: nn.Module, settings: OptionSettings
+) -> Callable[..., object] | nn.Module:
+    if not settings.compile:
         return model
-    return torch.compile(model, mode=settings.get("compile_mode", "default"))
+    return torch.compile(model, mode=settings.compile_mode)
 
 
-def prepare(model: nn.Module, x: torch.Tensor, settings: dict) -> Prepared:
+def prepare(model: nn.Module, x: torch.Tensor, settings: OptionSettings) -> Prepared:
     """Apply the options to ``model`` and ``x``; with ``compile``, compile and time the
     first call (an exception here is the compiler's: the caller records it)."""
     model, dtype, layout = convert(model, settings)
     x = x.to(dtype).contiguous(memory_format=layout)
-    if not settings.get("compile"):
+    if not settings.compile:
         return Prepared(model, x)
     compiled = compiled_if_asked(model, settings)
     start = time.perf_counter()

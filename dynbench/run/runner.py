@@ -36,9 +36,10 @@ from dynbench.results.record import Record, error_record
 from dynbench.results.store import ResultStore
 from dynbench.run.family import Member, Target, families
 from dynbench.run.interrupt import stop_signals_deferred, stop_signals_interrupt, stopped_by
-from dynbench.run.measures import MEASURES, Measure
 from dynbench.run.pool import Stamped, WorkerDied, in_workers
+from dynbench.run.settings import RunSettings, StepSettings
 from dynbench.run.shard import take_shard
+from dynbench.run.steps import STEPS, FamilyStep, MachineStep, ModelStep, Step
 from dynbench.run.suite import Suite
 
 
@@ -103,16 +104,19 @@ def run_suite(
     shard: tuple[int, int] | None = None,
     machine_label: str | None = None,
     jobs: int | None = None,
+    settings: RunSettings | None = None,
 ) -> RunOutcome:
     """Measure every target with every measure of the suite, family by family; with
     ``shard`` (i, N) only the i-th of N deterministic parts (see :mod:`dynbench.run.shard`).
 
     A suite of untimed measures (sizes) runs on ``jobs`` processes (default: one per
-    core, see :mod:`dynbench.run.pool`); its records are stored in the same order."""
+    core, see :mod:`dynbench.run.pool`); its records are stored in the same order.
+    ``settings`` (default: the suite's own) are the run's, the command line's over the suite's."""
     console = console or Console(stderr=True)
+    settings = settings or RunSettings.of(suite.settings)
     env = environment(machine_label)
-    measures = [MEASURES[name] for name in suite.measures]
-    family_wise = any(m.needs_family for m in measures)
+    steps = [STEPS[name] for name in suite.measures]
+    family_wise = any(isinstance(s, FamilyStep) and s.ratios for s in steps)
     groups = families(targets) if family_wise else [[t] for t in targets]
     if shard is not None:
         groups = take_shard(groups, [g[0].info.name for g in groups], *shard)
@@ -120,8 +124,8 @@ def run_suite(
     with _storing(store, "to record the start of the run"):
         outcome = RunOutcome(store.start_run(suite.name, env))
 
-    def emit(record: Record, settings: dict) -> None:
-        stamped = {**settings_for_record(settings), **record.settings}
+    def emit(record: Record, stamp: dict) -> None:
+        stamped = {**stamp, **record.settings}
         record = dataclasses.replace(record, suite=suite.name, settings=stamped)
         with stop_signals_deferred(), _storing(store, f"to store a measurement of {record.model}"):
             store.add(outcome.run_id, record, env)
@@ -129,33 +133,35 @@ def run_suite(
 
     def work(index: int) -> list[Stamped]:
         made: list[Stamped] = []
-        _measure(suite, measures, groups[index], lambda r, s: made.append((r, s)))
+        _measure(suite, settings, steps, groups[index], lambda r, s: made.append((r, s)))
         return made
 
     jobs = min(jobs or all_cores(), len(groups))
-    parallel = jobs > 1 and all(m.untimed for m in measures)
-    machine_wide = [m for m in measures if m.machine_wide]
-    measures = [m for m in measures if not m.machine_wide]
+    parallel = jobs > 1 and all(s.untimed for s in steps)
+    machine_wide = [s for s in steps if isinstance(s, MachineStep)]
+    steps = [s for s in steps if not isinstance(s, MachineStep)]
     # the workers are forked before the progress bar starts its refresh thread
     pool = in_workers(work, len(groups), jobs) if parallel else contextlib.nullcontext()
     try:
         with stop_signals_interrupt(), pool as results, progress_bar(console) as bar:
-            total = sum(map(len, groups)) * len(measures) + len(machine_wide)
+            total = sum(map(len, groups)) * len(steps) + len(machine_wide)
             task = bar.add_task(suite.name, total=total)
-            for measure in machine_wide:
-                _measure_machine(suite, measure, emit, lambda t: bar.update(task, description=t))
+            for step in machine_wide:
+                status = lambda t: bar.update(task, description=t)  # noqa: E731
+                _measure_machine(suite.name, step, settings, emit, status)
                 bar.advance(task)
             if results is not None:
                 bar.update(task, description=f"{suite.name}: {jobs} processes")
                 for index, made in results:
                     for record, settings in made:
                         emit(record, settings)
-                    bar.advance(task, len(groups[index]) * len(measures))
+                    bar.advance(task, len(groups[index]) * len(steps))
             else:
                 for group in groups:
                     _measure(
                         suite,
-                        measures,
+                        settings,
+                        steps,
                         group,
                         emit,
                         lambda text: bar.update(task, description=f"{suite.name}: {text}"),
@@ -224,38 +230,58 @@ def _died(exc: WorkerDied, groups: list[list[Target]]) -> str:
 
 def _measure(
     suite: Suite,
-    measures: list[Measure],
+    settings: RunSettings,
+    steps: list[Step],
     group: list[Target],
     emit: Callable[[Record, dict], None],
     status: Callable[[str], None] = lambda text: None,
     done: Callable[[int], None] = lambda models: None,
 ) -> None:
-    """Build one group and run every measure on it; ``done(len(group))`` after each measure."""
+    """Build one group and run every step on it; ``done(len(group))`` after each step."""
     names = ", ".join(t.info.name for t in group)
     status(f"building {names}")
     identities = {t.info.name: identity_settings(t.info) for t in group}
     emit = _with_identity(emit, identities)
-    zero_weights = all(m.zero_weights for m in measures)
+    zero_weights = all(s.zero_weights for s in steps)
     members = _build(group, lambda r: emit(r, {}), zero_weights)
-    for measure in measures:
-        title = f"{measure.name} {names}"
+    for step in steps:
+        title = f"{step.name} {names}"
         status(title)
-        settings = measure.resolved(suite.settings)
-        chosen = _chosen(suite, measure, members)
+        chosen = _chosen(suite, step, members)
         if chosen:
-            try:
-                measure.run(
-                    chosen,
-                    settings,
-                    lambda r, s=settings: emit(r, s),
-                    lambda state, t=title: status(f"{t} ({state})"),
-                )
-            except RunFailed:
-                raise
-            except Exception as exc:  # the model's (or the user's) bug, not the run's
-                for info, _ in chosen:
-                    emit(error_record(info.name, measure.name, exc), {})
+            _run_step(step, settings.for_step(step.settings), chosen, emit, status, title)
         done(len(group))
+
+
+def _run_step(
+    step: Step,
+    settings: StepSettings,
+    chosen: list[Member],
+    emit: Callable[[Record, dict], None],
+    status: Callable[[str], None],
+    title: str,
+) -> None:
+    """One step on the chosen members: a model step on each in turn (a failure is that
+    model's error record), a family step on them all (a failure is every member's)."""
+    stamp = settings.stamped()
+    if isinstance(step, ModelStep):
+        for info, model in chosen:
+            status(f"{title} ({info.name})")
+            try:
+                records = step.run(info, model, settings)
+            except Exception as exc:  # the model's (or the user's) bug, not the run's
+                records = [error_record(info.name, step.name, exc)]
+            for record in records:
+                emit(record, stamp)
+        return
+    assert isinstance(step, FamilyStep)
+    try:
+        step.run(chosen, settings, lambda r: emit(r, stamp), lambda s: status(f"{title} ({s})"))
+    except RunFailed:
+        raise
+    except Exception as exc:  # the model's (or the user's) bug, not the run's
+        for info, _ in chosen:
+            emit(error_record(info.name, step.name, exc), {})
 
 
 def _with_identity(
@@ -269,29 +295,34 @@ def _with_identity(
 
 
 def _measure_machine(
-    suite: Suite, measure: Measure, emit: Callable[[Record, dict], None], status: Callable
+    suite: str,
+    step: MachineStep,
+    settings: RunSettings,
+    emit: Callable[[Record, dict], None],
+    status: Callable[[str], None],
 ) -> None:
-    """A measure of the machine itself, once per run; its failure is an error record."""
-    settings = measure.resolved(suite.settings)
+    """A step measuring the machine itself, once per run; its failure is an error record."""
+    resolved = settings.for_step(step.settings)
+    stamp = resolved.stamped()
     try:
-        measure.run(
-            [],
-            settings,
-            lambda r, s=settings: emit(r, s),
-            lambda state: status(f"{suite.name}: {measure.name} ({state})"),
+        step.run(
+            resolved,
+            lambda r: emit(r, stamp),
+            lambda state: status(f"{suite}: {step.name} ({state})"),
         )
     except RunFailed:
         raise
-    except Exception as exc:  # the measure's bug, not the run's
-        emit(error_record(MACHINE_MODEL, measure.name, exc), {})
+    except Exception as exc:  # the step's bug, not the run's
+        emit(error_record(MACHINE_MODEL, step.name, exc), {})
 
 
-def _chosen(suite: Suite, measure: Measure, members: list[Member]) -> list[Member]:
-    """The members ``measure`` runs on (the suite's ``only``); a family measure keeps the
+def _chosen(suite: Suite, step: Step, members: list[Member]) -> list[Member]:
+    """The members ``step`` runs on (the suite's ``only``); a step of ratios keeps the
     family's baseline whenever it runs on a variant: its ratios need it."""
-    chosen = [m for m in members if suite.measures_model(measure.name, m[0].name)]
+    chosen = [m for m in members if suite.measures_model(step.name, m[0].name)]
     baseline = members[0] if members and members[0][0].is_baseline else None
-    if measure.needs_family and chosen and baseline is not None and baseline not in chosen:
+    ratios = isinstance(step, FamilyStep) and step.ratios
+    if ratios and chosen and baseline is not None and baseline not in chosen:
         chosen.insert(0, baseline)
     return chosen
 
@@ -320,11 +351,6 @@ def progress_bar(console: Console) -> Progress:
         console=console,
         transient=True,
     )
-
-
-def settings_for_record(settings: dict) -> dict:
-    """The settings worth storing: everything that was set to something."""
-    return {k: v for k, v in settings.items() if v is not None}
 
 
 def _now() -> str:

@@ -10,19 +10,20 @@ from dynbench.measure.params import count_params
 from dynbench.measure.weights import weight_bytes
 from dynbench.models.registry import ModelInfo
 from dynbench.results.record import CounterDetail, Record
+from dynbench.run.settings import MaddsSettings, ResolutionSettings, SizeSettings
 
 
-def params(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
+def params(info: ModelInfo, model: nn.Module, settings: SizeSettings) -> list[Record]:
     return [
         Record(model=info.name, metric=metric, value=float(value), method="count")
         for metric, value in count_params(model).items()
     ]
 
 
-def madds(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
+def madds(info: ModelInfo, model: nn.Module, settings: MaddsSettings) -> list[Record]:
     """Every chosen counter's MAdds at batch 1, and the weight bytes one image reads."""
-    size = info.resolved_input_size(settings.get("input_size"))
-    result = count_madds(model, torch.randn(1, *size), tuple(settings["counters"]))
+    size = info.resolved_input_size(settings.input_size)
+    result = count_madds(model, torch.randn(1, *size), tuple(settings.counters))
     common = {"input_size": list(size), "batch": 1}
     records = [
         Record(
@@ -60,12 +61,12 @@ def madds(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
     return records
 
 
-def resolution(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
+def resolution(info: ModelInfo, model: nn.Module, settings: ResolutionSettings) -> list[Record]:
     """Every chosen counter's MAdds at each of ``input_sizes`` (batch 1): how MAdds scale
     with the input, and the figures papers quote at their own sizes."""
     records = []
-    for size in settings["input_sizes"]:
-        result = count_madds(model, torch.randn(1, *size), tuple(settings["counters"]))
+    for size in settings.input_sizes:
+        result = count_madds(model, torch.randn(1, *size), tuple(settings.counters))
         records += [
             Record(
                 model=info.name,

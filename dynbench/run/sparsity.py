@@ -15,7 +15,6 @@ speed measurements at controlled densities, not accuracy claims.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import torch
@@ -34,7 +33,7 @@ from dynbench.ops.dynconv import EXECUTIONS, MaskSource
 from dynbench.results.record import Record, error_record
 from dynbench.run.family import Emit, Member, Progress
 from dynbench.run.options import DTYPES, Prepared, prepare
-from dynbench.run.timed import METHOD, inference_detail, measure_interleaved, ratio_record
+from dynbench.run.rounds import latency_record, measure_interleaved, ratio_record
 
 
 def _executions(model: nn.Module, prepared: Prepared) -> dict[str, object]:
@@ -156,17 +155,9 @@ def _point(
     for execution in EXECUTIONS:
         timed = results.timed[execution]
         used = {**where, "execution": execution, "impl": ran[execution]}
-        detail = dataclasses.replace(
-            inference_detail(timed, rounds, settings), compile_s=prepared.compile_s
-        )
         records.append(
-            Record(
-                model=info.name,
-                metric="spatial_latency_ms",
-                value=timed.median * 1e3,
-                method=METHOD,
-                settings=used,
-                detail=detail,
+            latency_record(
+                info.name, "spatial_latency_ms", timed, rounds, settings, used, prepared.compile_s
             )
         )
         if execution != "dense":

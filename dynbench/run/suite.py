@@ -14,9 +14,13 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+import torch
+
 from dynbench.errors import DynbenchError
 from dynbench.models.registry import list_models
-from dynbench.run.measures import MEASURES
+from dynbench.run.settings import RunSettings
+from dynbench.run.steps import STEPS, MachineStep
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -36,8 +40,11 @@ SUITE_KEYS = {
 COMPARISONS = ("published",)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Suite:
+    """A suite as its file says; a run's settings (the command line's options over the
+    suite's) are built from it once (:func:`run_settings`), never written into it."""
+
     name: str
     description: str
     measures: list[str]
@@ -68,6 +75,18 @@ def available_suites() -> dict[str, str]:
         for path in local.glob("*.toml"):
             found[path.stem] = str(path)
     return dict(sorted(found.items()))
+
+
+def suites_frame() -> pd.DataFrame:
+    """Each suite ``--suite`` accepts by name: its steps, description and file."""
+    rows = []
+    for name, source in available_suites().items():
+        suite = load_suite(source)
+        measures = ", ".join(suite.measures)
+        rows.append(
+            {"suite": name, "measures": measures, "description": suite.description, "file": source}
+        )
+    return pd.DataFrame(rows)
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -105,13 +124,12 @@ def parse_suite(name: str, text: str, source: str = "<string>") -> Suite:
         )
     measures = _string_list(data, "measures", source, required=True)
     for measure in measures:
-        if measure not in MEASURES:
+        if measure not in STEPS:
             raise DynbenchError(
-                f"suite {source!r} names unknown measure {measure!r}; accepted: "
-                f"{', '.join(MEASURES)}"
+                f"suite {source!r} names unknown measure {measure!r}; accepted: {', '.join(STEPS)}"
             )
     # a suite of machine-wide measures only (the machine's ceilings) needs no models
-    machine_wide = all(MEASURES[m].machine_wide for m in measures)
+    machine_wide = all(isinstance(STEPS[m], MachineStep) for m in measures)
     settings = data.get("settings", {})
     if not isinstance(settings, dict):
         raise DynbenchError(f"suite {source!r}: [settings] must be a table")
@@ -145,9 +163,7 @@ def parse_suite(name: str, text: str, source: str = "<string>") -> Suite:
 
 def validate_settings(measures: list[str], settings: dict, source: str) -> None:
     """Each setting must be understood by one of the suite's measures, with a valid value."""
-    accepted: dict[str, object] = {}
-    for measure in measures:
-        accepted.update(MEASURES[measure].settings)
+    accepted = {name for measure in measures for name in STEPS[measure].settings.names()}
     for key in settings:
         if key not in accepted:
             raise DynbenchError(
@@ -155,7 +171,53 @@ def validate_settings(measures: list[str], settings: dict, source: str) -> None:
                 f"{', '.join(sorted(accepted)) or 'none'}"
             )
     for measure in measures:
-        MEASURES[measure].validate(settings, source)
+        STEPS[measure].validate(settings, source)
+
+
+def run_settings(
+    suite: Suite,
+    timing: dict[str, object | None],
+    input_size: tuple[int, int, int] | None = None,
+    counters: str | None = None,
+) -> RunSettings:
+    """The run's settings: the suite's, with each command-line option given (not None) over
+    them: the ``timing`` options named by their setting (``compile_mode`` for
+    ``--compile-mode``), then ``--input-size`` and ``--counters`` (comma-separated). An
+    option no step of the suite takes, or a value the steps refuse, is an error naming it."""
+    options = {**timing, "input_size": None if input_size is None else list(input_size)}
+    if counters is not None:
+        options["counters"] = [c.strip() for c in counters.split(",") if c.strip()]
+    settings = dict(suite.settings)
+    for key, value in options.items():
+        if value is not None:
+            option = f"--{key.replace('_', '-')}"
+            _check_option_applies(suite, key, option)
+            settings[key] = value
+            validate_settings(suite.measures, settings, option)
+    return RunSettings.of(settings)
+
+
+def _check_option_applies(suite: Suite, key: str, option: str) -> None:
+    """A run option none of the suite's steps takes is refused, naming the option and
+    the steps that take it (not the suite setting it would have become)."""
+    if any(key in STEPS[m].settings.names() for m in suite.measures):
+        return
+    takers = [name for name, step in STEPS.items() if key in step.settings.names()]
+    raise DynbenchError(
+        f"{option} applies to the measures {', '.join(takers)}; suite {suite.name!r} "
+        f"measures {', '.join(suite.measures)}"
+    )
+
+
+def cuda_missing(suite: Suite) -> str | None:
+    """Why the suite is skipped here: a step of it needs a CUDA device and there is none."""
+    needs_cuda = [m for m in suite.measures if STEPS[m].needs_cuda]
+    if not needs_cuda or torch.cuda.is_available():
+        return None
+    return (
+        f"suite {suite.name} skipped: {', '.join(needs_cuda)} needs a CUDA device and "
+        f"torch.cuda.is_available() is False (torch {torch.__version__})"
+    )
 
 
 def check_only(suite: Suite, selected: list[str]) -> None:

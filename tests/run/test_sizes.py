@@ -64,10 +64,10 @@ def test_every_registered_model_counts_the_same_with_zero_weights(name):
 
 def test_size_suites_build_with_zero_weights_and_timing_suites_do_not():
     from dynbench.run.family import Target
-    from dynbench.run.measures import MEASURES
     from dynbench.run.runner import _build
+    from dynbench.run.steps import STEPS
 
-    assert [m for m, measure in MEASURES.items() if measure.zero_weights] == [
+    assert [m for m, step in STEPS.items() if step.zero_weights] == [
         "params",
         "madds",
         "resolution",

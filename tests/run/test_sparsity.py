@@ -1,5 +1,6 @@
 """The sparsity suite end to end on a small input, and its bad settings."""
 
+import dataclasses
 import json
 import time
 
@@ -10,8 +11,8 @@ from dynbench.models.registry import find_model
 from dynbench.models.spatial import set_granularity, set_mask_source
 from dynbench.ops.dynconv import MaskSource
 from dynbench.report.spatial import break_even, break_even_text
-from dynbench.run.measures import SPARSITY_SETTINGS
 from dynbench.run.options import prepare
+from dynbench.run.settings import SparsitySettings
 from dynbench.run.sparsity import gpu_throughput
 
 
@@ -83,10 +84,7 @@ def test_bad_sparsity_settings(cli, tmp_path):
         assert result.code == 2 and message in result.stderr
 
 
-GPU_SETTINGS = {
-    **SPARSITY_SETTINGS, "input_size": [3, 32, 32], "gpu_batch": 4, "gpu_iterations": 2,
-    "gpu_warmup": 1,
-}  # fmt: skip
+GPU_SETTINGS = SparsitySettings(input_size=[3, 32, 32], gpu_batch=4, gpu_iterations=2, gpu_warmup=1)
 
 
 def timer(call, iterations):
@@ -100,7 +98,7 @@ def test_gpu_throughput_of_the_three_executions_runs_on_any_device():
     """The CUDA path's code, run on the CPU with a wall-clock timer (CI has no GPU)."""
     info = find_model("resnet18_dynconv")
     model = info.builder().eval()
-    settings = {**GPU_SETTINGS, "granularity": "pixel"}
+    settings = dataclasses.replace(GPU_SETTINGS, granularity="pixel")
     set_granularity(model, "pixel")
     source = MaskSource("blob", 0.25)
     set_mask_source(model, source)
@@ -116,7 +114,7 @@ def test_gpu_throughput_takes_the_run_options_and_hands_the_model_back_as_it_was
     model leaves it in bf16, so the next (mask, density) point still runs."""
     info = find_model("resnet18_dynconv")
     model = info.builder().eval()
-    settings = {**GPU_SETTINGS, "dtype": "bf16", "channels_last": True}
+    settings = dataclasses.replace(GPU_SETTINGS, dtype="bf16", channels_last=True)
     set_granularity(model, settings["granularity"], settings["tile"])
     prepared = prepare(model, torch.randn(1, 3, 32, 32), settings)
     seen = set()

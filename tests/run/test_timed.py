@@ -10,7 +10,7 @@ from torch import nn
 
 from dynbench.models import model_info
 from dynbench.run.family import Target, families
-from dynbench.run.measures import LATENCY_SETTINGS, THROUGHPUT_SETTINGS
+from dynbench.run.settings import LatencySettings, ThroughputSettings
 from dynbench.run.timed import latency, throughput
 
 # A callable slower than block_time gets two calls a turn: blocked_autorange's untimed
@@ -38,7 +38,7 @@ def _latency_until_ctrl_c(after: int) -> list:
         (model_info("resnet10"), Dies(10**9)),
         (model_info("resnet10_odconv_1x"), Dies(after)),
     ]
-    settings = {**LATENCY_SETTINGS, "input_size": (3, 8, 8), "warmup": 1, "block_time": BLOCK}
+    settings = LatencySettings(input_size=(3, 8, 8), warmup=1, block_time=BLOCK)
     records = []
     with pytest.raises(KeyboardInterrupt):
         latency(members, settings, records.append, lambda status: None)
@@ -132,10 +132,10 @@ def test_the_throughput_record_carries_what_shows_steadiness():
     CUDA events): every timed and warm-up block, their spread, the allocator deltas and
     the state readings are in the detail, and the images/s is the median block's."""
     info = model_info("resnet10")
-    settings = {
-        **THROUGHPUT_SETTINGS, "device": "cpu", "input_size": [3, 32, 32], "batch": 2,
-        "iterations": 2, "repeats": 3, "warmup": 1, "max_warmup_blocks": 3,
-    }  # fmt: skip
+    settings = ThroughputSettings(
+        device="cpu", input_size=[3, 32, 32], batch=2, iterations=2, repeats=3, warmup=1,
+        max_warmup_blocks=3,
+    )  # fmt: skip
     speed, memory = throughput(info, info.builder(), settings)
     assert (speed.metric, speed.method) == ("gpu_images_per_s", "wall_clock")
     assert memory.metric == "gpu_peak_memory" and memory.value is None  # no CUDA memory

@@ -25,15 +25,16 @@ from dynbench.measure.timing import load_average
 from dynbench.models.registry import ModelInfo
 from dynbench.results.names import MACHINE_MODEL, ceiling_scope
 from dynbench.results.record import Record
-from dynbench.run.family import Emit, Member, Progress
+from dynbench.run.family import Emit, Progress
+from dynbench.run.settings import MachineSettings, SizeSettings
 
 METHOD = "torch.utils.benchmark"
 
 
-def machine(members: list[Member], settings: dict, emit: Emit, progress: Progress) -> None:
+def machine(settings: MachineSettings, emit: Emit, progress: Progress) -> None:
     """Read bandwidth (GB/s) and GEMM rate (GMAdds/s) at one thread and on every core."""
-    nbytes = int(settings["read_mib"] * 2**20) if settings["read_mib"] else default_read_bytes()
-    size, min_run_time = settings["gemm_size"], settings["min_run_time"]
+    nbytes = int(settings.read_mib * 2**20) if settings.read_mib else default_read_bytes()
+    size, min_run_time = settings.gemm_size, settings.min_run_time
     previous = torch.get_num_threads()
     try:
         for threads in sorted({1, all_cores()}):
@@ -67,9 +68,9 @@ def _record(metric: str, ceiling: Ceiling, scope: str) -> Record:
     )
 
 
-def roofline(info: ModelInfo, model: nn.Module, settings: dict) -> list[Record]:
+def roofline(info: ModelInfo, model: nn.Module, settings: SizeSettings) -> list[Record]:
     """Per-layer MAdds and bytes at batch 1; the value is the bytes of all layers."""
-    size = info.resolved_input_size(settings.get("input_size"))
+    size = info.resolved_input_size(settings.input_size)
     with torch.no_grad():
         layers = layer_work(model, torch.randn(1, *size))
     return [

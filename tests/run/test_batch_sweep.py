@@ -7,7 +7,7 @@ import statistics
 import pytest
 import torch
 
-from dynbench.run.batches import sweep_device, sweep_threads
+from dynbench.run.batch_sweep import sweep_device, sweep_threads
 
 TINY = (
     'measures = ["batch_sweep"]\nmodels = ["resnet10", "resnet10_dyconv_4x"]\n'

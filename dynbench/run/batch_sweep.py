@@ -13,26 +13,22 @@ call's median, its IQR and its rounds divided by the batch.
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
 from dynbench.errors import DynbenchError
 from dynbench.measure.environment import all_cores
 from dynbench.measure.timing import inference_call, set_threads
-from dynbench.ops.base import implementations
-from dynbench.results.record import Record, error_record
+from dynbench.results.record import error_record
 from dynbench.run.family import Emit, Member, Progress
 from dynbench.run.options import prepare
-from dynbench.run.timed import (
-    METHOD,
-    _baseline_ready,
-    _emit_or_stop,
-    _ratio_records,
-    implementation_settings,
-    inference_detail,
+from dynbench.run.rounds import (
+    baseline_ready,
+    emit_or_stop,
+    latency_records,
     measure_interleaved,
+    ratio_records,
 )
+from dynbench.run.settings import BatchSweepSettings
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -73,13 +69,15 @@ def check_sweep(settings: dict, source: str) -> None:
         raise DynbenchError(f"{source}: device = 'cuda' but no CUDA device is present; use 'auto'")
 
 
-def batch_sweep(members: list[Member], settings: dict, emit: Emit, progress: Progress) -> None:
+def batch_sweep(
+    members: list[Member], settings: BatchSweepSettings, emit: Emit, progress: Progress
+) -> None:
     """Each batch of ``settings['batches']`` in turn (smallest first): the family's
     per-image latency and every variant's ratio to the baseline at that batch."""
-    device = sweep_device(settings["device"])
-    threads = set_threads(sweep_threads(settings["threads"]))
+    device = sweep_device(settings.device)
+    threads = set_threads(sweep_threads(settings.threads))
     try:
-        for batch in sorted(settings["batches"]):
+        for batch in sorted(settings.batches):
             _one_batch(members, batch, device, threads, settings, emit, progress)
     finally:
         for _, model in members:
@@ -91,20 +89,20 @@ def _one_batch(
     batch: int,
     device: str,
     threads: dict[str, int],
-    settings: dict,
+    settings: BatchSweepSettings,
     emit: Emit,
     progress: Progress,
 ) -> None:
     stage = "batch_sweep"
     prepared = {}
     for info, model in members:
-        size = info.resolved_input_size(settings.get("input_size"))
+        size = info.resolved_input_size(settings.input_size)
         try:
             x = torch.randn(batch, *size, device=device)
             prepared[info.name] = prepare(model.to(device), x, settings)
         except Exception as exc:  # the device's (or the dtype's) limit, not the run's
             emit(error_record(info.name, stage, exc))
-    if not _baseline_ready(members, prepared, stage, emit):
+    if not baseline_ready(members, prepared, stage, emit):
         return
     members = [(info, model) for info, model in members if info.name in prepared]
     calls = {name: inference_call(p.model, p.x) for name, p in prepared.items()}
@@ -116,25 +114,7 @@ def _one_batch(
         **threads,
     )
     common = {"batch": batch, "device": device, "threads": threads["threads"]}
-    records = []
-    for info, model in members:
-        timed = results.timed[info.name]
-        detail = inference_detail(timed, rounds, settings, implementations(model))
-        detail = dataclasses.replace(
-            detail,
-            iqr_ms=round(timed.iqr * 1e3 / batch, 5),
-            round_ms=[round(t * 1e3 / batch, 4) for t in timed.times],
-            compile_s=prepared[info.name].compile_s,
-        )
-        records.append(
-            Record(
-                model=info.name,
-                metric="batch_latency_ms",
-                value=timed.median * 1e3 / batch,
-                method=METHOD,
-                settings={**common, **implementation_settings(model)},
-                detail=detail,
-            )
-        )
-    records += _ratio_records("batch_latency_ratio", results, members, rounds, common)
-    _emit_or_stop(results, records, emit)
+    metric = "batch_latency_ms"
+    records = latency_records(metric, members, results, rounds, settings, prepared, common, batch)
+    records += ratio_records("batch_latency_ratio", results, members, rounds, common)
+    emit_or_stop(results, records, emit)
