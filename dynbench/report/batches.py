@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dynbench.ops.base import EXPERTS
 from dynbench.report.data import ci95_bounds, family_of, field_dict
 from dynbench.report.quality import model_noise
+from dynbench.results.names import EXPERTS
 
 EXPERTS_IMPL = f"fast/{EXPERTS}"
 

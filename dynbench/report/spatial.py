@@ -12,9 +12,9 @@ from collections import Counter
 
 import pandas as pd
 
-from dynbench.ops.dynconv import EXECUTIONS
 from dynbench.report.data import ci95_bounds, field_dict
 from dynbench.report.quality import ratio_quality
+from dynbench.results.names import EXECUTIONS
 
 
 def spatial_points(frame: pd.DataFrame) -> pd.DataFrame:
