@@ -3,7 +3,8 @@
 import pandas as pd
 
 from dynbench.report.batches import sweep_points, sweep_table
-from dynbench.report.render import build_report, to_markdown, write_report
+from dynbench.report.markdown import to_markdown
+from dynbench.report.render import build_report, write_report
 from tests.report.stores import frame, record
 
 METHOD = "torch.utils.benchmark"

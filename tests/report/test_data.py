@@ -1,10 +1,13 @@
 """The newest record of each measurement, and the records a verdict may use."""
 
 import pandas as pd
+import pytest
 
-from dynbench.report.data import judged_setting, latest, papers_setting
+from dynbench.report.data import detail, judged_setting, latest, papers_setting
 from dynbench.report.render import build_report
+from dynbench.results.details import RatioDetail, TimingDetail
 from tests.report.stores import frame as stored
+from tests.report.stores import latency as stores_latency
 from tests.report.stores import on_machine, record
 
 
@@ -75,3 +78,12 @@ def test_records_at_another_input_size_judge_no_claim():
     row = build_report(stored(small)).card
     row = row[row["Claim"].str.startswith(claim)].iloc[0]
     assert row["Verdict"] == "not measured", row["Why"]
+
+
+def test_the_report_reads_a_detail_as_its_metric_type_and_refuses_another():
+    rows = stored(stores_latency("resnet18_dyconv_4x", 50.0, ratio=1.25, low=1.2, high=1.3))
+    time, ratio = rows.itertuples(index=False)
+    assert detail(time, TimingDetail).iqr_over_median == 0.04
+    assert detail(ratio, RatioDetail).baseline == "resnet18"
+    with pytest.raises(TypeError, match="latency_ms record's detail is TimingDetail"):
+        detail(time, RatioDetail)

@@ -8,7 +8,8 @@ import pytest
 
 from dynbench.errors import DynbenchError
 from dynbench.report.machines import select_machine, split_by_machine
-from dynbench.report.render import build_report, environment_line, to_markdown
+from dynbench.report.markdown import environment_line, to_markdown
+from dynbench.report.render import build_report
 from tests.report.stores import BASE, DYCONV, frame, latency, record
 
 CLAIM = "resnet18_dyconv_4x"

@@ -1,6 +1,6 @@
 """The spatial DynConv report tables on constructed stores."""
 
-from dynbench.report.spatial import gpu_table, spatial_points
+from dynbench.report.mask_density import gpu_table, spatial_points
 from tests.report.stores import frame, record
 
 
