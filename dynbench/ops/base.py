@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.profiler import record_function
 
+from dynbench.results.names import EXPERTS, MIXED
+
 IMPLS = ("fast", "naive")
-# the fast routes of a kernel-mixing conv (KernelDynamicConv.route)
-MIXED, EXPERTS = "mixed", "experts"
 _NO_SCOPE = contextlib.nullcontext()
 _MARKING = threading.local()  # .off: phase marks switched off in this thread
 

@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dynbench.results.names import EXECUTIONS  # noqa: F401 (its users import it from here)
+
 MASK_SOURCES = ("random", "blob", "patch", "unit")
-EXECUTIONS = ("dense", "masked", "sparse")
 GRANULARITIES = ("auto", "pixel", "tile")  # of the sparse execution; auto: the faster
 # The largest random offset added to the blob's and the patches' priorities: it orders
 # positions of equal priority (inside a blob's ring, a patch) at random rather than by

@@ -18,6 +18,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 import pandas as pd
 
+from dynbench.results.details import CounterDetail
 from dynbench.results.names import MADDS_PARTS
 
 UNITS = {"10^6": 10**6, "2^20": 2**20}
@@ -143,14 +144,14 @@ CHEAPER_PARTS = ("cheaper_aggregation", "cheaper_feature_scale")
 EXTRA_PARTS = {"batch_norm": "batch_norm", "pooling": "adaptive_avg_pool2d"}
 
 
-def part_values(analytic: dict, fvcore: dict | None) -> dict[str, int]:
+def part_values(analytic: CounterDetail | None, fvcore: CounterDetail | None) -> dict[str, int]:
     """Every part a convention can name, from the analytic and fvcore records' details;
     a part the records do not hold is left out."""
-    values = dict(analytic.get("breakdown") or {})
-    for part, value in (analytic.get("cheaper_route") or {}).items():
+    values = dict((analytic and analytic.breakdown) or {})
+    for part, value in ((analytic and analytic.cheaper_route) or {}).items():
         values[f"cheaper_{part}"] = value
     if fvcore is not None:
-        extra = fvcore.get("extra_ops") or {}
+        extra = fvcore.extra_ops or {}
         values.update({part: extra.get(op, 0) for part, op in EXTRA_PARTS.items()})
     return values
 

@@ -11,7 +11,8 @@ import textwrap
 
 import pandas as pd
 
-from dynbench.report.claims import (
+from dynbench.report.claims import tally
+from dynbench.report.verdicts import (
     COUNTERS_DISAGREE,
     FAILS,
     HOLDS,
@@ -21,7 +22,6 @@ from dynbench.report.claims import (
     NOISY,
     STRADDLES,
     UNMEASURED,
-    tally,
 )
 
 WIDTH = 100

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dynbench.ops.base import EXPERTS
-from dynbench.report.data import ci95_bounds, family_of, field_dict
+from dynbench.report.data import ci95_bounds, detail, family_of, field_dict
 from dynbench.report.quality import model_noise
+from dynbench.results.details import TimingDetail
+from dynbench.results.names import EXPERTS
 
 EXPERTS_IMPL = f"fast/{EXPERTS}"
 
@@ -45,7 +46,8 @@ def sweep_points(frame: pd.DataFrame) -> pd.DataFrame:
     points = []
     for r in rows[rows["metric"] == "batch_latency_ms"].itertuples():
         ratio = ratios.get((r.model, r.device, r.batch))
-        low, high = (None, None) if ratio is None else ci95_bounds(ratio.detail)
+        low, high = (None, None) if ratio is None else ci95_bounds(ratio)
+        timing = detail(r, TimingDetail)
         family, operator = family_of(r.model)
         points.append(
             {
@@ -60,9 +62,9 @@ def sweep_points(frame: pd.DataFrame) -> pd.DataFrame:
                 "high": high,
                 "impl": r.impl,
                 "experts": EXPERTS_IMPL in r.impl.split(","),
-                "noisy": bool(model_noise(r.detail)),
-                "iqr": field_dict(r.detail).get("iqr_over_median"),
-                "load": field_dict(r.detail).get("load_before"),
+                "noisy": bool(model_noise(timing)),
+                "iqr": timing.iqr_over_median,
+                "load": timing.load_before,
             }
         )
     if not points:

@@ -40,7 +40,7 @@ def _ratios(frame: pd.DataFrame) -> pd.DataFrame:
     if "unit" not in frame:
         return pd.DataFrame(columns=["model", "metric", "value", "ci95"])
     ratios = frame[frame["unit"] == RATIO_UNIT].drop_duplicates(["model", "metric"], keep="last")
-    ci = [ci95_text(*ci95_bounds(detail)) for detail in ratios["detail"]]
+    ci = [ci95_text(*ci95_bounds(r)) for r in ratios.itertuples(index=False)]
     return ratios.assign(ci95=ci)[["model", "metric", "value", "ci95"]]
 
 

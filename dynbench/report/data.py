@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import TypeVar
 
 import pandas as pd
 
 from dynbench.models.registry import find_model
+from dynbench.results.details import CounterDetail, Detail, RatioDetail, TimingDetail, read_detail
 from dynbench.results.names import COUNTERS, SIZE_METRICS, unit_of
+
+D = TypeVar("D", bound=Detail)
 
 
 def latest(frame: pd.DataFrame) -> pd.DataFrame:
@@ -52,25 +56,37 @@ def size_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _disagree(frame: pd.DataFrame, model: str) -> str:
     rows = frame[(frame["model"] == model) & (frame["metric"] == "madds")]
-    for detail in rows["detail"]:
-        info = field_dict(detail)
-        if info.get("disagree"):
-            return f"{100 * info['spread']:.1f}%"
+    for row in rows.itertuples(index=False):
+        counter = detail(row, CounterDetail)
+        if counter.disagree:
+            return f"{100 * counter.spread:.1f}%"
     return ""
 
 
+def detail(row: object, kind: type[D]) -> D:
+    """The typed detail of one stored record (a frame row, or a row of ``itertuples``): the
+    report's one way to read a detail. The type comes from the record's metric
+    (:data:`dynbench.results.details.DETAILS`); ``kind`` is the one the caller reads, and a
+    record of another metric is refused rather than read as empty."""
+    metric = row.metric  # type: ignore[attr-defined]
+    typed = read_detail(metric, row.detail)  # type: ignore[attr-defined]
+    if not isinstance(typed, kind):
+        raise TypeError(
+            f"a {metric} record's detail is {type(typed).__name__}, not {kind.__name__}"
+        )
+    return typed
+
+
 def field_dict(value: object) -> dict:
-    """A record's ``detail`` or ``settings``: JSON text as stored, a dict as measured."""
+    """A record's ``settings`` or ``environment``: JSON text as stored, a dict as measured."""
     if isinstance(value, str):
         return json.loads(value or "{}")
     return value if isinstance(value, dict) else {}
 
 
-def ci95_bounds(detail: object) -> tuple[float | None, float | None]:
-    """A ratio record's 95% interval from its detail, (None, None) where it has none."""
-    info = field_dict(detail)
-    low, high = info.get("ci95_low"), info.get("ci95_high")
-    return (low, high) if low is not None and high is not None else (None, None)
+def ci95_bounds(row: object) -> tuple[float | None, float | None]:
+    """A ratio record's 95% interval, (None, None) where it has none."""
+    return detail(row, RatioDetail).ci95
 
 
 def ci95_text(low: float | None, high: float | None) -> str:
@@ -110,22 +126,22 @@ def timing_table(frame: pd.DataFrame, metric: str, ratio_metric: str) -> pd.Data
     ratios = {r.model: r for r in frame[frame["metric"] == ratio_metric].itertuples(index=False)}
     rows = []
     for r in times.itertuples(index=False):
-        info = field_dict(r.detail)
+        timing = detail(r, TimingDetail)
         ratio = ratios.get(r.model)
-        iqr = info.get("iqr_over_median")
-        load = info.get("load_before"), info.get("load_after")
+        iqr = timing.iqr_over_median
+        load = timing.load_before, timing.load_after
         rows.append(
             {
                 "Model": r.model,
                 "Family": family_of(r.model)[0],
                 unit_of(metric): r.value,
                 "IQR %": None if iqr is None else 100 * iqr,
-                "Faults / call": info.get("minor_faults_per_call"),
+                "Faults / call": timing.minor_faults_per_call,
                 "× baseline": _ratio_value(r.model, ratio),
                 "95% CI": (
-                    _ratio_note(r.model) if ratio is None else ci95_text(*ci95_bounds(ratio.detail))
+                    _ratio_note(r.model) if ratio is None else ci95_text(*ci95_bounds(ratio))
                 ),
-                "Noisy": "yes" if info.get("noisy") else "",
+                "Noisy": "yes" if timing.noisy else "",
                 "Load": f"{load[0]:.2f} -> {load[1]:.2f}" if None not in load else "",
                 "Implementation": field_dict(r.settings).get("impl", ""),
             }

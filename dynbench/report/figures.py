@@ -72,7 +72,7 @@ def render(fig, name: str, title: str, caption: str) -> Figure:
 
 def _ratios(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     rows = frame[frame["metric"] == metric]
-    bounds = [ci95_bounds(d) for d in rows["detail"]]
+    bounds = [ci95_bounds(r) for r in rows.itertuples(index=False)]
     return rows.assign(
         low=[b[0] for b in bounds],
         high=[b[1] for b in bounds],
@@ -274,7 +274,7 @@ def gpu_throughput(frame: pd.DataFrame) -> Figure | None:
 def spatial_density(points: pd.DataFrame) -> Figure | None:
     """Latency ratio to dense of the masked and sparse executions, and the MAdds the masks
     leave, against mask density; one panel per mask source, the break-even marked."""
-    from dynbench.report.spatial import break_even
+    from dynbench.report.mask_density import break_even
 
     if points.empty:
         return None

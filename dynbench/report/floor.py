@@ -19,9 +19,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from dynbench.measure.roofline import floor_ms, layer_bytes, layer_floor_s
-from dynbench.report.data import ci95_bounds, family_of, field_dict, latest
+from dynbench.report.data import ci95_bounds, detail, family_of, latest
 from dynbench.report.figures import Figure, render
 from dynbench.report.machines import machine_of
+from dynbench.results.details import LayerBytesDetail
 from dynbench.results.names import MACHINE_MODEL, ceiling_scope
 
 # the overhead target of issue 14: measured overhead at most this many times the floor's
@@ -90,7 +91,7 @@ def ceilings(frame: pd.DataFrame) -> Ceilings | None:
 def _layers(frame: pd.DataFrame) -> dict[str, list[dict]]:
     values = latest(frame)
     rows = values[values["metric"] == "layer_bytes_per_image"]
-    return {r.model: field_dict(r.detail)["layers"] for r in rows.itertuples(index=False)}
+    return {r.model: detail(r, LayerBytesDetail).layers for r in rows.itertuples(index=False)}
 
 
 def floor_table(frame: pd.DataFrame, limits: Ceilings) -> pd.DataFrame:
@@ -120,7 +121,7 @@ def floor_table(frame: pd.DataFrame, limits: Ceilings) -> pd.DataFrame:
         if model != family and base_floor is not None:
             row["floor_overhead_ms"] = floor - base_floor
         if model != family and ratio is not None and base_latency is not None:
-            low, high = ci95_bounds(ratio.detail)
+            low, high = ci95_bounds(ratio)
             row["overhead_ms"] = (ratio.value - 1) * base_latency
             row["overhead_low_ms"] = None if low is None else (low - 1) * base_latency
             row["overhead_high_ms"] = None if high is None else (high - 1) * base_latency

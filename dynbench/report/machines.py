@@ -122,3 +122,11 @@ def select_machine(frame: pd.DataFrame, which: str) -> pd.DataFrame:
             f"--machine {which!r} {problem}; accepted (label or fingerprint): {', '.join(known)}"
         )
     return frame[(marked["machine"] == chosen[0]).to_numpy()]
+
+
+def build_text(env: dict) -> str:
+    """torch, commit and date of a machine's newest record."""
+    parts = [f"torch {env['torch']}" if env.get("torch") else ""]
+    parts.append(f"commit {env['git_commit']}" if env.get("git_commit") else "")
+    parts.append(str(env.get("timestamp", ""))[:10])
+    return ", ".join(p for p in parts if p)

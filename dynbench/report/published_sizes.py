@@ -30,7 +30,8 @@ from dynbench.published.conventions import (
     reproduces,
     round_to,
 )
-from dynbench.report.data import field_dict, latest
+from dynbench.report.data import detail, latest
+from dynbench.results.details import CounterDetail
 from dynbench.results.names import COUNTERS, SIZE_METRICS
 
 
@@ -133,28 +134,26 @@ def _section_checks(
 PARAMS_METRICS = ("params", "params_no_classifier")
 
 
-def _madds_details(values: pd.DataFrame) -> dict[tuple[str, str], dict]:
+def _madds_details(values: pd.DataFrame) -> dict[tuple[str, str], CounterDetail]:
     """{(model, counter): detail} of the MAdds records (the analytic breakdown, fvcore's
     extra ops) that the paper conventions are built from."""
     if "detail" not in values:
         return {}
     madds = values[values["metric"] == "madds"]
     return {
-        (r.model, r.method): field_dict(r.detail)
+        (r.model, r.method): detail(r, CounterDetail)
         for r in madds.itertuples(index=False)
         if r.method in ("analytic", "fvcore")
     }
 
 
 def _paper_madds(
-    convention: MaddsConvention | None, details: dict[tuple[str, str], dict], pub
+    convention: MaddsConvention | None, details: dict[tuple[str, str], CounterDetail], pub
 ) -> dict[str, object]:
     """The row's MAdds under its paper's counting convention: value, Δ% and mark."""
     if convention is None or _missing(pub.madds_value):
         return {"paper_convention": "", "paper_madds": None, "paper_Δ%": None, "paper_ok": ""}
-    values = part_values(
-        details.get((pub.model, "analytic"), {}), details.get((pub.model, "fvcore"))
-    )
+    values = part_values(details.get((pub.model, "analytic")), details.get((pub.model, "fvcore")))
     value = convention.total(values)
     return {
         "paper_convention": convention.name,

@@ -17,14 +17,9 @@ import re
 import pandas as pd
 
 from dynbench.published import load_published
-from dynbench.report.data import (
-    GPU_METRIC,
-    ci95_bounds,
-    ci95_text,
-    family_of,
-    latest,
-)
+from dynbench.report.data import GPU_METRIC, ci95_bounds, ci95_text, detail, family_of, latest
 from dynbench.report.quality import ratio_quality, throughput_quality
+from dynbench.results.details import DETAILS, GpuDetail, RatioDetail, TimingDetail
 
 
 def minutes(text: str) -> float | None:
@@ -92,16 +87,19 @@ def compare_published_speed(measurements: pd.DataFrame) -> pd.DataFrame:
             elif ratio_metric is not None and (pub.model, ratio_metric) in measured:
                 ratio = measured[(pub.model, ratio_metric)]
                 our_ratio = ratio.value
-                low, high = ci95_bounds(ratio.detail)
-                details = [ours.detail, base_ours.detail]
-                # this run's own quality; the scorecard weighs every run (claims.settle)
-                noisy = ratio_quality(ratio.value, ratio.detail, details, metric).noisy
+                low, high = ci95_bounds(ratio)
+                # the two models' time records' noise; an images/s record is derived from a
+                # latency and carries no rounds, so those rows rest on the interval alone
+                timed = [r for r in (ours, base_ours) if DETAILS[r.metric] is TimingDetail]
+                times = [detail(r, TimingDetail) for r in timed]
+                # this run's own quality; the scorecard weighs every run (evidence.settle)
+                noisy = ratio_quality(ratio.value, detail(ratio, RatioDetail), times, metric).noisy
             else:
                 our_value, our_base = ours.value, base_ours.value
                 our_ratio = our_base / our_value if faster_is_higher else our_value / our_base
                 if metric == GPU_METRIC:
-                    details = [ours.detail, base_ours.detail]
-                    noisy = throughput_quality(details).noisy
+                    gpus = [detail(r, GpuDetail) for r in (ours, base_ours)]
+                    noisy = throughput_quality(gpus).noisy
             rows.append(
                 {
                     "source": pub.source[:3],

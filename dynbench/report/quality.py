@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from dynbench.report.data import ci95_bounds, field_dict
+from dynbench.report.data import detail
+from dynbench.results.details import GpuDetail, RatioDetail, TimingDetail
 
 MAX_CI_HALF_WIDTH = 0.03
 MAX_IQR = 0.10
@@ -60,14 +61,13 @@ class Quality:
 TRAINING_METRICS = ("train_step_ms_per_image",)
 
 
-def model_noise(detail: object, metric: str = "") -> list[str]:
+def model_noise(timing: TimingDetail, metric: str = "") -> list[str]:
     """Why one model's timing record (of ``metric``) is noisy (empty: it is not)."""
-    info = field_dict(detail)
     reasons = []
-    iqr = info.get("iqr_over_median")
+    iqr = timing.iqr_over_median
     if iqr is not None and iqr > MAX_IQR:
         reasons.append(f"IQR {iqr:.0%} of the median")
-    faults = info.get("minor_faults_per_call")
+    faults = timing.minor_faults_per_call
     training = metric in TRAINING_METRICS  # a training step: faults are part of its cost
     if faults is not None and faults > MAX_FAULTS_PER_CALL and not training:
         reasons.append(f"{faults:,.0f} page faults per call")
@@ -75,25 +75,25 @@ def model_noise(detail: object, metric: str = "") -> list[str]:
 
 
 def ratio_quality(
-    value: float, detail: object, time_details: list[object], metric: str = ""
+    value: float, ratio: RatioDetail, times: list[TimingDetail], metric: str = ""
 ) -> Quality:
     """The quality of one run's ratio: its interval and both models' times (records of
     ``metric``) in that run."""
     reasons = []
-    low, high = ci95_bounds(detail)
+    low, high = ratio.ci95
     if low is None:
         reasons.append("no 95% interval (fewer than 6 rounds)")
     elif max(value - low, high - value) > MAX_CI_HALF_WIDTH * value:
         reasons.append(f"interval [{low:.3f}, {high:.3f}] wider than ±{MAX_CI_HALF_WIDTH:.0%}")
-    for time_detail in time_details:
-        reasons += model_noise(time_detail, metric)
+    for timing in times:
+        reasons += model_noise(timing, metric)
     return Quality(bool(reasons), tuple(reasons))
 
 
-def throughput_quality(details: list[object]) -> Quality:
+def throughput_quality(details: list[GpuDetail]) -> Quality:
     """The quality of one run's GPU throughput ratio: the block spreads recorded in both
     models' ``details``."""
-    spreads = [field_dict(detail).get("spread") for detail in details]
+    spreads = [gpu.spread for gpu in details]
     reasons = [
         f"timed blocks spread {spread:.0%}"
         for spread in spreads
@@ -104,18 +104,13 @@ def throughput_quality(details: list[object]) -> Quality:
 
 def section_quality(times: pd.DataFrame) -> str:
     """One sentence for a timing section: was the machine quiet for these records?"""
-    details = [field_dict(d) for d in times["detail"]]
-    noisy = {
-        model: model_noise(d, metric)
-        for model, d, metric in zip(times["model"], details, times["metric"], strict=True)
-    }
+    rows = list(times.itertuples(index=False))
+    details = [detail(r, TimingDetail) for r in rows]
+    noisy = {r.model: model_noise(d, r.metric) for r, d in zip(rows, details, strict=True)}
     noisy = {model: why for model, why in noisy.items() if why}
-
-    def recorded(*keys: str) -> list[float]:
-        return [d[k] for d in details for k in keys if d.get(k) is not None]
-
-    loads = recorded("load_before", "load_after")
-    clocks = sorted(set(recorded("cpu_mhz_before", "cpu_mhz_after")))
+    loads = [v for d in details for v in (d.load_before, d.load_after) if v is not None]
+    clocks = [v for d in details for v in (d.cpu_mhz_before, d.cpu_mhz_after) if v is not None]
+    clocks = sorted(set(clocks))
     load = f"load average {min(loads):.2f}-{max(loads):.2f}" if loads else "load not recorded"
     clock = f"CPU clock {clocks[0]:g}-{clocks[-1]:g} MHz" if clocks else "CPU clock not readable"
     if not noisy:

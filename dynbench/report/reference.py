@@ -12,10 +12,12 @@ import importlib.resources
 
 import pandas as pd
 
-from dynbench.report.claims import UNMEASURED, Lookup, Run, load_claims, scorecard
+from dynbench.report.claims import load_claims, scorecard
 from dynbench.report.data import field_dict, judged_setting
+from dynbench.report.evidence import Lookup, Run
 from dynbench.report.machines import split_by_machine
 from dynbench.report.quality import MAX_CI_HALF_WIDTH
+from dynbench.report.verdicts import UNMEASURED
 from dynbench.results.names import SIZE_METRICS
 from dynbench.results.store import ResultStore
 

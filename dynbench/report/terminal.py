@@ -11,12 +11,9 @@ from rich.table import Table
 
 from dynbench.measure.breakdown import Inspection
 from dynbench.report.answer import answer_lines
-from dynbench.report.data import TIMING_SECTIONS, timing_table
-from dynbench.report.published_sizes import (
-    COMPACT_COLUMNS,
-    compare_published,
-    uncompared_published,
-)
+from dynbench.report.data import TIMING_SECTIONS, detail, timing_table
+from dynbench.report.published_sizes import COMPACT_COLUMNS, compare_published, uncompared_published
+from dynbench.results.details import CounterDetail
 
 
 def format_value(value: object) -> str:
@@ -84,16 +81,15 @@ def print_summary(out: Console, frame: pd.DataFrame, title: str, verbose: bool =
     )
     if not verbose:
         return
-    for _, row in frame[frame["metric"] == "madds"].drop_duplicates("model").iterrows():
-        detail = row["detail"] or {}
-        if detail.get("disagree"):
-            rows = frame[(frame["model"] == row["model"]) & (frame["metric"] == "madds")]
-            notes = "; ".join(
-                describe_counter(r["method"], r["detail"]) for _, r in rows.iterrows()
-            )
+    madds = frame[frame["metric"] == "madds"]
+    for row in madds.drop_duplicates("model").itertuples(index=False):
+        counted = detail(row, CounterDetail)
+        if counted.disagree:
+            rows = madds[madds["model"] == row.model].itertuples(index=False)
+            notes = "; ".join(describe_counter(r.method, detail(r, CounterDetail)) for r in rows)
             out.print(
-                f"[yellow]! {row['model']}: MAdds counters disagree by "
-                f"{100 * detail['spread']:.2f}% ({notes})[/]"
+                f"[yellow]! {row.model}: MAdds counters disagree by "
+                f"{100 * counted.spread:.2f}% ({notes})[/]"
             )
 
 
@@ -138,13 +134,13 @@ def print_published_comparison(out: Console, records: pd.DataFrame) -> None:
         )
 
 
-def describe_counter(counter: str, detail: dict) -> str:
+def describe_counter(counter: str, counted: CounterDetail) -> str:
     """'fvcore counts batch_norm, skips add' for a disagreement note."""
     parts = []
-    extra = detail.get("extra_ops") or {}
+    extra = counted.extra_ops or {}
     if extra:
         parts.append("also counts " + ", ".join(f"{op} {n:,}" for op, n in extra.items()))
-    skipped = detail.get("skipped_ops") or {}
+    skipped = counted.skipped_ops or {}
     parts.append("skips " + (", ".join(sorted(skipped)) or "nothing"))
     return f"{counter} " + ", ".join(parts)
 

@@ -16,14 +16,10 @@ import pandas as pd
 
 from dynbench.models.identity import USER_OPERATOR
 from dynbench.models.registry import find_model
-from dynbench.report.data import (
-    GPU_METRIC,
-    ci95_text,
-    family_of,
-    field_dict,
-    latest,
-)
+from dynbench.report.data import GPU_METRIC, ci95_text, detail, family_of, field_dict, latest
+from dynbench.report.document import Block, Section, Table
 from dynbench.report.quality import model_noise, ratio_quality, throughput_quality
+from dynbench.results.details import CounterDetail, GpuDetail, RatioDetail, TimingDetail
 from dynbench.results.names import COUNTERS
 
 PAPERS_OPERATORS = ("condconv", "dyconv", "dcd", "odconv")
@@ -86,7 +82,7 @@ def _row(values: pd.DataFrame, model: str, baseline: str) -> dict | None:
     row["Params"] = None if params is None else params["value"]
     for counter in COUNTERS:
         record = _value(values, model, "madds", counter)
-        error = None if record is None else field_dict(record["detail"]).get("error") or ""
+        error = None if record is None else detail(record, CounterDetail).error or ""
         if record is not None and _missing(record["value"]) and "unavailable" in (error or ""):
             row[COUNTER_COLUMNS[counter]] = "unavailable"
         else:
@@ -107,15 +103,14 @@ def _latency(values: pd.DataFrame, model: str, baseline: str) -> dict:
     if ratio is None:
         return {"CPU latency ×": None, "95% CI": "", "Timing": "not timed"}
     # the interval, then each model's rounds, named
-    quality = ratio_quality(ratio["value"], ratio["detail"], [])
+    ratio_detail = detail(ratio, RatioDetail)
+    quality = ratio_quality(ratio["value"], ratio_detail, [])
     reasons = list(quality.reasons)
     for name in (model, baseline):
         time = _value(values, name, "latency_ms")
-        reasons += [] if time is None else [f"{name}: {r}" for r in model_noise(time["detail"])]
-    low, high = (
-        field_dict(ratio["detail"]).get("ci95_low"),
-        field_dict(ratio["detail"]).get("ci95_high"),
-    )
+        noise = [] if time is None else model_noise(detail(time, TimingDetail))
+        reasons += [f"{name}: {r}" for r in noise]
+    low, high = ratio_detail.ci95
     return {
         "CPU latency ×": ratio["value"],
         "95% CI": ci95_text(low, high),
@@ -128,7 +123,7 @@ def _gpu(values: pd.DataFrame, model: str, baseline: str) -> dict:
     if not (_number(mine) and _number(base)):
         return {"GPU ×": None}
     ratio = _number(mine) / _number(base)
-    quality = throughput_quality([mine["detail"], base["detail"]])
+    quality = throughput_quality([detail(mine, GpuDetail), detail(base, GpuDetail)])
     return {"GPU ×": ratio, "GPU timing": quality.text()}
 
 
@@ -188,9 +183,6 @@ def position_bullets(table: pd.DataFrame, mine: list[str]) -> list[str]:
 
 def user_operator_section(frame: pd.DataFrame):
     """The report section, or None when the store holds no model with a user's operator."""
-    # imported here: render imports this module to hook the section in
-    from dynbench.report.render import Block, Section, Table
-
     mine_all = user_operator_models(frame)
     if not mine_all:
         return None

@@ -20,6 +20,14 @@ MADDS_PARTS = ("conv", "attention", "aggregation", "feature_scale")
 # Profiler scopes every operator marks (see dynbench.ops.base.phase).
 PHASES = ("attention", "aggregation", "conv")
 
+# The fast routes of a kernel-mixing conv (KernelDynamicConv.route); a record's
+# settings.impl names the route that ran as "fast/<route>"
+MIXED, EXPERTS = "mixed", "experts"
+
+# The executions of a spatial DynConv model (dense, masked, sparse): a sparsity record's
+# settings.execution
+EXECUTIONS = ("dense", "masked", "sparse")
+
 MADDS_UNIT = "MAdds"  # multiply-adds, fvcore's unit; torch's FLOPs are halved to match
 RATIO_UNIT = "x baseline"
 

@@ -17,6 +17,8 @@ from dynbench.published.conventions import (
 )
 from dynbench.report.matrix import reproduction_matrix
 from dynbench.report.published_sizes import compare_published, fragile
+from tests.report.stores import frame as stored
+from tests.report.stores import record
 
 
 def _published(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
@@ -136,17 +138,13 @@ def test_a_paper_convention_counts_its_parts_on_every_row_of_the_paper():
         "aggregation": 10_985_472,
         "feature_scale": 3_186_176,
     }
-    rows = [
-        {"model": "resnet18_odconv_1x", "metric": "params", "method": "count", "value": 1.0},
-        {
-            "model": "resnet18_odconv_1x",
-            "metric": "madds",
-            "method": "analytic",
-            "value": float(sum(breakdown.values())),
-            "detail": {"breakdown": breakdown},
-        },
-    ]
-    measured = pd.DataFrame(rows).assign(measured_at=range(2))
+    total = float(sum(breakdown.values()))
+    measured = stored(
+        [
+            record("resnet18_odconv_1x", "params", 1.0, "count"),
+            record("resnet18_odconv_1x", "madds", total, "analytic", {"breakdown": breakdown}),
+        ]
+    )
     compared = compare_published(measured)
     main = compared[compared["table"] == "ResNet ImageNet"].iloc[0]
     assert main["paper_convention"] == "paper:odconv"
@@ -189,16 +187,10 @@ def test_paper_dcd_counts_each_layers_cheaper_route():
     }
     model = "mobilenetv2_050_dcd_pw"
     rows = [
-        {"model": model, "metric": "params", "method": "count", "value": 2_876_776.0},
-        {
-            "model": model,
-            "metric": "madds",
-            "method": "analytic",
-            "value": float(sum(breakdown.values())),
-            "detail": detail,
-        },
+        record(model, "params", 2_876_776.0, "count"),
+        record(model, "madds", float(sum(breakdown.values())), "analytic", detail),
     ]
-    compared = compare_published(pd.DataFrame(rows).assign(measured_at=range(2)))
+    compared = compare_published(stored(rows))
     row = compared[compared["table"] == "Table 1(a)"].iloc[0]
     assert (row["paper_convention"], row["paper_madds"]) == ("paper:dcd", 104_535_008)
     assert row["paper_ok"] == "≈" and row["analytic_ok"] == "✗"

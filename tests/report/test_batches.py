@@ -3,8 +3,9 @@
 import pandas as pd
 
 from dynbench.report.batches import sweep_points, sweep_table
-from dynbench.report.render import build_report, to_markdown, write_report
-from tests.report.stores import record
+from dynbench.report.markdown import to_markdown
+from dynbench.report.render import build_report, write_report
+from tests.report.stores import frame, record
 
 METHOD = "torch.utils.benchmark"
 # (batch, ms per image: baseline, DY-Conv; DY-Conv's ratio; DY-Conv's implementation)
@@ -52,7 +53,7 @@ def _sweep_store(iqr: float = 0.03) -> pd.DataFrame:
                 {**common, "impl": impl},
             )
         )
-    return pd.DataFrame(rows)
+    return frame(rows)
 
 
 def test_points_keep_every_batch_and_the_route():

@@ -2,7 +2,8 @@
 
 import pytest
 
-from dynbench.report.claims import (
+from dynbench.report.claims import scorecard
+from dynbench.report.verdicts import (
     COUNTERS_DISAGREE,
     FAILS,
     HOLDS,
@@ -10,7 +11,6 @@ from dynbench.report.claims import (
     NOISY,
     STRADDLES,
     UNMEASURED,
-    scorecard,
 )
 from tests.report.stores import BASE, DYCONV, frame, latency, record, sizes
 

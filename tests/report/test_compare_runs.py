@@ -2,19 +2,14 @@
 
 import json
 
+from tests.report.stores import record
+
 
 def _ratio(model: str, value: float, low: float | None = None, high: float | None = None) -> dict:
-    return {
-        "model": model,
-        "suite": "latency",
-        "metric": "latency_ratio",
-        "value": value,
-        "unit": "x baseline",
-        "method": "torch.utils.benchmark",
-        "settings": {},
-        "detail": {"baseline": "resnet18", "ci95_low": low, "ci95_high": high},
-        "run_id": "x",
-    }
+    """A ratio as ``dynbench run --json`` writes it: the record's dict and its run."""
+    detail = {"baseline": "resnet18", "ci95_low": low, "ci95_high": high}
+    made = record(model, "latency_ratio", value, "torch.utils.benchmark", detail).record
+    return {**made.as_dict(), "suite": "latency", "run_id": "x"}
 
 
 def _write(tmp_path, name: str, records: list[dict]) -> str:

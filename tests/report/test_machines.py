@@ -8,8 +8,9 @@ import pytest
 
 from dynbench.errors import DynbenchError
 from dynbench.report.machines import select_machine, split_by_machine
-from dynbench.report.render import build_report, environment_line, to_markdown
-from tests.report.stores import BASE, DYCONV, frame, latency
+from dynbench.report.markdown import environment_line, to_markdown
+from dynbench.report.render import build_report
+from tests.report.stores import BASE, DYCONV, frame, latency, record
 
 CLAIM = "resnet18_dyconv_4x"
 
@@ -96,13 +97,9 @@ def test_compiled_timings_are_shown_beside_eager_and_do_not_judge_claims():
     timed = compiled["metric"].isin(["latency_ms", "latency_ratio"])
     compiled.loc[timed, "settings"] = settings
     compiled.loc[timed, "measured_at"] = "2026-11-30T00:00:00Z"  # newer than eager
-    failed = compiled.iloc[:1].assign(
-        model="resnet18_odconv_4x",
-        metric="error",
-        value=None,
-        method="compile",
-        settings=settings,
-        detail=json.dumps({"error": "Unsupported: dynamic kernel"}),
+    error = {"error": "Unsupported: dynamic kernel"}
+    failed = frame(
+        [record("resnet18_odconv_4x", "error", None, "compile", error, json.loads(settings), "c")]
     )
     report = build_report(pd.concat([eager, compiled, failed], ignore_index=True))
     card = report.sections[0].blocks[1].table.frame

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from dynbench.report.matrix import SeedTable, overall_counts, reproduction_matrix
+from tests.report.stores import frame, record
 
 
 def _seed(counts: list[dict]) -> SeedTable:
@@ -39,17 +40,12 @@ def test_overall_counts_of_no_table_is_empty():
 def test_overall_params_count_of_the_resnet18_rows():
     """ResNet-18 has five printed params: the ODConv paper's 11.69M three times and the DCD
     paper's 11.1M twice, whose sections count in units of 2^20 (11.148): all ✓."""
-    measured = pd.DataFrame(
+    measured = frame(
         [
-            {"model": "resnet18", "metric": "params", "method": "count", "value": 11_689_512.0},
-            {
-                "model": "resnet18",
-                "metric": "params_no_classifier",
-                "method": "count",
-                "value": 11_176_512.0,
-            },
+            record("resnet18", "params", 11_689_512.0, "count"),
+            record("resnet18", "params_no_classifier", 11_176_512.0, "count"),
         ]
-    ).assign(measured_at=range(2))
+    )
     tables, _ = reproduction_matrix(measured)
     params = overall_counts(tables).set_index("Figure").loc["params"]
     assert params[["✓", "≈", "✗", "Reproduced %"]].tolist() == [5, 0, 0, 100.0]
@@ -59,14 +55,14 @@ def test_overall_params_count_of_the_resnet18_rows():
 
 def test_a_counter_one_unit_off_counts_as_approximate_beside_an_exact_one():
     """ODConv's ResNet-18 baseline prints 1.814G: conv+FC is exact, 1.815G is one unit off."""
-    measured = pd.DataFrame(
+    measured = frame(
         [
-            {"model": "resnet18", "metric": "params", "method": "count", "value": 11_689_512.0},
-            {"model": "resnet18", "metric": "madds", "method": "conv_linear", "value": 1.814e9},
-            {"model": "resnet18", "metric": "madds", "method": "ptflops", "value": 1.815e9},
-            {"model": "resnet18", "metric": "madds", "method": "fvcore", "value": 1.819e9},
+            record("resnet18", "params", 11_689_512.0, "count"),
+            record("resnet18", "madds", 1.814e9, "conv_linear"),
+            record("resnet18", "madds", 1.815e9, "ptflops"),
+            record("resnet18", "madds", 1.819e9, "fvcore"),
         ]
-    ).assign(measured_at=range(4))
+    )
     tables, _ = reproduction_matrix(measured)
     odconv = next(t for t in tables if "ResNet ImageNet (" in t.title)
     assert odconv.title.endswith("(params: 10^6 units, with the classifier, half-up)")

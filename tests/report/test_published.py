@@ -13,6 +13,7 @@ from dynbench.report.published_sizes import (
     uncompared_published,
 )
 from dynbench.report.published_speeds import compare_published_speed, minutes
+from tests.report.stores import frame, record
 
 
 def test_parse_printed():
@@ -51,24 +52,14 @@ def test_clean_label():
 
 
 def test_comparison_rows():
-    measured = pd.DataFrame(
+    measured = frame(
         [
-            {"model": "resnet18", "metric": "params", "method": "count", "value": 11_689_512.0},
-            {
-                "model": "resnet18",
-                "metric": "params_no_classifier",
-                "method": "count",
-                "value": 11_176_512.0,
-            },
-            {
-                "model": "resnet18",
-                "metric": "madds",
-                "method": "conv_linear",
-                "value": 1_814_073_344.0,
-            },
-            {"model": "resnet18", "metric": "madds", "method": "fvcore", "value": 1_819_065_856.0},
+            record("resnet18", "params", 11_689_512.0, "count"),
+            record("resnet18", "params_no_classifier", 11_176_512.0, "count"),
+            record("resnet18", "madds", 1_814_073_344.0, "conv_linear"),
+            record("resnet18", "madds", 1_819_065_856.0, "fvcore"),
         ]
-    ).assign(measured_at=range(4))
+    )
     table = compare_published(measured)
     odconv = table[(table["source"] == "003") & (table["table"] == "ResNet ImageNet")].iloc[0]
     assert odconv["params_ok"] == "✓" and odconv["madds_ok"] == "✓ conv_linear"
@@ -80,17 +71,12 @@ def test_comparison_rows():
 
 
 def test_backbone_rows_compare_params_without_the_classifier():
-    measured = pd.DataFrame(
+    measured = frame(
         [
-            {"model": "resnet50_v1", "metric": "params", "method": "count", "value": 25_557_032.0},
-            {
-                "model": "resnet50_v1",
-                "metric": "params_no_classifier",
-                "method": "count",
-                "value": 23_508_032.0,
-            },
+            record("resnet50_v1", "params", 25_557_032.0, "count"),
+            record("resnet50_v1", "params_no_classifier", 23_508_032.0, "count"),
         ]
-    ).assign(measured_at=range(2))
+    )
     table = compare_published(measured)
     backbone = table[table["table"] == "MS-COCO 2017 backbones (in parentheses)"].iloc[0]
     assert (backbone["params_pub"], backbone["params"]) == ("23.51M", 23_508_032.0)
@@ -118,14 +104,9 @@ def test_every_ablation_row_has_a_model_or_says_why_not():
         assert row.model or row.note.startswith("Not built") or "Not built:" in row.note, row
 
 
-def _timings(rows: list[tuple], unit: str) -> pd.DataFrame:
-    """Stored-measurement rows from (model, metric, value, detail) tuples."""
-    return pd.DataFrame(
-        [
-            {"model": m, "metric": k, "method": "torch.utils.benchmark", "value": v, "detail": d}
-            for m, k, v, d in rows
-        ]
-    ).assign(measured_at=range(len(rows)), unit=unit)
+def _timings(rows: list[tuple]) -> pd.DataFrame:
+    """A store of the (model, metric, value, detail) tuples' records, in order."""
+    return frame([record(m, k, v, "torch.utils.benchmark", d) for m, k, v, d in rows])
 
 
 def test_published_speed_compares_slowdowns_not_absolute_speeds():
@@ -138,7 +119,7 @@ def test_published_speed_compares_slowdowns_not_absolute_speeds():
         ("mobilenetv2_100_odconv_1x", "cpu_images_per_s", 22.0, None),
         ("mobilenetv2_100_odconv_1x", "latency_ratio", 1.36, {"ci95_low": 1.34, "ci95_high": 1.37}),
     ]
-    measured = _timings(rows, unit="")
+    measured = _timings(rows)
     table = compare_published_speed(measured).set_index(["source", "model"])
     # ODConv paper, E5-2683 v3: baseline 17.3 img/s, DCD 9.5 img/s -> 1.821x slower there
     dcd = table.loc[("003", "mobilenetv2_100_dcd")]
@@ -172,7 +153,7 @@ def test_published_training_time_ratio_against_the_train_step_suite():
             {"ci95_low": 2.95, "ci95_high": 3.05},
         ),  # noqa: E501
     ]
-    measured = _timings(rows, unit="ms/image")
+    measured = _timings(rows)
     table = compare_published_speed(measured).set_index("model")
     dynamic = table.loc["resnet18_cifar_dyconv_4x"]
     # the reproduction: 53 min vs about 13 hours of training, 14.7x
@@ -198,12 +179,7 @@ def test_published_speed_judges_the_newest_run_on_its_own_quality():
         ("mobilenetv2_100_dcd", "latency_ratio", 1.50, {"ci95_low": 1.49, "ci95_high": 1.51}, "a"),
         ("mobilenetv2_100_dcd", "latency_ratio", 1.40, {"ci95_low": 1.39, "ci95_high": 1.41}, "b"),
     ]
-    measured = pd.DataFrame(
-        [
-            {"model": m, "metric": k, "method": "x", "value": v, "detail": d, "run_id": r}
-            for m, k, v, d, r in gpu + cpu
-        ]
-    ).assign(measured_at=range(len(gpu) + len(cpu)), unit="")
+    measured = frame([record(m, k, v, "x", d, run_id=r) for m, k, v, d, r in gpu + cpu])
     table = compare_published_speed(measured).set_index(["source", "model"])
     odconv = table.loc[("003", "resnet50_v1_odconv_1x")]
     assert odconv["printed"].endswith("img/s") and odconv["verdict"] == "inconclusive (noisy)"

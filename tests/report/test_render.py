@@ -4,7 +4,9 @@ import re
 
 import pytest
 
-from dynbench.report.render import MAX_MARKDOWN_COLUMNS, build_report, to_html, write_report
+from dynbench.report.document import MAX_MARKDOWN_COLUMNS
+from dynbench.report.html import to_html
+from dynbench.report.render import build_report, write_report
 from tests.report.stores import BASE, DYCONV, frame, latency
 
 STORE = frame(

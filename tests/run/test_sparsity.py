@@ -10,7 +10,7 @@ import torch
 from dynbench.models.registry import find_model
 from dynbench.models.spatial import set_granularity, set_mask_source
 from dynbench.ops.dynconv import MaskSource
-from dynbench.report.spatial import break_even, break_even_text
+from dynbench.report.mask_density import break_even, break_even_text
 from dynbench.run.options import prepare
 from dynbench.run.settings import SparsitySettings
 from dynbench.run.sparsity import gpu_throughput

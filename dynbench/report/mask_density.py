@@ -1,4 +1,4 @@
-"""Spatial DynConv in the report: latency and MAdds against mask density, and break-even.
+"""Spatial DynConv's points: latency and MAdds against mask density, and break-even.
 
 The sparsity measure stores one point per (model, mask source, density, execution); the
 newest of each is used. The *break-even density* is where the sparse execution's latency
@@ -12,9 +12,10 @@ from collections import Counter
 
 import pandas as pd
 
-from dynbench.ops.dynconv import EXECUTIONS
-from dynbench.report.data import ci95_bounds, field_dict
+from dynbench.report.data import detail, field_dict
 from dynbench.report.quality import ratio_quality
+from dynbench.results.details import BlocksDetail, RatioDetail, TimingDetail
+from dynbench.results.names import EXECUTIONS
 
 
 def spatial_points(frame: pd.DataFrame) -> pd.DataFrame:
@@ -34,7 +35,7 @@ def spatial_points(frame: pd.DataFrame) -> pd.DataFrame:
     keys = ["model", "mask", "density", "execution", "metric"]
     rows = rows.drop_duplicates(keys, keep="last")
     times = {
-        (r.model, r.mask, r.density, r.execution): r.detail
+        (r.model, r.mask, r.density, r.execution): detail(r, TimingDetail)
         for r in rows[rows["metric"] == "spatial_latency_ms"].itertuples()
     }
     madds = madds.sort_values("measured_at", kind="stable")
@@ -44,17 +45,18 @@ def spatial_points(frame: pd.DataFrame) -> pd.DataFrame:
         for m, s, v in zip(madds["model"], madds_settings, madds["value"], strict=True)
     }
     chosen_at = {
-        (m, s.get("mask"), s.get("density")): _granularities(d)
-        for m, s, d in zip(madds["model"], madds_settings, madds["detail"], strict=True)
+        (r.model, s.get("mask"), s.get("density")): _granularities(detail(r, BlocksDetail))
+        for r, s in zip(madds.itertuples(), madds_settings, strict=True)
     }
     points = []
     for r in rows[rows["metric"] == "spatial_latency_ratio"].itertuples():
-        low, high = ci95_bounds(r.detail)
+        ratio = detail(r, RatioDetail)
+        low, high = ratio.ci95
         details = [
             times.get((r.model, r.mask, r.density, r.execution)),
             times.get((r.model, r.mask, r.density, "dense")),
         ]
-        quality = ratio_quality(r.value, r.detail, [d for d in details if d is not None])
+        quality = ratio_quality(r.value, ratio, [d for d in details if d is not None])
         full = madds_at.get((r.model, r.mask, 1.0))
         here = madds_at.get((r.model, r.mask, r.density))
         points.append(
@@ -71,15 +73,15 @@ def spatial_points(frame: pd.DataFrame) -> pd.DataFrame:
                 "noisy": quality.noisy,
                 "quality": quality.text(),
                 "madds_vs_full": here / full if here is not None and full else None,
-                "rounds": field_dict(r.detail).get("rounds"),
+                "rounds": ratio.rounds,
             }
         )
     return pd.DataFrame(points).sort_values(["model", "mask", "execution", "density"])
 
 
-def _granularities(detail: object) -> str:
+def _granularities(blocks: BlocksDetail) -> str:
     """How many blocks ran at each granularity, e.g. ``pixel 14, tile 2``."""
-    counts = Counter(b.get("granularity") for b in field_dict(detail).get("blocks", []))
+    counts = Counter(b.get("granularity") for b in blocks.blocks)
     return ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()) if kind)
 
 
