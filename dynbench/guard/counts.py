@@ -15,8 +15,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from dynbench.measure.madds import conv_linear_madds
 from dynbench.measure.params import count_params
+from dynbench.measure.shape_counters import conv_linear_madds
 from dynbench.models.registry import zero_init
 
 

@@ -8,8 +8,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dynbench.measure.madds import MaddsResult, conv_linear_by_module, count_madds, fvcore_analysis
+from dynbench.measure.library_counters import fvcore_analysis
+from dynbench.measure.madds import MaddsResult, count_madds
 from dynbench.measure.params import count_params
+from dynbench.measure.shape_counters import conv_linear_by_module
 from dynbench.measure.weights import weight_bytes
 
 

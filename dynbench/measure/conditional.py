@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dynbench.measure.madds import leaf_calls
+from dynbench.measure.shape_counters import leaf_calls
 from dynbench.models.spatial import MASK, spatial_blocks
 from dynbench.ops.base import fc_madds
 

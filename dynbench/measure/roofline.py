@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from dynbench.measure.madds import layer_madds, leaf_calls
+from dynbench.measure.shape_counters import layer_madds, leaf_calls
 from dynbench.ops.base import DynamicOp
 
 

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from dynbench.errors import DynbenchError, one_line
-from dynbench.measure.madds import NO_ANALYTIC
+from dynbench.measure.shape_counters import NO_ANALYTIC
 from dynbench.measure.weights import STATIC_WEIGHTS
 from dynbench.models.identity import USER
 from dynbench.models.layers import BLOCK, HEAD, ConvSpec, static_conv

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from dynbench.measure.madds import conv_linear_madds
 from dynbench.measure.params import count_params
+from dynbench.measure.shape_counters import conv_linear_madds
 from dynbench.models import create_model
 
 TORCHVISION_PARAMS = {

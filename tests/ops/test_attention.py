@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from dynbench.measure.madds import conv_linear_madds
 from dynbench.measure.params import count_params
+from dynbench.measure.shape_counters import conv_linear_madds
 from dynbench.models import all_models, create_model
 from dynbench.ops.attention import CBAM, ECA, BranchAttention, SqueezeExcite, eca_kernel_size
 

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dynbench.measure.madds import conv_linear_madds, layer_madds
 from dynbench.measure.params import count_params
+from dynbench.measure.shape_counters import conv_linear_madds, layer_madds
 from dynbench.models import create_model
 from dynbench.models.layers import BlockSpec
 from dynbench.models.mobilenetv2 import InvertedResidual

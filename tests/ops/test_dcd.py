@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dynbench.measure.madds import conv2d_madds, conv_linear_madds
 from dynbench.measure.params import count_params
+from dynbench.measure.shape_counters import conv2d_madds, conv_linear_madds
 from dynbench.models import create_model
 from dynbench.ops.base import DynamicOp, fc_madds
 from dynbench.ops.dcd import (

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dynbench.measure.madds import conv2d_madds
 from dynbench.measure.params import count_params
+from dynbench.measure.shape_counters import conv2d_madds
 from dynbench.models import create_model
 from dynbench.ops.base import set_impl
 from dynbench.ops.dcd_joint import DCDJointConv2d
