@@ -145,7 +145,7 @@ def _point(
     calls = _executions(model, prepared)
     results, rounds = measure_interleaved(
         calls, settings, lambda s: progress(f"{source.kind} d={source.density}: {s}"),
-        **set_threads(settings["threads"]),
+        [prepared.model], **set_threads(settings["threads"]),
     )  # fmt: skip
     ran = {}
     for execution in EXECUTIONS:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -32,6 +33,8 @@ from dynbench.measure.timing import (
 )
 from dynbench.models.registry import ModelInfo
 from dynbench.ops.base import implementations
+from dynbench.ops.experts_route import RouteSetting
+from dynbench.ops.kernel_mixing import set_route_setting
 from dynbench.results.record import RatioDetail, Record, RoundsDetail, TimingDetail, error_record
 from dynbench.run.family import Emit, Member, Progress
 from dynbench.run.options import DTYPES, Prepared, compiled_if_asked, convert, prepare
@@ -122,9 +125,16 @@ def _widest_ci(timed: dict[str, Timed], baseline: str) -> float:
 
 
 def measure_interleaved(
-    calls: dict, settings: dict, progress: Progress, **where: object
+    calls: dict,
+    settings: dict,
+    progress: Progress,
+    models: Iterable[nn.Module] = (),
+    **where: object,
 ) -> tuple[Interleaved, RoundsDetail]:
     """Run the rounds with progress; the returned detail says how they went.
+
+    The allocator the settings ask for is put in force first, and the ``models`` the calls
+    run are told what is in force (their kernel-mixing convs route by it).
 
     A Ctrl-C after at least 2 complete rounds returns them (``interrupted``) for the
     caller to store; one earlier stops here, before any median of nothing is taken.
@@ -148,6 +158,9 @@ def measure_interleaved(
             progress(f"round {done}/{expected}")
 
     in_force = pin() if settings.get("allocator") == "pinned" else allocator()
+    routes = RouteSetting(memory_kept=in_force == "pinned")
+    for model in models:
+        set_route_setting(model, routes)
     load_before, mhz_before = load_average(), cpu_mhz()
     results = interleaved(
         calls,
@@ -191,7 +204,8 @@ def latency(members: list[Member], settings: dict, emit: Emit, progress: Progres
         return
     members = [(info, model) for info, model in members if info.name in prepared]
     calls = {name: inference_call(p.model, p.x) for name, p in prepared.items()}
-    results, rounds = measure_interleaved(calls, settings, progress, **threads)
+    models = [p.model for p in prepared.values()]
+    results, rounds = measure_interleaved(calls, settings, progress, models, **threads)
     common = {"batch": 1}
     records = []
     for info, model in members:
@@ -278,7 +292,12 @@ def train_step(members: list[Member], settings: dict, emit: Emit, progress: Prog
         return
     members = [(info, model) for info, model in members if info.name in calls]
     results, rounds = measure_interleaved(
-        calls, settings, progress, device=device, threads=torch.get_num_threads()
+        calls,
+        settings,
+        progress,
+        [model for _, model in members],
+        device=device,
+        threads=torch.get_num_threads(),
     )
     common = {"batch": batch, "device": device}
     records = []
