@@ -10,7 +10,8 @@ from dynbench.ops.base import implementations, set_impl
 from dynbench.ops.buffers import SHARED_FROM_BYTES, shares_buffer
 from dynbench.ops.cgc import ContextGatedConv2d
 from dynbench.ops.condconv import CondConv2d, CondLinear
-from dynbench.ops.dcd import DCDConv2d, DCDLinear
+from dynbench.ops.dcd import DCDConv2d
+from dynbench.ops.dcd_linear import DCDLinear
 from dynbench.ops.dyconv import DynamicConv2d
 from dynbench.ops.kernel_mixing import KernelDynamicConv
 from dynbench.ops.odconv import ODConv2d
