@@ -24,7 +24,7 @@ from torch import nn
 from dynbench.measure.conditional import conditional_madds
 from dynbench.measure.gpu import cuda_event_timer, measure_throughput
 from dynbench.measure.timing import inference_call, set_threads
-from dynbench.models.spatial import (
+from dynbench.models.masked_blocks import (
     set_execution,
     set_granularity,
     set_mask_source,

@@ -3,17 +3,17 @@ masked execution against the dense one."""
 
 import pytest
 import torch
-from dynbench.models.spatial import (
+
+from dynbench.measure.params import count_params
+from dynbench.models import create_model
+from dynbench.models.layers import BlockSpec
+from dynbench.models.masked_blocks import (
     SpatialBasicBlock,
     SpatialBlock,
     set_execution,
     set_mask_source,
     spatial_blocks,
 )
-
-from dynbench.measure.params import count_params
-from dynbench.models import create_model
-from dynbench.models.layers import BlockSpec
 from dynbench.models.mobilenetv2 import InvertedResidual
 from dynbench.models.resnet import BasicBlock, BlockPlace, Bottleneck
 from dynbench.models.zoo_dynconv import spatial, spatial_layers
