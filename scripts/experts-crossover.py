@@ -1,5 +1,5 @@
 """Time the two routes of a kernel-mixing conv on the late-layer shapes of the registered
-models, to place the crossover that dynbench.ops.base.experts_pay encodes.
+models, to place the crossover that dynbench.ops.experts_route.experts_pay encodes.
 
 For each shape (C_in, C_out, k, stride, input side), K in {4, 8} and batch 2-64, a DY-Conv
 layer's mixed_conv (attention excluded: both routes share it) runs on the mixed and on the
@@ -29,8 +29,8 @@ import torch
 
 from dynbench.measure.allocator import ALLOCATORS, pin
 from dynbench.measure.gpu import cuda_event_timer
-from dynbench.ops.base import experts_pay
 from dynbench.ops.dyconv import DynamicConv2d
+from dynbench.ops.experts_route import experts_pay
 
 # (C_in, C_out, k, stride, input side): ResNet-18's and MobileNetV2's late layers, and
 # earlier ones as controls

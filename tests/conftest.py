@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dynbench.cli import main
-from dynbench.ops import base
+from dynbench.measure import allocator
 from tests.processes import alive
 
 # set in this session's environment: every process the tests start inherits it
@@ -58,10 +58,11 @@ def _started_here(mark: bytes) -> list[tuple[int, str]]:
 
 
 @pytest.fixture(autouse=True)
-def memory_not_kept(monkeypatch):
-    """Each test starts with the route rule's default (memory not kept), whatever an earlier
-    test's pin() did to this process; a test that pins gets the kept rule until it ends."""
-    monkeypatch.setitem(base._MEMORY, "kept", False)
+def allocator_as_started(monkeypatch):
+    """Each test starts told what a fresh process is told, the allocator not pinned (so
+    the runner routes the kernel-mixing convs for it), whatever an earlier test's pin()
+    did to this process; a test that pins is told so until it ends."""
+    monkeypatch.setitem(allocator._state, "allocator", "system")
 
 
 @dataclass

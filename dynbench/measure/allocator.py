@@ -13,14 +13,16 @@ the suites whose models fault thousands of times a call without it opt in (the s
 suites and the batch sweep; reports/README.md says which committed reports were timed
 pinned, and every timing record keeps its page faults and ``detail.allocator``). Where the
 C library is not glibc it changes nothing, and the records say ``system``.
+
+The kernel-mixing convs' route rule depends on it (reports/batch-sweep/routes-pinned.md):
+the runner tells the models it times what is in force
+(:class:`dynbench.ops.experts_route.RouteSetting`); pinning changes no operator by itself.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-
-from dynbench.ops.base import memory_kept
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 ALLOCATORS = ("pinned", "system")
@@ -44,6 +46,4 @@ def pin() -> str:
         mapped = mallopt(M_MMAP_THRESHOLD, 1 << 30) or mallopt(M_MMAP_THRESHOLD, 1 << 25)
         if mapped and mallopt(M_TRIM_THRESHOLD, (1 << 31) - 1):
             _state["allocator"] = "pinned"
-    if _state["allocator"] == "pinned":
-        memory_kept()  # the kernel-mixing convs' route rule changes with it
     return allocator()

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from dynbench.measure.shape_counters import leaf_calls
-from dynbench.models.spatial import MASK, spatial_blocks
+from dynbench.models.masked_blocks import MASK, spatial_blocks
 from dynbench.ops.base import fc_madds
 
 

@@ -45,6 +45,19 @@ class ConvSpec:
     def is_pointwise(self) -> bool:
         return self.kernel_size == 1
 
+    def conv_kwargs(self) -> dict[str, int | bool]:
+        """The conv's geometry under ``nn.Conv2d``'s keyword names, which the drop-in
+        operators that take all of them (CondConv, DY-Conv) share."""
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "padding": self.padding,
+            "groups": self.groups,
+            "bias": self.bias,
+        }
+
 
 @dataclass(frozen=True)
 class LinearSpec:
@@ -84,15 +97,7 @@ class LayerFactory:
 
 
 def static_conv(spec: ConvSpec) -> nn.Conv2d:
-    return nn.Conv2d(
-        spec.in_channels,
-        spec.out_channels,
-        spec.kernel_size,
-        stride=spec.stride,
-        padding=spec.padding,
-        groups=spec.groups,
-        bias=spec.bias,
-    )
+    return nn.Conv2d(**spec.conv_kwargs())
 
 
 def run_routed(layer: nn.Module, x: Tensor, routing: Tensor | None) -> Tensor:

@@ -10,6 +10,8 @@ ResNet-50/101 figures are v1's.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor, nn
 
 from dynbench.models.layers import (
@@ -36,6 +38,21 @@ def block_conv(layers: LayerFactory, block_index: int, num_blocks: int):
     return conv
 
 
+@dataclass(frozen=True)
+class BlockPlace:
+    """Where a residual block sits: its input width and stride, its index among the
+    network's ``num_blocks`` blocks."""
+
+    inplanes: int
+    stride: int
+    block_index: int
+    num_blocks: int
+
+    def spec(self, out_planes: int) -> BlockSpec:
+        """The block's :class:`BlockSpec` for ``out_planes`` output channels."""
+        return BlockSpec(out_planes, self.inplanes, self.block_index, self.num_blocks)
+
+
 class _Residual(nn.Module):
     """What both blocks share: the branch attention a variant may add, and the residual."""
 
@@ -57,23 +74,16 @@ class BasicBlock(_Residual):
     expansion = 1
 
     def __init__(
-        self,
-        layers: LayerFactory,
-        inplanes: int,
-        planes: int,
-        stride: int,
-        downsample: nn.Module | None,
-        block_index: int,
-        num_blocks: int,
+        self, layers: LayerFactory, place: BlockPlace, planes: int, downsample: nn.Module | None
     ) -> None:
         super().__init__()
-        conv = block_conv(layers, block_index, num_blocks)
-        self.conv1 = conv(inplanes, planes, 3, stride, 1)
+        conv = block_conv(layers, place.block_index, place.num_blocks)
+        self.conv1 = conv(place.inplanes, planes, 3, place.stride, 1)
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv(planes, planes, 3, 1, 1)
         self.bn2 = nn.BatchNorm2d(planes)
-        self._attach(layers, BlockSpec(planes, inplanes, block_index, num_blocks), downsample)
+        self._attach(layers, place.spec(planes), downsample)
 
     def forward(self, x: Tensor, routing: Tensor | None = None) -> Tensor:
         identity = self._identity(x)
@@ -88,26 +98,23 @@ class Bottleneck(_Residual):
     def __init__(
         self,
         layers: LayerFactory,
-        inplanes: int,
+        place: BlockPlace,
         planes: int,
-        stride: int,
         downsample: nn.Module | None,
-        block_index: int,
-        num_blocks: int,
         stride_on_3x3: bool = True,
     ) -> None:
         super().__init__()
-        conv = block_conv(layers, block_index, num_blocks)
+        conv = block_conv(layers, place.block_index, place.num_blocks)
         out_planes = planes * self.expansion
-        s1, s2 = (1, stride) if stride_on_3x3 else (stride, 1)
-        self.conv1 = conv(inplanes, planes, 1, s1, 0)
+        s1, s2 = (1, place.stride) if stride_on_3x3 else (place.stride, 1)
+        self.conv1 = conv(place.inplanes, planes, 1, s1, 0)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = conv(planes, planes, 3, s2, 1)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = conv(planes, out_planes, 1, 1, 0)
         self.bn3 = nn.BatchNorm2d(out_planes)
         self.relu = nn.ReLU(inplace=True)
-        self._attach(layers, BlockSpec(out_planes, inplanes, block_index, num_blocks), downsample)
+        self._attach(layers, place.spec(out_planes), downsample)
 
     def forward(self, x: Tensor, routing: Tensor | None = None) -> Tensor:
         identity = self._identity(x)
@@ -171,18 +178,9 @@ class ResNet(nn.Module):
                         nn.BatchNorm2d(out_planes),
                     )
                 kwargs = {"stride_on_3x3": stride_on_3x3} if block is Bottleneck else {}
-                module = block(
-                    layers,
-                    self.inplanes,
-                    planes,
-                    stride,
-                    downsample,
-                    block_index,
-                    num_blocks,
-                    **kwargs,
-                )
-                spec = BlockSpec(out_planes, self.inplanes, block_index, num_blocks)
-                stage_blocks.append(layers.wrap_block(module, spec))
+                place = BlockPlace(self.inplanes, stride, block_index, num_blocks)
+                module = block(layers, place, planes, downsample, **kwargs)
+                stage_blocks.append(layers.wrap_block(module, place.spec(out_planes)))
                 self.inplanes = out_planes
                 block_index += 1
             stages.append(nn.Sequential(*stage_blocks))

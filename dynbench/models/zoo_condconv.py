@@ -43,14 +43,8 @@ def condconv_layers(
 
     def build_conv(spec: ConvSpec) -> CondConv2d:
         return CondConv2d(
-            spec.in_channels,
-            spec.out_channels,
-            spec.kernel_size,
-            spec.stride,
-            spec.padding,
-            spec.groups,
-            spec.bias,
-            num_kernels,
+            **spec.conv_kwargs(),
+            num_kernels=num_kernels,
             # a block's convs are routed by their CondConvBlock, the head conv by itself
             shared_routing=spec.block_index >= 0,
         )

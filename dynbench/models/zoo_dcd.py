@@ -29,7 +29,8 @@ from collections.abc import Callable
 from dynbench.models.layers import BLOCK, ConvSpec, LinearSpec
 from dynbench.models.mobilenetv2 import INVERTED_RESIDUAL_SETTING
 from dynbench.models.variants import OperatorLayers, Variant, block_convs, register_variants
-from dynbench.ops.dcd import DCDConv2d, DCDLinear
+from dynbench.ops.dcd import DCDConv2d
+from dynbench.ops.dcd_linear import DCDLinear
 
 RESNET_REDUCTION = 16
 CLASSIFIER_LATENT = 32
@@ -48,7 +49,10 @@ def dcd_classifier(spec: LinearSpec) -> DCDLinear:
     )
 
 
-def _dcd_conv(spec: ConvSpec, latent_dim: int, reduction: int, pool_size: int) -> DCDConv2d:
+def dcd_conv(
+    spec: ConvSpec, latent_dim: int, reduction: int, pool_size: int, **options: object
+) -> DCDConv2d:
+    """A DCD conv in ``spec``'s place; ``options``: DCDConv2d's others (squeeze, switches)."""
     return DCDConv2d(
         spec.in_channels,
         spec.out_channels,
@@ -59,17 +63,18 @@ def _dcd_conv(spec: ConvSpec, latent_dim: int, reduction: int, pool_size: int) -
         latent_dim=latent_dim,
         reduction=reduction,
         pool_size=pool_size,
+        **options,
     )
 
 
 def resnet_basic_conv(spec: ConvSpec) -> DCDConv2d:
     """Released ``conv_basic_dy``: 2 x 2 pooled branch (4 C_in features), L = isqrt(4 C_in)."""
-    return _dcd_conv(spec, math.isqrt(4 * spec.in_channels), RESNET_REDUCTION, 2)
+    return dcd_conv(spec, math.isqrt(4 * spec.in_channels), RESNET_REDUCTION, 2)
 
 
 def resnet_bottleneck_conv(spec: ConvSpec) -> DCDConv2d:
     """Released ``conv_dy``: globally pooled branch, L = isqrt(C_in)."""
-    return _dcd_conv(spec, math.isqrt(spec.in_channels), RESNET_REDUCTION, 1)
+    return dcd_conv(spec, math.isqrt(spec.in_channels), RESNET_REDUCTION, 1)
 
 
 def mobilenet_latent(in_channels: int, out_channels: int) -> tuple[int, int]:
@@ -93,7 +98,7 @@ def mobilenet_latent(in_channels: int, out_channels: int) -> tuple[int, int]:
 def mobilenet_conv(fc_squeeze: int) -> Callable[[ConvSpec], DCDConv2d]:
     def build(spec: ConvSpec) -> DCDConv2d:
         latent, pool = mobilenet_latent(spec.in_channels, spec.out_channels)
-        return _dcd_conv(spec, latent, fc_squeeze, pool)
+        return dcd_conv(spec, latent, fc_squeeze, pool)
 
     return build
 

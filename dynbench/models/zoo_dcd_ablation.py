@@ -30,39 +30,18 @@ from dynbench.models.variants import OperatorLayers, Variant, block_convs, regis
 from dynbench.models.zoo_dcd import (
     RESNET_REDUCTION,
     dcd_classifier,
+    dcd_conv,
     expanded_block_pointwise,
     mobilenet_latent,
 )
-from dynbench.ops.dcd import DCDConv2d, DCDSwitches, default_squeeze
+from dynbench.ops.dcd import DCDConv2d
+from dynbench.ops.dcd_base import DCDSwitches, default_squeeze
 from dynbench.ops.dcd_joint import DCDJointConv2d
 
 MOBILE_REDUCTION = 8  # "fc_squeeze" of the x0.5 model
 FULL = DCDSwitches()
 LAMBDA_ONLY = DCDSwitches(channel_fusion=False)
 FUSION_ONLY = DCDSwitches(channel_attention=False)
-
-
-def _conv(
-    spec: ConvSpec,
-    latent: int,
-    squeeze: int | None,
-    pool: int,
-    reduction: int,
-    switches: DCDSwitches,
-) -> DCDConv2d:
-    return DCDConv2d(
-        spec.in_channels,
-        spec.out_channels,
-        spec.kernel_size,
-        spec.stride,
-        spec.padding,
-        bias=spec.bias,
-        latent_dim=latent,
-        squeeze=squeeze,
-        reduction=reduction,
-        pool_size=pool,
-        switches=switches,
-    )
 
 
 def mobilenet_pointwise(
@@ -79,7 +58,7 @@ def mobilenet_pointwise(
         blocks = switches.blocks
         if blocks > 1:
             latent = mobilenet_latent(spec.in_channels // blocks, spec.out_channels // blocks)[0]
-        return _conv(spec, latent, width, pool, MOBILE_REDUCTION, switches)
+        return dcd_conv(spec, latent, MOBILE_REDUCTION, pool, squeeze=width, switches=switches)
 
     return build
 
@@ -90,7 +69,7 @@ def resnet_basic(switches: DCDSwitches) -> Callable[[ConvSpec], DCDConv2d]:
     def build(spec: ConvSpec) -> DCDConv2d:
         latent = math.isqrt(4 * spec.in_channels)
         width = default_squeeze(4 * spec.in_channels, latent**2, RESNET_REDUCTION)
-        return _conv(spec, latent, width, 2, RESNET_REDUCTION, switches)
+        return dcd_conv(spec, latent, RESNET_REDUCTION, 2, squeeze=width, switches=switches)
 
     return build
 

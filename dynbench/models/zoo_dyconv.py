@@ -46,13 +46,7 @@ def dyconv_layers(num_kernels: int, resnet: bool, odconv_attention: bool = False
 
     def build(spec: ConvSpec) -> DynamicConv2d:
         return DynamicConv2d(
-            spec.in_channels,
-            spec.out_channels,
-            spec.kernel_size,
-            spec.stride,
-            spec.padding,
-            spec.groups,
-            spec.bias,
+            **spec.conv_kwargs(),
             num_kernels=num_kernels,
             hidden_offset=1 if resnet and not odconv_attention else 0,
             min_hidden=ODCONV_MIN_HIDDEN if odconv_attention else 0,

@@ -3,7 +3,7 @@
 Every residual block of a ResNet (v1.5 layout, as the released code) gets a mask unit;
 in MobileNetV2 the stride-1 inverted residuals whose input and output channels match (the
 ones with a residual connection), as the released pose hourglass does. See
-:mod:`dynbench.models.spatial` for where each block applies its masks.
+:mod:`dynbench.models.masked_blocks` for where each block applies its masks.
 """
 
 from __future__ import annotations
@@ -11,9 +11,13 @@ from __future__ import annotations
 from torch import nn
 
 from dynbench.models.layers import BlockSpec
+from dynbench.models.masked_blocks import (
+    SpatialBasicBlock,
+    SpatialBottleneck,
+    SpatialInvertedResidual,
+)
 from dynbench.models.mobilenetv2 import InvertedResidual
 from dynbench.models.resnet import BasicBlock, Bottleneck
-from dynbench.models.spatial import SpatialBasicBlock, SpatialBottleneck, SpatialInvertedResidual
 from dynbench.models.variants import OperatorLayers, Variant, register_variants
 
 

@@ -27,7 +27,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from dynbench.ops.base import conv_madds
+from dynbench.ops.analytic_madds import conv_madds
 
 
 def reduced_channels(channels: int, reduction: int) -> int:

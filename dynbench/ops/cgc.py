@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dynbench.ops.base import KernelDynamicConv, phase
+from dynbench.ops.kernel_mixing import KernelDynamicConv
+from dynbench.ops.phases import phase
 
 GROUP_WIDTH = 16  # input channels per group of the channel-interaction map
 

@@ -33,7 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dynbench.ops.base import DynamicOp, KernelDynamicConv, fc_madds, phase
+from dynbench.ops.analytic_madds import fc_madds
+from dynbench.ops.base import DynamicOp
+from dynbench.ops.kernel_mixing import KernelDynamicConv
+from dynbench.ops.phases import phase
 
 
 def route(fc: nn.Linear, x: Tensor) -> Tensor:

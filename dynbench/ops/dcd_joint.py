@@ -24,8 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dynbench.ops.base import DynamicOp, conv_madds, phase
-from dynbench.ops.dcd import adaptive_pool_flat, default_squeeze, hard_sigmoid, paper_latent_dim
+from dynbench.ops.analytic_madds import conv_madds
+from dynbench.ops.base import DynamicOp
+from dynbench.ops.dcd import adaptive_pool_flat
+from dynbench.ops.dcd_base import default_squeeze, hard_sigmoid, paper_latent_dim
+from dynbench.ops.phases import phase
 
 
 class DCDJointConv2d(DynamicOp):

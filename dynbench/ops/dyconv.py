@@ -27,13 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dynbench.ops.base import (
-    AttentionTemperature,
-    KernelDynamicConv,
-    conv1x1_on_vectors,
-    phase,
-    squeeze,
-)
+from dynbench.ops.base import AttentionTemperature
+from dynbench.ops.kernel_mixing import KernelDynamicConv
+from dynbench.ops.phases import phase
+from dynbench.ops.squeeze import conv1x1_on_vectors, squeeze
 
 
 class KernelAttention(nn.Module):

@@ -8,7 +8,7 @@ the 3x3 convs as plain convolutions on a batch of (tile + halo) windows, with no
 gather at all. The price is the inactive positions inside the tiles and the halo, computed
 and then dropped. Which granularity is faster depends on the masks (a blob fills its tiles,
 scattered pixels do not) and on the block, so the spatial block times both on its masks and
-keeps the faster (:class:`dynbench.models.spatial.SpatialBlock`).
+keeps the faster (:class:`dynbench.models.masked_blocks.SpatialBlock`).
 
 Exactness: a window position outside the map is zeroed before any 3x3 reads it (the conv's
 zero padding); every other value a kept output reads is what the masked execution computes

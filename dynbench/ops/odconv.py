@@ -41,11 +41,11 @@ from dynbench.ops.base import (
     EXPERTS,
     MIXED,
     AttentionTemperature,
-    KernelDynamicConv,
     conv1x1_on_vectors,
     phase,
     squeeze,
 )
+from dynbench.ops.kernel_mixing import KernelDynamicConv
 
 # The input route's name in ``implementation()`` (fast/input).
 INPUT = "input"

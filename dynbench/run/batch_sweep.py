@@ -110,6 +110,7 @@ def _one_batch(
         calls,
         settings,
         lambda state: progress(f"batch {batch}: {state}"),
+        [p.model for p in prepared.values()],
         device=device,
         **threads,
     )

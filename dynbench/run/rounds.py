@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 
 from torch import nn
 
@@ -17,6 +18,8 @@ from dynbench.measure.allocator import allocator, pin
 from dynbench.measure.environment import cpu_mhz
 from dynbench.measure.timing import Interleaved, Timed, interleaved, load_average, ratio_with_ci
 from dynbench.ops.base import implementations
+from dynbench.ops.experts_route import RouteSetting
+from dynbench.ops.kernel_mixing import set_route_setting
 from dynbench.results.record import RatioDetail, Record, RoundsDetail, TimingDetail, error_record
 from dynbench.run.family import Emit, Member, Progress
 from dynbench.run.options import Prepared
@@ -164,9 +167,16 @@ def _widest_ci(timed: dict[str, Timed], baseline: str) -> float:
 
 
 def measure_interleaved(
-    calls: dict, settings: RoundsSettings | TrainSettings, progress: Progress, **where: object
+    calls: dict,
+    settings: RoundsSettings | TrainSettings,
+    progress: Progress,
+    models: Iterable[nn.Module] = (),
+    **where: object,
 ) -> tuple[Interleaved, RoundsDetail]:
     """Run the rounds with progress; the returned detail says how they went.
+
+    The allocator the settings ask for is put in force first, and the ``models`` the calls
+    run are told what is in force (their kernel-mixing convs route by it).
 
     A Ctrl-C after at least 2 complete rounds returns them (``interrupted``) for the
     caller to store; one earlier stops here, before any median of nothing is taken.
@@ -190,6 +200,9 @@ def measure_interleaved(
             progress(f"round {done}/{expected}")
 
     in_force = pin() if settings.allocator == "pinned" else allocator()
+    routes = RouteSetting(memory_kept=in_force == "pinned")
+    for model in models:
+        set_route_setting(model, routes)
     load_before, mhz_before = load_average(), cpu_mhz()
     results = interleaved(
         calls,

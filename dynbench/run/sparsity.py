@@ -23,7 +23,7 @@ from torch import nn
 from dynbench.measure.conditional import conditional_madds
 from dynbench.measure.gpu import cuda_event_timer, measure_throughput
 from dynbench.measure.timing import inference_call, set_threads
-from dynbench.models.spatial import (
+from dynbench.models.masked_blocks import (
     set_execution,
     set_granularity,
     set_mask_source,
@@ -144,7 +144,7 @@ def _point(
     calls = _executions(model, prepared)
     results, rounds = measure_interleaved(
         calls, settings, lambda s: progress(f"{source.kind} d={source.density}: {s}"),
-        **set_threads(settings["threads"]),
+        [prepared.model], **set_threads(settings["threads"]),
     )  # fmt: skip
     ran = {}
     for execution in EXECUTIONS:

@@ -49,7 +49,8 @@ def latency(
         return
     members = [(info, model) for info, model in members if info.name in prepared]
     calls = {name: inference_call(p.model, p.x) for name, p in prepared.items()}
-    results, rounds = measure_interleaved(calls, settings, progress, **threads)
+    models = [p.model for p in prepared.values()]
+    results, rounds = measure_interleaved(calls, settings, progress, models, **threads)
     common = {"batch": 1}
     records = []
     for record in latency_records(
@@ -116,7 +117,12 @@ def train_step(
         return
     members = [(info, model) for info, model in members if info.name in calls]
     results, rounds = measure_interleaved(
-        calls, settings, progress, device=device, threads=torch.get_num_threads()
+        calls,
+        settings,
+        progress,
+        [model for _, model in members],
+        device=device,
+        threads=torch.get_num_threads(),
     )
     common = {"batch": batch, "device": device}
     records = []

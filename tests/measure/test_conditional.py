@@ -5,9 +5,9 @@ import torch
 
 from dynbench.measure.conditional import conditional_madds
 from dynbench.models import create_model
-from dynbench.models.spatial import set_mask_source
+from dynbench.models.masked_blocks import set_mask_source
 from dynbench.ops.dynconv import MaskSource
-from tests.models.test_spatial import _block
+from tests.models.test_masked_blocks import _block
 
 # (every mask on, every mask off) at 224 x 224, batch 1: the released counter's convention
 TARGETS = {

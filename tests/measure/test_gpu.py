@@ -182,7 +182,8 @@ def test_the_kept_kernel_buffers_do_not_outlive_the_measurement():
     """The shared per-call kernel buffer and the layers' workspaces are this model's while
     it is timed and are dropped when it is handed back (a GPU would otherwise carry them
     into the next model's peak memory)."""
-    from dynbench.ops import base
+    from dynbench.ops import buffers
+    from dynbench.ops.base import DynamicOp
     from dynbench.ops.dyconv import DynamicConv2d
 
     model = nn.Sequential(DynamicConv2d(3, 256, 3), nn.Flatten())
@@ -190,16 +191,16 @@ def test_the_kept_kernel_buffers_do_not_outlive_the_measurement():
 
     def timer(fn, iterations):
         fn()
-        held.append(sum(b.numel() for b in base._THREAD.workspaces.values()))
+        held.append(sum(b.numel() for b in buffers._THREAD.workspaces.values()))
         return 1.0
 
-    base._THREAD.workspaces = {("mix", torch.float32, torch.device("cpu")): torch.empty(9)}
+    buffers._THREAD.workspaces = {("mix", torch.float32, torch.device("cpu")): torch.empty(9)}
     measure_throughput(
         model, (3, 4, 4), batch=512, iterations=1, warmup=0, device="cpu", timer=timer
     )  # fmt: skip
     assert held[0] >= 512 * 256 * 3 * 9  # the batch's mixed kernels (>= 4 MiB), not the 9 left
-    assert base._THREAD.workspaces == {}
-    assert all(not m._workspaces for m in model.modules() if isinstance(m, base.DynamicOp))
+    assert buffers._THREAD.workspaces == {}
+    assert all(not m._workspaces for m in model.modules() if isinstance(m, DynamicOp))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -6,19 +6,16 @@ import torch
 from torch.autograd.profiler import record_function
 
 from dynbench.models import create_model
-from dynbench.ops.base import (
-    SHARED_FROM_BYTES,
-    KernelDynamicConv,
-    implementations,
-    set_impl,
-    shares_buffer,
-    unmarked,
-)
+from dynbench.ops.base import implementations, set_impl
+from dynbench.ops.buffers import SHARED_FROM_BYTES, shares_buffer
 from dynbench.ops.cgc import ContextGatedConv2d
 from dynbench.ops.condconv import CondConv2d, CondLinear
-from dynbench.ops.dcd import DCDConv2d, DCDLinear
+from dynbench.ops.dcd import DCDConv2d
+from dynbench.ops.dcd_linear import DCDLinear
 from dynbench.ops.dyconv import DynamicConv2d
+from dynbench.ops.kernel_mixing import KernelDynamicConv
 from dynbench.ops.odconv import ODConv2d
+from dynbench.ops.phases import unmarked
 
 OPERATORS = {
     "condconv": (lambda: CondConv2d(8, 8, 3, 1, 1, num_kernels=4), (1, 8, 6, 6)),

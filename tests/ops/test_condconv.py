@@ -13,7 +13,7 @@ from dynbench.measure.shape_counters import conv_linear_madds, layer_madds
 from dynbench.models import create_model
 from dynbench.models.layers import BlockSpec
 from dynbench.models.mobilenetv2 import InvertedResidual
-from dynbench.models.resnet import BasicBlock
+from dynbench.models.resnet import BasicBlock, BlockPlace
 from dynbench.models.zoo_condconv import condconv_layers
 from dynbench.ops.base import DynamicOp, set_impl
 from dynbench.ops.condconv import CondConv2d, CondConvBlock, CondConvRouting, CondLinear
@@ -97,7 +97,7 @@ def basic_block_with_downsample() -> nn.Module:
     """A ResNet block whose downsample conv stays static inside the routed block."""
     layers = condconv_layers(1, num_kernels=4)()
     downsample = nn.Sequential(nn.Conv2d(8, 16, 1, 2, bias=False), nn.BatchNorm2d(16))
-    block = BasicBlock(layers, 8, 16, 2, downsample, block_index=0, num_blocks=1)
+    block = BasicBlock(layers, BlockPlace(8, 2, block_index=0, num_blocks=1), 16, downsample)
     return layers.wrap_block(block, BlockSpec(16, 8, block_index=0, num_blocks=1))
 
 

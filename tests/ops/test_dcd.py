@@ -16,13 +16,9 @@ from dynbench.measure.params import count_params
 from dynbench.measure.shape_counters import conv2d_madds, conv_linear_madds
 from dynbench.models import create_model
 from dynbench.ops.base import DynamicOp, fc_madds
-from dynbench.ops.dcd import (
-    DCDConv2d,
-    DCDLinear,
-    adaptive_pool_flat,
-    hard_sigmoid,
-    paper_latent_dim,
-)
+from dynbench.ops.dcd import DCDConv2d, adaptive_pool_flat
+from dynbench.ops.dcd_base import hard_sigmoid, paper_latent_dim
+from dynbench.ops.dcd_linear import DCDLinear
 from dynbench.results.names import MADDS_PARTS
 from tests.ops.dcd_cases import (
     FP32,

@@ -8,9 +8,7 @@ import pytest
 import torch
 
 from dynbench.ops.base import DynamicOp
-from dynbench.ops.dcd import (
-    DCDLinear,
-)
+from dynbench.ops.dcd_linear import DCDLinear
 from tests.ops.dcd_cases import (
     FP32,
     ROUTES,

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from dynbench.measure.params import count_params
 from dynbench.models import create_model
 from dynbench.ops.base import set_impl
-from dynbench.ops.dcd import DCDConv2d, DCDSwitches
+from dynbench.ops.dcd import DCDConv2d
+from dynbench.ops.dcd_base import DCDSwitches
 from dynbench.published import load_published
 from tests.ops.dcd_cases import FP32, ROUTES, _both_paths, _prepared
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dynbench.models import create_model
-from dynbench.models.spatial import (
+from dynbench.models.masked_blocks import (
     set_execution,
     set_granularity,
     set_mask_source,
@@ -12,7 +12,7 @@ from dynbench.models.spatial import (
 )
 from dynbench.ops.dynconv import MaskSource
 from dynbench.ops.dynconv_sparse import neighbour_rows
-from tests.models.test_spatial import _block
+from tests.models.test_masked_blocks import _block
 
 FP32 = {"rtol": 1e-5, "atol": 1e-5}
 

@@ -7,9 +7,14 @@ import pytest
 import torch
 
 from dynbench.models import create_model
-from dynbench.models.spatial import set_execution, set_granularity, set_mask_source, spatial_blocks
+from dynbench.models.masked_blocks import (
+    set_execution,
+    set_granularity,
+    set_mask_source,
+    spatial_blocks,
+)
 from dynbench.ops.dynconv import MaskSource
-from tests.models.test_spatial import _block
+from tests.models.test_masked_blocks import _block
 from tests.ops.test_dynconv_sparse import FP32, _both
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -3,15 +3,16 @@
 import pytest
 import torch
 
-from dynbench.ops.base import (
+from dynbench.ops.condconv import CondConv2d
+from dynbench.ops.dyconv import DynamicConv2d
+from dynbench.ops.experts_route import (
     KERNEL_PASS_MADDS,
     KERNELS_OUT_OF_CACHE,
     MIN_EXPERTS_DEPTH,
+    RouteSetting,
     experts_pay,
-    memory_kept,
 )
-from dynbench.ops.condconv import CondConv2d
-from dynbench.ops.dyconv import DynamicConv2d
+from dynbench.ops.kernel_mixing import set_route_setting
 from dynbench.ops.odconv import CHANNEL, FILTER, KERNEL, ODConv2d
 
 K = 4
@@ -159,9 +160,13 @@ def test_with_memory_kept_the_experts_route_never_pays():
     with torch.no_grad():
         op(x)
         assert op.implementation() == "fast/experts"
-        memory_kept()  # what measure.allocator.pin() says once freed memory stays mapped
+        # what the runner tells the model once measure.allocator.pin() keeps freed memory
+        set_route_setting(op, RouteSetting(memory_kept=True))
         op(x)
         assert op.implementation() == "fast/mixed"
+        set_route_setting(op, RouteSetting())  # the setting, not the process, decides
+        op(x)
+        assert op.implementation() == "fast/experts"
 
 
 def test_the_size_bound_counts_bytes():

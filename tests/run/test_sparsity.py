@@ -7,8 +7,8 @@ import time
 import pandas as pd
 import torch
 
+from dynbench.models.masked_blocks import set_granularity, set_mask_source
 from dynbench.models.registry import find_model
-from dynbench.models.spatial import set_granularity, set_mask_source
 from dynbench.ops.dynconv import MaskSource
 from dynbench.report.mask_density import break_even, break_even_text
 from dynbench.run.options import prepare

@@ -35,7 +35,6 @@ from torch.utils import benchmark
 
 from dynbench.models.mobilenetv2 import InvertedResidual
 from dynbench.models.resnet import BasicBlock, Bottleneck
-from dynbench.ops.base import phase
 from dynbench.ops.dynconv import EXECUTIONS, GRANULARITIES, MaskSource, MaskUnit, dilate
 from dynbench.ops.dynconv_sparse import (
     SparseBasicBlock,
@@ -49,6 +48,7 @@ from dynbench.ops.dynconv_tiles import (
     TiledBottleneck,
     TiledInvertedResidual,
 )
+from dynbench.ops.phases import phase
 
 DILATED, MASK = "dilated", "mask"
 

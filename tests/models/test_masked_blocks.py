@@ -7,15 +7,15 @@ import torch
 from dynbench.measure.params import count_params
 from dynbench.models import create_model
 from dynbench.models.layers import BlockSpec
-from dynbench.models.mobilenetv2 import InvertedResidual
-from dynbench.models.resnet import BasicBlock, Bottleneck
-from dynbench.models.spatial import (
+from dynbench.models.masked_blocks import (
     SpatialBasicBlock,
     SpatialBlock,
     set_execution,
     set_mask_source,
     spatial_blocks,
 )
+from dynbench.models.mobilenetv2 import InvertedResidual
+from dynbench.models.resnet import BasicBlock, BlockPlace, Bottleneck
 from dynbench.models.zoo_dynconv import spatial, spatial_layers
 from dynbench.ops.dynconv import MaskSource
 
@@ -53,11 +53,11 @@ def _block(kind: str, stride: int) -> SpatialBlock:
     if kind == "bottleneck":
         down = torch.nn.Sequential(torch.nn.Conv2d(16, 32, 1, stride, bias=False),
                                    torch.nn.BatchNorm2d(32))  # fmt: skip
-        block = Bottleneck(layers, 16, 8, stride, down, 0, 1)
+        block = Bottleneck(layers, BlockPlace(16, stride, 0, 1), 8, down)
     elif kind == "basic":
         down = None if stride == 1 else torch.nn.Sequential(
             torch.nn.Conv2d(16, 16, 1, stride, bias=False), torch.nn.BatchNorm2d(16))  # fmt: skip
-        block = BasicBlock(layers, 16, 16, stride, down, 0, 1)
+        block = BasicBlock(layers, BlockPlace(16, stride, 0, 1), 16, down)
     else:
         block = InvertedResidual(layers, 16, 16, 1, 6, 0, 1)
     wrapped = spatial(block, BlockSpec(16, 16, 0, 1))
@@ -123,7 +123,7 @@ def test_the_variants_factory_gives_residual_blocks_a_mask_unit():
 
     layers, plain = spatial_layers(), LayerFactory()
     spec = BlockSpec(16, 16, 3, 8)
-    basic = BasicBlock(plain, 16, 16, 1, None, 3, 8)
+    basic = BasicBlock(plain, BlockPlace(16, 1, 3, 8), 16, None)
     wrapped = layers.wrap_block(basic, spec)
     assert isinstance(wrapped, SpatialBasicBlock)
     assert wrapped.block is basic and wrapped.index == 3 and wrapped.masker.fc.in_features == 16
