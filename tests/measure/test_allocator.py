@@ -13,7 +13,8 @@ import torch
 from dynbench.measure.allocator import allocator, pin
 from dynbench.measure.timing import inference_call
 from dynbench.ops.dyconv import DynamicConv2d
-from dynbench.run.timed import measure_interleaved
+from dynbench.run.rounds import measure_interleaved
+from dynbench.run.settings import RoundsSettings
 
 FAULTS = """
 import ctypes, resource, sys, torch
@@ -60,8 +61,14 @@ def _route_when_timed(allocator_setting: str) -> str:
     torch.manual_seed(0)
     model = DynamicConv2d(512, 2048, 1, num_kernels=4).eval()
     call = inference_call(model, torch.randn(8, 512, 1, 1))
-    settings = {"allocator": allocator_setting, "rounds": 2, "warmup": 1}
-    settings |= {"min_run_time": 0.0, "block_time": 0.0}
+    settings = RoundsSettings(
+        allocator=allocator_setting,
+        rounds=2,
+        warmup=1,
+        min_run_time=0.0,
+        block_time=0.0,
+        ci_target=None,
+    )
     measure_interleaved({"dyconv": call}, settings, lambda state: None, [model])
     return model.implementation()
 
