@@ -62,7 +62,13 @@ class MaskUnit(nn.Module):
         batch, channels, height, width = x.shape
         columns = self._columns()
         if x.is_contiguous():  # an NCHW map: (10, C) x (C, H W) per image reads x as it lies
-            taps = torch.matmul(columns, x.view(batch, channels, -1)).transpose(0, 1)
+            # (mm or bmm, not matmul: matmul folds a 2-D left operand into the transposed
+            # product, the slow orientation again)
+            if batch == 1:
+                taps = columns @ x.view(channels, -1)
+            else:
+                maps = x.view(batch, channels, -1)
+                taps = torch.bmm(columns.expand(batch, -1, -1), maps).transpose(0, 1)
         else:  # channels-last rows (N H W, C)
             taps = columns @ x.permute(0, 2, 3, 1).reshape(-1, channels).t()
         taps = taps.reshape(10, batch, height, width)  # a view in both layouts

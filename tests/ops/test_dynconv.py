@@ -78,14 +78,15 @@ def test_sources_have_their_shapes():
         MaskSource("stripes", 0.5)
 
 
+@pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize("stride, size", [(1, (6, 5)), (2, (7, 8))])
-def test_mask_unit_is_its_conv_plus_its_linear_on_the_pooled_input(stride, size, layout):
+def test_mask_unit_is_its_conv_plus_its_linear_on_the_pooled_input(stride, size, layout, batch):
     """Both of the unit's GEMMs (on an NCHW map and on channels-last rows) are the conv
     plus the Linear on the pooled input."""
     torch.manual_seed(stride)
     unit = MaskUnit(12, stride=stride)
-    x = torch.randn(2, 12, *size).contiguous(memory_format=layout)
+    x = torch.randn(batch, 12, *size).contiguous(memory_format=layout)
     expected = unit.conv(x) + unit.fc(x.mean((2, 3)))[:, :, None, None]
     torch.testing.assert_close(unit(x), expected, rtol=1e-5, atol=1e-5)
 
