@@ -60,14 +60,24 @@ def bordered_rows(positions: Tensor, height: int, width: int, border: int = 1) -
 def add_to_shortcut(
     block: nn.Module, identity: Tensor, index: Tensor, rows: Tensor, relu: bool = True
 ) -> Tensor:
-    """(relu of) shortcut + branch, the branch's ``rows`` added at the map rows ``index``."""
+    """(relu of) shortcut + branch, the branch's ``rows`` added at the map rows ``index``.
+
+    With the ReLU, the map is passed over once: relu(shortcut) everywhere (out of place
+    for the block's input, which is not ours to write; in place on a downsample's output),
+    then the active rows replaced by relu(shortcut + branch), gathered before and written
+    after. Without it, a copy of the shortcut (the input) gets the rows added."""
     batch, channels, height, width = identity.shape
-    out = map_rows(identity)
-    if getattr(block, "downsample", None) is None:  # the block's input: not ours to write
-        out = out.clone()
-    out.index_add_(0, index, rows)
+    shortcut = map_rows(identity)
     if relu:
-        out = torch.relu_(out)
+        active = shortcut.index_select(0, index).add_(rows).relu_()
+        if getattr(block, "downsample", None) is None:  # the block's input
+            out = torch.relu(shortcut)
+        else:
+            out = shortcut.relu_()
+        out.index_copy_(0, index, active)
+    else:
+        out = shortcut.clone() if getattr(block, "downsample", None) is None else shortcut
+        out.index_add_(0, index, rows)
     return out.view(batch, height, width, channels).permute(0, 3, 1, 2)
 
 
