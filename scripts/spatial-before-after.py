@@ -61,23 +61,32 @@ def old_modules(revision: str) -> types.ModuleType:
     dotted = {p[:-3].replace("/", "."): p for p in wanted}
     loaded: dict[str, types.ModuleType] = {}
     while len(loaded) < len(dotted):
+        progress = len(loaded)
         for name, path in dotted.items():
             if name in loaded:
                 continue
             source = subprocess.run(
                 ["git", "show", f"{revision}:{path}"], cwd=ROOT, check=True, capture_output=True
             ).stdout.decode()
-            needs = [d for d in dotted if d != name and re.search(rf"\b{re.escape(d)}\b", source)]
+            needs = [
+                d
+                for d in dotted
+                if d != name and re.search(rf"^from {re.escape(d)} import", source, re.M)
+            ]
             if any(d not in loaded for d in needs):
                 continue
             for dep in needs:
                 alias = "before_" + dep.replace(".", "_")
                 sys.modules[alias] = loaded[dep]
-                source = re.sub(rf"\b{re.escape(dep)}\b", alias, source)
+                source = re.sub(
+                    rf"^from {re.escape(dep)} import", f"from {alias} import", source, flags=re.M
+                )
             module = types.ModuleType("before_" + name.replace(".", "_"))
             sys.modules[module.__name__] = module
             exec(compile(source, f"{revision}:{path}", "exec"), module.__dict__)
             loaded[name] = module
+        if len(loaded) == progress:
+            raise RuntimeError(f"the modules at {revision} import each other: {sorted(dotted)}")
     return loaded["dynbench.models.spatial"]
 
 
