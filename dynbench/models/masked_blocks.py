@@ -15,7 +15,7 @@ Stem, downsample shortcut, the other inverted residuals and the classifier stay 
 not even called), ``masked`` computes everywhere and multiplies by the masks (what the
 released classification models do, so timing it measures the masks' overhead), ``sparse``
 computes the active positions only, eval mode (a block in training mode runs masked and says
-so in ``ran``). Sparse runs at pixel granularity (:mod:`dynbench.ops.dynconv_sparse`), at
+so in ``ran``). Sparse runs at pixel granularity (:mod:`dynbench.ops.dynconv_pixel`), at
 S x S tile granularity (:mod:`dynbench.ops.dynconv_tiles`), or under ``auto`` (the default)
 at whichever of the two, or the dense branch (a nearly full mask gains nothing from gathering),
 a short timing on the block's masks finds fastest; the block keeps the choice per mask key and
@@ -35,13 +35,9 @@ from torch.utils import benchmark
 
 from dynbench.models.mobilenetv2 import InvertedResidual
 from dynbench.models.resnet import BasicBlock, Bottleneck
-from dynbench.ops.dynconv import EXECUTIONS, GRANULARITIES, MaskSource, MaskUnit, dilate
-from dynbench.ops.dynconv_sparse import (
-    SparseBasicBlock,
-    SparseBlock,
-    SparseBottleneck,
-    SparseInvertedResidual,
-)
+from dynbench.ops.dynconv import GRANULARITIES, MaskSource, MaskUnit, dilate
+from dynbench.ops.dynconv_pixel import SparseBasicBlock, SparseBottleneck, SparseInvertedResidual
+from dynbench.ops.dynconv_rows import SparseBlock
 from dynbench.ops.dynconv_tiles import (
     TiledBasicBlock,
     TiledBlock,
@@ -49,6 +45,7 @@ from dynbench.ops.dynconv_tiles import (
     TiledInvertedResidual,
 )
 from dynbench.ops.phases import phase
+from dynbench.results.names import EXECUTIONS
 
 DILATED, MASK = "dilated", "mask"
 

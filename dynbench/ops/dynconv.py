@@ -27,8 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dynbench.results.names import EXECUTIONS  # noqa: F401 (its users import it from here)
-
 MASK_SOURCES = ("random", "blob", "patch", "unit")
 GRANULARITIES = ("auto", "pixel", "tile")  # of the sparse execution; auto: the faster
 # The largest random offset added to the blob's and the patches' priorities: it orders
@@ -46,32 +44,57 @@ class MaskUnit(nn.Module):
         self.conv = nn.Conv2d(channels, 1, 3, stride=stride, padding=1, bias=True)
         self.fc = nn.Linear(channels, 1)
         self.temperature = temperature
+        self._kept: tuple | None = None  # (weights' versions, columns) of _columns
 
     def forward(self, x: Tensor) -> Tensor:
         """``self.conv(x) + self.fc(x.mean((2, 3)))``, computed as one GEMM and a shift-add.
 
         A conv with one output channel leaves the conv kernels' blocking idle; as a GEMM
-        the rows of x (channels last) meet the 9 taps at once, (H W, C) x (C, 9), and the
-        9 tap maps, each shifted by its offset, add up to the conv's output (a conv of
-        the 9 maps with a one-hot 3x3 selector per map). The Linear rides along as a
-        tenth column: the mean of x . w over the positions is w . mean(x), so the pooling
-        pass over x is saved too. Same MAdds to one GEMM column, same function.
+        the positions of x meet the 9 taps at once, (9, C) x (C, N H W), and the output is
+        the sum of the 9 tap maps, each shifted by its offset (read through one strided
+        view of the zero-bordered maps, no selector conv). The Linear rides along as a
+        tenth row: the mean of w . x over the positions is w . mean(x), so the pooling pass
+        over x is saved too. The (10, C) side is the GEMM's left operand in both layouts:
+        with x's rows on the right (transposed for channels-last rows) the GEMM streams x
+        once, where ten output columns on the right leave the BLAS kernels' blocking idle.
         """
         batch, channels, height, width = x.shape
-        columns = torch.cat([self.conv.weight[0].reshape(channels, 9), self.fc.weight.t()], 1)
-        if x.is_contiguous():
-            # an NCHW map (a dense block's output): (10, C) x (C, H W) per image reads x as
-            # it lies; its rows would need a transposing copy of the whole map
-            taps = torch.matmul(columns.t(), x.view(batch, channels, -1))  # (N, 10, H W)
-            pooled = taps[:, 9].mean(1) + self.fc.bias + self.conv.bias
-            maps = taps.view(batch, 10, height, width)[:, :9]
-        else:
-            taps = (x.permute(0, 2, 3, 1).reshape(-1, channels) @ columns).view(batch, -1, 10)
-            pooled = taps[:, :, 9].mean(1) + self.fc.bias + self.conv.bias
-            maps = taps.view(batch, height, width, 10)[..., :9].permute(0, 3, 1, 2)
-        selector = torch.eye(9, dtype=x.dtype, device=x.device).view(1, 9, 3, 3)
-        out = F.conv2d(maps, selector, stride=self.conv.stride, padding=1)
-        return out + pooled.view(batch, 1, 1, 1)
+        columns = self._columns()
+        if x.is_contiguous():  # an NCHW map: (10, C) x (C, H W) per image reads x as it lies
+            # (mm or bmm, not matmul: matmul folds a 2-D left operand into the transposed
+            # product, the slow orientation again)
+            if batch == 1:
+                taps = columns @ x.view(channels, -1)
+            else:
+                maps = x.view(batch, channels, -1)
+                taps = torch.bmm(columns.expand(batch, -1, -1), maps).transpose(0, 1)
+        else:  # channels-last rows (N H W, C)
+            taps = columns @ x.permute(0, 2, 3, 1).reshape(-1, channels).t()
+        taps = taps.reshape(10, batch, height, width)  # a view in both layouts
+        pooled = taps[9].mean((1, 2)) + self.fc.bias + self.conv.bias
+        padded = F.pad(taps[:9], (1, 1, 1, 1))  # (9, N, H + 2, W + 2), the conv's padding
+        stride = self.conv.stride[0]
+        tap, image, row, col = padded.stride()
+        out_h, out_w = (height - 1) // stride + 1, (width - 1) // stride + 1
+        # window (ky, kx) of output (i, j) reads tap 3 ky + kx at (stride i + ky, stride j + kx)
+        windows = padded.as_strided(
+            (batch, out_h, out_w, 3, 3),
+            (image, stride * row, stride * col, 3 * tap + row, tap + col),
+        )
+        return (windows.sum((3, 4)) + pooled.view(batch, 1, 1)).unsqueeze(1)
+
+    def _columns(self) -> Tensor:
+        """(10, C): the conv's 9 taps (ky, kx order) and the Linear's weights as rows; kept
+        across calls while no gradient is recorded and the weights are unchanged."""
+        if torch.is_grad_enabled():
+            return torch.cat([self.conv.weight[0].reshape(-1, 9).t(), self.fc.weight])
+        key = (self.conv.weight._version, self.conv.weight.data_ptr(), self.fc.weight._version)
+        key = (*key, self.fc.weight.data_ptr())
+        if self._kept is None or self._kept[0] != key:
+            with torch.inference_mode(False):
+                weights = torch.cat([self.conv.weight[0].reshape(-1, 9).t(), self.fc.weight])
+            self._kept = (key, weights.contiguous())
+        return self._kept[1]
 
     def hard(self, logits: Tensor) -> Tensor:
         """Training: Gumbel-sigmoid sample, hard in the forward, soft in the backward;
@@ -97,12 +120,12 @@ class MaskUnit(nn.Module):
         return {"conv": 0, "attention": attention, "aggregation": 0, "feature_scale": 0}
 
     def executed_madds(self, x_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> int:
-        """What :meth:`forward` computes: the GEMM of 9 taps and the Linear's column at every
-        input position, the one-hot selector conv (9 maps x 9 taps) at every output, and
-        the pooled logit's add."""
+        """What :meth:`forward` computes: the GEMM of 9 taps and the Linear's row at every
+        input position, the 9 shifted taps summed at every output, and the pooled logit's
+        add (each add counted as one)."""
         batch, channels, height, width = x_shape
         outputs = math.prod(out_shape)
-        return batch * height * width * 10 * channels + outputs * 81 + outputs
+        return batch * height * width * 10 * channels + outputs * 9 + outputs
 
     def madds(self, out_shape: tuple[int, ...]) -> int:
         """The released counter's figure: the 3x3 conv at every output position, bias adds

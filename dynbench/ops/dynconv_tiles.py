@@ -1,6 +1,6 @@
 """Tile granularity of the sparse execution: S x S output tiles, each with its halo.
 
-Pixel granularity (:mod:`dynbench.ops.dynconv_sparse`) gathers exactly the positions each
+Pixel granularity (:mod:`dynbench.ops.dynconv_pixel`) gathers exactly the positions each
 conv needs, and pays an index per position for every gather: its 3x3 conv reads 9 rows
 per active output. Tile granularity computes every S x S tile of the block's output that
 holds an active position: the 1x1 convs run as GEMMs on the rows of the tiles' windows,
@@ -23,11 +23,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dynbench.ops.base import phase
-from dynbench.ops.dynconv_sparse import (
+from dynbench.ops.dynconv_rows import (
     SparseBlock,
     add_to_shortcut,
     basic_pairs,
     bottleneck_pairs,
+    gather_rows,
     inverted_pairs,
 )
 
@@ -66,12 +67,12 @@ def as_tiles(rows: Tensor, count: int, side: int) -> Tensor:
 
 
 def kept_rows(tiles: Tensor, size: int, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Of the tiles' output positions (tile-major), which are active, and their flat rows in
-    the (N H W) output map."""
+    """Of the tiles' output positions (tile-major), the row numbers of the active ones, and
+    their flat rows in the (N H W) output map."""
     height, width = mask.shape[-2:]
     index, inside = tile_windows(tiles, size, 1, 0, height, width)
     keep = inside & (mask.reshape(-1).index_select(0, index) > 0)
-    return keep, index[keep]
+    return keep.nonzero()[:, 0], index[keep]
 
 
 class TiledBlock(SparseBlock):
@@ -99,17 +100,17 @@ class TiledBottleneck(TiledBlock):
 
         with phase("aggregation"):
             count, read, inside, keep, index = self.indices(mask, dilated, (x.shape, size), compute)
-            gathered = x.permute(0, 2, 3, 1).reshape(-1, channels).index_select(0, read)
+            gathered = gather_rows(x, read)
         with phase("conv"):
             h1 = torch.relu_(torch.addmm(w1.bias, gathered, w1.weight))
             h1 = h1.mul_(inside)  # the 3x3's zero padding
             side = (size - 1) * stride + 3
             h2 = torch.relu_(F.conv2d(as_tiles(h1, count, side), w2.kernel, w2.bias, stride))
         with phase("aggregation"):
-            h2 = h2.permute(0, 2, 3, 1).reshape(-1, h2.shape[1])[keep]
+            h2 = gather_rows(h2, keep)
         with phase("conv"):
             h3 = torch.addmm(w3.bias, h2, w3.weight)
-        self.positions = (len(read), len(keep), len(index))
+        self.positions = (len(read), count * size * size, len(index))
         with phase("aggregation"):
             return add_to_shortcut(block, identity, index, h3)
 
@@ -137,16 +138,15 @@ class TiledBasicBlock(TiledBlock):
             count, read, inside, grown, keep, index = self.indices(
                 mask, dilated, (x.shape, size), compute
             )
-            rows = x.permute(0, 2, 3, 1).reshape(-1, channels).index_select(0, read)
-            rows = rows.mul_(inside)  # conv1's zero padding
+            rows = gather_rows(x, read).mul_(inside)  # conv1's zero padding
         with phase("conv"):
             side = (size + 1) * stride + 3
             h1 = F.conv2d(as_tiles(rows, count, side), w1.kernel, w1.bias, stride)
             h1 = torch.relu_(h1).mul_(grown)
             h2 = F.conv2d(h1, w2.kernel, w2.bias)
         with phase("aggregation"):
-            h2 = h2.permute(0, 2, 3, 1).reshape(-1, h2.shape[1])[keep]
-            self.positions = (grown.numel(), len(keep))
+            h2 = gather_rows(h2, keep)
+            self.positions = (grown.numel(), count * size * size)
             return add_to_shortcut(block, identity, index, h2)
 
 
@@ -166,16 +166,16 @@ class TiledInvertedResidual(TiledBlock):
 
         with phase("aggregation"):
             count, read, inside, keep, index = self.indices(mask, dilated, (x.shape, size), compute)
-            gathered = x.permute(0, 2, 3, 1).reshape(-1, channels).index_select(0, read)
+            gathered = gather_rows(x, read)
         with phase("conv"):
             h1 = torch.clamp_(torch.addmm(w1.bias, gathered, w1.weight), 0, 6)
             h1 = as_tiles(h1.mul_(inside), count, size + 2)
             hidden = h1.shape[1]
             h2 = torch.clamp_(F.conv2d(h1, w2.kernel, w2.bias, groups=hidden), 0, 6)
         with phase("aggregation"):
-            h2 = h2.permute(0, 2, 3, 1).reshape(-1, hidden)[keep]
+            h2 = gather_rows(h2, keep)
         with phase("conv"):
             h3 = torch.addmm(w3.bias, h2, w3.weight)
-        self.positions = (len(read), len(keep), len(index))
+        self.positions = (len(read), count * size * size, len(index))
         with phase("aggregation"):
             return add_to_shortcut(block, x, index, h3, relu=False)

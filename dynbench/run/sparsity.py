@@ -29,7 +29,8 @@ from dynbench.models.masked_blocks import (
     set_mask_source,
     spatial_blocks,
 )
-from dynbench.ops.dynconv import EXECUTIONS, MaskSource
+from dynbench.ops.dynconv import MaskSource
+from dynbench.results.names import EXECUTIONS
 from dynbench.results.record import Record, error_record
 from dynbench.run.family import Emit, Member, Progress
 from dynbench.run.options import DTYPES, Prepared, prepare

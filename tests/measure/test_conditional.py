@@ -57,8 +57,8 @@ def test_a_lone_bottleneck_by_hand():
 
 def _unit(positions_in: int, positions_out: int, channels: int) -> int:
     """The mask unit as it runs: 9 taps and the Linear's column at every input position,
-    the one-hot selector conv (9 maps x 9 taps) and the pooled logit's add at every output."""
-    return positions_in * 10 * channels + positions_out * (81 + 1)
+    the 9 shifted taps summed and the pooled logit's add at every output."""
+    return positions_in * 10 * channels + positions_out * (9 + 1)
 
 
 def test_executed_madds_of_a_lone_bottleneck_by_hand():

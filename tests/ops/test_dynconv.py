@@ -78,14 +78,15 @@ def test_sources_have_their_shapes():
         MaskSource("stripes", 0.5)
 
 
+@pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize("stride, size", [(1, (6, 5)), (2, (7, 8))])
-def test_mask_unit_is_its_conv_plus_its_linear_on_the_pooled_input(stride, size, layout):
+def test_mask_unit_is_its_conv_plus_its_linear_on_the_pooled_input(stride, size, layout, batch):
     """Both of the unit's GEMMs (on an NCHW map and on channels-last rows) are the conv
     plus the Linear on the pooled input."""
     torch.manual_seed(stride)
     unit = MaskUnit(12, stride=stride)
-    x = torch.randn(2, 12, *size).contiguous(memory_format=layout)
+    x = torch.randn(batch, 12, *size).contiguous(memory_format=layout)
     expected = unit.conv(x) + unit.fc(x.mean((2, 3)))[:, :, None, None]
     torch.testing.assert_close(unit(x), expected, rtol=1e-5, atol=1e-5)
 
@@ -108,3 +109,25 @@ def test_the_blob_is_the_positions_nearest_its_centre(size):
     for n in range(2):
         assert distance[n][on[n]].max() <= distance[n][~on[n]].min()
     assert not torch.equal(mask[0], mask[1])  # the ring's ties broken apart per sample
+
+
+def test_mask_unit_keeps_its_columns_only_while_the_weights_are_unchanged():
+    """Without a gradient the (10, C) GEMM operand is kept across calls; a weight written
+    in place (a load_state_dict, an optimiser step) is seen at the next call."""
+    torch.manual_seed(0)
+    unit = MaskUnit(6, stride=2).eval()
+    x = torch.randn(2, 6, 9, 7)
+    with torch.inference_mode():
+        first = unit(x)
+        kept = unit._columns()
+        assert unit._columns() is kept
+    with torch.no_grad():
+        unit.conv.weight.mul_(2)
+    with torch.inference_mode():
+        second = unit(x)
+    expected = unit.conv(x) + unit.fc(x.mean((2, 3)))[:, :, None, None]
+    torch.testing.assert_close(second, expected, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(first, second)
+    # with a gradient recorded the columns are built afresh and the weights get theirs
+    unit(x).sum().backward()
+    assert unit.conv.weight.grad is not None and unit.fc.weight.grad is not None

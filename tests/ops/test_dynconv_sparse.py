@@ -11,7 +11,7 @@ from dynbench.models.masked_blocks import (
     spatial_blocks,
 )
 from dynbench.ops.dynconv import MaskSource
-from dynbench.ops.dynconv_sparse import neighbour_rows
+from dynbench.ops.dynconv_pixel import neighbour_rows
 from tests.models.test_masked_blocks import _block
 
 FP32 = {"rtol": 1e-5, "atol": 1e-5}
@@ -139,3 +139,24 @@ def test_every_route_equals_masked_and_reuses_indices_for_unchanged_masks(
     x2 = torch.randn(2, 16, 12, 12)  # another shape: masks and indices drawn afresh
     masked, sparse = _both(block, x2, granularity)
     torch.testing.assert_close(sparse, masked, **FP32)
+
+
+@pytest.mark.parametrize("kind, stride", [("bottleneck", 1), ("basic", 2), ("inverted", 1)])
+def test_zero_maps_are_kept_for_unchanged_masks_and_cleared_for_new_ones(kind, stride):
+    """The pixel blocks' zero-bordered maps are reused while the masks stay (the same rows
+    are written again); masks of the same shape but other positions get a fresh map, so no
+    row of the old masks leaks into the 3x3 windows."""
+    torch.manual_seed(7)
+    block = _block(kind, stride)
+    x = torch.randn(2, 16, 9, 9)
+    block.source = MaskSource("random", 0.4, seed=1)
+    _both(block, x)
+    runner = block._runners["pixel"]
+    (kept,) = runner._zeros.values()
+    with torch.no_grad():
+        block(x)
+    assert next(iter(runner._zeros.values())) is kept
+    block.source = MaskSource("random", 0.4, seed=2)  # other positions, same shape
+    masked, sparse = _both(block, x)
+    torch.testing.assert_close(sparse, masked, **FP32)
+    assert next(iter(runner._zeros.values())) is not kept
