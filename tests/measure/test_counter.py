@@ -13,6 +13,7 @@ from dynbench.models import create_model
 from dynbench.models.registry import model_info
 from dynbench.results.names import COUNTERS, MADDS_UNIT
 from dynbench.run import sizes
+from dynbench.run.settings import MaddsSettings
 
 RESNET10_CONV_LINEAR = 889_229_312  # at 224 x 224 (tests/guard/test_guard.py)
 RESNET10_FC = 512 * 1000
@@ -47,7 +48,7 @@ def test_the_table_holds_every_counter_a_record_may_name_in_the_reports_order():
 
 
 def test_a_counter_added_to_the_table_is_reported_through_the_madds_suite(monkeypatch):
-    settings = {"input_size": None, "counters": ["conv_only", "conv_linear"]}
+    settings = MaddsSettings(counters=["conv_only", "conv_linear"])
     with monkeypatch.context() as patch:
         patch.setitem(MADDS_COUNTERS, "conv_only", MaddsCounter("conv_only", join=ConvOnly))
         records = sizes.madds(model_info("resnet10"), create_model("resnet10"), settings)
