@@ -44,6 +44,9 @@ def size_table(frame: pd.DataFrame) -> pd.DataFrame:
     wide.insert(2, "operator", [family_of(m)[1] for m in wide["model"]])
     ordered = ["model", "family", "operator", "params", "params_no_classifier"]
     ordered += [f"madds_{m}" for m in COUNTERS if f"madds_{m}" in wide]
+    ordered += sorted(
+        c for c in wide if c.startswith("madds_") and c not in ordered
+    )  # counters added to the table
     wide = wide[[c for c in ordered if c in wide]]
     baseline = wide[wide["operator"] == "static"].set_index("family")
     for metric, ratio in (("params", "params_x"), ("madds_conv_linear", "madds_x")):

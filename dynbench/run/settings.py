@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from dynbench.results.names import COUNTERS
+from dynbench.measure.madds import MADDS_COUNTERS
 
 Size = list[int] | tuple[int, ...] | None
 S = TypeVar("S", bound="StepSettings")
@@ -57,12 +57,12 @@ class SizeSettings(StepSettings):
 
 @dataclass(frozen=True)
 class MaddsSettings(SizeSettings):
-    counters: list[str] = field(default_factory=lambda: list(COUNTERS))
+    counters: list[str] = field(default_factory=lambda: list(MADDS_COUNTERS))
 
 
 @dataclass(frozen=True)
 class ResolutionSettings(StepSettings):
-    counters: list[str] = field(default_factory=lambda: list(COUNTERS))
+    counters: list[str] = field(default_factory=lambda: list(MADDS_COUNTERS))
     input_sizes: list[list[int]] = field(default_factory=lambda: [[3, 224, 224]])
 
 

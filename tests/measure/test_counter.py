@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from dynbench.errors import DynbenchError
 from dynbench.measure.counter import FLOPS_UNIT, Counted, MaddsCounter
 from dynbench.measure.madds import MADDS_COUNTERS, count_madds
 from dynbench.measure.shape_counters import conv2d_madds
@@ -14,6 +15,7 @@ from dynbench.models.registry import model_info
 from dynbench.results.names import COUNTERS, MADDS_UNIT
 from dynbench.run import sizes
 from dynbench.run.settings import MaddsSettings
+from dynbench.run.steps import STEPS
 
 RESNET10_CONV_LINEAR = 889_229_312  # at 224 x 224 (tests/guard/test_guard.py)
 RESNET10_FC = 512 * 1000
@@ -51,6 +53,7 @@ def test_a_counter_added_to_the_table_is_reported_through_the_madds_suite(monkey
     settings = MaddsSettings(counters=["conv_only", "conv_linear"])
     with monkeypatch.context() as patch:
         patch.setitem(MADDS_COUNTERS, "conv_only", MaddsCounter("conv_only", join=ConvOnly))
+        STEPS["madds"].validate({"counters": ["conv_only"]}, "suite")  # a suite may ask for it
         records = sizes.madds(model_info("resnet10"), create_model("resnet10"), settings)
     madds = {r.method: r for r in records if r.metric == "madds"}
     assert {method: r.value for method, r in madds.items()} == {
@@ -60,6 +63,8 @@ def test_a_counter_added_to_the_table_is_reported_through_the_madds_suite(monkey
     assert madds["conv_only"].unit == MADDS_UNIT
     assert madds["conv_only"].detail.skipped_ops == {} and madds["conv_only"].detail.error is None
     assert "conv_only" not in MADDS_COUNTERS  # unregistered again
+    with pytest.raises(DynbenchError, match="unknown counter 'conv_only'"):
+        STEPS["madds"].validate({"counters": ["conv_only"]}, "suite")
     with pytest.raises(ValueError, match="unknown MAdds counter.*'conv_only'"):
         count_madds(create_model("resnet10"), torch.randn(1, 3, 32, 32), ("conv_only",))
 
