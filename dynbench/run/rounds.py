@@ -185,7 +185,7 @@ def measure_interleaved(
     ``max_rounds``) until every ratio's 95% CI half-width is within it.
     """
     baseline = next(iter(calls))
-    target = settings.get("ci_target")
+    target = getattr(settings, "ci_target", None)  # training steps have none
     status = {"ci": ""}
 
     def precise_enough(timed: dict[str, Timed]) -> bool:
@@ -212,7 +212,7 @@ def measure_interleaved(
         block_time=settings.block_time,
         on_round=on_round,
         precise_enough=precise_enough if target is not None else None,
-        max_rounds=settings.get("max_rounds"),
+        max_rounds=getattr(settings, "max_rounds", None),
     )
     if results.interrupted and results.rounds < 2:
         raise KeyboardInterrupt  # too little to keep: no median or ratio worth storing

@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from dynbench.measure.madds import MADDS_COUNTERS
 
@@ -39,13 +39,6 @@ class StepSettings:
     def stamped(self) -> dict[str, object]:
         """What a record stores of these settings: everything that was set to something."""
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
-
-    def __getitem__(self, name: str) -> Any:
-        """Read by key, for the code that still reads its settings as a dict."""
-        return getattr(self, name)
-
-    def get(self, name: str, default: object = None) -> Any:
-        return getattr(self, name, default)
 
 
 @dataclass(frozen=True)

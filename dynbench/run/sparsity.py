@@ -59,7 +59,7 @@ def _implementation(model: nn.Module) -> str:
 
 
 def _where(source: MaskSource, settings: dict, batch: int) -> dict:
-    granularity = {"granularity": settings["granularity"], "tile": settings["tile"]}
+    granularity = {"granularity": settings.granularity, "tile": settings.tile}
     return {"density": source.density, "mask": source.kind, "batch": batch, **granularity}
 
 
@@ -77,11 +77,11 @@ def gpu_throughput(
     stamped with them), warmed until steady and timed in ``gpu_repeats`` blocks as the
     throughput measure is. Under ``auto`` granularity each block chooses afresh at this
     batch on this device (a choice made at another batch or on the CPU does not carry)."""
-    batch = batch or settings["gpu_batch"]
+    batch = batch or settings.gpu_batch
     where = _where(source, settings, batch)
-    size = info.resolved_input_size(settings.get("input_size"))
+    size = info.resolved_input_size(settings.input_size)
     gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else device
-    set_granularity(model, settings["granularity"], settings["tile"])
+    set_granularity(model, settings.granularity, settings.tile)
     records = []
     for execution in EXECUTIONS:
         set_execution(model, execution)
@@ -89,19 +89,17 @@ def gpu_throughput(
             model,
             size,
             batch,
-            settings["gpu_iterations"],
-            settings["gpu_warmup"],
-            channels_last=settings["channels_last"],
+            settings.gpu_iterations,
+            settings.gpu_warmup,
+            channels_last=settings.channels_last,
             device=device,
             timer=timer,
-            dtype=DTYPES[settings["dtype"]],
-            compile_mode=settings["compile_mode"] if settings["compile"] else None,
-            repeats=settings.get("gpu_repeats", 1),
-            max_warmup_blocks=settings.get("gpu_warmup_blocks", 0),
+            dtype=DTYPES[settings.dtype],
+            compile_mode=settings.compile_mode if settings.compile else None,
+            repeats=settings.gpu_repeats,
+            max_warmup_blocks=settings.gpu_warmup_blocks,
         )
-        per_call = (
-            None if result.oom else round(result.milliseconds / settings["gpu_iterations"], 4)
-        )
+        per_call = None if result.oom else round(result.milliseconds / settings.gpu_iterations, 4)
         records.append(
             Record(
                 model=info.name,
@@ -140,12 +138,12 @@ def _point(
         )
         for method, value in madds.items()
     ]
-    if not settings.get("cpu_latency", True):  # a GPU-only run (suites/sparsity-gpu.toml)
+    if not settings.cpu_latency:  # a GPU-only run (suites/sparsity-gpu.toml)
         return records, False
     calls = _executions(model, prepared)
     results, rounds = measure_interleaved(
         calls, settings, lambda s: progress(f"{source.kind} d={source.density}: {s}"),
-        [prepared.model], **set_threads(settings["threads"]),
+        [prepared.model], **set_threads(settings.threads),
     )  # fmt: skip
     ran = {}
     for execution in EXECUTIONS:
@@ -172,8 +170,8 @@ def _point(
 
 def _gpu_batches(settings: dict) -> list[int]:
     """``gpu_batch``, then ``gpu_latency_batch`` where one is set (0: none)."""
-    latency = settings.get("gpu_latency_batch", 0)
-    return [settings["gpu_batch"], *([latency] if latency else [])]
+    latency = settings.gpu_latency_batch
+    return [settings.gpu_batch, *([latency] if latency else [])]
 
 
 def sparsity(members: list[Member], settings: dict, emit: Emit, progress: Progress) -> None:
@@ -181,17 +179,17 @@ def sparsity(members: list[Member], settings: dict, emit: Emit, progress: Progre
     for info, model in members:
         if not any(True for _ in spatial_blocks(model)):
             continue
-        size = info.resolved_input_size(settings.get("input_size"))
-        set_granularity(model, settings["granularity"], settings["tile"])
+        size = info.resolved_input_size(settings.input_size)
+        set_granularity(model, settings.granularity, settings.tile)
         try:
             prepared = prepare(model, torch.randn(1, *size), settings)
         except Exception as exc:  # the compiler's (or the dtype's) limit, not the run's
-            emit(error_record(info.name, "compile" if settings["compile"] else "sparsity", exc))
+            emit(error_record(info.name, "compile" if settings.compile else "sparsity", exc))
             continue
-        gpu = settings["gpu"] == "auto" and torch.cuda.is_available()
-        for kind in settings["masks"]:
-            for density in settings["densities"]:
-                source = MaskSource(kind, float(density), settings["seed"], settings["patch"])
+        gpu = settings.gpu == "auto" and torch.cuda.is_available()
+        for kind in settings.masks:
+            for density in settings.densities:
+                source = MaskSource(kind, float(density), settings.seed, settings.patch)
                 records, interrupted = _point(info, model, prepared, source, settings, progress)
                 if gpu and not interrupted:
                     for batch in _gpu_batches(settings):

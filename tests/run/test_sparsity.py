@@ -115,7 +115,7 @@ def test_gpu_throughput_takes_the_run_options_and_hands_the_model_back_as_it_was
     info = find_model("resnet18_dynconv")
     model = info.builder().eval()
     settings = dataclasses.replace(GPU_SETTINGS, dtype="bf16", channels_last=True)
-    set_granularity(model, settings["granularity"], settings["tile"])
+    set_granularity(model, settings.granularity, settings.tile)
     prepared = prepare(model, torch.randn(1, 3, 32, 32), settings)
     seen = set()
     model.register_forward_pre_hook(
