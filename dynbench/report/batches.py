@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dynbench.report.data import ci95_bounds, detail, family_of, field_dict
+from dynbench.report.data import ci95_bounds, detail, family_of, with_settings
 from dynbench.report.quality import model_noise
 from dynbench.results.details import TimingDetail
 from dynbench.results.names import EXPERTS
@@ -30,12 +30,8 @@ def sweep_points(frame: pd.DataFrame) -> pd.DataFrame:
     rows = frame[frame["metric"].isin(["batch_latency_ms", "batch_latency_ratio"])]
     if rows.empty:
         return pd.DataFrame()
-    settings = rows["settings"].map(field_dict)
-    rows = rows.assign(
-        batch=[int(s.get("batch", 1)) for s in settings],
-        device=[s.get("device", "cpu") for s in settings],
-        impl=[s.get("impl", "") for s in settings],
-    )
+    rows = with_settings(rows, batch=1, device="cpu", impl="")
+    rows = rows.assign(batch=rows["batch"].astype(int))
     if "measured_at" in rows:
         rows = rows.sort_values("measured_at", kind="stable")
     rows = rows.drop_duplicates(["model", "metric", "device", "batch"], keep="last")

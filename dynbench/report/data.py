@@ -87,6 +87,15 @@ def field_dict(value: object) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def with_settings(rows: pd.DataFrame, **defaults: object) -> pd.DataFrame:
+    """``rows`` with a column for each named setting of each record (``defaults`` where a
+    record's settings lack it): the keys a table groups the records by."""
+    settings = rows["settings"].map(field_dict)
+    return rows.assign(
+        **{name: [s.get(name, default) for s in settings] for name, default in defaults.items()}
+    )
+
+
 def ci95_bounds(row: object) -> tuple[float | None, float | None]:
     """A ratio record's 95% interval, (None, None) where it has none."""
     return detail(row, RatioDetail).ci95

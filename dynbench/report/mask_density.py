@@ -12,7 +12,7 @@ from collections import Counter
 
 import pandas as pd
 
-from dynbench.report.data import detail, field_dict
+from dynbench.report.data import detail, with_settings
 from dynbench.report.quality import ratio_quality
 from dynbench.results.details import BlocksDetail, RatioDetail, TimingDetail
 from dynbench.results.names import EXECUTIONS
@@ -25,28 +25,20 @@ def spatial_points(frame: pd.DataFrame) -> pd.DataFrame:
     madds = frame[(frame["metric"] == "conditional_madds") & (frame["method"] == "dynconv")]
     if rows.empty:
         return pd.DataFrame()
-    settings = rows["settings"].map(field_dict)
-    rows = rows.assign(
-        mask=[s.get("mask") for s in settings],
-        density=[s.get("density") for s in settings],
-        execution=[s.get("execution") for s in settings],
-        impl=[s.get("impl", "") for s in settings],
-    ).sort_values("measured_at", kind="stable")
+    rows = with_settings(rows, mask=None, density=None, execution=None, impl="").sort_values(
+        "measured_at", kind="stable"
+    )
     keys = ["model", "mask", "density", "execution", "metric"]
     rows = rows.drop_duplicates(keys, keep="last")
     times = {
         (r.model, r.mask, r.density, r.execution): detail(r, TimingDetail)
         for r in rows[rows["metric"] == "spatial_latency_ms"].itertuples()
     }
-    madds = madds.sort_values("measured_at", kind="stable")
-    madds_settings = madds["settings"].map(field_dict)
-    madds_at = {
-        (m, s.get("mask"), s.get("density")): v
-        for m, s, v in zip(madds["model"], madds_settings, madds["value"], strict=True)
-    }
+    madds = with_settings(madds, mask=None, density=None).sort_values("measured_at", kind="stable")
+    madds_at = {(r.model, r.mask, r.density): r.value for r in madds.itertuples()}
     chosen_at = {
-        (r.model, s.get("mask"), s.get("density")): _granularities(detail(r, BlocksDetail))
-        for r, s in zip(madds.itertuples(), madds_settings, strict=True)
+        (r.model, r.mask, r.density): _granularities(detail(r, BlocksDetail))
+        for r in madds.itertuples()
     }
     points = []
     for r in rows[rows["metric"] == "spatial_latency_ratio"].itertuples():
@@ -93,13 +85,8 @@ def gpu_table(frame: pd.DataFrame) -> pd.DataFrame:
     )
     if rows.empty:
         return pd.DataFrame()
-    settings = rows["settings"].map(field_dict)
-    rows = rows.assign(
-        mask=[s.get("mask") for s in settings],
-        density=[s.get("density") for s in settings],
-        execution=[s.get("execution") for s in settings],
-        batch=[s.get("batch") for s in settings],
-    ).drop_duplicates(["model", "mask", "density", "batch", "execution"], keep="last")
+    rows = with_settings(rows, mask=None, density=None, execution=None, batch=None)
+    rows = rows.drop_duplicates(["model", "mask", "density", "batch", "execution"], keep="last")
     table = []
     keys = ["model", "mask", "density", "batch"]
     for (model, mask, density, _), group in rows.groupby(keys, sort=False):
