@@ -4,7 +4,7 @@
 Builds, for each backbone, the static model and the ODConv 1x and 4x models twice
 with the same weights: once as the working tree's ``dynbench.ops.odconv`` runs them
 ("after") and once with every ODConv layer's class swapped for the classes of
-``dynbench/ops/odconv.py`` at the git revision ``--before`` ("before"). All of them
+``dynbench/ops/odconv*.py`` at the git revision ``--before`` ("before"). All of them
 are timed interleaved (``dynbench.measure.timing.interleaved``: 1 thread, batch 1,
 one turn per model per round in a shuffled order); each row gives both overheads
 over the same static model (latency ratio - 1) with 95% intervals and their quotient
@@ -17,13 +17,12 @@ the naive path (rtol 1e-5). Example:
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 import types
-from pathlib import Path
 
 import torch
+from revision_modules import modules_at
 from torch import nn
 
 import dynbench
@@ -42,18 +41,9 @@ INPUT = (1, 3, 224, 224)
 
 
 def old_module(revision: str) -> types.ModuleType:
-    """``dynbench.ops.odconv`` as it was at ``revision``."""
-    root = Path(__file__).resolve().parent.parent
-    source = subprocess.run(
-        ["git", "show", f"{revision}:dynbench/ops/odconv.py"],
-        cwd=root,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    module = types.ModuleType("odconv_before")
-    exec(compile(source, f"{revision}:dynbench/ops/odconv.py", "exec"), module.__dict__)
-    return module
+    """``dynbench.ops.odconv`` as it was at ``revision``, with the odconv modules beside it
+    (``odconv_attention``) as they were then too."""
+    return modules_at(revision, r"dynbench/ops/odconv\w*\.py")["dynbench.ops.odconv"]
 
 
 def as_before(model: nn.Module, old: types.ModuleType) -> nn.Module:

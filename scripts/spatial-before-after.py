@@ -3,8 +3,9 @@
 
 For each backbone it builds the dense model and, at each blob density, the sparse model
 twice with the same weights: once as the working tree runs it ("after") and once with every
-spatial block rebuilt from the classes of ``dynbench/models/spatial.py`` and the ops modules
-it imports (``dynbench/ops/dynconv*.py``) at the git revision ``--before`` ("before"). All are
+spatial block rebuilt from the classes of ``dynbench/models/masked_blocks.py`` (named
+``spatial.py`` before) and the ops modules it imports (``dynbench/ops/dynconv*.py``) at the
+git revision ``--before`` ("before"). All are
 timed interleaved (``dynbench.measure.timing.interleaved``: 1 thread, batch 1, one turn per
 model per round in a shuffled order); each row gives sparse / dense for both with 95%
 intervals. Both sparse versions are first checked against the masked execution (rtol 1e-5).
@@ -16,14 +17,12 @@ Example:
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
 import time
 import types
-from pathlib import Path
 
 import torch
+from revision_modules import modules_at
 from torch import nn
 
 import dynbench
@@ -43,51 +42,13 @@ from dynbench.models.masked_blocks import (
 from dynbench.ops.dynconv import MaskSource
 
 INPUT = (1, 3, 224, 224)
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def old_modules(revision: str) -> types.ModuleType:
-    """The spatial blocks' modules as they were at ``revision``, each importing the others'
-    old versions; returns the old ``models/spatial``."""
-    names = subprocess.run(
-        ["git", "ls-tree", "--name-only", "-r", revision, "dynbench/ops", "dynbench/models"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    wanted = [p for p in names if re.fullmatch(r"dynbench/ops/dynconv\w*\.py", p)]
-    wanted.append("dynbench/models/spatial.py")
-    dotted = {p[:-3].replace("/", "."): p for p in wanted}
-    loaded: dict[str, types.ModuleType] = {}
-    while len(loaded) < len(dotted):
-        progress = len(loaded)
-        for name, path in dotted.items():
-            if name in loaded:
-                continue
-            source = subprocess.run(
-                ["git", "show", f"{revision}:{path}"], cwd=ROOT, check=True, capture_output=True
-            ).stdout.decode()
-            needs = [
-                d
-                for d in dotted
-                if d != name and re.search(rf"^from {re.escape(d)} import", source, re.M)
-            ]
-            if any(d not in loaded for d in needs):
-                continue
-            for dep in needs:
-                alias = "before_" + dep.replace(".", "_")
-                sys.modules[alias] = loaded[dep]
-                source = re.sub(
-                    rf"^from {re.escape(dep)} import", f"from {alias} import", source, flags=re.M
-                )
-            module = types.ModuleType("before_" + name.replace(".", "_"))
-            sys.modules[module.__name__] = module
-            exec(compile(source, f"{revision}:{path}", "exec"), module.__dict__)
-            loaded[name] = module
-        if len(loaded) == progress:
-            raise RuntimeError(f"the modules at {revision} import each other: {sorted(dotted)}")
-    return loaded["dynbench.models.spatial"]
+    """The spatial blocks' module as it was at ``revision`` (``models/masked_blocks.py``,
+    named ``models/spatial.py`` before), importing the old ``ops/dynconv*`` modules."""
+    loaded = modules_at(revision, r"dynbench/(ops/dynconv\w*|models/(spatial|masked_blocks))\.py")
+    return loaded.get("dynbench.models.masked_blocks") or loaded["dynbench.models.spatial"]
 
 
 def as_before(model: nn.Module, old: types.ModuleType) -> nn.Module:
