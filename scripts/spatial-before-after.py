@@ -26,6 +26,7 @@ from revision_modules import modules_at
 from torch import nn
 
 import dynbench
+from dynbench.measure.allocator import ALLOCATORS, allocator, pin
 from dynbench.measure.timing import (
     inference_call,
     interleaved,
@@ -113,7 +114,8 @@ def time_backbone(backbone: str, old: types.ModuleType, args: argparse.Namespace
     timed, base = result.timed, result.timed["dense"]
     lines = [
         f"**{backbone}_dynconv**: {result.rounds} rounds in {time.perf_counter() - start:.0f} s, "
-        f"load {load_before:.2f} -> {load_average():.2f}; dense {base.median * 1e3:.2f} ms "
+        f"load {load_before:.2f} -> {load_average():.2f}, allocator {allocator()}; "
+        f"dense {base.median * 1e3:.2f} ms "
         f"(IQR {base.iqr / base.median:.1%})",
         "",
         "| blob density | sparse / dense before [95%] | after [95%] | ms before / after "
@@ -143,7 +145,15 @@ def main() -> int:
     parser.add_argument("--densities", default="0.25,1.0")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--min-run-time", type=float, default=2.0)
+    parser.add_argument(
+        "--allocator",
+        choices=ALLOCATORS,
+        default="pinned",
+        help="pinned (the sparsity suite's setting: freed activations stay mapped) or system",
+    )
     args = parser.parse_args()
+    if args.allocator == "pinned":
+        pin()
     args.densities = [float(d) for d in args.densities.split(",")]
     set_threads(1)
     old = old_modules(args.before)

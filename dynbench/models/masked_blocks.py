@@ -37,7 +37,7 @@ from dynbench.models.mobilenetv2 import InvertedResidual
 from dynbench.models.resnet import BasicBlock, Bottleneck
 from dynbench.ops.dynconv import GRANULARITIES, MaskSource, MaskUnit, dilate
 from dynbench.ops.dynconv_pixel import SparseBasicBlock, SparseBottleneck, SparseInvertedResidual
-from dynbench.ops.dynconv_rows import SparseBlock
+from dynbench.ops.dynconv_rows import SparseBlock, hand_on, take_over
 from dynbench.ops.dynconv_tiles import (
     TiledBasicBlock,
     TiledBlock,
@@ -60,6 +60,7 @@ class SpatialBlock(nn.Module):
     """A block, its mask unit, and which convs of its branch run on which mask."""
 
     operator = "dynconv"
+    nonnegative_output = True  # the block's output passed a ReLU
 
     def __init__(
         self,
@@ -131,7 +132,10 @@ class SpatialBlock(nn.Module):
     def dense_branch(self, block: nn.Module, x: Tensor, mask: Tensor, dilated: Tensor) -> Tensor:
         """``auto``'s third choice: every branch conv at every position, then the masks
         applied (the masked execution on these masks), each multiplication left out where
-        its mask is all ones: a full mask costs the dense block plus the mask unit."""
+        its mask is all ones: a full mask costs the dense block plus the mask unit. A
+        channels-last input (a sparse block's output) is first made contiguous, the layout
+        the dense model's convolutions run in."""
+        x = x.contiguous()
         kept = self._full
         if kept is None or kept[0] is not mask or kept[1] is not dilated:
             kept = self._full = (mask, dilated, bool(mask.all()), bool(dilated.all()))
@@ -167,13 +171,26 @@ class SpatialBlock(nn.Module):
             return self._dense_positions
         return self._runners[self.ran_granularity].positions
 
+    def products(self) -> dict[str, int]:
+        """How many GEMMs of the last sparse forward ran on each library (``onednn``,
+        ``addmm``: :func:`dynbench.ops.dynconv_rows.affine`); none for the dense branch."""
+        if self.ran != "sparse" or self.ran_granularity == "dense":
+            return {}
+        return dict(self._runners[self.ran_granularity].products)
+
     def sparse(self, x: Tensor) -> Tensor:
+        """The block at the active positions; the map it returns is handed on to the next
+        spatial block (:data:`dynbench.ops.dynconv_rows.HANDED_ON`), and the map handed on
+        to it taken over: the residual sum writes the active rows into it."""
+        handed_on = take_over(x)
         with phase("attention"):  # the mask unit
             mask, dilated = self._masks(x)
         self.ran_granularity = granularity = self._granularity(x, mask, dilated)
         if granularity == "dense":
-            return self.dense_branch(self.block, x, mask, dilated)
-        return self._runners[granularity](self.block, x, mask, dilated)
+            out = self.dense_branch(self.block, x, mask, dilated)
+        else:
+            out = self._runners[granularity](self.block, x, mask, dilated, handed_on)
+        return hand_on(out, self.nonnegative_output)
 
     def _granularity(self, x: Tensor, mask: Tensor, dilated: Tensor) -> str:
         """The set granularity; under ``auto``, the fastest of pixel, tile and the dense
@@ -242,6 +259,8 @@ class SpatialBasicBlock(SpatialBlock):
 
 
 class SpatialInvertedResidual(SpatialBlock):
+    nonnegative_output = False  # input + projection: no activation after the sum
+
     def __init__(self, block: InvertedResidual, index: int) -> None:
         if not block.use_res_connect or block.expand_ratio == 1:
             raise ValueError("only stride-1 expanding blocks with a residual are spatial")

@@ -16,6 +16,8 @@ keeps, so the outputs agree to fp32 rounding.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -24,12 +26,16 @@ from dynbench.ops.base import phase
 from dynbench.ops.dynconv_rows import (
     SparseBlock,
     add_to_shortcut,
+    affine,
     basic_pairs,
+    block_input,
     bordered_rows,
     bottleneck_pairs,
     flat_rows,
     gather_rows,
     inverted_pairs,
+    shortcut,
+    shortcut_pairs,
 )
 
 
@@ -54,12 +60,21 @@ def window_cols(padded: Tensor, windows: Tensor) -> Tensor:
 
 
 class SparseBottleneck(SparseBlock):
-    def __call__(self, block: nn.Module, x: Tensor, mask: Tensor, dilated: Tensor) -> Tensor:
+    def __call__(
+        self,
+        block: nn.Module,
+        x: Tensor,
+        mask: Tensor,
+        dilated: Tensor,
+        handed_on: bool | None = None,
+    ) -> Tensor:
         """relu(shortcut + mask * branch(x)) computed at the active positions only."""
-        (w1, w2, w3), stride = self.folded(bottleneck_pairs(block)), block.conv2.stride[0]
+        w1, w2, w3, *down = self.folded(bottleneck_pairs(block) + shortcut_pairs(block))
+        tally = self.products = Counter()  # GEMMs by library
+        stride = block.conv2.stride[0]
         batch, channels, height, width = x.shape
-        x = x.contiguous(memory_format=torch.channels_last)
-        identity = block._identity(x).contiguous(memory_format=torch.channels_last)
+        x, held = block_input(x, handed_on)
+        identity = shortcut(block, x, down, tally)
         out_h, out_w = identity.shape[-2:]
 
         def compute() -> tuple:
@@ -75,24 +90,33 @@ class SparseBottleneck(SparseBlock):
             read, scatter, windows, index = self.indices(mask, dilated, x.shape, compute)
             gathered = gather_rows(x, read)
         with phase("conv"):
-            h1 = torch.relu_(torch.addmm(w1.bias, gathered, w1.weight))
+            h1 = affine(gathered, w1, "relu", tally=tally)
         with phase("aggregation"):
             padded = self.scatter_into(h1, scatter, (batch, height + 2, width + 2, h1.shape[1]))
             cols = window_cols(padded, windows)
         with phase("conv"):
-            h2 = torch.relu_(torch.addmm(w2.bias, cols, w2.weight))
-            h3 = torch.addmm(w3.bias, h2, w3.weight)
+            h2 = affine(cols, w2, "relu", tally=tally)
+            h3 = affine(h2, w3, tally=tally)
         self.positions = (len(read), len(index), len(index))
         with phase("aggregation"):  # scattering the branch into the shortcut
-            return add_to_shortcut(block, identity, index, h3)
+            return add_to_shortcut(block, identity, index, h3, held=held)
 
 
 class SparseBasicBlock(SparseBlock):
-    def __call__(self, block: nn.Module, x: Tensor, mask: Tensor, dilated: Tensor) -> Tensor:
+    def __call__(
+        self,
+        block: nn.Module,
+        x: Tensor,
+        mask: Tensor,
+        dilated: Tensor,
+        handed_on: bool | None = None,
+    ) -> Tensor:
         """conv1 (3x3, the block's stride) at the dilated outputs, conv2 at the active ones."""
-        (w1, w2), stride = self.folded(basic_pairs(block)), block.conv1.stride[0]
-        x = x.contiguous(memory_format=torch.channels_last)
-        identity = block._identity(x).contiguous(memory_format=torch.channels_last)
+        w1, w2, *down = self.folded(basic_pairs(block) + shortcut_pairs(block))
+        tally = self.products = Counter()  # GEMMs by library
+        stride = block.conv1.stride[0]
+        x, held = block_input(x, handed_on)
+        identity = shortcut(block, x, down, tally)
         batch, _, out_h, out_w = identity.shape
         height, width = x.shape[-2:]
 
@@ -109,25 +133,33 @@ class SparseBasicBlock(SparseBlock):
             reads, scatter, windows, index = self.indices(mask, dilated, x.shape, compute)
             cols = window_cols(F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1)), reads)
         with phase("conv"):
-            h1 = torch.relu_(torch.addmm(w1.bias, cols, w1.weight))
+            h1 = affine(cols, w1, "relu", tally=tally)
         with phase("aggregation"):
             shape = (batch, out_h + 2, out_w + 2, h1.shape[1])
             cols = window_cols(self.scatter_into(h1, scatter, shape), windows)
         with phase("conv"):
-            h2 = torch.addmm(w2.bias, cols, w2.weight)
+            h2 = affine(cols, w2, tally=tally)
         self.positions = (len(scatter), len(index))
         with phase("aggregation"):
-            return add_to_shortcut(block, identity, index, h2)
+            return add_to_shortcut(block, identity, index, h2, held=held)
 
 
 class SparseInvertedResidual(SparseBlock):
-    def __call__(self, block: nn.Module, x: Tensor, mask: Tensor, dilated: Tensor) -> Tensor:
+    def __call__(
+        self,
+        block: nn.Module,
+        x: Tensor,
+        mask: Tensor,
+        dilated: Tensor,
+        handed_on: bool | None = None,
+    ) -> Tensor:
         """Expand (1x1) at the dilated positions, the depthwise 3x3 over the expanded map,
         project at the active positions, added to the input (stride 1, no activation after
         the sum)."""
         w1, w2, w3 = self.folded(inverted_pairs(block))
+        tally = self.products = Counter()  # GEMMs by library
         batch, channels, height, width = x.shape
-        x = x.contiguous(memory_format=torch.channels_last)
+        x, held = block_input(x, handed_on)
 
         def compute() -> tuple:
             read, active = dilated[:, 0].nonzero(), mask[:, 0].nonzero()
@@ -137,7 +169,7 @@ class SparseInvertedResidual(SparseBlock):
             read, index = self.indices(mask, dilated, x.shape, compute)
             gathered = gather_rows(x, read)
         with phase("conv"):
-            h1 = torch.clamp_(torch.addmm(w1.bias, gathered, w1.weight), 0, 6)
+            h1 = affine(gathered, w1, "relu6", tally=tally)
         with phase("aggregation"):
             hidden = h1.shape[1]
             expanded = self.scatter_into(h1, read, (batch, height, width, hidden))
@@ -150,7 +182,7 @@ class SparseInvertedResidual(SparseBlock):
         with phase("aggregation"):
             h2 = torch.clamp_(gather_rows(maps, index), 0, 6)
         with phase("conv"):
-            h3 = torch.addmm(w3.bias, h2, w3.weight)
+            h3 = affine(h2, w3, tally=tally)
         self.positions = (len(read), batch * height * width, len(index))
         with phase("aggregation"):
-            return add_to_shortcut(block, x, index, h3, relu=False)
+            return add_to_shortcut(block, x, index, h3, relu=False, held=held)

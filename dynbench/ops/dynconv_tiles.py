@@ -18,6 +18,8 @@ dropped before the residual sum. Eval mode only, batch norms folded.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -26,10 +28,14 @@ from dynbench.ops.base import phase
 from dynbench.ops.dynconv_rows import (
     SparseBlock,
     add_to_shortcut,
+    affine,
     basic_pairs,
+    block_input,
     bottleneck_pairs,
     gather_rows,
     inverted_pairs,
+    shortcut,
+    shortcut_pairs,
 )
 
 
@@ -84,14 +90,23 @@ class TiledBlock(SparseBlock):
 
 
 class TiledBottleneck(TiledBlock):
-    def __call__(self, block: nn.Module, x: Tensor, mask: Tensor, dilated: Tensor) -> Tensor:
+    def __call__(
+        self,
+        block: nn.Module,
+        x: Tensor,
+        mask: Tensor,
+        dilated: Tensor,
+        handed_on: bool | None = None,
+    ) -> Tensor:
         """conv1 on the tiles' input windows (halo 1), the strided 3x3 as a conv over them,
         conv3 at the active positions."""
-        (w1, w2, w3), stride = self.folded(bottleneck_pairs(block)), block.conv2.stride[0]
+        w1, w2, w3, *down = self.folded(bottleneck_pairs(block) + shortcut_pairs(block))
+        tally = self.products = Counter()  # GEMMs by library
+        stride = block.conv2.stride[0]
         size = self.size
         batch, channels, height, width = x.shape
-        x = x.contiguous(memory_format=torch.channels_last)
-        identity = block._identity(x).contiguous(memory_format=torch.channels_last)
+        x, held = block_input(x, handed_on)
+        identity = shortcut(block, x, down, tally)
 
         def compute() -> tuple:
             tiles = active_tiles(mask, size)
@@ -102,28 +117,37 @@ class TiledBottleneck(TiledBlock):
             count, read, inside, keep, index = self.indices(mask, dilated, (x.shape, size), compute)
             gathered = gather_rows(x, read)
         with phase("conv"):
-            h1 = torch.relu_(torch.addmm(w1.bias, gathered, w1.weight))
+            h1 = affine(gathered, w1, "relu", tally=tally)
             h1 = h1.mul_(inside)  # the 3x3's zero padding
             side = (size - 1) * stride + 3
             h2 = torch.relu_(F.conv2d(as_tiles(h1, count, side), w2.kernel, w2.bias, stride))
         with phase("aggregation"):
             h2 = gather_rows(h2, keep)
         with phase("conv"):
-            h3 = torch.addmm(w3.bias, h2, w3.weight)
+            h3 = affine(h2, w3, tally=tally)
         self.positions = (len(read), count * size * size, len(index))
         with phase("aggregation"):
-            return add_to_shortcut(block, identity, index, h3)
+            return add_to_shortcut(block, identity, index, h3, held=held)
 
 
 class TiledBasicBlock(TiledBlock):
-    def __call__(self, block: nn.Module, x: Tensor, mask: Tensor, dilated: Tensor) -> Tensor:
+    def __call__(
+        self,
+        block: nn.Module,
+        x: Tensor,
+        mask: Tensor,
+        dilated: Tensor,
+        handed_on: bool | None = None,
+    ) -> Tensor:
         """conv1 (3x3, the block's stride) over the tiles grown by conv2's halo, conv2 over
         the tiles; both as convs on windows of the input."""
-        (w1, w2), stride = self.folded(basic_pairs(block)), block.conv1.stride[0]
+        w1, w2, *down = self.folded(basic_pairs(block) + shortcut_pairs(block))
+        tally = self.products = Counter()  # GEMMs by library
+        stride = block.conv1.stride[0]
         size = self.size
         batch, channels, height, width = x.shape
-        x = x.contiguous(memory_format=torch.channels_last)
-        identity = block._identity(x).contiguous(memory_format=torch.channels_last)
+        x, held = block_input(x, handed_on)
+        identity = shortcut(block, x, down, tally)
         out_h, out_w = identity.shape[-2:]
 
         def compute() -> tuple:
@@ -147,17 +171,25 @@ class TiledBasicBlock(TiledBlock):
         with phase("aggregation"):
             h2 = gather_rows(h2, keep)
             self.positions = (grown.numel(), count * size * size)
-            return add_to_shortcut(block, identity, index, h2)
+            return add_to_shortcut(block, identity, index, h2, held=held)
 
 
 class TiledInvertedResidual(TiledBlock):
-    def __call__(self, block: nn.Module, x: Tensor, mask: Tensor, dilated: Tensor) -> Tensor:
+    def __call__(
+        self,
+        block: nn.Module,
+        x: Tensor,
+        mask: Tensor,
+        dilated: Tensor,
+        handed_on: bool | None = None,
+    ) -> Tensor:
         """Expand on the tiles' windows (halo 1), the depthwise 3x3 as a conv over them,
         project at the active positions, added to the input."""
         w1, w2, w3 = self.folded(inverted_pairs(block))
+        tally = self.products = Counter()  # GEMMs by library
         size = self.size
         batch, channels, height, width = x.shape
-        x = x.contiguous(memory_format=torch.channels_last)
+        x, held = block_input(x, handed_on)
 
         def compute() -> tuple:
             tiles = active_tiles(mask, size)
@@ -168,14 +200,14 @@ class TiledInvertedResidual(TiledBlock):
             count, read, inside, keep, index = self.indices(mask, dilated, (x.shape, size), compute)
             gathered = gather_rows(x, read)
         with phase("conv"):
-            h1 = torch.clamp_(torch.addmm(w1.bias, gathered, w1.weight), 0, 6)
+            h1 = affine(gathered, w1, "relu6", tally=tally)
             h1 = as_tiles(h1.mul_(inside), count, size + 2)
             hidden = h1.shape[1]
             h2 = torch.clamp_(F.conv2d(h1, w2.kernel, w2.bias, groups=hidden), 0, 6)
         with phase("aggregation"):
             h2 = gather_rows(h2, keep)
         with phase("conv"):
-            h3 = torch.addmm(w3.bias, h2, w3.weight)
+            h3 = affine(h2, w3, tally=tally)
         self.positions = (len(read), count * size * size, len(index))
         with phase("aggregation"):
-            return add_to_shortcut(block, x, index, h3, relu=False)
+            return add_to_shortcut(block, x, index, h3, relu=False, held=held)

@@ -58,6 +58,16 @@ def _implementation(model: nn.Module) -> str:
     return ",".join(sorted({b.implementation for b in spatial_blocks(model)}))
 
 
+def _products(model: nn.Module) -> dict[str, int] | None:
+    """The last forward's GEMMs by library over the spatial blocks, e.g. ``{"gemm/onednn":
+    40, "gemm/addmm": 8}``; None where no block ran one."""
+    total: dict[str, int] = {}
+    for block in spatial_blocks(model):
+        for library, count in block.products().items():
+            total[f"gemm/{library}"] = total.get(f"gemm/{library}", 0) + count
+    return total or None
+
+
 def _where(source: MaskSource, settings: dict, batch: int) -> dict:
     granularity = {"granularity": settings.granularity, "tile": settings.tile}
     return {"density": source.density, "mask": source.kind, "batch": batch, **granularity}
@@ -145,18 +155,26 @@ def _point(
         calls, settings, lambda s: progress(f"{source.kind} d={source.density}: {s}"),
         [prepared.model], **set_threads(settings.threads),
     )  # fmt: skip
-    ran = {}
+    ran, products = {}, {}
     for execution in EXECUTIONS:
         set_execution(model, execution)
         with torch.inference_mode():
             model(x)
         ran[execution] = _implementation(model)
+        products[execution] = _products(model)
     for execution in EXECUTIONS:
         timed = results.timed[execution]
         used = {**where, "execution": execution, "impl": ran[execution]}
         records.append(
             latency_record(
-                info.name, "spatial_latency_ms", timed, rounds, settings, used, prepared.compile_s
+                info.name,
+                "spatial_latency_ms",
+                timed,
+                rounds,
+                settings,
+                used,
+                prepared.compile_s,
+                implementations=products[execution],
             )
         )
         if execution != "dense":

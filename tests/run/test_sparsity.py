@@ -38,6 +38,14 @@ def test_sparsity_suite_records_every_point(cli, tmp_path):
     assert sorted((r["settings"]["density"], r["settings"]["execution"]) for r in times) == [
         (d, e) for d in (0.0, 1.0) for e in ("dense", "masked", "sparse")
     ]
+    # the sparse records count the blocks' GEMMs by the library that ran them
+    for r in times:
+        products = r["detail"].get("implementations")
+        if r["settings"]["execution"] != "sparse" or r["settings"]["impl"] == "sparse/dense":
+            assert not products
+        else:
+            assert products and set(products) <= {"gemm/onednn", "gemm/addmm"}
+            assert all(count > 0 for count in products.values())
     ratios = [r for r in records if r["metric"] == "spatial_latency_ratio"]
     assert {r["settings"]["execution"] for r in ratios} == {"masked", "sparse"}
     sparse = [r for r in ratios if r["settings"]["execution"] == "sparse"]
