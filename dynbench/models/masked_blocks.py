@@ -88,6 +88,9 @@ class SpatialBlock(nn.Module):
         self._choice: tuple | None = None  # (mask key, granularity) of auto's last choice
         self._dense_positions: tuple[int, ...] = ()  # of the last dense_branch call
         self._full: tuple | None = None  # (mask, dilated, each all ones?) of dense_branch
+        self._dense_like: tuple | None = None  # inputs auto runs densely (see sparse)
+        self._first = SparseBlock()  # folds the first conv for fused_dense
+        self._fused: tuple | None = None  # see _fused_weights
 
     @property
     def tile(self) -> int:
@@ -116,7 +119,10 @@ class SpatialBlock(nn.Module):
         """The mask unit always runs (its cost is the model's); a synthetic source whose
         masks do not depend on the input (all but ``unit``) is drawn once per input shape,
         so that a call pays for a trained unit's threshold, not for drawing masks."""
-        logits = self.masker(x)
+        return self._masks_of(x, self.masker(x))
+
+    def _masks_of(self, x: Tensor, logits: Tensor) -> tuple[Tensor, Tensor]:
+        """(mask, dilated) for the mask unit's ``logits`` on ``x`` (see :meth:`_masks`)."""
         output_size, stride = self.dilation(x, logits)
         key = (self.source, tuple(logits.shape), logits.device, logits.dtype, output_size)
         if self.source.kind != "unit" and self._fixed is not None and self._fixed[0] == key:
@@ -136,11 +142,59 @@ class SpatialBlock(nn.Module):
         channels-last input (a sparse block's output) is first made contiguous, the layout
         the dense model's convolutions run in."""
         x = x.contiguous()
+        mask, dilated = self._unless_full(mask, dilated)
+        return self.apply_masks(x, mask, dilated)
+
+    def _unless_full(self, mask: Tensor, dilated: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """The masks, each None where it is all ones (checked once per mask tensor); and
+        the dense branch's positions recorded: every branch conv at every position."""
         kept = self._full
         if kept is None or kept[0] is not mask or kept[1] is not dilated:
             kept = self._full = (mask, dilated, bool(mask.all()), bool(dilated.all()))
         self._dense_positions = tuple(self.masks[which].numel() for _, which in self.branch_convs())
-        return self.apply_masks(x, None if kept[2] else mask, None if kept[3] else dilated)
+        return None if kept[2] else mask, None if kept[3] else dilated
+
+    def first_conv(self) -> tuple[nn.Conv2d, nn.BatchNorm2d, str] | None:
+        """(conv, bn, activation) of the branch's first conv where it is a 1x1 conv on the
+        block's input that the mask unit's GEMM can share (:meth:`fused_dense`); else None."""
+        return None
+
+    def fused_dense(self, x: Tensor) -> Tensor:
+        """The dense branch with the mask unit inside the first conv's GEMM: both read the
+        whole input, so the unit's 10 rows (:meth:`MaskUnit.columns`) are stacked under the
+        first 1x1 conv's (batch norm folded) and one product over the input gives both; the
+        unit then only shifts and sums its tap maps. Taken when ``auto`` chose the dense
+        branch for inputs like ``x`` (a nearly full mask): the unit's own pass over the
+        input is what a full mask costs over the dense block."""
+        conv, bn, activation = self.first_conv()
+        weight, bias = self._fused_weights(conv, bn)
+        x = x.contiguous()
+        batch, channels, height, width = x.shape
+        hidden = conv.out_channels
+        maps = x.view(batch, channels, height * width)
+        with phase("conv"):
+            out = torch.baddbmm(bias, weight.expand(batch, -1, -1), maps)
+            first = out[:, :hidden]
+            first = first.relu_() if activation == "relu" else first.clamp_(0, 6)
+        with phase("attention"):  # the mask unit's taps: the product's last 10 rows
+            taps = out[:, hidden:].transpose(0, 1).reshape(10, batch, height, width)
+            mask, dilated = self._masks_of(x, self.masker.logits(taps))
+        mask, dilated = self._unless_full(mask, dilated)
+        first = _times(first.view(batch, hidden, height, width), dilated)
+        return self.after_first(x, first, mask)
+
+    def _fused_weights(self, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
+        """((C_first + 10, C_in) weights, (1, C_first + 10, 1) bias) of :meth:`fused_dense`,
+        kept while the folded conv and the unit's columns are the same tensors."""
+        (folded,) = self._first.folded(((conv, bn),))
+        columns = self.masker.columns()
+        kept = self._fused
+        if kept is None or kept[0] is not folded.weight or kept[1] is not columns:
+            with torch.inference_mode(False):
+                weight = torch.cat([folded.weight, columns]).contiguous()
+                bias = torch.cat([folded.bias, folded.bias.new_zeros(10)]).view(1, -1, 1)
+            kept = self._fused = (folded.weight, columns, weight, bias)
+        return kept[2], kept[3]
 
     def masked(self, x: Tensor) -> Tensor:
         mask, dilated = self._masks(x)
@@ -149,6 +203,16 @@ class SpatialBlock(nn.Module):
     def apply_masks(self, x: Tensor, mask: Tensor | None, dilated: Tensor | None) -> Tensor:
         """The block on ``x`` with each branch conv's output multiplied by its mask, where
         the mask is not None (None: all ones)."""
+        return self.after_first(x, _times(self.first(x), dilated), mask)
+
+    def first(self, x: Tensor) -> Tensor:
+        """The branch's first conv (with its batch norm and activation) on ``x``."""
+        raise NotImplementedError
+
+    def after_first(self, x: Tensor, first: Tensor, mask: Tensor | None) -> Tensor:
+        """The rest of the block from the first conv's (masked) output ``first``: the
+        branch's other convs, each output multiplied by ``mask`` (None: all ones), and the
+        residual sum."""
         raise NotImplementedError
 
     def forward(self, x: Tensor) -> Tensor:
@@ -183,9 +247,15 @@ class SpatialBlock(nn.Module):
         spatial block (:data:`dynbench.ops.dynconv_rows.HANDED_ON`), and the map handed on
         to it taken over: the residual sum writes the active rows into it."""
         handed_on = take_over(x)
+        like = (x.shape, x.device, x.dtype, self.source, self.tile, self.granularity)
+        if self._dense_like == like and self._choice is not None and self.first_conv():
+            self.ran_granularity = "dense"
+            return hand_on(self.fused_dense(x), self.nonnegative_output)
         with phase("attention"):  # the mask unit
             mask, dilated = self._masks(x)
         self.ran_granularity = granularity = self._granularity(x, mask, dilated)
+        # auto's dense choice holds for the next inputs like this one: fuse the unit there
+        self._dense_like = like if granularity == "dense" and self.granularity == "auto" else None
         if granularity == "dense":
             out = self.dense_branch(self.block, x, mask, dilated)
         else:
@@ -229,11 +299,18 @@ class SpatialBottleneck(SpatialBlock):
     def dilation(self, x: Tensor, logits: Tensor) -> tuple[tuple[int, int], int]:
         return tuple(x.shape[-2:]), self.block.conv2.stride[0]  # conv1 runs at the input's
 
-    def apply_masks(self, x: Tensor, mask: Tensor | None, dilated: Tensor | None) -> Tensor:
+    def first_conv(self) -> tuple[nn.Conv2d, nn.BatchNorm2d, str] | None:
+        b = self.block
+        return (b.conv1, b.bn1, "relu") if _shareable(b.conv1) else None
+
+    def first(self, x: Tensor) -> Tensor:
+        b = self.block
+        return b.relu(b.bn1(b.conv1(x)))
+
+    def after_first(self, x: Tensor, first: Tensor, mask: Tensor | None) -> Tensor:
         b = self.block
         identity = b._identity(x)
-        out = _times(b.relu(b.bn1(b.conv1(x))), dilated)
-        out = _times(b.relu(b.bn2(b.conv2(out))), mask)
+        out = _times(b.relu(b.bn2(b.conv2(first))), mask)
         out = _times(b.bn3(b.conv3(out)), mask)
         return b.relu(identity + out)
 
@@ -250,11 +327,14 @@ class SpatialBasicBlock(SpatialBlock):
     def branch_convs(self) -> list[tuple[nn.Conv2d, str]]:
         return [(self.block.conv1, DILATED), (self.block.conv2, MASK)]
 
-    def apply_masks(self, x: Tensor, mask: Tensor | None, dilated: Tensor | None) -> Tensor:
+    def first(self, x: Tensor) -> Tensor:
+        b = self.block
+        return b.relu(b.bn1(b.conv1(x)))
+
+    def after_first(self, x: Tensor, first: Tensor, mask: Tensor | None) -> Tensor:
         b = self.block
         identity = b._identity(x)
-        out = _times(b.relu(b.bn1(b.conv1(x))), dilated)
-        out = _times(b.bn2(b.conv2(out)), mask)
+        out = _times(b.bn2(b.conv2(first)), mask)
         return b.relu(identity + out)
 
 
@@ -278,11 +358,24 @@ class SpatialInvertedResidual(SpatialBlock):
     def dilation(self, x: Tensor, logits: Tensor) -> tuple[tuple[int, int], int]:
         return tuple(x.shape[-2:]), 1
 
-    def apply_masks(self, x: Tensor, mask: Tensor | None, dilated: Tensor | None) -> Tensor:
-        expand, depthwise, project, bn = self.block.conv[:4]
-        out = _times(expand(x), dilated)
-        out = _times(depthwise(out), mask)
+    def first_conv(self) -> tuple[nn.Conv2d, nn.BatchNorm2d, str] | None:
+        expand = self.block.conv[0]
+        return (expand[0], expand[1], "relu6") if _shareable(expand[0]) else None
+
+    def first(self, x: Tensor) -> Tensor:
+        return self.block.conv[0](x)
+
+    def after_first(self, x: Tensor, first: Tensor, mask: Tensor | None) -> Tensor:
+        depthwise, project, bn = self.block.conv[1], self.block.conv[2], self.block.conv[3]
+        out = _times(depthwise(first), mask)
         return x + _times(bn(project(out)), mask)
+
+
+def _shareable(conv: nn.Module) -> bool:
+    """Whether ``conv`` is a plain bias-free 1x1 conv of stride 1, a GEMM over the input's
+    positions that the mask unit's GEMM can join (:meth:`SpatialBlock.fused_dense`)."""
+    plain = type(conv) is nn.Conv2d and conv.bias is None and conv.groups == 1
+    return plain and conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0)
 
 
 def _times(out: Tensor, mask: Tensor | None) -> Tensor:

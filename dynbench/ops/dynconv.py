@@ -44,7 +44,7 @@ class MaskUnit(nn.Module):
         self.conv = nn.Conv2d(channels, 1, 3, stride=stride, padding=1, bias=True)
         self.fc = nn.Linear(channels, 1)
         self.temperature = temperature
-        self._kept: tuple | None = None  # (weights' versions, columns) of _columns
+        self._kept: tuple | None = None  # (weights' versions, columns) of columns()
 
     def forward(self, x: Tensor) -> Tensor:
         """``self.conv(x) + self.fc(x.mean((2, 3)))``, computed as one GEMM and a shift-add.
@@ -59,7 +59,7 @@ class MaskUnit(nn.Module):
         once, where ten output columns on the right leave the BLAS kernels' blocking idle.
         """
         batch, channels, height, width = x.shape
-        columns = self._columns()
+        columns = self.columns()
         if x.is_contiguous():  # an NCHW map: (10, C) x (C, H W) per image reads x as it lies
             # (mm or bmm, not matmul: matmul folds a 2-D left operand into the transposed
             # product, the slow orientation again)
@@ -70,7 +70,13 @@ class MaskUnit(nn.Module):
                 taps = torch.bmm(columns.expand(batch, -1, -1), maps).transpose(0, 1)
         else:  # channels-last rows (N H W, C)
             taps = columns @ x.permute(0, 2, 3, 1).reshape(-1, channels).t()
-        taps = taps.reshape(10, batch, height, width)  # a view in both layouts
+        return self.logits(taps.reshape(10, batch, height, width))  # a view in both layouts
+
+    def logits(self, taps: Tensor) -> Tensor:
+        """The logits from the (10, N, H, W) products of x with :meth:`columns`' rows: the 9
+        tap maps shifted into the conv's outputs and summed, plus the Linear's pooled row
+        and both biases."""
+        batch, height, width = taps.shape[1:]
         pooled = taps[9].mean((1, 2)) + self.fc.bias + self.conv.bias
         padded = F.pad(taps[:9], (1, 1, 1, 1))  # (9, N, H + 2, W + 2), the conv's padding
         stride = self.conv.stride[0]
@@ -83,7 +89,7 @@ class MaskUnit(nn.Module):
         )
         return (windows.sum((3, 4)) + pooled.view(batch, 1, 1)).unsqueeze(1)
 
-    def _columns(self) -> Tensor:
+    def columns(self) -> Tensor:
         """(10, C): the conv's 9 taps (ky, kx order) and the Linear's weights as rows; kept
         across calls while no gradient is recorded and the weights are unchanged."""
         if torch.is_grad_enabled():

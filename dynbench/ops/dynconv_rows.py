@@ -66,7 +66,7 @@ def affine(
     """``activation(rows @ conv.weight.T + conv.bias)``; ``activation`` one of
     :data:`ACTIVATIONS` ("" none, ``relu``, ``relu6``).
 
-    A CPU product of at least :data:`ONEDNN_FROM_MADDS` runs as oneDNN's inner product
+    A float32 CPU product of at least :data:`ONEDNN_FROM_MADDS` runs as oneDNN's inner product
     with the activation fused, where torch has it (:data:`ONEDNN_LINEAR`): on the skinny
     products of a sparse block (a few hundred rows or fewer, weights of up to
     C_out x 9 C_in) its kernel is faster than the BLAS GEMM behind ``addmm``. Anything
@@ -74,7 +74,7 @@ def affine(
     call under the library that ran it, ``onednn`` or ``addmm``."""
     weight = conv.weight
     large = rows.shape[0] * weight.shape[0] * weight.shape[1] >= ONEDNN_FROM_MADDS
-    onednn = ONEDNN_LINEAR and large and rows.device.type == "cpu"
+    onednn = ONEDNN_LINEAR and large and rows.device.type == "cpu" and rows.dtype == torch.float32
     if tally is not None:
         tally["onednn" if onednn else "addmm"] += 1
     if onednn:

@@ -130,3 +130,39 @@ def test_the_variants_factory_gives_residual_blocks_a_mask_unit():
     # an inverted residual without a residual connection (stride 2) stays as it is
     strided = InvertedResidual(plain, 16, 24, 2, 6, 3, 8)
     assert layers.wrap_block(strided, spec) is strided
+
+
+@pytest.mark.parametrize("name", ["resnet50_dynconv", "mobilenetv2_100_dynconv"])
+@pytest.mark.parametrize(
+    "source", [MaskSource("blob", 1.0), MaskSource("blob", 0.9), MaskSource("unit")]
+)
+def test_auto_dense_choice_shares_the_first_conv_with_the_mask_unit(monkeypatch, name, source):
+    """Once auto chose the dense branch for inputs like these, the next calls run the mask
+    unit inside the first 1x1 conv's GEMM, and the outputs still equal the masked run's."""
+    from dynbench.models.masked_blocks import SpatialBlock
+
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    x = torch.randn(2, 3, 64, 64)
+    set_mask_source(model, source)
+    fused = []
+    original = SpatialBlock.fused_dense
+
+    def spy(self, inputs):
+        fused.append(self.index)
+        return original(self, inputs)
+
+    monkeypatch.setattr(SpatialBlock, "fused_dense", spy)
+    with torch.no_grad():
+        masked = set_execution(model, "masked")(x)
+        set_execution(model, "sparse")
+        first = model(x)
+        assert fused == []  # the first call chooses (and times) the routes
+        dense = {b.index for b in spatial_blocks(model) if b.ran_granularity == "dense"}
+        again = model(x)
+    assert dense and set(fused) == dense
+    assert all(
+        b.implementation == "sparse/dense" for b in spatial_blocks(model) if b.index in dense
+    )
+    torch.testing.assert_close(first, masked, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(again, masked, rtol=1e-4, atol=1e-4)
