@@ -19,4 +19,5 @@ for folder in default published latency latency-published train-step sparsity sp
     stores+=(--db "reports/$folder/runs.sqlite")
 done
 report "${stores[@]}" --db reports/gpu/gpu.sqlite --out reports/scorecard
-bash scripts/refresh-reference.sh
+# the reference store comes from one machine's stores; kept as it is while they differ
+bash scripts/refresh-reference.sh || echo "reference store not refreshed (see above)"
