@@ -11,7 +11,8 @@ masks; these counts take the masks of one masked forward:
 * ``executed``: what the execution that ran computed: a sparse block its GEMMs on the
   gathered rows (the 3x3 over all 9 taps of each window, zero border rows included, and
   the folded batch norms' bias adds; at tile granularity every position of the active tiles
-  and their halo), a masked block its convs at every position; the mask unit as it runs
+  and their halo; a 1x1 downsample as the GEMM it runs, its folded batch norm's bias adds
+  included), a masked block its convs at every position; the mask unit as it runs
   (:meth:`~dynbench.ops.dynconv.MaskUnit.executed_madds`), the dense convs as they are, and
   the classifier.
 
@@ -27,6 +28,7 @@ from torch import nn
 from dynbench.measure.shape_counters import leaf_calls
 from dynbench.models.masked_blocks import MASK, spatial_blocks
 from dynbench.ops.base import fc_madds
+from dynbench.ops.dynconv_rows import shortcut_pairs
 
 
 def _conv_madds_at(conv: nn.Conv2d, positions: int) -> int:
@@ -62,6 +64,12 @@ def conditional_madds(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, int]
             else:
                 executed += _conv_madds_at(conv, positions.numel())
         mask = block.masks[MASK]
+        if ran and block.ran_granularity != "dense":
+            # a sparse block runs a 1x1 downsample as a GEMM on the strided rows, folded with
+            # its batch norm: no module call for the forward's hooks to see
+            for conv, _ in shortcut_pairs(block.block):
+                total += _conv_madds_at(conv, mask.numel())
+                executed += mask.numel() * (conv.weight.numel() + conv.out_channels)
         total += block.masker.madds(tuple(mask.shape))
         linear += fc_madds(mask.shape[0], block.masker.fc.in_features, 1)
         executed += block.masker.executed_madds(block.input_shape, tuple(mask.shape))

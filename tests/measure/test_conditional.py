@@ -5,7 +5,7 @@ import torch
 
 from dynbench.measure.conditional import conditional_madds
 from dynbench.models import create_model
-from dynbench.models.masked_blocks import set_mask_source
+from dynbench.models.masked_blocks import set_execution, set_granularity, set_mask_source
 from dynbench.ops.dynconv import MaskSource
 from tests.models.test_masked_blocks import _block
 
@@ -72,7 +72,8 @@ def test_executed_madds_of_a_lone_bottleneck_by_hand():
     downsample = 25 * 16 * 32
     unit = _unit(100, 25, 16)
     branch = rows * (16 * 8 + 8) + active * ((8 * 8 * 9 + 8) + (8 * 32 + 32))
-    assert sparse["executed"] == downsample + unit + branch
+    # the downsample runs as a GEMM with its batch norm folded: its bias adds count too
+    assert sparse["executed"] == downsample + 25 * 32 + unit + branch
     assert detail[0]["granularity"] == "pixel" and "trial_ms" not in detail[0]
     block.execution = "masked"
     masked, _ = conditional_madds(block, x)
@@ -94,7 +95,7 @@ def test_executed_madds_of_a_tiled_bottleneck_by_hand():
         + tiles * 4 * (8 * 8 * 9 + 8)  # the 3x3 at every position of the tiles
         + active * (8 * 32 + 32)  # conv3 at the active positions
     )
-    assert madds["executed"] == 25 * 16 * 32 + _unit(100, 25, 16) + branch
+    assert madds["executed"] == 25 * (16 * 32 + 32) + _unit(100, 25, 16) + branch
     assert detail[0]["granularity"] == "tile"
 
 
@@ -159,3 +160,19 @@ def test_auto_runs_a_full_mask_dense_without_timing_the_sparse_routes():
     _, detail = conditional_madds(block, torch.randn(1, 16, 10, 10))
     assert detail[0]["granularity"] == "dense" and set(detail[0]["trial_ms"]) == {"dense"}
     assert block.implementation == "sparse/dense"
+
+
+def test_the_released_count_does_not_depend_on_the_execution():
+    """Every execution of the same masks gives the same ``dynconv`` count: a sparse block's
+    downsample GEMM is counted although no conv module runs for it."""
+    torch.manual_seed(0)
+    model = create_model("resnet50_dynconv").eval()
+    set_mask_source(model, MaskSource("blob", 0.25))
+    x = torch.randn(1, 3, 64, 64)
+    counts = {}
+    for granularity in ("pixel", "tile"):
+        set_granularity(model, granularity, tile=2)
+        counts[granularity] = conditional_madds(set_execution(model, "sparse"), x)[0]
+    masked = conditional_madds(set_execution(model, "masked"), x)[0]
+    assert counts["pixel"]["dynconv"] == counts["tile"]["dynconv"] == masked["dynconv"]
+    assert counts["pixel"]["executed"] < masked["executed"]
