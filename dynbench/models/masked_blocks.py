@@ -37,7 +37,7 @@ from dynbench.models.mobilenetv2 import InvertedResidual
 from dynbench.models.resnet import BasicBlock, Bottleneck
 from dynbench.ops.dynconv import GRANULARITIES, MaskSource, MaskUnit, dilate
 from dynbench.ops.dynconv_pixel import SparseBasicBlock, SparseBottleneck, SparseInvertedResidual
-from dynbench.ops.dynconv_rows import SparseBlock, hand_on, take_over
+from dynbench.ops.dynconv_rows import SparseBlock, activate_, hand_on, plain_1x1, take_over
 from dynbench.ops.dynconv_tiles import (
     TiledBasicBlock,
     TiledBlock,
@@ -174,8 +174,7 @@ class SpatialBlock(nn.Module):
         maps = x.view(batch, channels, height * width)
         with phase("conv"):
             out = torch.baddbmm(bias, weight.expand(batch, -1, -1), maps)
-            first = out[:, :hidden]
-            first = first.relu_() if activation == "relu" else first.clamp_(0, 6)
+            first = activate_(out[:, :hidden], activation)
         with phase("attention"):  # the mask unit's taps: the product's last 10 rows
             taps = out[:, hidden:].transpose(0, 1).reshape(10, batch, height, width)
             mask, dilated = self._masks_of(x, self.masker.logits(taps))
@@ -372,10 +371,9 @@ class SpatialInvertedResidual(SpatialBlock):
 
 
 def _shareable(conv: nn.Module) -> bool:
-    """Whether ``conv`` is a plain bias-free 1x1 conv of stride 1, a GEMM over the input's
-    positions that the mask unit's GEMM can join (:meth:`SpatialBlock.fused_dense`)."""
-    plain = type(conv) is nn.Conv2d and conv.bias is None and conv.groups == 1
-    return plain and conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0)
+    """Whether ``conv`` is a :func:`plain_1x1` conv of stride 1, a GEMM over every input
+    position that the mask unit's GEMM can join (:meth:`SpatialBlock.fused_dense`)."""
+    return plain_1x1(conv) and conv.stride == (1, 1)
 
 
 def _times(out: Tensor, mask: Tensor | None) -> Tensor:

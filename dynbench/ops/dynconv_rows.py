@@ -80,7 +80,11 @@ def affine(
     if onednn:
         name, scalars = ACTIVATIONS[activation]
         return torch.ops.mkldnn._linear_pointwise(rows, weight, conv.bias, name, scalars, "")
-    out = torch.addmm(conv.bias, rows, weight.t())
+    return activate_(torch.addmm(conv.bias, rows, weight.t()), activation)
+
+
+def activate_(out: Tensor, activation: str) -> Tensor:
+    """``out`` with one of :data:`ACTIVATIONS` applied in place ("" leaves it as it is)."""
     if activation == "relu":
         return out.relu_()
     return out.clamp_(0, 6) if activation == "relu6" else out
@@ -110,17 +114,21 @@ def bordered_rows(positions: Tensor, height: int, width: int, border: int = 1) -
     return (n * height + i + border) * width + j + border
 
 
+def plain_1x1(conv: nn.Module) -> bool:
+    """Whether ``conv`` is a plain ``nn.Conv2d`` that is one GEMM over its input's rows at
+    its stride: 1x1, no padding, no groups, no bias (which :func:`fold` leaves out)."""
+    plain = type(conv) is nn.Conv2d and conv.bias is None and conv.groups == 1
+    return plain and conv.kernel_size == (1, 1) and conv.padding == (0, 0)
+
+
 def shortcut_pairs(block: nn.Module) -> tuple[tuple[nn.Conv2d, nn.BatchNorm2d], ...]:
-    """The block's downsample as a (conv, bn) pair where it is a bias-free 1x1 conv and a
-    batch norm (the ResNets'); none for an identity shortcut or any other downsample."""
+    """The block's downsample as a (conv, bn) pair where it is a :func:`plain_1x1` conv and
+    a batch norm (the ResNets'); none for an identity shortcut or any other downsample."""
     down = getattr(block, "downsample", None)
     if not isinstance(down, nn.Sequential) or len(down) != 2:
         return ()
     conv, bn = down
-    plain = type(conv) is nn.Conv2d and isinstance(bn, nn.BatchNorm2d)
-    if plain and conv.kernel_size == (1, 1) and conv.groups == 1 and conv.bias is None:
-        return ((conv, bn),)
-    return ()
+    return ((conv, bn),) if plain_1x1(conv) and isinstance(bn, nn.BatchNorm2d) else ()
 
 
 def shortcut(

@@ -87,6 +87,9 @@ def test_only_a_plain_1x1_downsample_is_folded():
     assert shortcut_pairs(block) == ()
     block.downsample = nn.Sequential(nn.Conv2d(16, 32, 1, bias=True), nn.BatchNorm2d(32))
     assert shortcut_pairs(block) == ()
+    padded = nn.Conv2d(16, 32, 1, padding=1, bias=False)  # not a GEMM over the input's rows
+    block.downsample = nn.Sequential(padded, nn.BatchNorm2d(32))
+    assert shortcut_pairs(block) == ()
 
 
 @pytest.mark.parametrize("onednn_from", [0, dynconv_rows.ONEDNN_FROM_MADDS])
