@@ -66,6 +66,17 @@ def release_workspaces(model: nn.Module) -> None:
             module._workspaces = {}
 
 
+def broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape two broadcastable shapes broadcast to (the op that uses it checks that they
+    are). ``torch.broadcast_shapes`` answers the same through its symbolic-shape machinery,
+    which at batch 1 cost a kernel's scaling more than the multiplication itself and
+    imports sympy on its first call."""
+    if len(a) < len(b):
+        a, b = b, a
+    b = (1,) * (len(a) - len(b)) + tuple(b)
+    return tuple(x if y == 1 else y for x, y in zip(a, b, strict=True))
+
+
 class DynamicOp(nn.Module):
     """Base class of the dynamic operators (not usable on its own)."""
 
@@ -106,7 +117,7 @@ class DynamicOp(nn.Module):
             return tensor * factor
         if owned:
             return tensor.mul_(factor)
-        shape = torch.broadcast_shapes(tensor.shape, factor.shape)
+        shape = broadcast_shape(tensor.shape, factor.shape)
         return torch.mul(tensor, factor, out=kernel_buffer("scaled", shape, tensor))
 
     def set_impl(self, impl: str) -> None:

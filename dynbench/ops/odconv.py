@@ -101,6 +101,8 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
         # (input_side_pays), True / False force it / the kernel routes.
         self.input_side: bool | None = None
         self._input_side_by_input: dict[torch.Size, bool] = {}
+        # weight_sides per input shape
+        self._sides_by_input: dict[torch.Size, tuple[bool, bool]] = {}
 
     def forward(self, x: Tensor) -> Tensor:
         if self.impl == "naive":
@@ -132,36 +134,27 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
             self.set_route(INPUT)
             return self._forward_input_side(x, channel, filt, spatial, kernel)
         self.set_route(MIXED)
-        b, cin, h, w = x.shape
-        n, cout, cin_g, k, _ = self.weight.shape
-        g = self.groups
-        out_hw = math.prod(self.output_size(h, w))
-        # apply a_c / a_f on the weights when a sample's kernel is smaller than its map
-        weight_size = cout * cin_g * k * k
-        channel_on_weight = b == 1 and channel is not None and weight_size < cin * h * w
-        filter_on_weight = b == 1 and filt is not None and weight_size < cout * out_hw
+        b = x.shape[0]
+        sides = self._sides_by_input.get(x.shape)
+        if sides is None:
+            sides = self._sides_by_input[x.shape] = self.weight_sides(x.shape)
+        channel_on_weight, filter_on_weight = sides
         with phase("aggregation"):
             owned = kernel is not None
             if owned:
                 # sum_i a_w,i W_i for each sample: one matmul over the n kernels
-                weight = self.mix_kernels(kernel, self.weight).view(b, cout, cin_g, k, k)
+                weight = self.mix_kernels(kernel, self.weight).view(b, *self.kernel_shape)
             else:
-                weight = self.weight[0].unsqueeze(0)
-            if spatial is not None:
-                weight = self.scale(weight, spatial.view(b, 1, 1, k, k), owned)
+                weight = self.weight[:1]
+            for factor in self.kernel_factors(
+                channel if channel_on_weight else None,
+                filt if filter_on_weight else None,
+                spatial,
+            ):
+                weight = self.scale(weight, factor, owned)
                 owned = True
-            if channel_on_weight:
-                if g == 1:  # every filter sees all input channels: a broadcast, no copy
-                    per_filter = channel.view(1, 1, cin, 1, 1)
-                else:
-                    per_filter = channel.view(1, g, 1, cin_g).expand(1, g, cout // g, cin_g)
-                    per_filter = per_filter.reshape(1, cout, cin_g, 1, 1)
-                weight = self.scale(weight, per_filter, owned)
-                owned = True
-            elif channel is not None:
-                x = x * channel.view(b, cin, 1, 1)
-            if filter_on_weight:
-                weight = self.scale(weight, filt.view(1, cout, 1, 1, 1), owned)
+            if channel is not None and not channel_on_weight:
+                x = x * channel.view(b, -1, 1, 1)
         with phase("conv"):
             if weight.shape[0] == 1:  # one kernel for the whole batch
                 out = self.conv(x, weight[0])
@@ -169,8 +162,45 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
                 out = self.per_sample_conv(x, weight, None)
         if filt is not None and not filter_on_weight:
             with phase("aggregation"):
-                out = out * filt.view(b, cout, 1, 1)
+                out = out * filt.view(b, -1, 1, 1)
         return out
+
+    def weight_sides(self, x_shape: torch.Size) -> tuple[bool, bool]:
+        """Whether the mixed route applies a_c, a_f on the kernel (else on the feature map)
+        for inputs of ``x_shape``: at batch 1, each where the kernel is smaller than the map it
+        would otherwise scale (the input for a_c, the output for a_f); beyond batch 1 never,
+        since a per-sample kernel per attention would be written."""
+        b, cin, h, w = x_shape
+        att = self.attention
+        weight_size = math.prod(self.kernel_shape)
+        out_hw = math.prod(self.output_size(h, w))
+        channel = b == 1 and att.channel_fc is not None and weight_size < cin * h * w
+        filt = b == 1 and att.filter_fc is not None and weight_size < self.out_channels * out_hw
+        return channel, filt
+
+    def kernel_factors(self, channel, filt, spatial) -> list[Tensor]:
+        """The attentions that scale the mixed route's kernel, as factors that broadcast over
+        the (B, C_out, C_in / g, k, k) kernels: a_s per position and, at batch 1, a_c per
+        input channel and a_f per filter where :meth:`weight_sides` puts them on the kernel.
+        At most two: all but the largest are multiplied together first (a small product),
+        so that the kernel is rewritten at most twice, not once per attention."""
+        cout, cin_g, k, _ = self.kernel_shape
+        g = self.groups
+        factors = []
+        if spatial is not None:
+            factors.append(spatial.view(-1, 1, 1, k, k))
+        if channel is not None:
+            if g == 1:  # every filter sees all input channels: a broadcast, no copy
+                factors.append(channel.view(1, 1, cin_g, 1, 1))
+            else:  # input channel c of group gi sits at filters gi*cout/g.., column c % cin_g
+                per_filter = channel.view(1, g, 1, cin_g).expand(1, g, cout // g, cin_g)
+                factors.append(per_filter.reshape(1, cout, cin_g, 1, 1))
+        if filt is not None:
+            factors.append(filt.view(1, cout, 1, 1, 1))
+        if len(factors) < 3:
+            return factors
+        factors.sort(key=Tensor.numel)
+        return [factors[0] * factors[1], factors[2]]
 
     def _forward_input_side(self, x, channel, filt, spatial, kernel) -> Tensor:
         """y = a_f (W_mix * (a_s x a_c) unfold(x)): the input unfolded into its k k C_in

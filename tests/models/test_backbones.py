@@ -6,6 +6,7 @@ import torch
 from dynbench.measure.params import count_params
 from dynbench.measure.shape_counters import conv_linear_madds
 from dynbench.models import create_model
+from dynbench.models.resnet import StemPool
 
 TORCHVISION_PARAMS = {
     "resnet18": 11_689_512,
@@ -87,3 +88,20 @@ def test_cifar_resnet18_has_the_cifar_layout():
     cifar = count_params(create_model("resnet18_cifar_dyconv_4x"))["params"]
     stem_and_fc = (7 * 7 - 3 * 3) * 3 * 64 + (512 * 1000 + 1000) - (512 * 10 + 10)
     assert imagenet - cifar == stem_and_fc - (3840 // 2 + 4 * 19)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_stem_pool_equals_max_pool_in_the_input_layout(channels_last):
+    torch.manual_seed(0)
+    x = torch.randn(2, 64, 21, 18, requires_grad=True)
+    if channels_last:
+        x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    ours, plain = StemPool(3, 2, 1), torch.nn.MaxPool2d(3, 2, 1)
+    out = ours(x)
+    assert torch.equal(out, plain(x))
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    assert out.is_contiguous(memory_format=layout)
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    (expected,) = torch.autograd.grad(plain(x).sum(), x)
+    assert torch.equal(grad, expected)
+    assert isinstance(create_model("resnet18").maxpool, StemPool)

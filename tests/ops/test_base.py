@@ -6,7 +6,7 @@ import torch
 from torch.autograd.profiler import record_function
 
 from dynbench.models import create_model
-from dynbench.ops.base import implementations, set_impl
+from dynbench.ops.base import broadcast_shape, implementations, set_impl
 from dynbench.ops.buffers import SHARED_FROM_BYTES, shares_buffer
 from dynbench.ops.cgc import ContextGatedConv2d
 from dynbench.ops.condconv import CondConv2d, CondLinear
@@ -143,3 +143,19 @@ def test_operators_without_an_attention_temperature_offer_none(op):
     assert not hasattr(type(op), "temperature")
     with pytest.raises(AttributeError, match="has no attribute 'temperature'"):
         op.temperature  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ((1, 64, 32, 3, 3), (1, 1, 1, 3, 3)),
+        ((4, 64, 1, 1, 1), (1, 64, 32, 3, 3)),
+        ((64, 32, 3, 3), (1, 1, 32, 1, 1)),
+        ((32, 1, 3, 3), (3, 3)),
+        ((5,), (2, 3, 1)),
+        ((), (2, 3)),
+    ],
+)
+def test_broadcast_shape_agrees_with_torch(a, b):
+    assert broadcast_shape(a, b) == tuple(torch.broadcast_shapes(a, b))
+    assert broadcast_shape(b, a) == tuple(torch.broadcast_shapes(b, a))

@@ -42,6 +42,29 @@ def test_fast_equals_naive(cin, cout, k, stride, groups, n, batch, hw):
     torch.testing.assert_close(fast, naive, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("groups, n", [(1, 1), (2, 1), (1, 3), (4, 3)])
+def test_mixed_route_with_every_attention_on_the_kernel(groups, n):
+    """At batch 1 on a large map, a_s, a_c and a_f all scale the kernel: the two smaller
+    factors are multiplied first, so the kernel is rewritten twice, and the result is the
+    naive path's."""
+    torch.manual_seed(groups + n)
+    op = _randomized(ODConv2d(8, 8, 3, 1, 1, groups, num_kernels=n))
+    x = torch.randn(1, 8, 28, 28)
+    assert op.weight_sides(x.shape) == (True, True)
+    with torch.no_grad():
+        channel, filt, spatial, _ = op.attention(x)
+        factors = op.kernel_factors(channel, filt, spatial)
+        fast = op(x)
+        op.set_impl("naive")
+        naive = op(x)
+    assert len(factors) == 2  # each smaller than the kernel it scales
+    assert all(f.numel() < op.weight[0].numel() for f in factors)
+    assert op.route == "mixed"
+    torch.testing.assert_close(fast, naive, rtol=1e-5, atol=1e-6)
+    # beyond batch 1 the maps are scaled: no attention goes on the batch's kernels
+    assert op.weight_sides(torch.Size((2, 8, 28, 28))) == (False, False)
+
+
 def test_sample_independent_of_batch():
     torch.manual_seed(0)
     op = _randomized(ODConv2d(32, 64, 3, 1, 1, num_kernels=4))
