@@ -201,9 +201,10 @@ class StemPool(nn.MaxPool2d):
 
     PyTorch's CPU max-pool walks an NCHW map one output at a time, while its channels-last
     kernel vectorises over channels; on the stem's 64-channel map at 112 x 112 the copies in
-    and out cost a fraction of what the NCHW kernel does (reports/sparsity/README.md). The
-    pool runs before any block, so a static network and each of its dynamic variants gain
-    the same; left as it was, it was a fixed cost common to both sides of every ratio."""
+    and out cost a fraction of what the NCHW kernel does (``scripts/stem-pool.py`` times
+    both). The pool runs before any block, so a static network and each of its dynamic
+    variants gain the same; left as it was, it was a fixed cost common to both sides of
+    every ratio."""
 
     def forward(self, x: Tensor) -> Tensor:
         if x.device.type != "cpu" or x.is_contiguous(memory_format=torch.channels_last):

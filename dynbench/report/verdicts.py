@@ -100,7 +100,8 @@ VERDICT_RULES = [
         f"holds when, at some measured mask density strictly between 0 and 1, the upper end of "
         f"a quiet sparse execution's latency-ratio interval to dense execution is at most the "
         f"printed ratio plus {RATIO_TOLERANCE:.0%}; does not hold when the lower end is above "
-        f"that at every such density; otherwise the intervals straddle it.",
+        f"that at every such density and no noisy timing reaches down to it (else no verdict: "
+        f"a quiet run would settle it); otherwise the intervals straddle it.",
     ),
     (
         "Training time (DY-Conv reproduction)",
