@@ -22,7 +22,7 @@ import time
 import types
 
 import torch
-from revision_modules import modules_at
+from revision_modules import PREFIX, modules_at
 from torch import nn
 
 import dynbench
@@ -67,7 +67,7 @@ def old_layers(model: nn.Module) -> list[nn.Module]:
     return [
         layer
         for layer in model.modules()
-        if type(layer).__module__.startswith("before_") and hasattr(layer, "implementation")
+        if type(layer).__module__.startswith(PREFIX) and hasattr(layer, "implementation")
     ]
 
 

@@ -15,6 +15,8 @@ import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# the name prefix of every module loaded from a revision (``before_dynbench_ops_odconv``)
+PREFIX = "before_"
 
 
 def _git(*args: str) -> str:
@@ -45,12 +47,12 @@ def modules_at(revision: str, pattern: str) -> dict[str, types.ModuleType]:
             if any(d not in loaded for d in needs):
                 continue
             for dep in needs:
-                alias = "before_" + dep.replace(".", "_")
+                alias = PREFIX + dep.replace(".", "_")
                 sys.modules[alias] = loaded[dep]
                 source = re.sub(
                     rf"^from {re.escape(dep)} import", f"from {alias} import", source, flags=re.M
                 )
-            module = types.ModuleType("before_" + name.replace(".", "_"))
+            module = types.ModuleType(PREFIX + name.replace(".", "_"))
             sys.modules[module.__name__] = module
             exec(compile(source, f"{revision}:{path}", "exec"), module.__dict__)
             loaded[name] = module

@@ -165,7 +165,7 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
                 out = out * filt.view(b, -1, 1, 1)
         return out
 
-    def weight_sides(self, x_shape: torch.Size) -> tuple[bool, bool]:
+    def weight_sides(self, x_shape: tuple[int, ...]) -> tuple[bool, bool]:
         """Whether the mixed route applies a_c, a_f on the kernel (else on the feature map)
         for inputs of ``x_shape``: at batch 1, each where the kernel is smaller than the map it
         would otherwise scale (the input for a_c, the output for a_f); beyond batch 1 never,
@@ -274,7 +274,7 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
         sample) plus, for n > 1, the mixed kernels; the mixed route's per-sample kernels
         when it forms any (n > 1, a spatial attention, or at batch 1 a_c / a_f applied on
         the smaller weight side), else nothing; the experts route none."""
-        b, cin, h, w = x_shape
+        b, cin = x_shape[:2]
         kernel = math.prod(self.kernel_shape)
         att = self.attention
         mixes = self.num_kernels > 1 and att.kernel_fc is not None
@@ -285,11 +285,7 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
             return b * (cin * k * k * math.prod(out_shape[-2:]) + (kernel if mixes else 0))
         if self.impl == "naive" or mixes or att.spatial_fc is not None:
             return b * kernel
-        on_weight = b == 1 and (
-            (att.channel_fc is not None and kernel < cin * h * w)
-            or (att.filter_fc is not None and kernel < math.prod(out_shape[1:]))
-        )
-        return kernel if on_weight else 0
+        return kernel if any(self.weight_sides(x_shape)) else 0
 
     def analytic_madds(
         self, x_shape: tuple[int, ...], out_shape: tuple[int, ...]
