@@ -53,11 +53,19 @@ def old_module(revision: str) -> types.ModuleType:
 
 
 def as_before(model: nn.Module, old: types.ModuleType) -> nn.Module:
-    """``model`` with each ODConv layer (and its attention) running ``old``'s code."""
+    """``model`` with each ODConv layer (and its attention) running ``old``'s code. The
+    attention keeps its weights; any plain attribute ``old``'s constructor sets that today's
+    does not (a revision's precomputed head widths) is taken from a fresh ``old`` attention
+    of the same geometry, with every head (the registered ODConv models have all four)."""
     for layer in model.modules():
         if isinstance(layer, ODConv2d):
             layer.__class__ = old.ODConv2d
-            layer.attention.__class__ = old.ODConvAttention
+            attention = layer.attention
+            attention.__class__ = old.ODConvAttention
+            geometry = (layer.in_channels, layer.out_channels, layer.kernel_size)
+            fresh = old.ODConvAttention(*geometry, layer.groups, layer.num_kernels)
+            for name, value in vars(fresh).items():
+                attention.__dict__.setdefault(name, value)
     return model
 
 

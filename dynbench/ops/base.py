@@ -27,7 +27,12 @@ import torch
 from torch import Tensor, nn
 
 from dynbench.ops.analytic_madds import conv_madds, fc_madds
-from dynbench.ops.buffers import drop_shared_buffers, kernel_buffer, layer_workspace
+from dynbench.ops.buffers import (
+    drop_shared_buffers,
+    kernel_buffer,
+    layer_workspace,
+    shares_buffer,
+)
 from dynbench.ops.experts_route import experts_pay
 from dynbench.ops.phases import phase, unmarked
 from dynbench.ops.squeeze import conv1x1_on_vectors, squeeze
@@ -117,6 +122,8 @@ class DynamicOp(nn.Module):
             return tensor * factor
         if owned:
             return tensor.mul_(factor)
+        if not shares_buffer((tensor.numel(), factor.numel()), tensor):
+            return tensor * factor  # no larger than this bound: a fresh tensor, no shape asked
         shape = broadcast_shape(tensor.shape, factor.shape)
         return torch.mul(tensor, factor, out=kernel_buffer("scaled", shape, tensor))
 

@@ -10,6 +10,8 @@ head is left out where it has nothing to do or where the attention-type ablation
 
 from __future__ import annotations
 
+import operator
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -21,6 +23,8 @@ SPATIAL, CHANNEL, FILTER, KERNEL = "spatial", "channel", "filter", "kernel"
 ALL_ATTENTIONS = frozenset((SPATIAL, CHANNEL, FILTER, KERNEL))
 # channel, filter, spatial and kernel attentions; None for a head the layer leaves out
 Attentions = tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None]
+# a tensor's in-place version counter (folded_weights compares the kept tensors' in one pass)
+_VERSION = operator.attrgetter("_version")
 
 
 class ODConvAttention(nn.Module):
@@ -58,8 +62,13 @@ class ODConvAttention(nn.Module):
         self.filter_fc = head(FILTER, out_channels, not depthwise)
         self.spatial_fc = head(SPATIAL, kernel_size**2, kernel_size > 1)
         self.kernel_fc = head(KERNEL, num_kernels, num_kernels > 1)
-        # the gates' widths in the folded heads' output: channel, filter, spatial (0 if absent)
-        self._gate_widths = tuple(0 if h is None else h.out_channels for h in self.heads()[:3])
+        # the folded heads' widths in the order of their rows (channel, filter, spatial,
+        # kernel; absent heads left out), and for each attention the index of its part
+        # among them, or of a trailing None (see _forward_folded)
+        present = [h for h in self.heads() if h is not None]
+        self._split = tuple(h.out_channels for h in present)
+        slots = iter(range(len(present)))
+        self._take = tuple(len(present) if h is None else next(slots) for h in self.heads())
         self._folded: tuple | None = None  # see folded_weights
         self.register_load_state_dict_post_hook(self.refold)
         self._init_weights()
@@ -116,7 +125,7 @@ class ODConvAttention(nn.Module):
         if (
             folded is not None
             and folded[0] == (self.temperature, like.dtype, like.device)
-            and all(a._version == v for a, v in zip(folded[1], folded[2], strict=True))
+            and list(map(_VERSION, folded[1])) == folded[2]
         ):
             return folded[3]
         sources = [self.fc.weight, self.bn.weight, self.bn.bias]
@@ -138,7 +147,7 @@ class ODConvAttention(nn.Module):
             weights = tuple(
                 w.to(like.device, like.dtype) for w in (squeeze_w, squeeze_b, heads_w, heads_b)
             )
-        self._folded = (key, sources, [a._version for a in sources], weights)
+        self._folded = (key, sources, list(map(_VERSION, sources)), weights)
         return weights
 
     def refold(self, *_: object) -> None:
@@ -162,21 +171,20 @@ class ODConvAttention(nn.Module):
         return super()._apply(fn, recurse)
 
     def _forward_folded(self, x: Tensor) -> Attentions:
-        """:meth:`forward` through :meth:`folded_weights` (eval, no autograd)."""
+        """:meth:`forward` through :meth:`folded_weights` (eval, no autograd): the pooled
+        vector, two ``F.linear``, the gates' sigmoid in place and one split into the heads'
+        attentions (each slice is an op of its own, and at batch 1 ops are the cost)."""
         squeeze_w, squeeze_b, heads_w, heads_b = self.folded_weights(x)
-        b = x.shape[0]
-        z = F.linear(F.adaptive_avg_pool2d(x, 1).view(b, -1), squeeze_w, squeeze_b).relu_()
+        z = F.linear(x.mean((2, 3)), squeeze_w, squeeze_b).relu_()
         logits = F.linear(z, heads_w, heads_b)
-        cw, fw, sw = self._gate_widths
-        gates = cw + fw + sw
-        kernel = None if self.kernel_fc is None else torch.softmax(logits[:, gates:], dim=1)
-        if gates < logits.shape[1]:
-            logits = logits[:, :gates]
-        logits = logits.sigmoid_()
-        channel = logits[:, :cw] if cw else None
-        filt = logits[:, cw : cw + fw] if fw else None
-        spatial = logits[:, cw + fw :] if sw else None
-        return channel, filt, spatial, kernel
+        parts = [*logits.split_with_sizes(self._split, 1), None]
+        if self.kernel_fc is None:
+            logits.sigmoid_()  # every part is a gate
+        else:
+            parts[-2] = torch.softmax(parts[-2], dim=1)
+            if len(parts) > 2:  # the gates: every row but the kernel head's
+                logits[:, : logits.shape[1] - self.kernel_fc.out_channels].sigmoid_()
+        return tuple(parts[i] for i in self._take)
 
     def reference(self, x: Tensor) -> Attentions:
         """The naive route, the branch as the released code draws it: GAP, 1x1 conv, BN,
