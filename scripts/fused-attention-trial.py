@@ -24,14 +24,13 @@ import time
 import types
 
 import torch
+from timed_rounds import add_round_options, time_rounds
 from torch import Tensor, nn
 from torch.utils.cpp_extension import load_inline
 
 import dynbench
 from dynbench.measure.timing import (
     inference_call,
-    interleaved,
-    load_average,
     ratio_with_ci,
     set_threads,
 )
@@ -126,21 +125,10 @@ def time_model(name: str, forward: types.FunctionType, args: argparse.Namespace)
         torch.testing.assert_close(fused(x), now(x), rtol=1e-4, atol=1e-4)
     models = {"static": dynbench.create_model(backbone).eval(), "now": now, "fused": fused}
     calls = {label: inference_call(model, x) for label, model in models.items()}
-    load_before, start = load_average(), time.perf_counter()
-    result = interleaved(
-        calls,
-        args.rounds,
-        args.min_run_time,
-        warmup=3,
-        on_round=lambda done, total: print(
-            f"\r{name}: round {done}/{total}", end="", file=sys.stderr, flush=True
-        ),
-    )
-    print(file=sys.stderr)
+    result, summary = time_rounds(name, calls, args)
     timed, static = result.timed, result.timed["static"]
     lines = [
-        f"**{name}**: {result.rounds} rounds in {time.perf_counter() - start:.0f} s, load "
-        f"{load_before:.2f} -> {load_average():.2f}; static {static.median * 1e3:.2f} ms "
+        f"**{name}**: {summary}; static {static.median * 1e3:.2f} ms "
         f"(IQR {static.iqr / static.median:.1%})",
         "",
         "| attention | overhead over static [95%] | ms over static | IQR |",
@@ -160,8 +148,7 @@ def time_model(name: str, forward: types.FunctionType, args: argparse.Namespace)
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="resnet18_odconv_1x,mobilenetv2_100_odconv_1x")
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--min-run-time", type=float, default=3.0)
+    add_round_options(parser)
     args = parser.parse_args()
     set_threads(1)
     started = time.perf_counter()

@@ -23,18 +23,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 import types
 
 import torch
+from timed_rounds import add_round_options, time_rounds
 from torch import Tensor, nn
 
 import dynbench
 from dynbench.measure.allocator import pin
 from dynbench.measure.timing import (
     inference_call,
-    interleaved,
-    load_average,
     ratio_with_ci,
     set_threads,
 )
@@ -79,21 +77,10 @@ def time_model(name: str, args: argparse.Namespace) -> list[str]:
         "masked, full mask": copy_of(name, reference, "masked"),
     }
     calls = {label: inference_call(model, x) for label, model in models.items()}
-    load_before, start = load_average(), time.perf_counter()
-    result = interleaved(
-        calls,
-        args.rounds,
-        args.min_run_time,
-        warmup=3,
-        on_round=lambda done, total: print(
-            f"\r{name}: round {done}/{total}", end="", file=sys.stderr, flush=True
-        ),
-    )
-    print(file=sys.stderr)
+    result, summary = time_rounds(name, calls, args)
     timed, dense = result.timed, result.timed["dense"]
     lines = [
-        f"**{name}**: {result.rounds} rounds in {time.perf_counter() - start:.0f} s, load "
-        f"{load_before:.2f} -> {load_average():.2f}; dense {dense.median * 1e3:.2f} ms",
+        f"**{name}**: {summary}; dense {dense.median * 1e3:.2f} ms",
         "",
         "| execution | ms | ratio to dense [95%] | IQR |",
         "|---|---|---|---|",
@@ -111,8 +98,7 @@ def time_model(name: str, args: argparse.Namespace) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="resnet50_dynconv,mobilenetv2_100_dynconv")
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--min-run-time", type=float, default=3.0)
+    add_round_options(parser)
     args = parser.parse_args()
     set_threads(1)
     pin()  # as the sparsity suite runs: freed blocks stay mapped

@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 import types
 
 import torch
 from revision_modules import PREFIX, modules_at
+from timed_rounds import add_round_options, time_rounds
 from torch import nn
 
 import dynbench
 from dynbench.measure.timing import (
     inference_call,
-    interleaved,
-    load_average,
     overhead_quotient_interval,
     ratio_with_ci,
     set_threads,
@@ -120,21 +118,10 @@ def time_backbone(backbone: str, old: types.ModuleType, args: argparse.Namespace
         check_fast_equals_naive(before, x, f"{name} before")
         models[f"{name} after"], models[f"{name} before"] = after, before
     calls = {name: inference_call(model, x) for name, model in models.items()}
-    load_before, start = load_average(), time.perf_counter()
-    result = interleaved(
-        calls,
-        args.rounds,
-        args.min_run_time,
-        warmup=3,
-        on_round=lambda done, total: print(
-            f"\r{backbone}: round {done}/{total}", end="", file=sys.stderr, flush=True
-        ),
-    )
-    print(file=sys.stderr)
+    result, summary = time_rounds(backbone, calls, args)
     timed, static = result.timed, result.timed[backbone]
     lines = [
-        f"**{backbone}**: {result.rounds} rounds in {time.perf_counter() - start:.0f} s, load "
-        f"{load_before:.2f} -> {load_average():.2f}; static {static.median * 1e3:.2f} ms "
+        f"**{backbone}**: {summary}; static {static.median * 1e3:.2f} ms "
         f"(IQR {static.iqr / static.median:.1%})",
         "",
         "| model | overhead before [95%] | overhead after [95%] | after / before [95%] "
@@ -161,8 +148,7 @@ def main() -> int:
     parser.add_argument("--before", required=True, help="git revision of the 'before' code")
     parser.add_argument("--backbones", default="resnet18,mobilenetv2_100")
     parser.add_argument("--variants", default="1x,4x")
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--min-run-time", type=float, default=3.0)
+    add_round_options(parser)
     args = parser.parse_args()
     args.variants = args.variants.split(",")
     set_threads(1)

@@ -25,19 +25,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 import types
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from timed_rounds import add_round_options, time_rounds
 from torch import Tensor, nn
 
 import dynbench
 from dynbench.measure.timing import (
     inference_call,
-    interleaved,
-    load_average,
     ratio_with_ci,
     set_threads,
 )
@@ -99,21 +97,10 @@ def profile_model(name: str, args: argparse.Namespace) -> list[str]:
         model.load_state_dict(reference.state_dict())
         models[stage] = staged(model, forward)
     calls = {stage: inference_call(model, x) for stage, model in models.items()}
-    load_before, start = load_average(), time.perf_counter()
-    result = interleaved(
-        calls,
-        args.rounds,
-        args.min_run_time,
-        warmup=3,
-        on_round=lambda done, total: print(
-            f"\r{name}: round {done}/{total}", end="", file=sys.stderr, flush=True
-        ),
-    )
-    print(file=sys.stderr)
+    result, summary = time_rounds(name, calls, args)
     timed, static = result.timed, result.timed["static"]
     lines = [
-        f"**{name}** (static: {backbone}): {result.rounds} rounds in "
-        f"{time.perf_counter() - start:.0f} s, load {load_before:.2f} -> {load_average():.2f}; "
+        f"**{name}** (static: {backbone}): {summary}; "
         f"static {static.median * 1e3:.2f} ms (IQR {static.iqr / static.median:.1%})",
         "",
         "| stage | overhead over static [95%] | ms over static | this stage adds (ms) | IQR |",
@@ -134,8 +121,7 @@ def profile_model(name: str, args: argparse.Namespace) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="resnet18_odconv_1x,mobilenetv2_100_odconv_1x")
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--min-run-time", type=float, default=3.0)
+    add_round_options(parser)
     args = parser.parse_args()
     set_threads(1)
     for name in args.models.split(","):

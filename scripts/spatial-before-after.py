@@ -18,19 +18,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 import types
 
 import torch
 from revision_modules import modules_at
+from timed_rounds import time_rounds
 from torch import nn
 
 import dynbench
 from dynbench.measure.allocator import ALLOCATORS, allocator, pin
 from dynbench.measure.timing import (
     inference_call,
-    interleaved,
-    load_average,
     ratio_with_ci,
     set_threads,
 )
@@ -100,21 +98,10 @@ def time_backbone(backbone: str, old: types.ModuleType, args: argparse.Namespace
             models[name] = sparse_model(backbone, density, state, module)
             check_sparse_equals_masked(models[name], x, f"{backbone} {name}")
     calls = {name: inference_call(model, x) for name, model in models.items()}
-    load_before, start = load_average(), time.perf_counter()
-    result = interleaved(
-        calls,
-        args.rounds,
-        args.min_run_time,
-        warmup=3,
-        on_round=lambda done, total: print(
-            f"\r{backbone}: round {done}/{total}", end="", file=sys.stderr, flush=True
-        ),
-    )
-    print(file=sys.stderr)
+    result, summary = time_rounds(backbone, calls, args)
     timed, base = result.timed, result.timed["dense"]
     lines = [
-        f"**{backbone}_dynconv**: {result.rounds} rounds in {time.perf_counter() - start:.0f} s, "
-        f"load {load_before:.2f} -> {load_average():.2f}, allocator {allocator()}; "
+        f"**{backbone}_dynconv**: {summary}, allocator {allocator()}; "
         f"dense {base.median * 1e3:.2f} ms "
         f"(IQR {base.iqr / base.median:.1%})",
         "",
