@@ -49,11 +49,13 @@ from dynbench.ops.odconv_attention import (
 )
 
 # the attentions' names are the operator's vocabulary: importable from here as before
-__all__ = ["ALL_ATTENTIONS", "CHANNEL", "FILTER", "INPUT", "KERNEL", "SPATIAL"]
+__all__ = ["ALL_ATTENTIONS", "CHANNEL", "COMPILED", "FILTER", "INPUT", "KERNEL", "SPATIAL"]
 __all__ += ["ODConv2d", "ODConvAttention", "input_side_pays"]
 
 # The input route's name in ``implementation()`` (fast/input).
 INPUT = "input"
+# What ``implementation()`` appends where the attention branch ran compiled.
+COMPILED = "compiled-attention"
 # input_side_pays: the input route is taken when a sample's output channels are at least
 # this many times its output positions, i.e. when the kernel the mixed route would write
 # (C_out C_in k k) is that many times the unfolded input (C_in k k H' W'). Unfolding
@@ -112,6 +114,13 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
         with phase("attention"):
             channel, filt, spatial, kernel = self.attention(x)
         return self._forward_fast(x, channel, filt, spatial, kernel)
+
+    def implementation(self) -> str:
+        """The route of the last call (:meth:`KernelDynamicConv.implementation`), plus
+        ``+compiled-attention`` where its attention branch ran compiled
+        (:mod:`dynbench.ops.compiled_attention`)."""
+        name = super().implementation()
+        return f"{name}+{COMPILED}" if self.impl == "fast" and self.attention.compiled else name
 
     def takes_input_side(self, x: Tensor) -> bool:
         """Whether a call with a spatial attention runs :meth:`_forward_input_side`: the

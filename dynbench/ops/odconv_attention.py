@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dynbench.ops import compiled_attention
 from dynbench.ops.base import conv1x1_on_vectors, squeeze
 
 # The four attentions (paper: alpha_s, alpha_c, alpha_f, alpha_w).
@@ -70,6 +71,7 @@ class ODConvAttention(nn.Module):
         slots = iter(range(len(present)))
         self._take = tuple(len(present) if h is None else next(slots) for h in self.heads())
         self._folded: tuple | None = None  # see folded_weights
+        self.compiled = False  # whether the last call ran the compiled branch
         self.register_load_state_dict_post_hook(self.refold)
         self._init_weights()
 
@@ -94,6 +96,7 @@ class ODConvAttention(nn.Module):
         """
         if not self.training and not torch.is_grad_enabled():
             return self._forward_folded(x)
+        self._ran_compiled(False)
         t = self.temperature
         z = squeeze(x, self.fc, self.bn)
 
@@ -106,6 +109,12 @@ class ODConvAttention(nn.Module):
 
         kernel = None if self.kernel_fc is None else torch.softmax(logits(self.kernel_fc), dim=1)
         return gate(self.channel_fc), gate(self.filter_fc), gate(self.spatial_fc), kernel
+
+    def _ran_compiled(self, ran: bool) -> None:
+        """Record :attr:`compiled`, assigned only on a change (``nn.Module.__setattr__``
+        looks through parameters, buffers and submodules on every assignment)."""
+        if ran != self.compiled:
+            self.compiled = ran
 
     def folded_weights(self, like: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(squeeze weight, squeeze bias, heads' weight, heads' bias) of the branch in eval:
@@ -172,18 +181,23 @@ class ODConvAttention(nn.Module):
 
     def _forward_folded(self, x: Tensor) -> Attentions:
         """:meth:`forward` through :meth:`folded_weights` (eval, no autograd): the pooled
-        vector, two ``F.linear``, the gates' sigmoid in place and one split into the heads'
-        attentions (each slice is an op of its own, and at batch 1 ops are the cost)."""
+        vector, two ``F.linear`` and the gates' sigmoid, as one compiled loop where it
+        applies (:mod:`dynbench.ops.compiled_attention`; :attr:`compiled` says whether it
+        ran), then one split into the heads' attentions (each slice is an op of its own, and
+        at batch 1 ops are the cost)."""
         squeeze_w, squeeze_b, heads_w, heads_b = self.folded_weights(x)
-        z = F.linear(x.mean((2, 3)), squeeze_w, squeeze_b).relu_()
-        logits = F.linear(z, heads_w, heads_b)
+        kernel_rows = 0 if self.kernel_fc is None else self.kernel_fc.out_channels
+        gates = heads_w.shape[0] - kernel_rows
+        logits = compiled_attention.branch_logits(x, squeeze_w, squeeze_b, heads_w, heads_b, gates)
+        self._ran_compiled(logits is not None)
+        if logits is None:
+            z = F.linear(x.mean((2, 3)), squeeze_w, squeeze_b).relu_()
+            logits = F.linear(z, heads_w, heads_b)
+            # the gates: every row but the kernel head's
+            (logits if not kernel_rows else logits[:, :gates]).sigmoid_()
         parts = [*logits.split_with_sizes(self._split, 1), None]
-        if self.kernel_fc is None:
-            logits.sigmoid_()  # every part is a gate
-        else:
+        if kernel_rows:
             parts[-2] = torch.softmax(parts[-2], dim=1)
-            if len(parts) > 2:  # the gates: every row but the kernel head's
-                logits[:, : logits.shape[1] - self.kernel_fc.out_channels].sigmoid_()
         return tuple(parts[i] for i in self._take)
 
     def reference(self, x: Tensor) -> Attentions:
