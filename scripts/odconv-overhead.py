@@ -5,11 +5,12 @@ For each ODConv model, builds the static backbone and five copies of the ODConv 
 weights) whose ODConv layers each run a cumulative stage of the layer's eval forward:
 
 * ``call``: the layer's call only (its kernel as a static conv: module dispatch, no attention);
-* ``pool``: plus the attention branch's global average pooling;
-* ``linears``: plus the branch's two folded linears, ReLU and sigmoid (the folded branch's
-  arithmetic, :meth:`~dynbench.ops.odconv_attention.ODConvAttention.folded_weights`);
-* ``attention``: plus the rest of the branch as the layer runs it (the weights' check, the
-  split into the heads' attentions, the module call), the static conv still;
+* ``pool``: plus the attention branch's global average pooling, as PyTorch's op;
+* ``linears``: plus the branch's two folded linears, ReLU and sigmoid as PyTorch's ops (the
+  folded branch's arithmetic, ``ODConvAttention.folded_weights``);
+* ``attention``: instead, the whole branch as the layer runs it (compiled where
+  :mod:`dynbench.ops.compiled_attention` applies, with the weights' check, the split into the
+  heads' attentions and the module call), the static conv still;
 * ``full``: the layer as it runs (the route: kernel or map scaling, the input route).
 
 All are timed interleaved (``dynbench.measure.timing.interleaved``: 1 thread, batch 1, one

@@ -1,7 +1,7 @@
 """The one-process timing the comparison scripts share.
 
 Each script (``odconv-before-after.py``, ``spatial-before-after.py``, ``odconv-overhead.py``,
-``mask-unit-cost.py``, ``fused-attention-trial.py``) times its models with
+``mask-unit-cost.py``) times its models with
 ``dynbench.measure.timing.interleaved`` (one turn per model per round, in a shuffled order)
 and opens its table with how the rounds went; this module does both the same way for all.
 """

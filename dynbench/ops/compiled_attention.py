@@ -1,9 +1,9 @@
 """ODConv's folded attention branch as one compiled loop, built on first use, with a fallback.
 
 At batch 1 the branch is a handful of tiny ops (pool, two linears, ReLU, the gates' sigmoid),
-and in a model each pays its dispatch cold: on a MobileNetV2 their time is most of ODConv's
-overhead (``reports/floor/odconv-overhead.md``). One C++ loop over the input does all of
-them (``reports/floor/fused-attention-trial.md`` measured what it saves). It is built with
+and in a model each pays its dispatch cold: on a MobileNetV2 their time was most of ODConv's
+overhead (``reports/floor/odconv-overhead.md``'s stages). One C++ loop over the input does all of
+them (``reports/floor/odconv-before-after.md``: what it saved). It is built with
 ``torch.utils.cpp_extension.load_inline`` the first time a CPU fp32 forward asks for it
 (tens of seconds, then cached by torch in its extensions folder) and needs a C++ compiler and
 ninja; where the build fails, or ``DYNBENCH_COMPILED=0`` is set, :func:`branch_logits`
