@@ -13,9 +13,13 @@ answers None and the operator runs PyTorch's ops, as it does under a MAdds count
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import platform
 import types
 import warnings
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -68,6 +72,18 @@ torch::Tensor branch_logits(torch::Tensor x, torch::Tensor squeeze_w, torch::Ten
 _BUILT: dict[str, types.ModuleType | None] = {}  # "module": the build, or None if it failed
 
 
+def cpu_tag() -> str:
+    """A short name for this CPU's model and instruction sets. The build is tuned to the CPU
+    that compiles it (``-march=native``) and torch's cache is keyed by the source and flags,
+    not the CPU: the tag in the build's name keeps a cache shared between machines (a home
+    folder) from handing one CPU another's build."""
+    described = platform.machine() + platform.processor()
+    with contextlib.suppress(OSError):
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        described += "".join(line for line in lines if line.startswith(("model name", "flags")))
+    return hashlib.sha256(described.encode()).hexdigest()[:10]
+
+
 def built() -> types.ModuleType | None:
     """The compiled module, built on the first call; None if the build fails (said once)."""
     if "module" not in _BUILT:
@@ -75,7 +91,7 @@ def built() -> types.ModuleType | None:
             from torch.utils.cpp_extension import load_inline  # imports setuptools
 
             _BUILT["module"] = load_inline(
-                "dynbench_odconv_attention",
+                f"dynbench_odconv_attention_{cpu_tag()}",
                 cpp_sources=[SOURCE],
                 functions=["branch_logits"],
                 # the reductions vectorise only when their order may change; built per machine

@@ -118,3 +118,21 @@ def test_the_switch_and_the_input_decide_where_it_applies(monkeypatch):
     assert not compiled_attention.applies(x.contiguous(memory_format=torch.channels_last))
     monkeypatch.setenv(compiled_attention.SWITCH, "0")
     assert not compiled_attention.applies(x)
+
+
+def test_the_build_is_named_for_this_cpu(monkeypatch, tmp_path):
+    """-march=native: a cache shared between machines must not hand one CPU another's build,
+    so two CPUs with other instruction sets get builds of other names."""
+    tag = compiled_attention.cpu_tag()
+    assert tag == compiled_attention.cpu_tag() and len(tag) == 10
+    cpuinfo = tmp_path / "cpuinfo"
+
+    def tag_for(text: str) -> str:
+        cpuinfo.write_text(text)
+        monkeypatch.setattr(compiled_attention, "Path", lambda _: cpuinfo)
+        return compiled_attention.cpu_tag()
+
+    xeon = tag_for("model name\t: Intel(R) Xeon(R)\nflags\t\t: fpu avx2 avx512f\n")
+    epyc = tag_for("model name\t: AMD EPYC 7B13\nflags\t\t: fpu avx2\n")
+    assert xeon != epyc
+    assert tag_for("model name\t: AMD EPYC 7B13\nflags\t\t: fpu avx2\nbogomips\t: 1\n") == epyc
