@@ -70,6 +70,8 @@ class ODConvAttention(nn.Module):
         self._split = tuple(h.out_channels for h in present)
         slots = iter(range(len(present)))
         self._take = tuple(len(present) if h is None else next(slots) for h in self.heads())
+        # the rows of the folded logits that are gates (sigmoid): all but the kernel head's
+        self._gates = sum(self._split) - (0 if self.kernel_fc is None else num_kernels)
         self._folded: tuple | None = None  # see folded_weights
         self.compiled = False  # whether the last call ran the compiled branch
         self.register_load_state_dict_post_hook(self.refold)
@@ -186,17 +188,16 @@ class ODConvAttention(nn.Module):
         ran), then one split into the heads' attentions (each slice is an op of its own, and
         at batch 1 ops are the cost)."""
         squeeze_w, squeeze_b, heads_w, heads_b = self.folded_weights(x)
-        kernel_rows = 0 if self.kernel_fc is None else self.kernel_fc.out_channels
-        gates = heads_w.shape[0] - kernel_rows
+        gates = self._gates
         logits = compiled_attention.branch_logits(x, squeeze_w, squeeze_b, heads_w, heads_b, gates)
         self._ran_compiled(logits is not None)
+        kernel_head = gates < heads_w.shape[0]
         if logits is None:
             z = F.linear(x.mean((2, 3)), squeeze_w, squeeze_b).relu_()
             logits = F.linear(z, heads_w, heads_b)
-            # the gates: every row but the kernel head's
-            (logits if not kernel_rows else logits[:, :gates]).sigmoid_()
+            (logits[:, :gates] if kernel_head else logits).sigmoid_()
         parts = [*logits.split_with_sizes(self._split, 1), None]
-        if kernel_rows:
+        if kernel_head:
             parts[-2] = torch.softmax(parts[-2], dim=1)
         return tuple(parts[i] for i in self._take)
 
