@@ -25,8 +25,8 @@ def pytest_sessionstart(session) -> None:
     os.environ[SESSION_MARK] = uuid.uuid4().hex
     # ODConv's attention runs PyTorch's ops in every test but those of the compiled branch
     # (tests/ops/test_compiled_attention.py switch it on), so that a test's record does not
-    # depend on whether this machine can build it
-    os.environ.setdefault("DYNBENCH_COMPILED", "0")
+    # depend on whether this machine can build it, nor on the caller's environment
+    os.environ["DYNBENCH_COMPILED"] = "0"
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
