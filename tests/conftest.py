@@ -23,9 +23,9 @@ SESSION_MARK = "DYNBENCH_TEST_SESSION"
 
 def pytest_sessionstart(session) -> None:
     os.environ[SESSION_MARK] = uuid.uuid4().hex
-    # ODConv's attention runs PyTorch's ops in every test but those of the compiled branch
-    # (tests/ops/test_compiled_attention.py switch it on), so that a test's record does not
-    # depend on whether this machine can build it, nor on the caller's environment
+    # the compiled loops (ODConv's attention, the mask unit's logits) stay off in every test
+    # but theirs (tests/ops/test_compiled*.py switch them on), so that a test's record does
+    # not depend on whether this machine can build them, nor on the caller's environment
     os.environ["DYNBENCH_COMPILED"] = "0"
 
 

@@ -20,7 +20,8 @@ S x S tile granularity (:mod:`dynbench.ops.dynconv_tiles`), or under ``auto`` (t
 at whichever of the two, or the dense branch (a nearly full mask gains nothing from gathering),
 a short timing on the block's masks finds fastest; the block keeps the choice per mask key and
 says what it ran in ``implementation`` (``sparse/pixel``, ``sparse/tile`` or ``sparse/dense``:
-the mask unit ran, the branch densely). The last
+the mask unit ran, the branch densely; ``+compiled-unit`` where the unit's logits came from
+its compiled loop). The last
 forward's masks are kept so that :func:`dynbench.measure.conditional.conditional_madds`
 can count what a sparse execution must compute.
 """
@@ -37,7 +38,7 @@ from dynbench.models.mobilenetv2 import InvertedResidual
 from dynbench.models.resnet import BasicBlock, Bottleneck
 from dynbench.ops.dynconv import GRANULARITIES, MaskSource, MaskUnit, dilate
 from dynbench.ops.dynconv_pixel import SparseBasicBlock, SparseBottleneck, SparseInvertedResidual
-from dynbench.ops.dynconv_rows import SparseBlock, activate_, hand_on, plain_1x1, take_over
+from dynbench.ops.dynconv_rows import SparseBlock, hand_on, take_over
 from dynbench.ops.dynconv_tiles import (
     TiledBasicBlock,
     TiledBlock,
@@ -48,6 +49,8 @@ from dynbench.ops.phases import phase
 from dynbench.results.names import EXECUTIONS
 
 DILATED, MASK = "dilated", "mask"
+# What ``implementation`` appends where the mask unit's logits ran compiled.
+COMPILED_UNIT = "compiled-unit"
 
 
 def _median_ms(call: Callable[[], object]) -> float:
@@ -88,9 +91,6 @@ class SpatialBlock(nn.Module):
         self._choice: tuple | None = None  # (mask key, granularity) of auto's last choice
         self._dense_positions: tuple[int, ...] = ()  # of the last dense_branch call
         self._full: tuple | None = None  # (mask, dilated, each all ones?) of dense_branch
-        self._dense_like: tuple | None = None  # inputs auto runs densely (see sparse)
-        self._first = SparseBlock()  # folds the first conv for fused_dense
-        self._fused: tuple | None = None  # see _fused_weights
 
     @property
     def tile(self) -> int:
@@ -103,8 +103,11 @@ class SpatialBlock(nn.Module):
 
     @property
     def implementation(self) -> str:
-        """What the last forward ran: dense, masked, sparse/pixel or sparse/tile."""
-        return f"sparse/{self.ran_granularity}" if self.ran == "sparse" else self.ran
+        """What the last forward ran: dense, masked, sparse/pixel, sparse/tile or
+        sparse/dense, with ``+compiled-unit`` where the mask unit's logits came from its
+        compiled loop (:mod:`dynbench.ops.compiled_mask_unit`)."""
+        ran = f"sparse/{self.ran_granularity}" if self.ran == "sparse" else self.ran
+        return f"{ran}+{COMPILED_UNIT}" if ran != "dense" and self.masker.compiled else ran
 
     def branch_convs(self) -> list[tuple[nn.Conv2d, str]]:
         """(conv, DILATED or MASK) for every conv of the residual branch, in order."""
@@ -131,8 +134,11 @@ class SpatialBlock(nn.Module):
             mask = self.source.mask(logits, self.masker, self.index)
             dilated = dilate(mask, stride, output_size)
             self._fixed = (key, mask, dilated)
-        self.masks = {MASK: mask, DILATED: dilated}
-        self.input_shape = tuple(x.shape)
+        masks = self.masks
+        if masks.get(MASK) is not mask or masks.get(DILATED) is not dilated:
+            self.masks = {MASK: mask, DILATED: dilated}  # nn.Module.__setattr__: on a change
+        if self.input_shape != x.shape:
+            self.input_shape = tuple(x.shape)
         return mask, dilated
 
     def dense_branch(self, block: nn.Module, x: Tensor, mask: Tensor, dilated: Tensor) -> Tensor:
@@ -143,6 +149,8 @@ class SpatialBlock(nn.Module):
         the dense model's convolutions run in."""
         x = x.contiguous()
         mask, dilated = self._unless_full(mask, dilated)
+        if mask is None and dilated is None:
+            return block(x)  # every position active: the plain block
         return self.apply_masks(x, mask, dilated)
 
     def _unless_full(self, mask: Tensor, dilated: Tensor) -> tuple[Tensor | None, Tensor | None]:
@@ -151,49 +159,10 @@ class SpatialBlock(nn.Module):
         kept = self._full
         if kept is None or kept[0] is not mask or kept[1] is not dilated:
             kept = self._full = (mask, dilated, bool(mask.all()), bool(dilated.all()))
-        self._dense_positions = tuple(self.masks[which].numel() for _, which in self.branch_convs())
+            self._dense_positions = tuple(
+                self.masks[which].numel() for _, which in self.branch_convs()
+            )
         return None if kept[2] else mask, None if kept[3] else dilated
-
-    def first_conv(self) -> tuple[nn.Conv2d, nn.BatchNorm2d, str] | None:
-        """(conv, bn, activation) of the branch's first conv where it is a 1x1 conv on the
-        block's input that the mask unit's GEMM can share (:meth:`fused_dense`); else None."""
-        return None
-
-    def fused_dense(self, x: Tensor) -> Tensor:
-        """The dense branch with the mask unit inside the first conv's GEMM: both read the
-        whole input, so the unit's 10 rows (:meth:`MaskUnit.columns`) are stacked under the
-        first 1x1 conv's (batch norm folded) and one product over the input gives both; the
-        unit then only shifts and sums its tap maps. Taken when ``auto`` chose the dense
-        branch for inputs like ``x`` (a nearly full mask): the unit's own pass over the
-        input is what a full mask costs over the dense block."""
-        conv, bn, activation = self.first_conv()
-        weight, bias = self._fused_weights(conv, bn)
-        x = x.contiguous()
-        batch, channels, height, width = x.shape
-        hidden = conv.out_channels
-        maps = x.view(batch, channels, height * width)
-        with phase("conv"):
-            out = torch.baddbmm(bias, weight.expand(batch, -1, -1), maps)
-            first = activate_(out[:, :hidden], activation)
-        with phase("attention"):  # the mask unit's taps: the product's last 10 rows
-            taps = out[:, hidden:].transpose(0, 1).reshape(10, batch, height, width)
-            mask, dilated = self._masks_of(x, self.masker.logits(taps))
-        mask, dilated = self._unless_full(mask, dilated)
-        first = _times(first.view(batch, hidden, height, width), dilated)
-        return self.after_first(x, first, mask)
-
-    def _fused_weights(self, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
-        """((C_first + 10, C_in) weights, (1, C_first + 10, 1) bias) of :meth:`fused_dense`,
-        kept while the folded conv and the unit's columns are the same tensors."""
-        (folded,) = self._first.folded(((conv, bn),))
-        columns = self.masker.columns()
-        kept = self._fused
-        if kept is None or kept[0] is not folded.weight or kept[1] is not columns:
-            with torch.inference_mode(False):
-                weight = torch.cat([folded.weight, columns]).contiguous()
-                bias = torch.cat([folded.bias, folded.bias.new_zeros(10)]).view(1, -1, 1)
-            kept = self._fused = (folded.weight, columns, weight, bias)
-        return kept[2], kept[3]
 
     def masked(self, x: Tensor) -> Tensor:
         mask, dilated = self._masks(x)
@@ -218,11 +187,10 @@ class SpatialBlock(nn.Module):
         if self.execution == "dense":
             self.masks, self.ran = {}, "dense"
             return self.block(x)
-        if self.execution == "sparse" and self.can_run_sparse():
-            self.ran = "sparse"
-            return self.sparse(x)
-        self.ran = "masked"
-        return self.masked(x)
+        ran = "sparse" if self.execution == "sparse" and self.can_run_sparse() else "masked"
+        if ran != self.ran:  # nn.Module.__setattr__ only on a change
+            self.ran = ran
+        return self.sparse(x) if ran == "sparse" else self.masked(x)
 
     def can_run_sparse(self) -> bool:
         """Sparse execution folds the batch norms: eval mode only."""
@@ -246,15 +214,11 @@ class SpatialBlock(nn.Module):
         spatial block (:data:`dynbench.ops.dynconv_rows.HANDED_ON`), and the map handed on
         to it taken over: the residual sum writes the active rows into it."""
         handed_on = take_over(x)
-        like = (x.shape, x.device, x.dtype, self.source, self.tile, self.granularity)
-        if self._dense_like == like and self._choice is not None and self.first_conv():
-            self.ran_granularity = "dense"
-            return hand_on(self.fused_dense(x), self.nonnegative_output)
         with phase("attention"):  # the mask unit
             mask, dilated = self._masks(x)
-        self.ran_granularity = granularity = self._granularity(x, mask, dilated)
-        # auto's dense choice holds for the next inputs like this one: fuse the unit there
-        self._dense_like = like if granularity == "dense" and self.granularity == "auto" else None
+        granularity = self._granularity(x, mask, dilated)
+        if granularity != self.ran_granularity:  # nn.Module.__setattr__ only on a change
+            self.ran_granularity = granularity
         if granularity == "dense":
             out = self.dense_branch(self.block, x, mask, dilated)
         else:
@@ -297,10 +261,6 @@ class SpatialBottleneck(SpatialBlock):
 
     def dilation(self, x: Tensor, logits: Tensor) -> tuple[tuple[int, int], int]:
         return tuple(x.shape[-2:]), self.block.conv2.stride[0]  # conv1 runs at the input's
-
-    def first_conv(self) -> tuple[nn.Conv2d, nn.BatchNorm2d, str] | None:
-        b = self.block
-        return (b.conv1, b.bn1, "relu") if _shareable(b.conv1) else None
 
     def first(self, x: Tensor) -> Tensor:
         b = self.block
@@ -357,10 +317,6 @@ class SpatialInvertedResidual(SpatialBlock):
     def dilation(self, x: Tensor, logits: Tensor) -> tuple[tuple[int, int], int]:
         return tuple(x.shape[-2:]), 1
 
-    def first_conv(self) -> tuple[nn.Conv2d, nn.BatchNorm2d, str] | None:
-        expand = self.block.conv[0]
-        return (expand[0], expand[1], "relu6") if _shareable(expand[0]) else None
-
     def first(self, x: Tensor) -> Tensor:
         return self.block.conv[0](x)
 
@@ -370,15 +326,15 @@ class SpatialInvertedResidual(SpatialBlock):
         return x + _times(bn(project(out)), mask)
 
 
-def _shareable(conv: nn.Module) -> bool:
-    """Whether ``conv`` is a :func:`plain_1x1` conv of stride 1, a GEMM over every input
-    position that the mask unit's GEMM can join (:meth:`SpatialBlock.fused_dense`)."""
-    return plain_1x1(conv) and conv.stride == (1, 1)
-
-
 def _times(out: Tensor, mask: Tensor | None) -> Tensor:
-    """``out * mask``; ``out`` itself for a mask of all ones (None)."""
-    return out if mask is None else out * mask
+    """``out * mask``; ``out`` itself for a mask of all ones (None). In place where no
+    gradient is recorded: ``out`` is always a fresh output of the branch's own layers, and
+    a nearly full mask's dense branch then pays one pass over it, not a new map."""
+    if mask is None:
+        return out
+    if out.requires_grad and torch.is_grad_enabled():
+        return out * mask
+    return out.mul_(mask)
 
 
 def spatial_blocks(model: nn.Module) -> Iterator[SpatialBlock]:

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dynbench.ops import compiled_mask_unit
+
 MASK_SOURCES = ("random", "blob", "patch", "unit")
 GRANULARITIES = ("auto", "pixel", "tile")  # of the sparse execution; auto: the faster
 # The largest random offset added to the blob's and the patches' priorities: it orders
@@ -45,6 +47,7 @@ class MaskUnit(nn.Module):
         self.fc = nn.Linear(channels, 1)
         self.temperature = temperature
         self._kept: tuple | None = None  # (weights' versions, columns) of columns()
+        self.compiled = False  # whether the last logits came from the compiled loop
 
     def forward(self, x: Tensor) -> Tensor:
         """``self.conv(x) + self.fc(x.mean((2, 3)))``, computed as one GEMM and a shift-add.
@@ -75,11 +78,17 @@ class MaskUnit(nn.Module):
     def logits(self, taps: Tensor) -> Tensor:
         """The logits from the (10, N, H, W) products of x with :meth:`columns`' rows: the 9
         tap maps shifted into the conv's outputs and summed, plus the Linear's pooled row
-        and both biases."""
+        and both biases; one compiled loop where it applies
+        (:mod:`dynbench.ops.compiled_mask_unit`; :attr:`compiled` says whether it ran)."""
+        stride = self.conv.stride[0]
+        logits = compiled_mask_unit.mask_logits(taps, self.conv.bias, self.fc.bias, stride)
+        if (logits is not None) != self.compiled:  # nn.Module.__setattr__ only on a change
+            self.compiled = logits is not None
+        if logits is not None:
+            return logits
         batch, height, width = taps.shape[1:]
         pooled = taps[9].mean((1, 2)) + self.fc.bias + self.conv.bias
         padded = F.pad(taps[:9], (1, 1, 1, 1))  # (9, N, H + 2, W + 2), the conv's padding
-        stride = self.conv.stride[0]
         tap, image, row, col = padded.stride()
         out_h, out_w = (height - 1) // stride + 1, (width - 1) // stride + 1
         # window (ky, kx) of output (i, j) reads tap 3 ky + kx at (stride i + ky, stride j + kx)
@@ -94,11 +103,12 @@ class MaskUnit(nn.Module):
         across calls while no gradient is recorded and the weights are unchanged."""
         if torch.is_grad_enabled():
             return torch.cat([self.conv.weight[0].reshape(-1, 9).t(), self.fc.weight])
-        key = (self.conv.weight._version, self.conv.weight.data_ptr(), self.fc.weight._version)
-        key = (*key, self.fc.weight.data_ptr())
+        taps, linear = self.conv.weight, self.fc.weight
+        key = (taps._version, linear._version, taps.data_ptr(), linear.data_ptr())
         if self._kept is None or self._kept[0] != key:
-            with torch.inference_mode(False):
-                weights = torch.cat([self.conv.weight[0].reshape(-1, 9).t(), self.fc.weight])
+            # a normal tensor (usable outside inference mode) that records no gradient
+            with torch.inference_mode(False), torch.no_grad():
+                weights = torch.cat([taps[0].reshape(-1, 9).t(), linear])
             self._kept = (key, weights.contiguous())
         return self._kept[1]
 

@@ -136,33 +136,28 @@ def test_the_variants_factory_gives_residual_blocks_a_mask_unit():
 @pytest.mark.parametrize(
     "source", [MaskSource("blob", 1.0), MaskSource("blob", 0.9), MaskSource("unit")]
 )
-def test_auto_dense_choice_shares_the_first_conv_with_the_mask_unit(monkeypatch, name, source):
-    """Once auto chose the dense branch for inputs like these, the next calls run the mask
-    unit inside the first 1x1 conv's GEMM, and the outputs still equal the masked run's."""
-    from dynbench.models.masked_blocks import SpatialBlock
-
+def test_auto_dense_choice_runs_the_plain_block_where_the_masks_are_full(name, source):
+    """Where auto chose the dense branch, a block whose masks are all ones runs its plain
+    block (a full mask costs the dense block plus the mask unit), one with a mask to apply
+    runs the masked execution; the outputs equal the masked run's on every call."""
     torch.manual_seed(0)
     model = create_model(name).eval()
     x = torch.randn(2, 3, 64, 64)
     set_mask_source(model, source)
-    fused = []
-    original = SpatialBlock.fused_dense
-
-    def spy(self, inputs):
-        fused.append(self.index)
-        return original(self, inputs)
-
-    monkeypatch.setattr(SpatialBlock, "fused_dense", spy)
+    plain = []
+    for block in spatial_blocks(model):
+        block.block.register_forward_hook(lambda module, args, out, i=block.index: plain.append(i))
     with torch.no_grad():
         masked = set_execution(model, "masked")(x)
         set_execution(model, "sparse")
         first = model(x)
-        assert fused == []  # the first call chooses (and times) the routes
-        dense = {b.index for b in spatial_blocks(model) if b.ran_granularity == "dense"}
+        plain.clear()
         again = model(x)
-    assert dense and set(fused) == dense
-    assert all(
-        b.implementation == "sparse/dense" for b in spatial_blocks(model) if b.index in dense
-    )
+    dense = [b for b in spatial_blocks(model) if b.ran_granularity == "dense"]
+    assert dense and all(b.implementation == "sparse/dense" for b in dense)
+    full = {b.index for b in dense if all(bool(m.all()) for m in b.masks.values())}
+    assert set(plain) == full
+    if source == MaskSource("blob", 1.0):
+        assert full == {b.index for b in spatial_blocks(model)}
     torch.testing.assert_close(first, masked, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(again, masked, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,61 @@
+"""The compiled loops' build (dynbench.ops.compiled): built once for all loops, named for the
+CPU, a failed build said once and the ops left running, and the switch and the watchers
+(counters, traces, autograd) decide where a loop may run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dynbench.ops import compiled
+
+
+def test_one_build_holds_every_loop(switched_on):
+    module = compiled.built()
+    assert compiled.built() is module  # built once
+    assert callable(module.branch_logits) and callable(module.mask_logits)
+
+
+def test_a_failed_build_warns_once_and_answers_none(monkeypatch):
+    monkeypatch.setenv(compiled.SWITCH, "1")
+    monkeypatch.setattr(compiled, "_BUILT", {})
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("Ninja is required to load C++ extensions")
+
+    monkeypatch.setattr(torch.utils.cpp_extension, "load_inline", no_compiler)
+    with pytest.warns(UserWarning, match="did not build .Ninja"):
+        assert compiled.built() is None
+    assert compiled.built() is None  # no second build, no second warning (filtered: an error)
+    assert compiled._BUILT == {"module": None}
+
+
+def test_the_switch_and_the_watchers_decide_where_a_loop_applies(monkeypatch):
+    x = torch.randn(1, 8, 4, 4)
+    monkeypatch.setenv(compiled.SWITCH, "1")
+    assert compiled.applies(x)
+    assert not compiled.applies(x.double())
+    weight = torch.randn(8, requires_grad=True)
+    assert not compiled.applies(x * weight.view(1, 8, 1, 1))  # autograd must see the ops
+    with torch.no_grad():
+        assert compiled.applies(x * weight.view(1, 8, 1, 1))
+    monkeypatch.setenv(compiled.SWITCH, "0")
+    assert not compiled.applies(x)
+
+
+def test_the_build_is_named_for_this_cpu(monkeypatch, tmp_path):
+    """-march=native: a cache shared between machines must not hand one CPU another's build,
+    so two CPUs with other instruction sets get builds of other names."""
+    tag = compiled.cpu_tag()
+    assert tag == compiled.cpu_tag() and len(tag) == 10
+    cpuinfo = tmp_path / "cpuinfo"
+
+    def tag_for(text: str) -> str:
+        cpuinfo.write_text(text)
+        monkeypatch.setattr(compiled, "Path", lambda _: cpuinfo)
+        return compiled.cpu_tag()
+
+    xeon = tag_for("model name\t: Intel(R) Xeon(R)\nflags\t\t: fpu avx2 avx512f\n")
+    epyc = tag_for("model name\t: AMD EPYC 7B13\nflags\t\t: fpu avx2\n")
+    assert xeon != epyc
+    assert tag_for("model name\t: AMD EPYC 7B13\nflags\t\t: fpu avx2\nbogomips\t: 1\n") == epyc
