@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dynbench.ops import compiled_kernel
 from dynbench.ops.base import EXPERTS, MIXED, AttentionTemperature, phase
 from dynbench.ops.kernel_mixing import KernelDynamicConv
 from dynbench.ops.odconv_attention import (
@@ -49,13 +50,16 @@ from dynbench.ops.odconv_attention import (
 )
 
 # the attentions' names are the operator's vocabulary: importable from here as before
-__all__ = ["ALL_ATTENTIONS", "CHANNEL", "COMPILED", "FILTER", "INPUT", "KERNEL", "SPATIAL"]
+__all__ = ["ALL_ATTENTIONS", "CHANNEL", "COMPILED", "COMPILED_KERNEL", "FILTER", "INPUT"]
+__all__ += ["KERNEL", "SPATIAL"]
 __all__ += ["ODConv2d", "ODConvAttention", "input_side_pays"]
 
 # The input route's name in ``implementation()`` (fast/input).
 INPUT = "input"
-# What ``implementation()`` appends where the attention branch ran compiled.
+# What ``implementation()`` appends where the attention branch ran compiled, and where the
+# mixed route's kernel did.
 COMPILED = "compiled-attention"
+COMPILED_KERNEL = "compiled-kernel"
 # input_side_pays: the input route is taken when a sample's output channels are at least
 # this many times its output positions, i.e. when the kernel the mixed route would write
 # (C_out C_in k k) is that many times the unfolded input (C_in k k H' W'). Unfolding
@@ -105,6 +109,7 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
         self._input_side_by_input: dict[torch.Size, bool] = {}
         # weight_sides per input shape
         self._sides_by_input: dict[torch.Size, tuple[bool, bool]] = {}
+        self.kernel_compiled = False  # whether the last mixed-route kernel ran compiled
 
     def forward(self, x: Tensor) -> Tensor:
         if self.impl == "naive":
@@ -117,9 +122,12 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
 
     def implementation(self) -> str:
         """The route of the last call (:meth:`KernelDynamicConv.implementation`), plus
-        ``+compiled-attention`` where its attention branch ran compiled
-        (:mod:`dynbench.ops.compiled_attention`)."""
+        ``+compiled-kernel`` where the mixed route's kernel came from its compiled pass
+        (:mod:`dynbench.ops.compiled_kernel`) and ``+compiled-attention`` where the
+        attention branch ran compiled (:mod:`dynbench.ops.compiled_attention`)."""
         name = super().implementation()
+        if self.impl == "fast" and self.route == MIXED and self.kernel_compiled:
+            name += f"+{COMPILED_KERNEL}"
         return f"{name}+{COMPILED}" if self.impl == "fast" and self.attention.compiled else name
 
     def takes_input_side(self, x: Tensor) -> bool:
@@ -149,19 +157,12 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
             sides = self._sides_by_input[x.shape] = self.weight_sides(x.shape)
         channel_on_weight, filter_on_weight = sides
         with phase("aggregation"):
-            owned = kernel is not None
-            if owned:
-                # sum_i a_w,i W_i for each sample: one matmul over the n kernels
-                weight = self.mix_kernels(kernel, self.weight).view(b, *self.kernel_shape)
-            else:
-                weight = self.weight[:1]
-            for factor in self.kernel_factors(
+            weight = self._kernel(
+                kernel,
+                spatial,
                 channel if channel_on_weight else None,
                 filt if filter_on_weight else None,
-                spatial,
-            ):
-                weight = self.scale(weight, factor, owned)
-                owned = True
+            )
             if channel is not None and not channel_on_weight:
                 x = x * channel.view(b, -1, 1, 1)
         with phase("conv"):
@@ -173,6 +174,36 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
             with phase("aggregation"):
                 out = out * filt.view(b, -1, 1, 1)
         return out
+
+    def _kernel(self, kernel, spatial, channel, filt) -> Tensor:
+        """The mixed route's (B or 1, C_out, C_in / g, k, k) kernels: the n kernels mixed by
+        a_w and scaled by the attentions given (a_c, a_f where :meth:`weight_sides` puts them
+        on the kernel). In one compiled pass where it applies
+        (:mod:`dynbench.ops.compiled_kernel`; :attr:`kernel_compiled` says whether it ran),
+        else a matmul over the n kernels and at most two scaling passes; the static kernel
+        itself where there is nothing to mix or scale."""
+        ran = False
+        if kernel is None and spatial is None and channel is None and filt is None:
+            weight = self.weight[:1]
+        else:
+            weight = compiled_kernel.scaled_kernel(
+                self.weight, kernel, spatial, channel, filt, self.groups
+            )
+            ran = weight is not None
+        if ran != self.kernel_compiled:  # nn.Module.__setattr__ only on a change
+            self.kernel_compiled = ran
+        if weight is not None:
+            return weight
+        owned = kernel is not None
+        if owned:
+            # sum_i a_w,i W_i for each sample: one matmul over the n kernels
+            weight = self.mix_kernels(kernel, self.weight).view(-1, *self.kernel_shape)
+        else:
+            weight = self.weight[:1]
+        for factor in self.kernel_factors(channel, filt, spatial):
+            weight = self.scale(weight, factor, owned)
+            owned = True
+        return weight
 
     def weight_sides(self, x_shape: tuple[int, ...]) -> tuple[bool, bool]:
         """Whether the mixed route applies a_c, a_f on the kernel (else on the feature map)
