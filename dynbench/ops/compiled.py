@@ -46,9 +46,14 @@ def built() -> types.ModuleType | None:
     """The compiled module, built on the first call; None if the build fails (said once)."""
     if "module" not in _BUILT:
         # the loops' sources; imported here, as they import this module for their wrappers
-        from dynbench.ops import compiled_attention, compiled_kernel, compiled_mask_unit
+        from dynbench.ops import (
+            compiled_attention,
+            compiled_kernel,
+            compiled_mask_unit,
+            compiled_unfold,
+        )
 
-        loops = (compiled_attention, compiled_kernel, compiled_mask_unit)
+        loops = (compiled_attention, compiled_kernel, compiled_mask_unit, compiled_unfold)
         try:
             from torch.utils.cpp_extension import load_inline  # imports setuptools
 

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dynbench.ops import compiled_kernel
+from dynbench.ops import compiled_kernel, compiled_unfold
 from dynbench.ops.base import EXPERTS, MIXED, AttentionTemperature, phase
 from dynbench.ops.kernel_mixing import KernelDynamicConv
 from dynbench.ops.odconv_attention import (
@@ -50,8 +50,8 @@ from dynbench.ops.odconv_attention import (
 )
 
 # the attentions' names are the operator's vocabulary: importable from here as before
-__all__ = ["ALL_ATTENTIONS", "CHANNEL", "COMPILED", "COMPILED_KERNEL", "FILTER", "INPUT"]
-__all__ += ["KERNEL", "SPATIAL"]
+__all__ = ["ALL_ATTENTIONS", "CHANNEL", "COMPILED", "COMPILED_KERNEL", "COMPILED_UNFOLD"]
+__all__ += ["FILTER", "INPUT", "KERNEL", "SPATIAL"]
 __all__ += ["ODConv2d", "ODConvAttention", "input_side_pays"]
 
 # The input route's name in ``implementation()`` (fast/input).
@@ -60,6 +60,7 @@ INPUT = "input"
 # mixed route's kernel did.
 COMPILED = "compiled-attention"
 COMPILED_KERNEL = "compiled-kernel"
+COMPILED_UNFOLD = "compiled-unfold"  # the input route's unfold
 # input_side_pays: the input route is taken when a sample's output channels are at least
 # this many times its output positions, i.e. when the kernel the mixed route would write
 # (C_out C_in k k) is that many times the unfolded input (C_in k k H' W'). Unfolding
@@ -110,6 +111,7 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
         # weight_sides per input shape
         self._sides_by_input: dict[torch.Size, tuple[bool, bool]] = {}
         self.kernel_compiled = False  # whether the last mixed-route kernel ran compiled
+        self.unfold_compiled = False  # whether the last input route's unfold ran compiled
 
     def forward(self, x: Tensor) -> Tensor:
         if self.impl == "naive":
@@ -123,11 +125,14 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
     def implementation(self) -> str:
         """The route of the last call (:meth:`KernelDynamicConv.implementation`), plus
         ``+compiled-kernel`` where the mixed route's kernel came from its compiled pass
-        (:mod:`dynbench.ops.compiled_kernel`) and ``+compiled-attention`` where the
-        attention branch ran compiled (:mod:`dynbench.ops.compiled_attention`)."""
+        (:mod:`dynbench.ops.compiled_kernel`), ``+compiled-unfold`` where the input route's
+        scaled unfold did (:mod:`dynbench.ops.compiled_unfold`), and ``+compiled-attention``
+        where the attention branch ran compiled (:mod:`dynbench.ops.compiled_attention`)."""
         name = super().implementation()
         if self.impl == "fast" and self.route == MIXED and self.kernel_compiled:
             name += f"+{COMPILED_KERNEL}"
+        if self.impl == "fast" and self.route == INPUT and self.unfold_compiled:
+            name += f"+{COMPILED_UNFOLD}"
         return f"{name}+{COMPILED}" if self.impl == "fast" and self.attention.compiled else name
 
     def takes_input_side(self, x: Tensor) -> bool:
@@ -253,12 +258,18 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
         out_h, out_w = self.output_size(h, w)
         positions, rows = out_h * out_w, cin // g * k * k
         with phase("aggregation"):
-            cols = F.unfold(x, k, 1, self.padding, self.stride)  # (b, cin k k, positions)
-            if channel is None:
-                row_scale = spatial.view(b, 1, k * k, 1)
-            else:
-                row_scale = (channel.view(b, cin, 1) * spatial.view(b, 1, k * k)).unsqueeze(-1)
-            cols.view(b, cin, k * k, positions).mul_(row_scale)
+            # (b, cin k k, positions), each row scaled: one compiled pass where it applies
+            cols = compiled_unfold.scaled_unfold(x, spatial, channel, k, self.stride, self.padding)
+            if self.unfold_compiled != (cols is not None):  # nn.Module.__setattr__ on a change
+                self.unfold_compiled = cols is not None
+            if cols is None:
+                cols = F.unfold(x, k, 1, self.padding, self.stride)
+                if channel is None:
+                    row_scale = spatial.view(b, 1, k * k, 1)
+                else:
+                    row_scale = channel.view(b, cin, 1) * spatial.view(b, 1, k * k)
+                    row_scale = row_scale.unsqueeze(-1)
+                cols.view(b, cin, k * k, positions).mul_(row_scale)
             if kernel is None:
                 weight = self.weight.view(g, cout // g, rows)
             else:
