@@ -8,7 +8,7 @@ batch 1, one turn per model per round in a shuffled order):
 * ``dense + unit``: every block also computes its mask unit's logits and drops them, the
   least a block whose mask is full must add to the dense block;
 * ``sparse, full mask``: sparse execution on blob masks of density 1.0 (``auto`` then runs
-  each block's dense branch with the unit inside its first GEMM);
+  each block's mask unit, then its plain block);
 * ``masked, full mask``: the masked execution on the same masks (every conv everywhere,
   outputs times the masks: what the released classification code runs).
 
