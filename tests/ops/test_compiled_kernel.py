@@ -42,12 +42,18 @@ def test_compiled_kernel_gives_the_naive_output(
     op = _layer(cin, cout, k, groups, n, attentions)
     op.input_side = False  # the mixed route, whatever the shape
     x = torch.randn(batch, cin, 9, 9)
+    check_against_ops_and_naive(op, x, monkeypatch, "fast/mixed", COMPILED_KERNEL)
+
+
+def check_against_ops_and_naive(op: ODConv2d, x, monkeypatch, route: str, suffix: str) -> None:
+    """``op`` on ``x`` takes ``route`` with its compiled pass (the record says ``suffix``) and
+    gives what the route gives with PyTorch's ops and what the naive path gives (rtol 1e-5)."""
     with torch.inference_mode():
         out = op(x)
-        assert op.implementation().startswith(f"fast/mixed+{COMPILED_KERNEL}")
+        assert op.implementation().startswith(f"{route}+{suffix}")
         monkeypatch.setenv(compiled.SWITCH, "0")
         ops = op(x)
-        assert op.implementation() == "fast/mixed"
+        assert op.implementation() == route
         op.set_impl("naive")
         naive = op(x)
     torch.testing.assert_close(out, naive, rtol=1e-5, atol=1e-5)

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dynbench.ops import compiled, compiled_unfold
+from dynbench.ops import compiled_unfold
 from dynbench.ops.odconv import COMPILED_UNFOLD
-from tests.ops.test_compiled_kernel import _layer
+from tests.ops.test_compiled_kernel import _layer, check_against_ops_and_naive
 
 
 @pytest.mark.parametrize(
@@ -41,13 +41,5 @@ def test_the_input_route_with_the_compiled_unfold_gives_the_naive_output(
     op = _layer(32, 48, 3, 1, n)
     op.input_side = True
     x = torch.randn(1, 32, 6, 6)
-    with torch.inference_mode():
-        out = op(x)
-        assert op.implementation().startswith(f"fast/input+{COMPILED_UNFOLD}")
-        monkeypatch.setenv(compiled.SWITCH, "0")
-        ops = op(x)
-        assert op.implementation() == "fast/input"
-        op.set_impl("naive")
-        naive = op(x)
-    torch.testing.assert_close(out, naive, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(out, ops, rtol=1e-5, atol=1e-5)
+    check_against_ops_and_naive(op, x, monkeypatch, "fast/input", COMPILED_UNFOLD)
+    assert op.implementation() == "naive"  # the check ends on the naive path
