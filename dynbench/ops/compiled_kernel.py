@@ -83,13 +83,14 @@ def scaled_kernel(
     by ``mix`` (B, n) and scaled by ``spatial`` (B, k k), ``channel`` (B, C_in) and ``filt``
     (B, C_out), each None where it is left out (at least one given), written where
     :func:`dynbench.ops.buffers.kernel_buffer` says; None where the loop does not apply
-    (:func:`dynbench.ops.compiled.applies`) or the build failed."""
-    if not compiled.applies(weight):
+    (:func:`dynbench.ops.compiled.applies`, attentions of the kernel's dtype) or the build
+    failed."""
+    attentions = [a for a in (mix, spatial, channel, filt) if a is not None]
+    if not compiled.applies(weight) or any(a.dtype != weight.dtype for a in attentions):
         return None
     module = compiled.built()
     if module is None:
         return None
-    attentions = [a for a in (mix, spatial, channel, filt) if a is not None]
     n, cout, cin_g, k, _ = weight.shape
     shape = (attentions[0].shape[0], cout * cin_g * k * k)
     out = kernel_buffer("mix", shape, weight)

@@ -101,9 +101,10 @@ def scaled_unfold(
 ) -> Tensor | None:
     """``F.unfold(x, kernel_size, 1, padding, stride)`` (B, C k k, H' W') with each row
     (c, t) times ``channel`` (B, C) at c and ``spatial`` (B, k k) at t, either None for all
-    ones; None where the loop does not apply (a contiguous map,
+    ones; None where the loop does not apply (a contiguous map, attentions of its dtype,
     :func:`dynbench.ops.compiled.applies`) or the build failed."""
-    if not (x.is_contiguous() and compiled.applies(x)):
+    scales = [a for a in (spatial, channel) if a is not None]
+    if not (x.is_contiguous() and compiled.applies(x)) or any(a.dtype != x.dtype for a in scales):
         return None
     module = compiled.built()
     if module is None:

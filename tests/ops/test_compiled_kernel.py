@@ -95,3 +95,13 @@ def test_counters_and_training_see_the_ops(switched_on):
     op.train()
     op(torch.randn(2, 16, 8, 8)).sum().backward()
     assert not op.kernel_compiled and op.weight.grad is not None
+
+
+def test_attentions_of_another_dtype_leave_the_ops_running(switched_on):
+    weight = torch.randn(2, 4, 3, 3, 3)
+    with torch.inference_mode():
+        assert (
+            compiled_kernel.scaled_kernel(weight, torch.rand(1, 2), None, None, None, 1) is not None
+        )
+        mixed_precision = torch.rand(1, 2, dtype=torch.bfloat16)
+        assert compiled_kernel.scaled_kernel(weight, mixed_precision, None, None, None, 1) is None

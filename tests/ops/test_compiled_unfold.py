@@ -43,3 +43,11 @@ def test_the_input_route_with_the_compiled_unfold_gives_the_naive_output(
     x = torch.randn(1, 32, 6, 6)
     check_against_ops_and_naive(op, x, monkeypatch, "fast/input", COMPILED_UNFOLD)
     assert op.implementation() == "naive"  # the check ends on the naive path
+
+
+def test_scales_of_another_dtype_leave_the_ops_running(switched_on):
+    x = torch.randn(1, 4, 5, 5)
+    with torch.inference_mode():
+        spatial = torch.rand(1, 9, dtype=torch.float64)
+        assert compiled_unfold.scaled_unfold(x, spatial, None, 3, 1, 1) is None
+        assert compiled_unfold.scaled_unfold(x, spatial.float(), None, 3, 1, 1) is not None
