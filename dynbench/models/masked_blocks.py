@@ -36,6 +36,7 @@ from torch.utils import benchmark
 
 from dynbench.models.mobilenetv2 import InvertedResidual
 from dynbench.models.resnet import BasicBlock, Bottleneck
+from dynbench.ops.base import set_on_change
 from dynbench.ops.dynconv import GRANULARITIES, MaskSource, MaskUnit, dilate
 from dynbench.ops.dynconv_pixel import SparseBasicBlock, SparseBottleneck, SparseInvertedResidual
 from dynbench.ops.dynconv_rows import SparseBlock, hand_on, take_over
@@ -137,8 +138,7 @@ class SpatialBlock(nn.Module):
         masks = self.masks
         if masks.get(MASK) is not mask or masks.get(DILATED) is not dilated:
             self.masks = {MASK: mask, DILATED: dilated}  # nn.Module.__setattr__: on a change
-        if self.input_shape != x.shape:
-            self.input_shape = tuple(x.shape)
+        set_on_change(self, "input_shape", tuple(x.shape))
         return mask, dilated
 
     def dense_branch(self, block: nn.Module, x: Tensor, mask: Tensor, dilated: Tensor) -> Tensor:
@@ -188,8 +188,7 @@ class SpatialBlock(nn.Module):
             self.masks, self.ran = {}, "dense"
             return self.block(x)
         ran = "sparse" if self.execution == "sparse" and self.can_run_sparse() else "masked"
-        if ran != self.ran:  # nn.Module.__setattr__ only on a change
-            self.ran = ran
+        set_on_change(self, "ran", ran)
         return self.sparse(x) if ran == "sparse" else self.masked(x)
 
     def can_run_sparse(self) -> bool:
@@ -217,8 +216,7 @@ class SpatialBlock(nn.Module):
         with phase("attention"):  # the mask unit
             mask, dilated = self._masks(x)
         granularity = self._granularity(x, mask, dilated)
-        if granularity != self.ran_granularity:  # nn.Module.__setattr__ only on a change
-            self.ran_granularity = granularity
+        set_on_change(self, "ran_granularity", granularity)
         if granularity == "dense":
             out = self.dense_branch(self.block, x, mask, dilated)
         else:

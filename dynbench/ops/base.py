@@ -52,6 +52,7 @@ __all__ = [
     "phase",
     "release_workspaces",
     "set_impl",
+    "set_on_change",
     "squeeze",
     "unmarked",
 ]
@@ -80,6 +81,15 @@ def broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
         a, b = b, a
     b = (1,) * (len(a) - len(b)) + tuple(b)
     return tuple(x if y == 1 else y for x, y in zip(a, b, strict=True))
+
+
+def set_on_change(module: nn.Module, name: str, value: object) -> None:
+    """``module.<name> = value``, assigned only where it differs: ``nn.Module.__setattr__``
+    looks through parameters, buffers and submodules on every assignment, a cost that a
+    per-call record (the route taken, whether a compiled loop ran) should not pay on every
+    call."""
+    if getattr(module, name) != value:
+        setattr(module, name, value)
 
 
 class DynamicOp(nn.Module):

@@ -28,6 +28,7 @@ from torch import Tensor
 SWITCH = "DYNBENCH_COMPILED"
 
 _BUILT: dict[str, types.ModuleType | None] = {}  # "module": the build, or None if it failed
+_ABSENT = torch.empty(0)  # what a loop reads for a tensor a layer leaves out (see operand)
 
 
 def cpu_tag() -> str:
@@ -87,3 +88,18 @@ def applies(x: Tensor) -> bool:
         and not torch._C._len_torch_dispatch_stack()
         and not torch.compiler.is_compiling()
     )
+
+
+def loops_for(x: Tensor, *companions: Tensor | None) -> types.ModuleType | None:
+    """The compiled module, where a loop may run on ``x`` (:func:`applies`) and on the
+    tensors it reads beside ``x`` (attentions, scales, biases; None where left out), each of
+    ``x``'s dtype, since the loops read one (fp32); None otherwise or where the build failed.
+    The layout each loop reads it checks itself."""
+    if not applies(x) or any(c is not None and c.dtype != x.dtype for c in companions):
+        return None
+    return built()
+
+
+def operand(tensor: Tensor | None) -> Tensor:
+    """``tensor`` as a loop reads it: contiguous, or an empty tensor where it is left out."""
+    return _ABSENT if tensor is None else tensor.contiguous()

@@ -62,11 +62,9 @@ def branch_logits(
     x: Tensor, squeeze_w: Tensor, squeeze_b: Tensor, heads_w: Tensor, heads_b: Tensor, gates: int
 ) -> Tensor | None:
     """(B, rows) logits of the folded branch, the first ``gates`` columns through a sigmoid;
-    None where it does not apply (a contiguous map, :func:`dynbench.ops.compiled.applies`)
+    None where it does not apply (a contiguous map, :func:`dynbench.ops.compiled.loops_for`)
     or the build failed."""
-    if not (x.is_contiguous() and compiled.applies(x)):
-        return None
-    module = compiled.built()
+    module = compiled.loops_for(x) if x.is_contiguous() else None
     if module is None:
         return None
     return module.branch_logits(x, squeeze_w, squeeze_b, heads_w, heads_b, gates)

@@ -11,7 +11,6 @@ kernels once and writes the scaled kernel once. Where it does not apply or did n
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from dynbench.ops import compiled
@@ -68,8 +67,6 @@ void scaled_kernel(torch::Tensor weight, torch::Tensor mix, torch::Tensor spatia
 }
 """
 
-_NONE = torch.empty(0)  # an attention a layer leaves out, as the loop reads it
-
 
 def scaled_kernel(
     weight: Tensor,
@@ -83,19 +80,17 @@ def scaled_kernel(
     by ``mix`` (B, n) and scaled by ``spatial`` (B, k k), ``channel`` (B, C_in) and ``filt``
     (B, C_out), each None where it is left out (at least one given), written where
     :func:`dynbench.ops.buffers.kernel_buffer` says; None where the loop does not apply
-    (:func:`dynbench.ops.compiled.applies`, attentions of the kernel's dtype) or the build
-    failed."""
-    attentions = [a for a in (mix, spatial, channel, filt) if a is not None]
-    if not compiled.applies(weight) or any(a.dtype != weight.dtype for a in attentions):
-        return None
-    module = compiled.built()
+    (:func:`dynbench.ops.compiled.loops_for`) or the build failed."""
+    attentions = (mix, spatial, channel, filt)
+    module = compiled.loops_for(weight, *attentions)
     if module is None:
         return None
     n, cout, cin_g, k, _ = weight.shape
-    shape = (attentions[0].shape[0], cout * cin_g * k * k)
+    batch = next(a.shape[0] for a in attentions if a is not None)
+    shape = (batch, cout * cin_g * k * k)
     out = kernel_buffer("mix", shape, weight)
     if out is None:
         out = weight.new_empty(shape)
-    taken = [_NONE if a is None else a.contiguous() for a in (mix, spatial, channel, filt)]
+    taken = map(compiled.operand, attentions)
     module.scaled_kernel(weight.view(n, cout, cin_g, k * k), *taken, groups, out)
     return out.view(-1, cout, cin_g, k, k)

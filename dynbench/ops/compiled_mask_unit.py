@@ -85,13 +85,11 @@ torch::Tensor mask_logits(torch::Tensor maps, torch::Tensor conv_bias, torch::Te
 
 def mask_logits(maps: Tensor, conv_bias: Tensor, fc_bias: Tensor, stride: int) -> Tensor | None:
     """The unit's logits (B, 1, H_out, W_out) from its ten maps (10, B, H, W); None where the
-    loop does not apply (rows not contiguous, biases of another dtype,
-    :func:`dynbench.ops.compiled.applies`) or the build failed."""
-    if maps.stride(3) != 1 or maps.stride(2) != maps.shape[3] or not compiled.applies(maps):
+    loop does not apply (rows not contiguous, :func:`dynbench.ops.compiled.loops_for`) or the
+    build failed."""
+    if maps.stride(3) != 1 or maps.stride(2) != maps.shape[3]:
         return None
-    if conv_bias.dtype != maps.dtype or fc_bias.dtype != maps.dtype:
-        return None
-    module = compiled.built()
+    module = compiled.loops_for(maps, conv_bias, fc_bias)
     if module is None:
         return None
     return module.mask_logits(maps, conv_bias, fc_bias, stride)

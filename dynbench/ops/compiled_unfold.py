@@ -13,7 +13,6 @@ PyTorch's ops.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from dynbench.ops import compiled
@@ -88,8 +87,6 @@ torch::Tensor scaled_unfold(torch::Tensor x, torch::Tensor spatial, torch::Tenso
 }
 """
 
-_NONE = torch.empty(0)  # an attention a layer leaves out, as the loop reads it
-
 
 def scaled_unfold(
     x: Tensor,
@@ -101,13 +98,10 @@ def scaled_unfold(
 ) -> Tensor | None:
     """``F.unfold(x, kernel_size, 1, padding, stride)`` (B, C k k, H' W') with each row
     (c, t) times ``channel`` (B, C) at c and ``spatial`` (B, k k) at t, either None for all
-    ones; None where the loop does not apply (a contiguous map, attentions of its dtype,
-    :func:`dynbench.ops.compiled.applies`) or the build failed."""
-    scales = [a for a in (spatial, channel) if a is not None]
-    if not (x.is_contiguous() and compiled.applies(x)) or any(a.dtype != x.dtype for a in scales):
-        return None
-    module = compiled.built()
+    ones; None where the loop does not apply (a contiguous map,
+    :func:`dynbench.ops.compiled.loops_for`) or the build failed."""
+    module = compiled.loops_for(x, spatial, channel) if x.is_contiguous() else None
     if module is None:
         return None
-    scales = [_NONE if a is None else a.contiguous() for a in (spatial, channel)]
+    scales = map(compiled.operand, (spatial, channel))
     return module.scaled_unfold(x, *scales, kernel_size, stride, padding)

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dynbench.ops import compiled_mask_unit
+from dynbench.ops.base import set_on_change
 
 MASK_SOURCES = ("random", "blob", "patch", "unit")
 GRANULARITIES = ("auto", "pixel", "tile")  # of the sparse execution; auto: the faster
@@ -82,8 +83,7 @@ class MaskUnit(nn.Module):
         (:mod:`dynbench.ops.compiled_mask_unit`; :attr:`compiled` says whether it ran)."""
         stride = self.conv.stride[0]
         logits = compiled_mask_unit.mask_logits(taps, self.conv.bias, self.fc.bias, stride)
-        if (logits is not None) != self.compiled:  # nn.Module.__setattr__ only on a change
-            self.compiled = logits is not None
+        set_on_change(self, "compiled", logits is not None)
         if logits is not None:
             return logits
         batch, height, width = taps.shape[1:]

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dynbench.ops.analytic_madds import conv_madds
-from dynbench.ops.base import DynamicOp
+from dynbench.ops.base import DynamicOp, set_on_change
 from dynbench.ops.experts_route import RouteSetting, experts_pay
 from dynbench.ops.phases import phase
 from dynbench.results.names import EXPERTS, MIXED
@@ -134,10 +134,8 @@ class KernelDynamicConv(DynamicOp):
         )
 
     def set_route(self, route: str) -> None:
-        """Record the route of this call; assigned only on a change (``nn.Module``'s
-        ``__setattr__`` checks parameters, buffers and submodules on every assignment)."""
-        if route != self.route:
-            self.route = route
+        """Record the route of this call (:func:`~dynbench.ops.base.set_on_change`)."""
+        set_on_change(self, "route", route)
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """(H', W') of this conv's output on an ``height`` x ``width`` input."""

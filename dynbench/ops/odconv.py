@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dynbench.ops import compiled_kernel, compiled_unfold
-from dynbench.ops.base import EXPERTS, MIXED, AttentionTemperature, phase
+from dynbench.ops.base import EXPERTS, MIXED, AttentionTemperature, phase, set_on_change
 from dynbench.ops.kernel_mixing import KernelDynamicConv
 from dynbench.ops.odconv_attention import (
     ALL_ATTENTIONS,
@@ -195,8 +195,7 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
                 self.weight, kernel, spatial, channel, filt, self.groups
             )
             ran = weight is not None
-        if ran != self.kernel_compiled:  # nn.Module.__setattr__ only on a change
-            self.kernel_compiled = ran
+        set_on_change(self, "kernel_compiled", ran)
         if weight is not None:
             return weight
         owned = kernel is not None
@@ -260,8 +259,7 @@ class ODConv2d(AttentionTemperature, KernelDynamicConv):
         with phase("aggregation"):
             # (b, cin k k, positions), each row scaled: one compiled pass where it applies
             cols = compiled_unfold.scaled_unfold(x, spatial, channel, k, self.stride, self.padding)
-            if self.unfold_compiled != (cols is not None):  # nn.Module.__setattr__ on a change
-                self.unfold_compiled = cols is not None
+            set_on_change(self, "unfold_compiled", cols is not None)
             if cols is None:
                 cols = F.unfold(x, k, 1, self.padding, self.stride)
                 if channel is None:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dynbench.ops import compiled_attention
-from dynbench.ops.base import conv1x1_on_vectors, squeeze
+from dynbench.ops.base import conv1x1_on_vectors, set_on_change, squeeze
 
 # The four attentions (paper: alpha_s, alpha_c, alpha_f, alpha_w).
 SPATIAL, CHANNEL, FILTER, KERNEL = "spatial", "channel", "filter", "kernel"
@@ -98,7 +98,7 @@ class ODConvAttention(nn.Module):
         """
         if not self.training and not torch.is_grad_enabled():
             return self._forward_folded(x)
-        self._ran_compiled(False)
+        set_on_change(self, "compiled", False)
         t = self.temperature
         z = squeeze(x, self.fc, self.bn)
 
@@ -111,12 +111,6 @@ class ODConvAttention(nn.Module):
 
         kernel = None if self.kernel_fc is None else torch.softmax(logits(self.kernel_fc), dim=1)
         return gate(self.channel_fc), gate(self.filter_fc), gate(self.spatial_fc), kernel
-
-    def _ran_compiled(self, ran: bool) -> None:
-        """Record :attr:`compiled`, assigned only on a change (``nn.Module.__setattr__``
-        looks through parameters, buffers and submodules on every assignment)."""
-        if ran != self.compiled:
-            self.compiled = ran
 
     def folded_weights(self, like: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(squeeze weight, squeeze bias, heads' weight, heads' bias) of the branch in eval:
@@ -190,7 +184,7 @@ class ODConvAttention(nn.Module):
         squeeze_w, squeeze_b, heads_w, heads_b = self.folded_weights(x)
         gates = self._gates
         logits = compiled_attention.branch_logits(x, squeeze_w, squeeze_b, heads_w, heads_b, gates)
-        self._ran_compiled(logits is not None)
+        set_on_change(self, "compiled", logits is not None)
         kernel_head = gates < heads_w.shape[0]
         if logits is None:
             z = F.linear(x.mean((2, 3)), squeeze_w, squeeze_b).relu_()

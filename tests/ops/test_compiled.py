@@ -59,3 +59,11 @@ def test_the_build_is_named_for_this_cpu(monkeypatch, tmp_path):
     epyc = tag_for("model name\t: AMD EPYC 7B13\nflags\t\t: fpu avx2\n")
     assert xeon != epyc
     assert tag_for("model name\t: AMD EPYC 7B13\nflags\t\t: fpu avx2\nbogomips\t: 1\n") == epyc
+
+
+def test_a_loop_runs_only_where_what_it_reads_beside_the_map_has_the_maps_dtype(switched_on):
+    x = torch.randn(1, 8, 4, 4)
+    assert compiled.loops_for(x, None, torch.rand(8)) is compiled.built()
+    assert compiled.loops_for(x, torch.rand(8, dtype=torch.float64)) is None
+    assert compiled.operand(None).numel() == 0
+    assert compiled.operand(x.transpose(2, 3)).is_contiguous()
