@@ -14,7 +14,11 @@ process group): the parent, interrupted, keeps what it stored and terminates the
 leaves the pool.
 A worker killed by a signal (the OOM killer, a segfault) breaks the pool: the parent
 still receives every group that came back and then raises :class:`WorkerDied`
-naming the groups that did not, instead of waiting for them forever. A parent killed
+naming the groups that did not, instead of waiting for them forever. The parent forks
+with its stop signals blocked: a worker starts with the parent's handlers, and a SIGTERM
+that reached it before it set its own (the broken pool terminating a worker still starting)
+would raise KeyboardInterrupt there and print a traceback; blocked, it waits until the
+worker's own handlers are set. A parent killed
 by a signal it cannot catch (SIGKILL, as the OOM killer sends) takes its workers with
 it: on Linux the kernel sends each worker SIGKILL when the parent dies
 (``PR_SET_PDEATHSIG``); elsewhere a watchdog thread in each worker ends it once the
@@ -39,6 +43,7 @@ import torch
 
 from dynbench.errors import DynbenchError
 from dynbench.results.record import Record
+from dynbench.run.interrupt import STOP_SIGNALS
 
 Stamped = tuple[Record, dict]  # a record and the settings it was measured with
 GroupWork = Callable[[int], list[Stamped]]
@@ -69,6 +74,7 @@ def _start_worker(parent: int) -> None:
     for signum in (signal.SIGINT, signal.SIGHUP):  # the parent's to handle: it ends us
         signal.signal(signum, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's: terminate() ends it
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the fork
     _die_with(parent)
     torch.set_num_threads(1)
 
@@ -128,6 +134,17 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
 
 
 @contextmanager
+def _stop_signals_blocked() -> Iterator[None]:
+    """Hold the stop signals in this thread: the processes it forks start with them held (and
+    so does a thread it starts), the parent receives one that came meanwhile on the way out."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextmanager
 def in_workers(
     work: GroupWork, count: int, jobs: int
 ) -> Iterator[Iterator[tuple[int, list[Stamped]]]]:
@@ -139,7 +156,9 @@ def in_workers(
         jobs, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
     )
     try:
-        yield _in_order([pool.submit(_run, index) for index in range(count)])
+        with _stop_signals_blocked():  # the first submit forks the workers
+            futures = [pool.submit(_run, index) for index in range(count)]
+        yield _in_order(futures)
     except BaseException:
         _terminate(pool)
         raise

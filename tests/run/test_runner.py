@@ -174,8 +174,10 @@ def test_a_worker_killed_by_a_signal_ends_the_run_and_keeps_what_came_back(tmp_p
         ],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert result.returncode == 1
-    (line,) = result.stderr.strip().splitlines()
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    (line,) = lines
     assert line.startswith(
         "error: a worker process died (killed by a signal: out of memory, or a crash in "
         "native code); not measured: killer:dies; run "
