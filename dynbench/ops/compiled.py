@@ -2,13 +2,14 @@
 
 At batch 1 some branches are chains of tiny ops whose dispatch costs more than their work (ODConv's
 attention branch, :mod:`dynbench.ops.compiled_attention`; spatial DynConv's mask-unit logits,
-:mod:`dynbench.ops.compiled_mask_unit`). Each such loop's C++ source lives beside its Python
-wrapper; all are built together, as one extension, by
-``torch.utils.cpp_extension.load_inline`` the first time a CPU fp32 forward asks for one (tens
-of seconds, then cached by torch in its extensions folder). The build needs a C++ compiler and
-ninja; where it fails, or ``DYNBENCH_COMPILED=0`` is set, :func:`built` answers None (the
-failure said once) and the operators run PyTorch's ops, as they do under a MAdds counter, a
-``torch.jit`` trace or ``torch.compile`` (which must see the ops).
+:mod:`dynbench.ops.compiled_mask_unit`). Each such loop's C++ source (``SOURCE``, defining the
+``FUNCTIONS`` it names) lives beside its Python wrapper; all are built together, as one
+extension, by ``torch.utils.cpp_extension.load_inline`` the first time a CPU fp32 forward
+asks for one (tens of seconds, then cached by torch in its extensions folder). The build
+needs a C++ compiler and ninja; where it fails, or ``DYNBENCH_COMPILED=0`` is set,
+:func:`built` answers None (the failure said once) and the operators run PyTorch's ops, as
+they do under a MAdds counter, a ``torch.jit`` trace or ``torch.compile`` (which must see the
+ops).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def built() -> types.ModuleType | None:
             _BUILT["module"] = load_inline(
                 f"dynbench_compiled_{cpu_tag()}",
                 cpp_sources=[loop.SOURCE for loop in loops],
-                functions=[loop.FUNCTION for loop in loops],
+                functions=[name for loop in loops for name in loop.FUNCTIONS],
                 # the reductions vectorise only when their order may change; built per machine
                 extra_cflags=["-O3", "-march=native", "-ffast-math"],
             )
@@ -92,12 +93,17 @@ def applies(x: Tensor) -> bool:
 
 def loops_for(x: Tensor, *companions: Tensor | None) -> types.ModuleType | None:
     """The compiled module, where a loop may run on ``x`` (:func:`applies`) and on the
-    tensors it reads beside ``x`` (attentions, scales, biases; None where left out), each of
-    ``x``'s dtype, since the loops read one (fp32); None otherwise or where the build failed.
-    The layout each loop reads it checks itself."""
-    if not applies(x) or any(c is not None and c.dtype != x.dtype for c in companions):
+    tensors it reads beside ``x`` (attentions, scales, weights, biases; None where left out),
+    each of ``x``'s dtype, since the loops read one (fp32), and none wanting a gradient (a
+    loop records none); None otherwise or where the build failed. The layout each loop reads
+    it checks itself."""
+    if not applies(x) or any(c is not None and not _readable(c, x) for c in companions):
         return None
     return built()
+
+
+def _readable(companion: Tensor, x: Tensor) -> bool:
+    return companion.dtype == x.dtype and not (companion.requires_grad and torch.is_grad_enabled())
 
 
 def operand(tensor: Tensor | None) -> Tensor:

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from dynbench.ops import compiled
 
-FUNCTION = "branch_logits"
+FUNCTIONS = ("branch_logits",)
 
 SOURCE = r"""
 #include <torch/extension.h>

@@ -16,7 +16,7 @@ from torch import Tensor
 from dynbench.ops import compiled
 from dynbench.ops.buffers import kernel_buffer
 
-FUNCTION = "scaled_kernel"
+FUNCTIONS = ("scaled_kernel",)
 
 SOURCE = r"""
 #include <torch/extension.h>

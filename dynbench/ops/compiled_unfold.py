@@ -17,7 +17,7 @@ from torch import Tensor
 
 from dynbench.ops import compiled
 
-FUNCTION = "scaled_unfold"
+FUNCTIONS = ("scaled_unfold",)
 
 SOURCE = r"""
 #include <torch/extension.h>

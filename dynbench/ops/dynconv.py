@@ -37,6 +37,12 @@ GRANULARITIES = ("auto", "pixel", "tile")  # of the sparse execution; auto: the 
 # index, and is small next to the gaps between distinct priorities it must not reorder
 # (two distances from the centre of a square H x H map differ by at least 1 / H^2).
 TIE_BREAK = 1e-6
+# How a unit's logits were computed (MaskUnit.ran): PyTorch's ops; its GEMM and the compiled
+# loop over the tap maps; the compiled stencil over its input
+OPS, COMPILED, STENCIL = "ops", "compiled", "stencil"
+# The stencil runs where a stride-1 unit's input has at most this many channel rows (C x H):
+# above it the GEMM's higher rate repays its fixed cost (reports/sparsity/mask-unit-cost.md)
+STENCIL_MAX_ROWS = 2048
 
 
 class MaskUnit(nn.Module):
@@ -48,10 +54,12 @@ class MaskUnit(nn.Module):
         self.fc = nn.Linear(channels, 1)
         self.temperature = temperature
         self._kept: tuple | None = None  # (weights' versions, columns) of columns()
-        self.compiled = False  # whether the last logits came from the compiled loop
+        self.ran = OPS  # how the last logits were computed: OPS, COMPILED or STENCIL
 
     def forward(self, x: Tensor) -> Tensor:
-        """``self.conv(x) + self.fc(x.mean((2, 3)))``, computed as one GEMM and a shift-add.
+        """``self.conv(x) + self.fc(x.mean((2, 3)))``: on a small input of a stride-1 unit,
+        one compiled stencil pass (:func:`dynbench.ops.compiled_mask_unit.stencil_logits`);
+        otherwise (or where that loop does not run) one GEMM and a shift-add.
 
         A conv with one output channel leaves the conv kernels' blocking idle; as a GEMM
         the positions of x meet the 9 taps at once, (9, C) x (C, N H W), and the output is
@@ -63,6 +71,13 @@ class MaskUnit(nn.Module):
         once, where ten output columns on the right leave the BLAS kernels' blocking idle.
         """
         batch, channels, height, width = x.shape
+        if self.conv.stride[0] == 1 and channels * height <= STENCIL_MAX_ROWS:
+            logits = compiled_mask_unit.stencil_logits(
+                x, self.conv.weight, self.fc.weight, self.conv.bias, self.fc.bias
+            )
+            if logits is not None:
+                set_on_change(self, "ran", STENCIL)
+                return logits
         columns = self.columns()
         if x.is_contiguous():  # an NCHW map: (10, C) x (C, H W) per image reads x as it lies
             # (mm or bmm, not matmul: matmul folds a 2-D left operand into the transposed
@@ -80,10 +95,10 @@ class MaskUnit(nn.Module):
         """The logits from the (10, N, H, W) products of x with :meth:`columns`' rows: the 9
         tap maps shifted into the conv's outputs and summed, plus the Linear's pooled row
         and both biases; one compiled loop where it applies
-        (:mod:`dynbench.ops.compiled_mask_unit`; :attr:`compiled` says whether it ran)."""
+        (:mod:`dynbench.ops.compiled_mask_unit`; :attr:`ran` says whether it ran)."""
         stride = self.conv.stride[0]
         logits = compiled_mask_unit.mask_logits(taps, self.conv.bias, self.fc.bias, stride)
-        set_on_change(self, "compiled", logits is not None)
+        set_on_change(self, "ran", OPS if logits is None else COMPILED)
         if logits is not None:
             return logits
         batch, height, width = taps.shape[1:]
