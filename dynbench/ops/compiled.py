@@ -97,13 +97,15 @@ def loops_for(x: Tensor, *companions: Tensor | None) -> types.ModuleType | None:
     each of ``x``'s dtype, since the loops read one (fp32), and none wanting a gradient (a
     loop records none); None otherwise or where the build failed. The layout each loop reads
     it checks itself."""
-    if not applies(x) or any(c is not None and not _readable(c, x) for c in companions):
+    if not applies(x):
         return None
+    grad = torch.is_grad_enabled()
+    for companion in companions:
+        if companion is not None and (
+            companion.dtype != x.dtype or (grad and companion.requires_grad)
+        ):
+            return None
     return built()
-
-
-def _readable(companion: Tensor, x: Tensor) -> bool:
-    return companion.dtype == x.dtype and not (companion.requires_grad and torch.is_grad_enabled())
 
 
 def operand(tensor: Tensor | None) -> Tensor:

@@ -71,38 +71,44 @@ class MaskUnit(nn.Module):
         once, where ten output columns on the right leave the BLAS kernels' blocking idle.
         """
         batch, channels, height, width = x.shape
-        if self.conv.stride[0] == 1 and channels * height <= STENCIL_MAX_ROWS:
-            logits = compiled_mask_unit.stencil_logits(
-                x, self.conv.weight, self.fc.weight, self.conv.bias, self.fc.bias
-            )
+        taps, linear, conv_bias, fc_bias = self.parameters_now()
+        if self._modules["conv"].stride[0] == 1 and channels * height <= STENCIL_MAX_ROWS:
+            logits = compiled_mask_unit.stencil_logits(x, taps, linear, conv_bias, fc_bias)
             if logits is not None:
                 set_on_change(self, "ran", STENCIL)
                 return logits
-        columns = self.columns()
+        columns = self.columns(taps, linear)
         if x.is_contiguous():  # an NCHW map: (10, C) x (C, H W) per image reads x as it lies
             # (mm or bmm, not matmul: matmul folds a 2-D left operand into the transposed
             # product, the slow orientation again)
             if batch == 1:
-                taps = columns @ x.view(channels, -1)
+                maps = columns @ x.view(channels, -1)
             else:
-                maps = x.view(batch, channels, -1)
-                taps = torch.bmm(columns.expand(batch, -1, -1), maps).transpose(0, 1)
+                rows = x.view(batch, channels, -1)
+                maps = torch.bmm(columns.expand(batch, -1, -1), rows).transpose(0, 1)
         else:  # channels-last rows (N H W, C)
-            taps = columns @ x.permute(0, 2, 3, 1).reshape(-1, channels).t()
-        return self.logits(taps.reshape(10, batch, height, width))  # a view in both layouts
+            maps = columns @ x.permute(0, 2, 3, 1).reshape(-1, channels).t()
+        return self.logits(maps.reshape(10, batch, height, width), conv_bias, fc_bias)
 
-    def logits(self, taps: Tensor) -> Tensor:
+    def parameters_now(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The conv's and the Linear's weights and biases, read from the modules' own
+        dictionaries: through ``nn.Module.__getattr__`` the five lookups a call needs cost
+        as much as a small unit's arithmetic at batch 1."""
+        conv, fc = self._modules["conv"]._parameters, self._modules["fc"]._parameters
+        return conv["weight"], fc["weight"], conv["bias"], fc["bias"]
+
+    def logits(self, taps: Tensor, conv_bias: Tensor, fc_bias: Tensor) -> Tensor:
         """The logits from the (10, N, H, W) products of x with :meth:`columns`' rows: the 9
         tap maps shifted into the conv's outputs and summed, plus the Linear's pooled row
         and both biases; one compiled loop where it applies
         (:mod:`dynbench.ops.compiled_mask_unit`; :attr:`ran` says whether it ran)."""
-        stride = self.conv.stride[0]
-        logits = compiled_mask_unit.mask_logits(taps, self.conv.bias, self.fc.bias, stride)
+        stride = self._modules["conv"].stride[0]
+        logits = compiled_mask_unit.mask_logits(taps, conv_bias, fc_bias, stride)
         set_on_change(self, "ran", OPS if logits is None else COMPILED)
         if logits is not None:
             return logits
         batch, height, width = taps.shape[1:]
-        pooled = taps[9].mean((1, 2)) + self.fc.bias + self.conv.bias
+        pooled = taps[9].mean((1, 2)) + fc_bias + conv_bias
         padded = F.pad(taps[:9], (1, 1, 1, 1))  # (9, N, H + 2, W + 2), the conv's padding
         tap, image, row, col = padded.stride()
         out_h, out_w = (height - 1) // stride + 1, (width - 1) // stride + 1
@@ -113,12 +119,12 @@ class MaskUnit(nn.Module):
         )
         return (windows.sum((3, 4)) + pooled.view(batch, 1, 1)).unsqueeze(1)
 
-    def columns(self) -> Tensor:
-        """(10, C): the conv's 9 taps (ky, kx order) and the Linear's weights as rows; kept
-        across calls while no gradient is recorded and the weights are unchanged."""
+    def columns(self, taps: Tensor, linear: Tensor) -> Tensor:
+        """(10, C): the 9 taps (ky, kx order) of the conv's weight ``taps`` and the Linear's
+        weight ``linear`` as rows; kept across calls while no gradient is recorded and the
+        weights are unchanged."""
         if torch.is_grad_enabled():
-            return torch.cat([self.conv.weight[0].reshape(-1, 9).t(), self.fc.weight])
-        taps, linear = self.conv.weight, self.fc.weight
+            return torch.cat([taps[0].reshape(-1, 9).t(), linear])
         key = (taps._version, linear._version, taps.data_ptr(), linear.data_ptr())
         if self._kept is None or self._kept[0] != key:
             # a normal tensor (usable outside inference mode) that records no gradient
