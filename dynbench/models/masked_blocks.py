@@ -86,7 +86,6 @@ class SpatialBlock(nn.Module):
         self.source = MaskSource()
         self.masks: dict[str, Tensor] = {}  # the last forward's, by DILATED / MASK
         self._fixed: tuple | None = None  # (key, mask, dilated) of an input-independent source
-        self.input_shape: tuple[int, ...] = ()  # of the last masked or sparse forward
         self.granularity = "auto"  # of the sparse execution (GRANULARITIES)
         self.ran_granularity = ""  # what the last sparse forward ran at: pixel or tile
         self.trial_ms: dict[str, float] = {}  # auto's timing of each granularity
@@ -94,6 +93,11 @@ class SpatialBlock(nn.Module):
         self._choice: tuple | None = None  # (mask key, granularity) of auto's last choice
         self._dense_positions: tuple[int, ...] = ()  # of the last dense_branch call
         self._full: tuple | None = None  # (mask, dilated, each all ones?) of dense_branch
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of the last masked or sparse forward's input (in the masks' key)."""
+        return tuple(self._fixed[0][2]) if self._fixed is not None else ()
 
     @property
     def tile(self) -> int:
@@ -128,19 +132,20 @@ class SpatialBlock(nn.Module):
         return self._masks_of(x, self.masker(x))
 
     def _masks_of(self, x: Tensor, logits: Tensor) -> tuple[Tensor, Tensor]:
-        """(mask, dilated) for the mask unit's ``logits`` on ``x`` (see :meth:`_masks`)."""
-        output_size, stride = self.dilation(x, logits)
-        key = (self.source, tuple(logits.shape), logits.device, logits.dtype, output_size)
+        """(mask, dilated) for the mask unit's ``logits`` on ``x`` (see :meth:`_masks`);
+        the shapes in the key fix the dilated mask's size too, so a kept pair costs no more
+        than the key's comparison."""
+        key = (self.source, logits.shape, x.shape, logits.device, logits.dtype)
         if self.source.kind != "unit" and self._fixed is not None and self._fixed[0] == key:
             mask, dilated = self._fixed[1], self._fixed[2]
         else:
+            output_size, stride = self.dilation(x, logits)
             mask = self.source.mask(logits, self.masker, self.index)
             dilated = dilate(mask, stride, output_size)
             self._fixed = (key, mask, dilated)
         masks = self.masks
         if masks.get(MASK) is not mask or masks.get(DILATED) is not dilated:
             self.masks = {MASK: mask, DILATED: dilated}  # nn.Module.__setattr__: on a change
-        set_on_change(self, "input_shape", tuple(x.shape))
         return mask, dilated
 
     def dense_branch(self, block: nn.Module, x: Tensor, mask: Tensor, dilated: Tensor) -> Tensor:
