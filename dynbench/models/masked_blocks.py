@@ -21,7 +21,7 @@ at whichever of the two, or the dense branch (a nearly full mask gains nothing f
 a short timing on the block's masks finds fastest; the block keeps the choice per mask key and
 says what it ran in ``implementation`` (``sparse/pixel``, ``sparse/tile`` or ``sparse/dense``:
 the mask unit ran, the branch densely; ``+compiled-unit`` where the unit's logits came from
-its GEMM and a compiled loop, ``+stencil-unit`` where from its compiled stencil). The last
+its compiled loop). The last
 forward's masks are kept so that :func:`dynbench.measure.conditional.conditional_madds`
 can count what a sparse execution must compute.
 """
@@ -37,7 +37,7 @@ from torch.utils import benchmark
 from dynbench.models.mobilenetv2 import InvertedResidual
 from dynbench.models.resnet import BasicBlock, Bottleneck
 from dynbench.ops.base import set_on_change
-from dynbench.ops.dynconv import COMPILED, GRANULARITIES, STENCIL, MaskSource, MaskUnit, dilate
+from dynbench.ops.dynconv import GRANULARITIES, MaskSource, MaskUnit, dilate
 from dynbench.ops.dynconv_pixel import SparseBasicBlock, SparseBottleneck, SparseInvertedResidual
 from dynbench.ops.dynconv_rows import SparseBlock, hand_on, take_over
 from dynbench.ops.dynconv_tiles import (
@@ -50,10 +50,8 @@ from dynbench.ops.phases import phase
 from dynbench.results.names import EXECUTIONS
 
 DILATED, MASK = "dilated", "mask"
-# What ``implementation`` appends where the mask unit's logits ran compiled, by how they ran
-# (MaskUnit.ran; nothing where PyTorch's ops ran)
-COMPILED_UNIT, STENCIL_UNIT = "compiled-unit", "stencil-unit"
-UNIT_SUFFIXES = {COMPILED: f"+{COMPILED_UNIT}", STENCIL: f"+{STENCIL_UNIT}"}
+# What ``implementation`` appends where the mask unit's logits ran compiled.
+COMPILED_UNIT = "compiled-unit"
 
 
 def _median_ms(call: Callable[[], object]) -> float:
@@ -111,10 +109,10 @@ class SpatialBlock(nn.Module):
     @property
     def implementation(self) -> str:
         """What the last forward ran: dense, masked, sparse/pixel, sparse/tile or
-        sparse/dense, with ``+compiled-unit`` or ``+stencil-unit`` where the mask unit's logits
-        came from a compiled loop (:mod:`dynbench.ops.compiled_mask_unit`)."""
+        sparse/dense, with ``+compiled-unit`` where the mask unit's logits came from its
+        compiled loop (:mod:`dynbench.ops.compiled_mask_unit`)."""
         ran = f"sparse/{self.ran_granularity}" if self.ran == "sparse" else self.ran
-        return ran if ran == "dense" else ran + UNIT_SUFFIXES.get(self.masker.ran, "")
+        return f"{ran}+{COMPILED_UNIT}" if ran != "dense" and self.masker.compiled else ran
 
     def branch_convs(self) -> list[tuple[nn.Conv2d, str]]:
         """(conv, DILATED or MASK) for every conv of the residual branch, in order."""

@@ -2,14 +2,13 @@
 
 At batch 1 some branches are chains of tiny ops whose dispatch costs more than their work (ODConv's
 attention branch, :mod:`dynbench.ops.compiled_attention`; spatial DynConv's mask-unit logits,
-:mod:`dynbench.ops.compiled_mask_unit`). Each such loop's C++ source (``SOURCE``, defining the
-``FUNCTIONS`` it names) lives beside its Python wrapper; all are built together, as one
-extension, by ``torch.utils.cpp_extension.load_inline`` the first time a CPU fp32 forward
-asks for one (tens of seconds, then cached by torch in its extensions folder). The build
-needs a C++ compiler and ninja; where it fails, or ``DYNBENCH_COMPILED=0`` is set,
-:func:`built` answers None (the failure said once) and the operators run PyTorch's ops, as
-they do under a MAdds counter, a ``torch.jit`` trace or ``torch.compile`` (which must see the
-ops).
+:mod:`dynbench.ops.compiled_mask_unit`). Each such loop's C++ source lives beside its Python
+wrapper; all are built together, as one extension, by
+``torch.utils.cpp_extension.load_inline`` the first time a CPU fp32 forward asks for one (tens
+of seconds, then cached by torch in its extensions folder). The build needs a C++ compiler and
+ninja; where it fails, or ``DYNBENCH_COMPILED=0`` is set, :func:`built` answers None (the
+failure said once) and the operators run PyTorch's ops, as they do under a MAdds counter, a
+``torch.jit`` trace or ``torch.compile`` (which must see the ops).
 """
 
 from __future__ import annotations
@@ -62,7 +61,7 @@ def built() -> types.ModuleType | None:
             _BUILT["module"] = load_inline(
                 f"dynbench_compiled_{cpu_tag()}",
                 cpp_sources=[loop.SOURCE for loop in loops],
-                functions=[name for loop in loops for name in loop.FUNCTIONS],
+                functions=[loop.FUNCTION for loop in loops],
                 # the reductions vectorise only when their order may change; built per machine
                 extra_cflags=["-O3", "-march=native", "-ffast-math"],
             )

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from dynbench.ops import compiled
 
-FUNCTIONS = ("branch_logits",)
+FUNCTION = "branch_logits"
 
 SOURCE = r"""
 #include <torch/extension.h>

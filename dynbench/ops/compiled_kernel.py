@@ -16,7 +16,7 @@ from torch import Tensor
 from dynbench.ops import compiled
 from dynbench.ops.buffers import kernel_buffer
 
-FUNCTIONS = ("scaled_kernel",)
+FUNCTION = "scaled_kernel"
 
 SOURCE = r"""
 #include <torch/extension.h>

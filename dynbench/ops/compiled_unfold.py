@@ -17,7 +17,7 @@ from torch import Tensor
 
 from dynbench.ops import compiled
 
-FUNCTIONS = ("scaled_unfold",)
+FUNCTION = "scaled_unfold"
 
 SOURCE = r"""
 #include <torch/extension.h>

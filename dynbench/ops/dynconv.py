@@ -37,12 +37,6 @@ GRANULARITIES = ("auto", "pixel", "tile")  # of the sparse execution; auto: the 
 # index, and is small next to the gaps between distinct priorities it must not reorder
 # (two distances from the centre of a square H x H map differ by at least 1 / H^2).
 TIE_BREAK = 1e-6
-# How a unit's logits were computed (MaskUnit.ran): PyTorch's ops; its GEMM and the compiled
-# loop over the tap maps; the compiled stencil over its input
-OPS, COMPILED, STENCIL = "ops", "compiled", "stencil"
-# The stencil runs where a stride-1 unit's input has at most this many channel rows (C x H):
-# above it the GEMM's higher rate repays its fixed cost (reports/sparsity/mask-unit-cost.md)
-STENCIL_MAX_ROWS = 2048
 
 
 class MaskUnit(nn.Module):
@@ -54,12 +48,10 @@ class MaskUnit(nn.Module):
         self.fc = nn.Linear(channels, 1)
         self.temperature = temperature
         self._kept: tuple | None = None  # (weights' versions, columns) of columns()
-        self.ran = OPS  # how the last logits were computed: OPS, COMPILED or STENCIL
+        self.compiled = False  # whether the last logits came from the compiled loop
 
     def forward(self, x: Tensor) -> Tensor:
-        """``self.conv(x) + self.fc(x.mean((2, 3)))``: on a small input of a stride-1 unit,
-        one compiled stencil pass (:func:`dynbench.ops.compiled_mask_unit.stencil_logits`);
-        otherwise (or where that loop does not run) one GEMM and a shift-add.
+        """``self.conv(x) + self.fc(x.mean((2, 3)))``, computed as one GEMM and a shift-add.
 
         A conv with one output channel leaves the conv kernels' blocking idle; as a GEMM
         the positions of x meet the 9 taps at once, (9, C) x (C, N H W), and the output is
@@ -71,13 +63,8 @@ class MaskUnit(nn.Module):
         once, where ten output columns on the right leave the BLAS kernels' blocking idle.
         """
         batch, channels, height, width = x.shape
-        taps, linear, conv_bias, fc_bias = self.parameters_now()
-        if self._modules["conv"].stride[0] == 1 and channels * height <= STENCIL_MAX_ROWS:
-            logits = compiled_mask_unit.stencil_logits(x, taps, linear, conv_bias, fc_bias)
-            if logits is not None:
-                set_on_change(self, "ran", STENCIL)
-                return logits
-        columns = self.columns(taps, linear)
+        conv_weight, fc_weight, conv_bias, fc_bias = self.parameters_now()
+        columns = self.columns(conv_weight, fc_weight)
         if x.is_contiguous():  # an NCHW map: (10, C) x (C, H W) per image reads x as it lies
             # (mm or bmm, not matmul: matmul folds a 2-D left operand into the transposed
             # product, the slow orientation again)
@@ -101,10 +88,10 @@ class MaskUnit(nn.Module):
         """The logits from the (10, N, H, W) products of x with :meth:`columns`' rows: the 9
         tap maps shifted into the conv's outputs and summed, plus the Linear's pooled row
         and both biases; one compiled loop where it applies
-        (:mod:`dynbench.ops.compiled_mask_unit`; :attr:`ran` says whether it ran)."""
+        (:mod:`dynbench.ops.compiled_mask_unit`; :attr:`compiled` says whether it ran)."""
         stride = self._modules["conv"].stride[0]
         logits = compiled_mask_unit.mask_logits(taps, conv_bias, fc_bias, stride)
-        set_on_change(self, "ran", OPS if logits is None else COMPILED)
+        set_on_change(self, "compiled", logits is not None)
         if logits is not None:
             return logits
         batch, height, width = taps.shape[1:]
@@ -119,10 +106,10 @@ class MaskUnit(nn.Module):
         )
         return (windows.sum((3, 4)) + pooled.view(batch, 1, 1)).unsqueeze(1)
 
-    def columns(self, taps: Tensor, linear: Tensor) -> Tensor:
-        """(10, C): the 9 taps (ky, kx order) of the conv's weight ``taps`` and the Linear's
-        weight ``linear`` as rows; kept across calls while no gradient is recorded and the
-        weights are unchanged."""
+    def columns(self, conv_weight: Tensor, fc_weight: Tensor) -> Tensor:
+        """(10, C): the 9 taps (ky, kx order) of the conv's weight and the Linear's weight as
+        rows; kept across calls while no gradient is recorded and the weights are unchanged."""
+        taps, linear = conv_weight, fc_weight
         if torch.is_grad_enabled():
             return torch.cat([taps[0].reshape(-1, 9).t(), linear])
         key = (taps._version, linear._version, taps.data_ptr(), linear.data_ptr())

@@ -67,3 +67,15 @@ def test_a_loop_runs_only_where_what_it_reads_beside_the_map_has_the_maps_dtype(
     assert compiled.loops_for(x, torch.rand(8, dtype=torch.float64)) is None
     assert compiled.operand(None).numel() == 0
     assert compiled.operand(x.transpose(2, 3)).is_contiguous()
+
+
+def test_a_loop_steps_aside_where_what_it_reads_beside_the_map_wants_a_gradient(switched_on):
+    """A loop records no gradient: a weight it would read while autograd records (training
+    with an input that itself needs none) sends the call to PyTorch's ops."""
+    x = torch.randn(1, 8, 4, 4)
+    weight = torch.rand(8, requires_grad=True)
+    assert compiled.loops_for(x, weight) is None
+    with torch.no_grad():
+        assert compiled.loops_for(x, weight) is compiled.built()
+    with torch.inference_mode():
+        assert compiled.loops_for(x, weight) is compiled.built()

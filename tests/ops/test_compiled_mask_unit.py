@@ -1,7 +1,6 @@
-"""Spatial DynConv's compiled mask-unit logits (dynbench.ops.compiled_mask_unit), from the GEMM's
-tap maps and as one stencil over the input: the same logits as PyTorch's ops and as the
-released unit (conv + Linear on the pooled input), the record says which ran, and they step
-aside for counters, traces and training."""
+"""Spatial DynConv's compiled mask-unit logits (dynbench.ops.compiled_mask_unit): the same
+logits as PyTorch's ops and as the released unit (conv + Linear on the pooled input), the
+record says when they ran, and they step aside for counters, traces and training."""
 
 from __future__ import annotations
 
@@ -11,14 +10,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dynbench.models import create_model
 from dynbench.models.masked_blocks import (
-    UNIT_SUFFIXES,
+    COMPILED_UNIT,
     set_execution,
     set_granularity,
     set_mask_source,
     spatial_blocks,
 )
-from dynbench.ops import compiled, dynconv
-from dynbench.ops.dynconv import COMPILED, OPS, STENCIL, STENCIL_MAX_ROWS, MaskSource, MaskUnit
+from dynbench.ops import compiled
+from dynbench.ops.dynconv import MaskSource, MaskUnit
 
 
 def _unit(channels: int, stride: int) -> MaskUnit:
@@ -29,77 +28,46 @@ def _unit(channels: int, stride: int) -> MaskUnit:
     return unit
 
 
-@pytest.mark.parametrize("stencil", [True, False])
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 @pytest.mark.parametrize(
     "stride, size",
-    [
-        (1, (6, 5)), (2, (7, 8)), (2, (8, 8)), (3, (10, 7)), (1, (1, 1)), (2, (1, 2)),
-        (1, (2, 3)), (1, (3, 1)), (1, (1, 4)), (1, (9, 2)),
-    ],
-)  # fmt: skip
+    [(1, (6, 5)), (2, (7, 8)), (2, (8, 8)), (3, (10, 7)), (1, (1, 1)), (2, (1, 2)), (1, (2, 3))],
+)
 def test_compiled_logits_are_the_ops_and_the_released_units(
-    switched_on, monkeypatch, stride, size, layout, batch, stencil
+    switched_on, monkeypatch, stride, size, layout, batch
 ):
-    """Both loops, on maps down to one row or column: the stencil where the rule allows it
-    (stride 1, an NCHW input), the GEMM and its loop otherwise or where the rule is off."""
-    if not stencil:
-        monkeypatch.setattr(dynconv, "STENCIL_MAX_ROWS", 0)
     torch.manual_seed(stride * 31 + size[0] + batch)
     unit = _unit(12, stride)
     x = torch.randn(batch, 12, *size).contiguous(memory_format=layout)
     with torch.inference_mode():
         logits = unit(x)
-        assert unit.ran == (STENCIL if stencil and stride == 1 and x.is_contiguous() else COMPILED)
+        assert unit.compiled
         released = unit.conv(x) + unit.fc(x.mean((2, 3)))[:, :, None, None]
         monkeypatch.setenv(compiled.SWITCH, "0")
         ops = unit(x)
-        assert unit.ran == OPS
+        assert not unit.compiled
     assert logits.shape == released.shape
     torch.testing.assert_close(logits, ops, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(logits, released, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-def test_counters_traces_and_training_see_the_ops(switched_on, stride):
-    unit = _unit(16, stride)
+def test_counters_traces_and_training_see_the_ops(switched_on):
+    unit = _unit(16, 1)
     x = torch.randn(1, 16, 8, 8)
     with torch.inference_mode():
         unit(x)
-        assert unit.ran == (STENCIL if stride == 1 else COMPILED)
+        assert unit.compiled
         with FlopCounterMode(display=False) as counter:
             unit(x)
-        assert unit.ran == OPS  # a dispatch mode must see the products
+        assert not unit.compiled  # a dispatch mode must see the products
         assert counter.get_total_flops() > 0
     with torch.no_grad():
         torch.jit.trace(unit, x, check_trace=False)
-    assert unit.ran == OPS
+    assert not unit.compiled
     unit.train()
     unit(x).sum().backward()  # autograd records the ops
-    assert unit.ran == OPS and unit.conv.weight.grad is not None
-
-
-@pytest.mark.parametrize(
-    "channels, size, stride, ran",
-    [
-        (24, 56, 1, STENCIL),  # MobileNetV2's first masked block: 1344 channel rows
-        (160, 7, 1, STENCIL),
-        (64, 32, 1, STENCIL),  # 2048 rows, the rule's bound
-        (64, 56, 1, COMPILED),  # ResNet-50's first block: 3584 rows
-        (2048, 7, 1, COMPILED),
-        (8, 16, 2, COMPILED),  # a strided unit: the stencil is stride 1 only
-    ],
-)
-def test_the_stencil_runs_on_small_stride_1_inputs(switched_on, channels, size, stride, ran):
-    assert STENCIL_MAX_ROWS == 2048
-    unit = _unit(channels, stride)
-    x = torch.randn(1, channels, size, size)
-    with torch.inference_mode():
-        logits = unit(x)
-        assert unit.ran == ran
-        released = unit.conv(x) + unit.fc(x.mean((2, 3)))[:, :, None, None]
-    torch.testing.assert_close(logits, released, rtol=1e-5, atol=1e-5)
+    assert not unit.compiled and unit.conv.weight.grad is not None
 
 
 def test_a_failed_build_leaves_the_ops_running(monkeypatch):
@@ -109,24 +77,15 @@ def test_a_failed_build_leaves_the_ops_running(monkeypatch):
     x = torch.randn(2, 8, 9, 9)
     with torch.inference_mode():
         logits = unit(x)
-    assert unit.ran == OPS
+    assert not unit.compiled
     torch.testing.assert_close(logits, unit.conv(x) + unit.fc(x.mean((2, 3)))[:, :, None, None])
 
 
-@pytest.mark.parametrize(
-    "name, loops",
-    [
-        ("resnet50_dynconv", {STENCIL, COMPILED}),  # its strided blocks' units run the GEMM
-        ("mobilenetv2_100_dynconv", {STENCIL}),
-    ],
-)
+@pytest.mark.parametrize("name", ["resnet50_dynconv", "mobilenetv2_100_dynconv"])
 @pytest.mark.parametrize("source", [MaskSource("blob", 0.3), MaskSource("blob", 1.0)])
-def test_a_model_with_compiled_units_runs_as_with_the_ops(
-    switched_on, monkeypatch, name, loops, source
-):
+def test_a_model_with_compiled_units_runs_as_with_the_ops(switched_on, monkeypatch, name, source):
     """Sparse (auto) with the compiled units gives the masked output of PyTorch's ops, and
-    every block's record says which of the unit's loops ran (the GEMM's also where a sparse
-    block handed on channels-last maps, which the stencil does not read)."""
+    every block's record says its unit ran compiled."""
     torch.manual_seed(0)
     model = create_model(name).eval()
     x = torch.randn(2, 3, 64, 64)
@@ -134,12 +93,9 @@ def test_a_model_with_compiled_units_runs_as_with_the_ops(
     set_granularity(model, "auto", tile=4)
     with torch.inference_mode():
         sparse = set_execution(model, "sparse")(x)
-        ran = [(b.implementation, b.masker.ran) for b in spatial_blocks(model)]
+        ran = {b.implementation for b in spatial_blocks(model)}
         monkeypatch.setenv(compiled.SWITCH, "0")
         masked = set_execution(model, "masked")(x)
-    for implementation, unit in ran:
-        assert implementation.startswith("sparse/")
-        assert implementation.endswith(UNIT_SUFFIXES[unit])
-    assert loops <= {unit for _, unit in ran} <= {STENCIL, COMPILED}
+    assert all(r.startswith("sparse/") and r.endswith(f"+{COMPILED_UNIT}") for r in ran)
     assert {b.implementation for b in spatial_blocks(model)} == {"masked"}
     torch.testing.assert_close(sparse, masked, rtol=1e-4, atol=1e-4)
