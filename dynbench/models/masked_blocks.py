@@ -190,7 +190,9 @@ class SpatialBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.execution == "dense":
-            self.masks, self.ran = {}, "dense"
+            if self.masks:
+                self.masks = {}
+            set_on_change(self, "ran", "dense")
             return self.block(x)
         ran = "sparse" if self.execution == "sparse" and self.can_run_sparse() else "masked"
         set_on_change(self, "ran", ran)

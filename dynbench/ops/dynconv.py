@@ -109,14 +109,18 @@ class MaskUnit(nn.Module):
     def columns(self, conv_weight: Tensor, fc_weight: Tensor) -> Tensor:
         """(10, C): the 9 taps (ky, kx order) of the conv's weight and the Linear's weight as
         rows; kept across calls while no gradient is recorded and the weights are unchanged."""
-        taps, linear = conv_weight, fc_weight
         if torch.is_grad_enabled():
-            return torch.cat([taps[0].reshape(-1, 9).t(), linear])
-        key = (taps._version, linear._version, taps.data_ptr(), linear.data_ptr())
+            return torch.cat([conv_weight[0].reshape(-1, 9).t(), fc_weight])
+        key = (
+            conv_weight._version,
+            fc_weight._version,
+            conv_weight.data_ptr(),
+            fc_weight.data_ptr(),
+        )
         if self._kept is None or self._kept[0] != key:
             # a normal tensor (usable outside inference mode) that records no gradient
             with torch.inference_mode(False), torch.no_grad():
-                weights = torch.cat([taps[0].reshape(-1, 9).t(), linear])
+                weights = torch.cat([conv_weight[0].reshape(-1, 9).t(), fc_weight])
             self._kept = (key, weights.contiguous())
         return self._kept[1]
 
